@@ -1,0 +1,77 @@
+"""The errors recon-job raises, one per boundary.
+
+Every error is a :class:`ReconError`. ``permanent`` is data, not a subclass: a permanent error
+(bad key, unreadable input, a malformed config value) will fail again on retry, a transient one
+(API down, deadline hit, database locked) is worth retrying. Only ``cli.py`` maps them to exit
+codes: permanent -> 2, transient -> 3.
+
+Messages are written for the person running the job: they name the thing that is wrong and how to
+fix it, and they never contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class ReconError(Exception):
+    """Base of every error recon-job raises on purpose."""
+
+    #: True when retrying cannot help (a bad key, bad input); False for transient faults.
+    permanent: bool = True
+
+    def __init__(self, message: str, *, permanent: bool | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        if permanent is not None:
+            self.permanent = permanent
+        #: A short machine-readable reason (``quota_exhausted``, ``deadline``, ...) for history rows.
+        self.reason = reason or type(self).__name__
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(ReconError):
+    """The configuration is invalid. ``problems`` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        text = (
+            self.problems[0]
+            if len(self.problems) == 1
+            else "configuration has {} problems:\n{}".format(
+                len(self.problems), "\n".join(f"  - {p}" for p in self.problems)
+            )
+        )
+        super().__init__(text, permanent=True, reason="config")
+
+
+class SourceError(ReconError):
+    """A usage source could not deliver its figures. Never to be read as zero usage."""
+
+
+class UsageApiError(SourceError):
+    """OpenAI's Usage or Costs API failed (HTTP error, bad body, pagination loop, deadline)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        reason: str,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, permanent=permanent, reason=reason)
+        #: HTTP status of the failing response, when there was one.
+        self.status = status
+
+
+class LogSourceError(SourceError):
+    """Local logs (files, a database table, a CSV export) could not be read at all."""
+
+
+class StoreError(ReconError):
+    """The history database failed."""
+
+
+class NotifyError(ReconError):
+    """A notification channel failed. ``permanent`` stops retries (a 404 webhook, a refused login)."""

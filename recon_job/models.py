@@ -1,0 +1,263 @@
+"""The data recon-job passes between its stages: frozen dataclasses, Decimal money, UTC days.
+
+Nothing here does I/O or reads the clock. Money is ``Decimal`` USD, never float; tokens and
+requests are ``int``; every datetime is timezone-aware UTC and every day is a UTC calendar day,
+the way OpenAI buckets its Usage and Costs data.
+"""
+
+from __future__ import annotations
+
+import decimal
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Literal
+
+ZERO = Decimal(0)
+#: Sums of money are exact: OpenAI sends amounts with up to 36 decimals, more digits than the
+#: default 28-digit context keeps.
+MONEY = decimal.Context(prec=96)
+
+WindowKind = Literal["daily", "monthly", "range"]
+
+
+def day_start(day: date) -> datetime:
+    """00:00:00 UTC of ``day``."""
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A half-open span of whole UTC days: ``start`` inclusive, ``end`` exclusive."""
+
+    kind: WindowKind
+    #: First UTC day in the window.
+    start: date
+    #: First UTC day after the window (exclusive), like OpenAI's ``end_time``.
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"window end {self.end} must be after its start {self.start}")
+
+    @property
+    def start_at(self) -> datetime:
+        """00:00 UTC on the first day: OpenAI's inclusive ``start_time``."""
+        return day_start(self.start)
+
+    @property
+    def end_at(self) -> datetime:
+        """00:00 UTC after the last day: OpenAI's exclusive ``end_time``."""
+        return day_start(self.end)
+
+    @property
+    def last_day(self) -> date:
+        """The last UTC day inside the window (inclusive)."""
+        return self.end - timedelta(days=1)
+
+    @property
+    def num_days(self) -> int:
+        """How many UTC days the window spans."""
+        return (self.end - self.start).days
+
+    def days(self) -> Iterator[date]:
+        """Every UTC day in the window, oldest first."""
+        for offset in range(self.num_days):
+            yield self.start + timedelta(days=offset)
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, date) and self.start <= day < self.end
+
+    @property
+    def key(self) -> str:
+        """A stable key for the period: ``daily:2026-03-14``, ``monthly:2026-02``, ``range:A..B``."""
+        if self.kind == "daily":
+            return f"daily:{self.start.isoformat()}"
+        if self.kind == "monthly":
+            return f"monthly:{self.start.strftime('%Y-%m')}"
+        return f"range:{self.start.isoformat()}..{self.last_day.isoformat()}"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class UsageKey:
+    """One comparison group: a UTC day, a model, and (when grouped) a project and an API key."""
+
+    #: UTC calendar day of the usage.
+    day: date
+    #: Model name. Sources report it as they see it; the job normalises both sides before comparing.
+    model: str
+    #: OpenAI project id, or None when not grouped by project (or not known).
+    project_id: str | None = None
+    #: OpenAI API key id, or None when not grouped by API key.
+    api_key_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Additive usage counters for one group (or a total)."""
+
+    #: Input (prompt) tokens, cached ones included, as OpenAI counts them.
+    input_tokens: int = 0
+    #: The part of ``input_tokens`` read from the prompt cache.
+    cached_tokens: int = 0
+    #: Output (completion) tokens, reasoning tokens included.
+    output_tokens: int = 0
+    #: Number of model requests.
+    requests: int = 0
+    #: USD. Local side: the logged or estimated cost. OpenAI side: as billed by the Costs API.
+    cost: Decimal = ZERO
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens (cached tokens are inside input already)."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        """Input tokens billed at the full input rate."""
+        return self.input_tokens - self.cached_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            requests=self.requests + other.requests,
+            cost=MONEY.add(self.cost, other.cost),
+        )
+
+
+EMPTY = Usage()
+
+
+def sum_usage(items: Iterator[Usage] | list[Usage] | tuple[Usage, ...]) -> Usage:
+    """The sum of several usages (``EMPTY`` for none)."""
+    total = EMPTY
+    for item in items:
+        total = total + item
+    return total
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """What one source reports for a window: usage per group plus what it could not count."""
+
+    #: Usage per comparison group. Groups with no usage may be absent.
+    groups: Mapping[UsageKey, Usage] = field(default_factory=dict)
+    #: Local records skipped, by reason (``blank_line``, ``malformed_json``, ``missing_tokens`` ...).
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    #: Models whose usage could not be priced (no price, no logged cost), with that usage.
+    #: Their cost is *unknown*, not zero: ``Usage.cost`` of such groups leaves it out.
+    unpriced: Mapping[str, Usage] = field(default_factory=dict)
+    #: Free-form facts about the fetch worth reporting (files read, pages fetched ...).
+    info: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Usage:
+        """The sum over every group."""
+        return sum_usage(list(self.groups.values()))
+
+
+class Status(enum.StrEnum):
+    """Outcome of a comparison, per group and per run."""
+
+    RECONCILED = "reconciled"
+    MISMATCH = "mismatch"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Tolerance:
+    """When a difference counts as a mismatch: over ``threshold_pct`` AND over the floor."""
+
+    #: Percent, relative to OpenAI's figure; a group is a mismatch only when |pct| is above it.
+    threshold_pct: Decimal = Decimal(5)
+    #: USD; cost differences at or below this never count as a mismatch.
+    cost_floor: Decimal = Decimal("0.05")
+    #: Tokens; token differences at or below this never count as a mismatch.
+    token_floor: int = 1000
+    #: Requests; request-count differences at or below this never count as a mismatch.
+    request_floor: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One compared quantity: local vs OpenAI, their difference and its percentage."""
+
+    local: Decimal
+    openai: Decimal
+    #: local - OpenAI (positive: local shows more).
+    difference: Decimal
+    #: Difference as a percent of OpenAI's figure; None when OpenAI's figure is zero.
+    pct: Decimal | None
+    #: True when this metric alone makes the group a mismatch.
+    exceeds: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Every compared quantity of one group (or of the totals)."""
+
+    input_tokens: Metric
+    cached_tokens: Metric
+    output_tokens: Metric
+    tokens: Metric
+    requests: Metric
+    cost: Metric
+
+    @property
+    def exceeds(self) -> bool:
+        """True when a metric that decides the status (tokens, requests, cost) is out of tolerance."""
+        return self.tokens.exceeds or self.requests.exceeds or self.cost.exceeds
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    """The comparison of one day × model [× project] group."""
+
+    key: UsageKey
+    local: Usage
+    openai: Usage
+    comparison: Comparison
+    status: Status
+
+
+@dataclass(frozen=True)
+class ReconResult:
+    """The outcome of reconciling one window."""
+
+    window: Window
+    status: Status
+    tolerance: Tolerance
+    #: Totals over the whole window.
+    local: Usage
+    openai: Usage
+    comparison: Comparison
+    #: Every group, sorted by day, model, project.
+    groups: tuple[GroupResult, ...]
+    #: UTC days of the window not yet settled (OpenAI's figures may still change).
+    pending_days: tuple[date, ...] = ()
+    #: Models (normalised) whose local usage could not be priced, with that usage.
+    unpriced: Mapping[str, Usage] = field(default_factory=dict)
+    #: Skipped local records by reason.
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    #: Facts about the fetch (files read, pages fetched ...).
+    info: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciled(self) -> bool:
+        """True when every settled group is within tolerance and nothing is pending."""
+        return self.status is Status.RECONCILED
+
+    @property
+    def mismatches(self) -> tuple[GroupResult, ...]:
+        """The groups out of tolerance."""
+        return tuple(g for g in self.groups if g.status is Status.MISMATCH)
+
+
+#: How a request was billed. ``standard`` covers OpenAI's ``default``/``auto``/``scale`` tiers.
+Tier = Literal["standard", "batch", "flex", "priority"]
+TIERS: tuple[Tier, ...] = ("standard", "batch", "flex", "priority")
