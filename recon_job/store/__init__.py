@@ -1,0 +1,14 @@
+"""The history database: every run, its window, status, totals and per-group rows.
+
+SQLAlchemy 2 on SQLite (default, ``sqlite:///recon_history.db``) or PostgreSQL, with the schema
+created and upgraded by the Alembic migrations shipped in ``migrations/``. Only this package
+touches the history database; everything else goes through :class:`HistoryStore`.
+"""
+
+from __future__ import annotations
+
+from recon_job.store.engine import DEFAULT_URL
+from recon_job.store.history import HistoryStore
+from recon_job.store.records import Difference, GroupRecord, RunRecord, RunStatus
+
+__all__ = ["DEFAULT_URL", "Difference", "GroupRecord", "HistoryStore", "RunRecord", "RunStatus"]

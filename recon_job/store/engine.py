@@ -1,0 +1,168 @@
+"""Engine creation for SQLite and PostgreSQL, and translation of database errors to StoreError.
+
+SQLite is set up the way SQLAlchemy's documentation and reliability.md §7.1 recommend: WAL (readers
+and the writer do not block each other), a busy timeout (a second writer waits instead of
+failing), foreign keys on, and the ``sqlite3`` driver's own transaction handling switched off so
+that SQLAlchemy emits ``BEGIN`` itself — ``BEGIN IMMEDIATE`` for writers, which takes the write
+lock up front and so avoids ``SQLITE_BUSY_SNAPSHOT`` that no busy timeout can wait out.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from recon_job.errors import StoreError
+
+DEFAULT_URL = "sqlite:///recon_history.db"
+"""History database used when none is configured: a file in the working directory."""
+
+#: Execution option marking an engine whose transactions write (SQLite: ``BEGIN IMMEDIATE``).
+WRITE_OPTION = "recon_write"
+
+URL_HELP = (
+    "expected sqlite:///relative/path.db, sqlite:////absolute/path.db, or "
+    "postgresql+psycopg://user:password@host:5432/dbname "
+    "(PostgreSQL needs: pip install 'recon-job[postgres]')"
+)
+
+# Connection failures PostgreSQL reports as OperationalError that retrying cannot fix.
+_PERMANENT_MARKERS = (
+    "password authentication failed",
+    "no pg_hba.conf entry",
+    "does not exist",
+    "unable to open database file",
+    "file is not a database",
+    "readonly database",
+)
+
+_USERINFO = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
+
+
+def redact_url_text(text: str) -> str:
+    """Hide the password of any URL written inside ``text`` (for URLs too broken to parse)."""
+    return _USERINFO.sub(r"\1:***@", text)
+
+
+def parse_url(url: str) -> URL:
+    """Parse a database URL; ``postgresql://`` and ``postgres://`` mean psycopg 3.
+
+    Raises a permanent ``StoreError`` saying which forms are expected when it cannot be parsed.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as e:
+        raise StoreError(
+            f"cannot parse history database URL {redact_url_text(url)!r}: {URL_HELP}",
+            permanent=True,
+            reason="store_bad_url",
+        ) from e
+    # psycopg 3 is the PostgreSQL driver recon-job ships; SQLAlchemy's default is psycopg2.
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def display_url(url: URL) -> str:
+    """The URL as it may appear in messages and logs: never with its password."""
+    return url.render_as_string(hide_password=True)
+
+
+def create_store_engine(url: URL, *, busy_timeout: float) -> Engine:
+    """Create the engine for ``url``, with the SQLite pragmas and BEGIN handling installed.
+
+    Raises a permanent ``StoreError`` for an unknown dialect or a driver that is not installed.
+    Does not connect.
+    """
+    kwargs: dict[str, Any] = {}
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        database = url.database or ""
+        in_memory = database in ("", ":memory:") or url.query.get("mode") == "memory"
+        if in_memory:
+            # One shared connection, or every checkout would see a new, empty database.
+            kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"] = {"check_same_thread": False}
+        elif not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    elif backend == "postgresql" and "connect_timeout" not in url.query:
+        # A server that drops packets would otherwise hang the run for the OS TCP timeout.
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        engine = create_engine(url, pool_pre_ping=backend != "sqlite", **kwargs)
+    except (exc.ArgumentError, ImportError) as e:
+        raise StoreError(
+            f"cannot use history database {display_url(url)}: {_first_line(e)}; {URL_HELP}",
+            permanent=True,
+            reason="store_bad_url",
+        ) from e
+    if backend == "sqlite":
+        _install_sqlite_listeners(engine, busy_timeout=busy_timeout)
+    return engine
+
+
+def _install_sqlite_listeners(engine: Engine, *, busy_timeout: float) -> None:
+    """The SQLAlchemy-documented recipe for real transactions on pysqlite, plus our pragmas."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        assert isinstance(dbapi_connection, sqlite3.Connection)
+        # Stop the driver from emitting BEGIN (late, and only before DML); we emit it ourselves.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: switching a new file to WAL needs a lock another opener may hold.
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # In WAL, NORMAL is durable against application crashes and much cheaper than FULL.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def to_store_error(error: BaseException, *, url: URL, action: str) -> StoreError:
+    """Translate a SQLAlchemy (or Alembic) error into a readable ``StoreError``.
+
+    Operational failures (database locked, server unreachable, connection dropped) are transient;
+    bad credentials, a missing database and everything else (constraint violations, bad data)
+    are permanent. The message names the database without its password.
+    """
+    detail = _first_line(error.orig if isinstance(error, exc.StatementError) else error)
+    transient = isinstance(error, exc.OperationalError | exc.InterfaceError | exc.TimeoutError) or (
+        isinstance(error, exc.DBAPIError) and error.connection_invalidated
+    )
+    if any(marker in detail.lower() for marker in _PERMANENT_MARKERS):
+        transient = False
+    hint = ""
+    if "database is locked" in detail:
+        hint = " (another process held the write lock longer than the busy timeout; retry)"
+    message = f"history database {display_url(url)}: could not {action}: {detail}{hint}"
+    if url.password:
+        message = message.replace(str(url.password), "***")
+    return StoreError(
+        redact_url_text(message),
+        permanent=not transient,
+        reason="store_unavailable" if transient else "store_error",
+    )
+
+
+def _first_line(error: BaseException | None) -> str:
+    """The first line of an error's text (drivers append SQL, parameters and hints below it)."""
+    text = str(error).strip() if error is not None else ""
+    if not text:
+        return type(error).__name__
+    return text.splitlines()[0].strip()

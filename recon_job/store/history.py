@@ -1,0 +1,279 @@
+"""The history of every reconciliation run, in SQLite or PostgreSQL.
+
+``HistoryStore`` is the only thing in recon-job that touches the history database. A run is
+recorded in two steps so that a crash always leaves evidence: ``start_run`` commits a ``running``
+row at once; ``finish_run`` (or ``fail_run``) later sets its outcome — totals and every group row
+in one transaction. Running the same window again adds a new run; nothing is overwritten.
+
+Every database error leaves this module as a :class:`~recon_job.errors.StoreError` naming the
+database without its password: transient (``permanent=False``) when the database is locked or
+unreachable, permanent otherwise.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import structlog
+from alembic.util.exc import CommandError
+from sqlalchemy import exc, insert, select
+from sqlalchemy.orm import Session
+
+from recon_job.errors import StoreError
+from recon_job.models import Comparison, ReconResult, Usage, Window
+from recon_job.store import migrate
+from recon_job.store.engine import (
+    DEFAULT_URL,
+    WRITE_OPTION,
+    create_store_engine,
+    display_url,
+    parse_url,
+    to_store_error,
+)
+from recon_job.store.records import (
+    GroupRecord,
+    RunRecord,
+    RunStatus,
+    dumps,
+    group_record,
+    integral,
+    run_record,
+    usage_to_json,
+)
+from recon_job.store.schema import Run, RunGroup
+
+log = structlog.get_logger(__name__)
+
+EVENT_OPENED = "store.opened"
+EVENT_SCHEMA_UPGRADED = "store.schema.upgraded"
+EVENT_RUN_STARTED = "store.run.started"
+EVENT_RUN_FINISHED = "store.run.finished"
+EVENT_RUN_FAILED = "store.run.failed"
+
+
+def _tool_version() -> str:
+    try:
+        return importlib.metadata.version("recon-job")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class HistoryStore:
+    """Runs and their per-group results, stored through SQLAlchemy.
+
+    Opening a store creates the database schema, or upgrades it to the newest migration; that
+    is idempotent and safe when several processes open the same database at once. Timestamps
+    are passed in (the store never reads the clock) and must be timezone-aware.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        busy_timeout: float = 5.0,
+        tool_version: str | None = None,
+    ) -> None:
+        """Open the history database at ``url`` and bring its schema to head.
+
+        ``url`` is a SQLAlchemy URL: ``sqlite:///recon_history.db`` (relative to the working
+        directory; parent directories are created), ``sqlite://`` (in memory, for tests), or
+        ``postgresql+psycopg://user:password@host/db``. ``busy_timeout`` is how long, in
+        seconds, a SQLite writer waits for another writer before giving up.
+
+        Raises ``StoreError``: permanent for a bad URL, a missing driver or an unknown schema
+        revision; transient when the database is locked or unreachable.
+        """
+        self._url = parse_url(url)
+        self.url = display_url(self._url)
+        """The database URL, password hidden."""
+        self._tool_version = tool_version or _tool_version()
+        self._engine = create_store_engine(self._url, busy_timeout=busy_timeout)
+        # Same pool; on SQLite its transactions begin with BEGIN IMMEDIATE.
+        self._writer = self._engine.execution_options(**{WRITE_OPTION: True})
+        try:
+            with self._errors("create or upgrade the schema"):
+                before, after = migrate.upgrade(self._engine, self._writer)
+        except BaseException:
+            self._engine.dispose()
+            raise
+        if before != after:
+            log.info(EVENT_SCHEMA_UPGRADED, database=self.url, before=before, after=after)
+        log.debug(EVENT_OPENED, database=self.url, revision=after)
+
+    @classmethod
+    def open(cls, url: str = DEFAULT_URL, **options: Any) -> HistoryStore:
+        """Same as ``HistoryStore(url, ...)``."""
+        return cls(url, **options)
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    def start_run(self, window: Window, *, started_at: datetime, trigger: str) -> int:
+        """Record a new ``running`` run for ``window``, committed at once; return its id."""
+        with self._errors("start a run"), self._write() as session:
+            run = Run(
+                window_kind=window.kind,
+                window_start=window.start,
+                window_end=window.end,
+                window_key=window.key,
+                status=RunStatus.RUNNING.value,
+                trigger=trigger,
+                started_at=started_at,
+                tool_version=self._tool_version,
+            )
+            session.add(run)
+            session.flush()
+            run_id = run.id
+        log.debug(EVENT_RUN_STARTED, run_id=run_id, window=window.key, trigger=trigger)
+        return run_id
+
+    def finish_run(self, run_id: int, result: ReconResult, *, finished_at: datetime) -> None:
+        """Store the outcome of a running run: status, totals and every group, atomically.
+
+        Raises a permanent ``StoreError`` if the run does not exist or is no longer running.
+        """
+        with self._errors(f"finish run {run_id}"), self._write() as session:
+            run = self._running(session, run_id)
+            tolerance = result.tolerance
+            values: dict[str, Any] = {
+                "status": RunStatus(result.status.value).value,
+                "finished_at": finished_at,
+                "threshold_pct": tolerance.threshold_pct,
+                "cost_floor": tolerance.cost_floor,
+                "token_floor": tolerance.token_floor,
+                "request_floor": tolerance.request_floor,
+                **_usage_columns("local", result.local),
+                **_usage_columns("openai", result.openai),
+                **_difference_columns(result.comparison),
+                "group_count": len(result.groups),
+                "mismatch_count": len(result.mismatches),
+                "pending_days": dumps([d.isoformat() for d in result.pending_days]),
+                "skipped": dumps(dict(result.skipped)),
+                "unpriced": dumps({m: usage_to_json(u) for m, u in result.unpriced.items()}),
+                "info": dumps(dict(result.info)),
+            }
+            for name, value in values.items():
+                setattr(run, name, value)
+            rows = [
+                {
+                    "run_id": run_id,
+                    "day": group.key.day,
+                    "model": group.key.model,
+                    "project_id": group.key.project_id,
+                    "api_key_id": group.key.api_key_id,
+                    **_usage_columns("local", group.local),
+                    **_usage_columns("openai", group.openai),
+                    **_difference_columns(group.comparison),
+                    "status": group.status.value,
+                }
+                for group in result.groups
+            ]
+            if rows:
+                session.execute(insert(RunGroup), rows)
+        log.debug(
+            EVENT_RUN_FINISHED, run_id=run_id, status=result.status.value, groups=len(result.groups)
+        )
+
+    def fail_run(self, run_id: int, *, reason: str, message: str, finished_at: datetime) -> None:
+        """Mark a running run ``failed``; its totals stay NULL and it gets no group rows.
+
+        ``message`` must already be redacted: it is stored as given.
+        """
+        with self._errors(f"record the failure of run {run_id}"), self._write() as session:
+            run = self._running(session, run_id)
+            run.status = RunStatus.FAILED.value
+            run.finished_at = finished_at
+            run.error_reason = reason
+            run.error_message = message
+        log.debug(EVENT_RUN_FAILED, run_id=run_id, reason=reason)
+
+    def list_runs(self, limit: int = 20) -> list[RunRecord]:
+        """The ``limit`` most recent runs, newest first."""
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        query = select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)
+        with self._errors("list runs"), self._read() as session:
+            return [run_record(row) for row in session.scalars(query)]
+
+    def get_run(self, run_id: int) -> RunRecord | None:
+        """One run, or None if there is no run with that id."""
+        with self._errors(f"read run {run_id}"), self._read() as session:
+            row = session.get(Run, run_id)
+            return run_record(row) if row is not None else None
+
+    def run_groups(self, run_id: int) -> list[GroupRecord]:
+        """The group rows of a run, in the order the result listed them (empty if none)."""
+        query = select(RunGroup).where(RunGroup.run_id == run_id).order_by(RunGroup.id)
+        with self._errors(f"read the groups of run {run_id}"), self._read() as session:
+            return [group_record(row) for row in session.scalars(query)]
+
+    @staticmethod
+    def _running(session: Session, run_id: int) -> Run:
+        """The run row, locked for update; a StoreError unless it exists and is running."""
+        run = session.get(Run, run_id, with_for_update=True)
+        if run is None:
+            raise StoreError(f"there is no run {run_id} in the history", permanent=True)
+        if run.status != RunStatus.RUNNING:
+            # Another process may have marked it (later: interrupted/abandoned); don't overwrite.
+            raise StoreError(
+                f"run {run_id} is already {run.status}; refusing to overwrite it", permanent=True
+            )
+        return run
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A session in one writer transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
+        with Session(self._writer) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A session in one read transaction."""
+        with Session(self._engine) as session, session.begin():
+            yield session
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Translate database errors raised inside the block into StoreError."""
+        try:
+            yield
+        except (exc.SQLAlchemyError, CommandError) as e:
+            raise to_store_error(e, url=self._url, action=action) from e
+
+
+def _usage_columns(side: str, usage: Usage) -> dict[str, Any]:
+    return {
+        f"{side}_input_tokens": usage.input_tokens,
+        f"{side}_cached_tokens": usage.cached_tokens,
+        f"{side}_output_tokens": usage.output_tokens,
+        f"{side}_requests": usage.requests,
+        f"{side}_cost": usage.cost,
+    }
+
+
+def _difference_columns(comparison: Comparison) -> dict[str, Any]:
+    return {
+        "diff_tokens": integral(comparison.tokens, "tokens"),
+        "diff_requests": integral(comparison.requests, "requests"),
+        "diff_cost": comparison.cost.difference,
+        "tokens_pct": comparison.tokens.pct,
+        "requests_pct": comparison.requests.pct,
+        "cost_pct": comparison.cost.pct,
+    }

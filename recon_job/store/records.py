@@ -1,0 +1,217 @@
+"""What the history store hands back: frozen records of past runs and their groups.
+
+Records are detached from the database: plain frozen dataclasses built from the rows, with
+money as ``Decimal``, timestamps as aware UTC datetimes and totals as ``Usage`` values.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, cast
+
+from recon_job.models import Metric, Status, Tolerance, Usage, UsageKey, Window, WindowKind
+from recon_job.store.schema import Run, RunGroup
+
+
+class RunStatus(enum.StrEnum):
+    """State of a run in the history: ``running`` until it finishes, then its outcome."""
+
+    RUNNING = "running"
+    RECONCILED = "reconciled"
+    MISMATCH = "mismatch"
+    PENDING = "pending"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """Local minus OpenAI, and that difference as a percent of OpenAI's figure."""
+
+    #: Total tokens (input + output), local - OpenAI.
+    tokens: int
+    #: Requests, local - OpenAI.
+    requests: int
+    #: USD, local - OpenAI.
+    cost: Decimal
+    #: Percent of OpenAI's tokens; None when OpenAI's figure is zero.
+    tokens_pct: Decimal | None
+    #: Percent of OpenAI's requests; None when OpenAI's figure is zero.
+    requests_pct: Decimal | None
+    #: Percent of OpenAI's cost; None when OpenAI's figure is zero.
+    cost_pct: Decimal | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    """One stored day x model [x project x API key] group of a finished run."""
+
+    run_id: int
+    key: UsageKey
+    local: Usage
+    openai: Usage
+    difference: Difference
+    status: Status
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One stored run. Totals are None while it runs and when it failed (never zero)."""
+
+    id: int
+    window: Window
+    #: ``Window.key`` at the time of the run.
+    window_key: str
+    status: RunStatus
+    #: What started the run (``cli``, ``daemon``, a command line ...).
+    trigger: str
+    #: Aware UTC.
+    started_at: datetime
+    #: Aware UTC; None while running (or when the process died mid-run).
+    finished_at: datetime | None
+    #: recon-job version that wrote the run.
+    tool_version: str
+    #: Short machine-readable failure reason (``quota_exhausted``, ``deadline`` ...).
+    error_reason: str | None = None
+    #: Readable failure message, redacted before it was stored.
+    error_message: str | None = None
+    #: The tolerance the run was judged by (None until finished, and for failed runs).
+    tolerance: Tolerance | None = None
+    local: Usage | None = None
+    openai: Usage | None = None
+    difference: Difference | None = None
+    group_count: int | None = None
+    mismatch_count: int | None = None
+    pending_days: tuple[date, ...] = ()
+    skipped: Mapping[str, int] = field(default_factory=dict)
+    unpriced: Mapping[str, Usage] = field(default_factory=dict)
+    info: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def threshold_pct(self) -> Decimal | None:
+        """The mismatch threshold in percent, when the run finished."""
+        return self.tolerance.threshold_pct if self.tolerance is not None else None
+
+
+_DEFAULT_TOLERANCE = Tolerance()
+
+
+def integral(metric: Metric, name: str) -> int:
+    """A token or request difference as ``int`` (compare keeps every metric as ``Decimal``)."""
+    value = metric.difference
+    if value != value.to_integral_value():
+        raise ValueError(f"{name} difference {value} is not a whole number")
+    return int(value)
+
+
+def usage_to_json(usage: Usage) -> dict[str, Any]:
+    """A ``Usage`` as JSON-ready values (cost as an exact decimal string)."""
+    return {
+        "input_tokens": usage.input_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "output_tokens": usage.output_tokens,
+        "requests": usage.requests,
+        "cost": format(usage.cost, "f"),
+    }
+
+
+def dumps(value: object) -> str:
+    """Stable JSON text for the JSON columns."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def run_record(row: Run) -> RunRecord:
+    """Build a ``RunRecord`` from a ``runs`` row."""
+    tolerance = None
+    if row.threshold_pct is not None:
+        tolerance = Tolerance(
+            threshold_pct=row.threshold_pct,
+            cost_floor=_DEFAULT_TOLERANCE.cost_floor if row.cost_floor is None else row.cost_floor,
+            token_floor=_DEFAULT_TOLERANCE.token_floor
+            if row.token_floor is None
+            else row.token_floor,
+            request_floor=(
+                _DEFAULT_TOLERANCE.request_floor if row.request_floor is None else row.request_floor
+            ),
+        )
+    local = openai = difference = None
+    if row.local_cost is not None and row.openai_cost is not None:
+        local = _usage(row, "local")
+        openai = _usage(row, "openai")
+        difference = Difference(
+            tokens=_int(row.diff_tokens),
+            requests=_int(row.diff_requests),
+            cost=row.diff_cost if row.diff_cost is not None else Decimal(0),
+            tokens_pct=row.tokens_pct,
+            requests_pct=row.requests_pct,
+            cost_pct=row.cost_pct,
+        )
+    unpriced = {
+        model: Usage(**{**fields, "cost": Decimal(fields["cost"])})
+        for model, fields in _loads(row.unpriced).items()
+    }
+    return RunRecord(
+        id=row.id,
+        window=Window(cast(WindowKind, row.window_kind), row.window_start, row.window_end),
+        window_key=row.window_key,
+        status=RunStatus(row.status),
+        trigger=row.trigger,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        tool_version=row.tool_version,
+        error_reason=row.error_reason,
+        error_message=row.error_message,
+        tolerance=tolerance,
+        local=local,
+        openai=openai,
+        difference=difference,
+        group_count=row.group_count,
+        mismatch_count=row.mismatch_count,
+        pending_days=tuple(date.fromisoformat(d) for d in _loads(row.pending_days, [])),
+        skipped=_loads(row.skipped),
+        unpriced=unpriced,
+        info=_loads(row.info),
+    )
+
+
+def group_record(row: RunGroup) -> GroupRecord:
+    """Build a ``GroupRecord`` from a ``run_groups`` row."""
+    return GroupRecord(
+        run_id=row.run_id,
+        key=UsageKey(row.day, row.model, row.project_id, row.api_key_id),
+        local=_usage(row, "local"),
+        openai=_usage(row, "openai"),
+        difference=Difference(
+            tokens=row.diff_tokens,
+            requests=row.diff_requests,
+            cost=row.diff_cost,
+            tokens_pct=row.tokens_pct,
+            requests_pct=row.requests_pct,
+            cost_pct=row.cost_pct,
+        ),
+        status=Status(row.status),
+    )
+
+
+def _usage(row: Run | RunGroup, side: str) -> Usage:
+    return Usage(
+        input_tokens=_int(getattr(row, f"{side}_input_tokens")),
+        cached_tokens=_int(getattr(row, f"{side}_cached_tokens")),
+        output_tokens=_int(getattr(row, f"{side}_output_tokens")),
+        requests=_int(getattr(row, f"{side}_requests")),
+        cost=getattr(row, f"{side}_cost"),
+    )
+
+
+def _int(value: int | None) -> int:
+    return int(value) if value is not None else 0
+
+
+def _loads(text: str | None, default: Any = None) -> Any:
+    if text is None:
+        return {} if default is None else default
+    return json.loads(text)

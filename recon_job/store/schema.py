@@ -1,0 +1,143 @@
+"""The history tables, as typed SQLAlchemy ORM classes.
+
+These classes describe the schema at the newest migration; the migrations under
+``migrations/versions/`` are what actually create it, and every change here needs a new
+migration. Two rules keep later migrations painless on SQLite, which can only add columns:
+
+* status columns are free text validated in Python, not CHECK constraints, so new run states
+  (``interrupted``, ``abandoned``, ``skipped``) need no table rebuild;
+* every constraint has a name (see ``NAMING_CONVENTION``), so Alembic batch mode can find it.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from recon_job.store.types import ExactDecimal, UTCDateTime
+
+#: Constraint names Alembic can refer to later (SQLite batch migrations need them).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: SQLite only aliases the rowid for ``INTEGER PRIMARY KEY``; PostgreSQL gets a 64-bit id.
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the history tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads this class attribute as is
+        int: BigInteger(),
+        Decimal: ExactDecimal(),
+        datetime: UTCDateTime(),
+        date: Date(),
+    }
+
+
+class Run(Base):
+    """One reconciliation run: its window, state, totals and what it skipped.
+
+    Totals, differences and counts stay NULL until the run finishes, and stay NULL for a failed
+    run: a failed fetch is never recorded as zero usage.
+    """
+
+    __tablename__ = "runs"
+    # AUTOINCREMENT: never reuse the id of a deleted run (notifications will refer to run ids).
+    __table_args__ = (
+        Index("ix_runs_window_key_started_at", "window_key", "started_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    window_kind: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[date]
+    #: Exclusive, like ``Window.end``.
+    window_end: Mapped[date]
+    #: ``Window.key``: ``daily:2026-03-14``, ``monthly:2026-02``, ``range:A..B``.
+    window_key: Mapped[str] = mapped_column(String(64))
+    #: A ``RunStatus`` value.
+    status: Mapped[str] = mapped_column(String(16))
+    #: What started the run (``cli``, ``daemon``, the command line ...).
+    trigger: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    error_reason: Mapped[str | None] = mapped_column(String(100))
+    #: Already redacted by the caller.
+    error_message: Mapped[str | None] = mapped_column(Text)
+    tool_version: Mapped[str] = mapped_column(String(32))
+
+    threshold_pct: Mapped[Decimal | None]
+    cost_floor: Mapped[Decimal | None]
+    token_floor: Mapped[int | None]
+    request_floor: Mapped[int | None]
+
+    local_input_tokens: Mapped[int | None]
+    local_cached_tokens: Mapped[int | None]
+    local_output_tokens: Mapped[int | None]
+    local_requests: Mapped[int | None]
+    local_cost: Mapped[Decimal | None]
+    openai_input_tokens: Mapped[int | None]
+    openai_cached_tokens: Mapped[int | None]
+    openai_output_tokens: Mapped[int | None]
+    openai_requests: Mapped[int | None]
+    openai_cost: Mapped[Decimal | None]
+    diff_tokens: Mapped[int | None]
+    diff_requests: Mapped[int | None]
+    diff_cost: Mapped[Decimal | None]
+    tokens_pct: Mapped[Decimal | None]
+    requests_pct: Mapped[Decimal | None]
+    cost_pct: Mapped[Decimal | None]
+
+    group_count: Mapped[int | None] = mapped_column(Integer)
+    mismatch_count: Mapped[int | None] = mapped_column(Integer)
+    #: JSON list of ISO dates not yet settled.
+    pending_days: Mapped[str | None] = mapped_column(Text)
+    #: JSON object: skipped local records by reason.
+    skipped: Mapped[str | None] = mapped_column(Text)
+    #: JSON object: model -> usage (cost as a decimal string) that could not be priced.
+    unpriced: Mapped[str | None] = mapped_column(Text)
+    #: JSON object: facts about the fetch.
+    info: Mapped[str | None] = mapped_column(Text)
+
+
+class RunGroup(Base):
+    """One day x model [x project x API key] group of a finished run."""
+
+    __tablename__ = "run_groups"
+    __table_args__ = (Index("ix_run_groups_run_id", "run_id"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(_ID, ForeignKey("runs.id", ondelete="CASCADE"))
+    day: Mapped[date]
+    model: Mapped[str] = mapped_column(String(200))
+    project_id: Mapped[str | None] = mapped_column(String(200))
+    api_key_id: Mapped[str | None] = mapped_column(String(200))
+
+    local_input_tokens: Mapped[int]
+    local_cached_tokens: Mapped[int]
+    local_output_tokens: Mapped[int]
+    local_requests: Mapped[int]
+    local_cost: Mapped[Decimal]
+    openai_input_tokens: Mapped[int]
+    openai_cached_tokens: Mapped[int]
+    openai_output_tokens: Mapped[int]
+    openai_requests: Mapped[int]
+    openai_cost: Mapped[Decimal]
+    diff_tokens: Mapped[int]
+    diff_requests: Mapped[int]
+    diff_cost: Mapped[Decimal]
+    tokens_pct: Mapped[Decimal | None]
+    requests_pct: Mapped[Decimal | None]
+    cost_pct: Mapped[Decimal | None]
+    #: A ``recon_job.models.Status`` value.
+    status: Mapped[str] = mapped_column(String(16))
