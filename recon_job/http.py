@@ -1,0 +1,332 @@
+"""The one ``requests.Session`` factory every outbound HTTP call in recon-job goes through.
+
+Why a factory and not bare ``requests.get``: requests never retries and never times out on its
+own ("Failure to do so can cause your program to hang indefinitely", requests quickstart), so
+every session made here mounts a urllib3 ``Retry`` with the rules of reliability.md §5.2:
+
+* only ``GET`` is retried by the adapter — a ``POST`` (a webhook, a Pushgateway push) is never
+  replayed behind the caller's back;
+* 500/502/503/504 and connect/read failures are retried with exponential backoff and jitter;
+* 429 is retried **only** when the server sent ``Retry-After`` — OpenAI omits it for 429s that
+  "require user action" (``insufficient_quota``), and retrying those only burns the budget;
+* ``Retry-After`` is honoured, including the fractional seconds stock urllib3 crashes on
+  (``InvalidHeader: Invalid Retry-After header: 1.5``, verified in reliability.md §5.1) and
+  HTTP-dates, but a delay longer than ``max_retry_after`` is *not* slept: the response goes
+  back to the caller, which fails with a clear "rate limited for N s" error instead of sleeping
+  for hours (urllib3 only clamps at 6 h);
+* with a :class:`Deadline`, a retry whose sleep would pass the deadline is not attempted.
+
+The session sets no timeout itself — requests has no session-wide timeout. **Every caller must
+pass** ``timeout=(connect, read)``, preferably from :func:`timeout_for` so that it never
+exceeds what is left of the run's deadline.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import importlib.metadata
+import math
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any, Final, Self, cast
+
+import requests
+import structlog
+import urllib3.exceptions
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
+from urllib3.util.retry import Retry
+
+from recon_job.errors import UsageApiError
+
+log = structlog.get_logger(__name__)
+
+#: Logged when the adapter is about to sleep and retry.
+EVENT_RETRY_SCHEDULED: Final = "http.retry.scheduled"
+#: Logged when a retryable response is handed back because its delay is too long.
+EVENT_RETRY_REFUSED: Final = "http.retry.refused"
+
+#: Statuses retried with backoff whatever the headers say.
+RETRY_STATUSES: Final = (500, 502, 503, 504)
+#: Default cap on a server-requested ``Retry-After`` delay, in seconds (the OpenAI SDK uses 60).
+DEFAULT_MAX_RETRY_AFTER: Final = 60.0
+
+_SECONDS = re.compile(r"^\s*(?:\d+(?:\.\d*)?|\.\d+)\s*$")
+
+
+def _default_user_agent() -> str:
+    try:
+        version = importlib.metadata.version("recon-job")
+    except importlib.metadata.PackageNotFoundError:
+        version = "0"
+    return f"recon-job/{version}"
+
+
+class Deadline:
+    """A wall-clock budget for a whole operation (a fetch of every page, say).
+
+    Read and connect timeouts are per socket operation, not wall clock ("Neither the connect nor
+    read timeouts are wall clock", requests docs), so a slow-dripping server can outlast any
+    timeout; a deadline checked between pages and body chunks bounds the whole fetch.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        #: The budget, in seconds.
+        self.seconds = seconds
+        self._clock = clock
+        self._expires_at = clock() + seconds
+
+    def remaining(self) -> float:
+        """Seconds left (0.0 once expired)."""
+        return max(0.0, self._expires_at - self._clock())
+
+    @property
+    def expired(self) -> bool:
+        """True once no time is left."""
+        return self.remaining() <= 0.0
+
+    def check(self, what: str) -> None:
+        """Raise a transient ``UsageApiError`` (reason ``deadline``) if the deadline has passed.
+
+        ``what`` names the step that could not start, for the message ("fetching page 3 ...").
+        """
+        if self.expired:
+            raise UsageApiError(
+                f"gave up {what}: the deadline of {self.seconds:g} s has passed",
+                permanent=False,
+                reason="deadline",
+            )
+
+    def __repr__(self) -> str:
+        return f"Deadline(seconds={self.seconds:g}, remaining={self.remaining():.3f})"
+
+
+def timeout_for(deadline: Deadline | None, connect: float, read: float) -> tuple[float, float]:
+    """The ``(connect, read)`` timeout for the next request, capped by what the deadline leaves.
+
+    Raises ``UsageApiError`` (reason ``deadline``) when the deadline has already passed: a
+    timeout of 0 would make the socket non-blocking rather than fail fast.
+    """
+    if deadline is None:
+        return (connect, read)
+    deadline.check("sending a request")
+    remaining = deadline.remaining()
+    return (min(connect, remaining), min(read, remaining))
+
+
+def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, or None if it is not a valid value.
+
+    Accepts integer and fractional seconds ("1.5": RFC 9110 says integer, but real servers and
+    the OpenAI SDK use fractions) and HTTP-dates (relative to ``now``, epoch seconds, default
+    ``time.time()``). Negative results become 0.
+    """
+    if _SECONDS.match(value):
+        seconds = float(value)
+        return seconds if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # RFC 5322 "-0000": UTC, origin unknown
+    reference = time.time() if now is None else now
+    return max(0.0, when.timestamp() - reference)
+
+
+class _RetryRefusedError(urllib3.exceptions.HTTPError):
+    """Reason of the ``MaxRetryError`` raised when a retry is refused (too long, deadline)."""
+
+    def __init__(self, message: str, original: Exception | None) -> None:
+        super().__init__(message)
+        #: The connection error that would have been retried, if any.
+        self.original = original
+
+
+def _stop(
+    pool: ConnectionPool | None, url: str | None, reason: Exception
+) -> urllib3.exceptions.MaxRetryError:
+    # urllib3 raises MaxRetryError with a possibly-None pool itself (retry.py); with
+    # raise_on_status=False it hands the last response back to the caller instead.
+    return urllib3.exceptions.MaxRetryError(cast(ConnectionPool, pool), url, reason)
+
+
+class DeadlineRetryStop(_RetryRefusedError):
+    """A retry was not attempted because its sleep would pass the deadline."""
+
+
+class CappedRetry(Retry):
+    """urllib3 ``Retry`` that tolerates fractional ``Retry-After`` and refuses over-long waits.
+
+    Extra parameters: ``max_retry_after`` (seconds; a longer server-requested delay is not
+    slept, the response is returned instead), ``deadline`` (retries that would sleep past it are
+    not attempted) and ``wall_clock`` (epoch seconds, for HTTP-date ``Retry-After`` values).
+    ``new()`` carries them over, since urllib3 copies the object on every increment.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        deadline: Deadline | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+        self.deadline = deadline
+        self.wall_clock = wall_clock
+
+    def new(self, **kw: Any) -> Self:
+        """A copy with ``kw`` changed; keeps the extra parameters (urllib3's ``new`` would not)."""
+        kw.setdefault("max_retry_after", self.max_retry_after)
+        kw.setdefault("deadline", self.deadline)
+        kw.setdefault("wall_clock", self.wall_clock)
+        return super().new(**kw)
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """Seconds from a ``Retry-After`` value; fractions allowed, never clamped to 6 h."""
+        seconds = parse_retry_after(retry_after, now=self.wall_clock())
+        if seconds is None:
+            raise urllib3.exceptions.InvalidHeader(f"Invalid Retry-After header: {retry_after}")
+        return seconds
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
+        """The ``Retry-After`` delay, or None when absent or unparseable (then: backoff)."""
+        value = response.headers.get("Retry-After")
+        if value is None:
+            return None
+        return parse_retry_after(value, now=self.wall_clock())
+
+    def _max_backoff(self) -> float:
+        # Upper bound of what ``get_backoff_time`` may return (it adds random jitter).
+        base = self.get_backoff_time()
+        if base <= 0:
+            return 0.0
+        return min(self.backoff_max, base + self.backoff_jitter)
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: Any = None,
+    ) -> Self:
+        """Count one retry, or raise ``MaxRetryError`` to stop (the response is then returned)."""
+        retry_after = None
+        if response is not None and error is None:
+            retry_after = self.get_retry_after(response)
+            status = response.status
+            if retry_after is None and status not in self.status_forcelist:
+                # A 429/413 whose Retry-After did not parse: urllib3 saw the header and would
+                # retry; treat it as absent and hand the response back.
+                raise _stop(_pool, url, _RetryRefusedError("unusable Retry-After header", None))
+            if retry_after is not None and retry_after > self.max_retry_after:
+                log.warning(
+                    EVENT_RETRY_REFUSED,
+                    status=status,
+                    retry_after=retry_after,
+                    max_retry_after=self.max_retry_after,
+                )
+                raise _stop(_pool, url, _RetryRefusedError("Retry-After beyond the cap", None))
+        new = super().increment(method, url, response, error, _pool, _stacktrace)
+        wait = retry_after if retry_after else new._max_backoff()
+        if self.deadline is not None and wait >= self.deadline.remaining():
+            raise _stop(_pool, url, DeadlineRetryStop("the retry would pass the deadline", error))
+        log.info(
+            EVENT_RETRY_SCHEDULED,
+            status=None if response is None else response.status,
+            error=None if error is None else type(error).__name__,
+            sleep=round(wait, 3),
+            retries_left=new.total,
+        )
+        return new
+
+
+def make_session(
+    *,
+    user_agent: str | None = None,
+    retries: int = 4,
+    backoff_factor: float = 0.5,
+    backoff_max: float = 30.0,
+    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+    deadline: Deadline | None = None,
+) -> requests.Session:
+    """A session that retries idempotent GETs safely (see the module docstring).
+
+    ``retries`` bounds every kind of retry (connect, read, status) and their total, so a
+    request is sent at most ``retries + 1`` times. Backoff is ``backoff_factor * 2**(n-1)``
+    seconds plus up to ``backoff_factor`` of jitter, none before the first retry, at most
+    ``backoff_max``. ``deadline``, when given, stops retries that would sleep past it.
+
+    The session has no default timeout: pass ``timeout=`` on every request (see
+    :func:`timeout_for`). Close the session when done (it is a context manager).
+    """
+    retry = CappedRetry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        allowed_methods=frozenset({"GET"}),
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=backoff_factor,
+        backoff_jitter=backoff_factor,
+        backoff_max=backoff_max,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+        max_retry_after=max_retry_after,
+        deadline=deadline,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = user_agent or _default_user_agent()
+    return session
+
+
+def max_retry_after(session: requests.Session, url: str) -> float:
+    """The ``Retry-After`` cap of the adapter ``session`` uses for ``url`` (default if unknown)."""
+    adapter = session.get_adapter(url)
+    retry = getattr(adapter, "max_retries", None)
+    if isinstance(retry, CappedRetry):
+        return retry.max_retry_after
+    return DEFAULT_MAX_RETRY_AFTER
+
+
+def failure_kind(exc: BaseException) -> str:
+    """Classify a requests/urllib3 exception: ``deadline``, ``timeout`` or ``connection``.
+
+    requests wraps exhausted read retries as ``ConnectionError(MaxRetryError(ReadTimeoutError))``
+    rather than ``ReadTimeout``, so the cause chain is walked, not just the outer type.
+    """
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    timeout = False
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, DeadlineRetryStop):
+            return "deadline"
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            # urllib3 derives it from ConnectTimeoutError, but it is a refusal, not a timeout.
+            continue
+        if isinstance(current, requests.Timeout | urllib3.exceptions.TimeoutError | TimeoutError):
+            timeout = True
+        if isinstance(current, urllib3.exceptions.MaxRetryError) and current.reason is not None:
+            todo.append(current.reason)
+        if isinstance(current, _RetryRefusedError) and current.original is not None:
+            todo.append(current.original)
+        todo.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        for linked in (current.__cause__, current.__context__):
+            if linked is not None:
+                todo.append(linked)
+    return "timeout" if timeout else "connection"

@@ -1,0 +1,526 @@
+"""A fake OpenAI organization Usage/Costs API on a real HTTP socket, for tests.
+
+It serves spec-shaped pages (reference §1.4) for ``/v1/organization/usage/completions`` and
+``/v1/organization/costs`` from the usage and costs you add, honouring ``start_time``,
+``end_time``, ``limit``, ``page`` (opaque cursors), ``group_by`` / ``group_by[]`` and the
+``project_ids`` / ``api_key_ids`` filters, and checks ``Authorization: Bearer <admin key>``.
+Faults (status codes, headers, bodies, delays, a slow drip) are queued per request.
+
+Real HTTP matters: urllib3's ``Retry`` only runs end to end over a socket.
+
+Use it as a context manager, or through the ``fake_openai`` fixture::
+
+    from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
+
+    def test_something(fake_openai: FakeOpenAI) -> None:
+        fake_openai.add_usage(date(2025, 8, 1), "gpt-4o-2024-08-06", input_tokens=10, requests=1)
+        ...  # OPENAI_BASE_URL=fake_openai.base_url
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+
+from recon_job.http import make_session
+
+#: The admin key the fake accepts unless told otherwise. Long, like a real one.
+DEFAULT_ADMIN_KEY = "sk-admin-FAKEfake0123456789abcdefghijklmnopqrstuvwxyzTAIL8chr"
+
+USAGE_PATH = "/v1/organization/usage/completions"
+COSTS_PATH = "/v1/organization/costs"
+_MAX_LIMIT = {USAGE_PATH: 31, COSTS_PATH: 180}
+_DEFAULT_LIMIT = 7
+_GROUP_KEYS = {
+    USAGE_PATH: ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier"),
+    COSTS_PATH: ("project_id", "line_item", "api_key_id"),
+}
+_RESULT_OBJECT = {
+    USAGE_PATH: "organization.usage.completions.result",
+    COSTS_PATH: "organization.costs.result",
+}
+_USAGE_COUNTERS = ("input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests")
+
+Body = bytes | str | Mapping[str, Any] | list[Any] | None
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request the fake received."""
+
+    method: str
+    path: str
+    #: Query parameters as parsed by ``parse_qs`` (``group_by[]`` keeps its brackets).
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]
+    #: ``time.monotonic()`` when the request line arrived.
+    at: float
+
+    def param(self, name: str) -> str | None:
+        """The first value of query parameter ``name``."""
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Fault:
+    """What to do with one upcoming request instead of (or before) answering normally."""
+
+    #: Status to answer with; None answers normally (after ``delay``).
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Body = None
+    #: Seconds to wait before answering (a "never answers" server: a delay > read timeout).
+    delay: float = 0.0
+    #: Send headers, then the body one byte every ``drip`` seconds.
+    drip: float = 0.0
+    #: Only requests whose path ends with this (``/costs``, ``/completions``); None: any.
+    path: str | None = None
+    #: Only requests this accepts (``lambda r: r.param("page") is not None``); None: any.
+    match: Callable[[RecordedRequest], bool] | None = None
+
+
+def _epoch(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())
+
+
+def _encode_cursor(offset: int, start: int) -> str:
+    return "page_" + base64.urlsafe_b64encode(f"{offset}:{start}".encode()).decode()
+
+
+def _decode_cursor(cursor: str, start: int) -> int | None:
+    try:
+        offset_text, start_text = (
+            base64.urlsafe_b64decode(cursor.removeprefix("page_").encode()).decode().split(":")
+        )
+        offset = int(offset_text)
+    except ValueError:
+        return None
+    return offset if int(start_text) == start and offset >= 0 else None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    fake: FakeOpenAI
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients time out and hang up on purpose in these tests (broken pipes are expected).
+        return
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    # Idle keep-alive connections end on their own, so no thread outlives a test for long.
+    timeout = 5
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self.server.fake._handle(self)
+
+    def do_POST(self) -> None:
+        # Only faults answer POSTs (the fake API has none); used to test that POST is not retried.
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        self.server.fake._handle(self)
+
+    def send_body(
+        self, status: int, body: Body, headers: Mapping[str, str] | None = None, drip: float = 0.0
+    ) -> None:
+        headers = dict(headers or {})
+        if isinstance(body, Mapping | list):
+            raw = json.dumps(body if isinstance(body, list) else dict(body)).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            raw = body.encode()
+            headers.setdefault("Content-Type", "text/plain; charset=utf-8")
+        else:
+            raw = body or b""
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        if not drip:
+            self.wfile.write(raw)
+            return
+        self.wfile.flush()
+        for index in range(len(raw)):
+            if self.server.fake._stopped.wait(drip):
+                return
+            self.wfile.write(raw[index : index + 1])
+            self.wfile.flush()
+
+
+class FakeOpenAI:
+    """A fake of OpenAI's organization Usage and Costs endpoints (see the module docstring)."""
+
+    def __init__(self, admin_key: str = DEFAULT_ADMIN_KEY, *, host: str = "127.0.0.1") -> None:
+        self.admin_key = admin_key
+        self.host = host
+        #: Every request received, in arrival order (faulted ones too).
+        self.requests: list[RecordedRequest] = []
+        self._usage: dict[date, list[dict[str, Any]]] = {}
+        self._costs: dict[date, list[dict[str, Any]]] = {}
+        self._raw: dict[str, dict[date, list[dict[str, Any]]]] = {USAGE_PATH: {}, COSTS_PATH: {}}
+        self._faults: deque[Fault] = deque()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeOpenAI:
+        """Listen on a free port of ``host``."""
+        server = _Server((self.host, 0), _Handler)
+        server.fake = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-openai"
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; wakes delayed handlers so they end."""
+        self._stopped.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The TCP port it listens on."""
+        assert self._server is not None, "call start() first"
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``: what ``OPENAI_BASE_URL`` should be."""
+        return f"http://{self.host}:{self.port}/v1"
+
+    def gaps(self) -> list[float]:
+        """Seconds between consecutive requests (for asserting retry waits)."""
+        times = [r.at for r in self.requests]
+        return [later - earlier for earlier, later in itertools.pairwise(times)]
+
+    # -- data ------------------------------------------------------------------------------
+
+    def add_usage(
+        self,
+        day: date,
+        model: str | None,
+        *,
+        input_tokens: int = 0,
+        cached_tokens: int = 0,
+        output_tokens: int = 0,
+        requests: int = 0,
+        project_id: str | None = None,
+        api_key_id: str | None = None,
+        user_id: str | None = None,
+        batch: bool | None = None,
+        service_tier: str | None = None,
+    ) -> None:
+        """Record completions usage on UTC ``day``; rows of the same group are summed."""
+        row = {
+            "model": model,
+            "project_id": project_id,
+            "api_key_id": api_key_id,
+            "user_id": user_id,
+            "batch": batch,
+            "service_tier": service_tier,
+            "input_tokens": input_tokens,
+            "input_cached_tokens": cached_tokens,
+            "output_tokens": output_tokens,
+            "num_model_requests": requests,
+        }
+        with self._lock:
+            self._usage.setdefault(day, []).append(row)
+
+    def add_cost(
+        self,
+        day: date,
+        line_item: str | None,
+        amount: Decimal | str | float | int | None,
+        *,
+        project_id: str | None = None,
+        api_key_id: str | None = None,
+        currency: str = "usd",
+        as_string: bool | None = None,
+    ) -> None:
+        """Record a cost on UTC ``day``.
+
+        The amount is served as a JSON string when ``amount`` is a ``str`` (or ``as_string``),
+        else as a JSON number (OpenAI sends both, reference §1.8); ``None`` serves a null value.
+        """
+        row = {
+            "line_item": line_item,
+            "project_id": project_id,
+            "api_key_id": api_key_id,
+            "amount": None if amount is None else Decimal(str(amount)),
+            "as_string": isinstance(amount, str) if as_string is None else as_string,
+            "currency": currency,
+        }
+        with self._lock:
+            self._costs.setdefault(day, []).append(row)
+
+    def add_raw_result(self, endpoint: str, day: date, result: Mapping[str, Any]) -> None:
+        """Serve ``result`` verbatim in ``day``'s bucket (``endpoint``: "usage" or "costs")."""
+        path = USAGE_PATH if endpoint == "usage" else COSTS_PATH
+        with self._lock:
+            self._raw[path].setdefault(day, []).append(dict(result))
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def respond_next(
+        self,
+        n: int = 1,
+        *,
+        status: int | None = 200,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        delay: float = 0.0,
+        drip: float = 0.0,
+        path: str | None = None,
+        match: Callable[[RecordedRequest], bool] | None = None,
+    ) -> None:
+        """Answer the next ``n`` matching requests like this instead of normally."""
+        with self._lock:
+            for _ in range(n):
+                self._faults.append(
+                    Fault(status, dict(headers or {}), body, delay, drip, path, match)
+                )
+
+    def fail_next(
+        self,
+        n: int = 1,
+        status: int = 500,
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        *,
+        delay: float = 0.0,
+        path: str | None = None,
+        match: Callable[[RecordedRequest], bool] | None = None,
+    ) -> None:
+        """Fail the next ``n`` requests with ``status`` (default body: an OpenAI error object)."""
+        if body is None:
+            body = {
+                "error": {
+                    "message": f"fake failure {status}",
+                    "type": "server_error" if status >= 500 else "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                }
+            }
+        self.respond_next(
+            n, status=status, headers=headers, body=body, delay=delay, path=path, match=match
+        )
+
+    def delay_next(self, n: int, seconds: float, *, drip: float = 0.0) -> None:
+        """Answer the next ``n`` requests normally, but only after ``seconds`` (and dripping)."""
+        self.respond_next(n, status=None, delay=seconds, drip=drip)
+
+    def clear_faults(self) -> None:
+        """Forget every queued fault."""
+        with self._lock:
+            self._faults.clear()
+
+    # -- serving ---------------------------------------------------------------------------
+
+    def _next_fault(self, request: RecordedRequest) -> Fault | None:
+        with self._lock:
+            for index, fault in enumerate(self._faults):
+                if (fault.path is None or request.path.endswith(fault.path)) and (
+                    fault.match is None or fault.match(request)
+                ):
+                    del self._faults[index]
+                    return fault
+        return None
+
+    def _handle(self, handler: _Handler) -> None:
+        parts = urlsplit(handler.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        request = RecordedRequest(
+            method=handler.command,
+            path=parts.path,
+            query=query,
+            headers=dict(handler.headers.items()),
+            at=time.monotonic(),
+        )
+        with self._lock:
+            self.requests.append(request)
+        fault = self._next_fault(request)
+        if fault is not None:
+            if fault.delay and self._stopped.wait(fault.delay):
+                return
+            if fault.status is not None:
+                handler.send_body(fault.status, fault.body, fault.headers, fault.drip)
+                return
+        status, body = self._answer(parts.path, query, handler.headers.get("Authorization"))
+        handler.send_body(status, body, None, fault.drip if fault else 0.0)
+
+    def _answer(
+        self, path: str, query: Mapping[str, list[str]], authorization: str | None
+    ) -> tuple[int, Any]:
+        if path not in _MAX_LIMIT:
+            return 404, _error(f"Invalid URL (GET {path})", "invalid_request_error", None)
+        if authorization != f"Bearer {self.admin_key}":
+            given = (authorization or "").removeprefix("Bearer ")
+            # Like OpenAI: echo a masked prefix and the last 4 characters of the given key.
+            masked = f"{given[:8]}{'*' * 8}{given[-4:]}" if given else "(none)"
+            return 401, _error(
+                f"Incorrect API key provided: {masked}. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error",
+                "invalid_api_key",
+            )
+
+        def values(name: str) -> list[str]:
+            return [*query.get(name, []), *query.get(f"{name}[]", [])]
+
+        def bad(message: str) -> tuple[int, Any]:
+            return 400, _error(message, "invalid_request_error", None)
+
+        try:
+            start = int(query["start_time"][0])
+            end = int(query["end_time"][0]) if "end_time" in query else None
+            limit = int(query["limit"][0]) if "limit" in query else _DEFAULT_LIMIT
+        except (KeyError, ValueError):
+            return bad("start_time is required; start_time, end_time and limit are integers")
+        if not 1 <= limit <= _MAX_LIMIT[path]:
+            return bad(f"limit must be between 1 and {_MAX_LIMIT[path]}")
+        if query.get("bucket_width", ["1d"]) != ["1d"]:
+            return bad("this fake only serves bucket_width=1d")
+        group_by = values("group_by")
+        unknown = set(group_by) - set(_GROUP_KEYS[path])
+        if unknown:
+            return bad(f"invalid group_by {sorted(unknown)}")
+        offset = 0
+        if "page" in query:
+            decoded = _decode_cursor(query["page"][0], start)
+            if decoded is None:
+                return bad("invalid page cursor")
+            offset = decoded
+        buckets = self._buckets(path, start, end, group_by, values)
+        chunk = buckets[offset : offset + limit]
+        has_more = offset + limit < len(buckets)
+        return 200, {
+            "object": "page",
+            "data": chunk,
+            "has_more": has_more,
+            "next_page": _encode_cursor(offset + limit, start) if has_more else None,
+        }
+
+    def _buckets(
+        self, path: str, start: int, end: int | None, group_by: list[str], values: Any
+    ) -> list[dict[str, Any]]:
+        with self._lock:
+            rows_by_day = self._usage if path == USAGE_PATH else self._costs
+            days = set(rows_by_day) | set(self._raw[path])
+            if end is None:
+                last = max(days, default=datetime.fromtimestamp(start, UTC).date())
+                end = _epoch(last + timedelta(days=1))
+            buckets = []
+            bucket_start = start
+            while bucket_start < end:
+                day = datetime.fromtimestamp(bucket_start, UTC).date()
+                bucket_end = min(end, _epoch(day + timedelta(days=1)))
+                rows = [
+                    row
+                    for row in rows_by_day.get(day, [])
+                    if _selected(row, "project_id", values("project_ids"))
+                    and _selected(row, "api_key_id", values("api_key_ids"))
+                    and _selected(row, "model", values("models"))
+                ]
+                results = _aggregate(path, rows, group_by) + [
+                    dict(r) for r in self._raw[path].get(day, [])
+                ]
+                buckets.append(
+                    {
+                        "object": "bucket",
+                        "start_time": bucket_start,
+                        "end_time": bucket_end,
+                        "results": results,
+                    }
+                )
+                bucket_start = bucket_end
+            return buckets
+
+
+def _selected(row: Mapping[str, Any], name: str, wanted: list[str]) -> bool:
+    return not wanted or row.get(name) in wanted
+
+
+def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+def _aggregate(path: str, rows: list[dict[str, Any]], group_by: list[str]) -> list[dict[str, Any]]:
+    keys = _GROUP_KEYS[path]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        group = tuple(row.get(k) if k in group_by else None for k in keys)
+        groups.setdefault(group, []).append(row)
+    results = []
+    for group, members in groups.items():
+        result: dict[str, Any] = {"object": _RESULT_OBJECT[path]}
+        if path == USAGE_PATH:
+            for counter in _USAGE_COUNTERS:
+                result[counter] = sum(int(m[counter]) for m in members)
+            result["input_uncached_tokens"] = result["input_tokens"] - result["input_cached_tokens"]
+            result["input_cache_write_tokens"] = 0
+        else:
+            amounts = [m["amount"] for m in members if m["amount"] is not None]
+            if amounts:
+                total = sum(amounts, Decimal(0))
+                as_string = any(m["as_string"] for m in members)
+                value: Any = str(total) if as_string else float(total)
+                result["amount"] = {"value": value, "currency": members[0]["currency"]}
+            else:
+                result["amount"] = {"value": None, "currency": members[0]["currency"]}
+            result["quantity"] = None
+            result["quantity_unit"] = None
+        result.update(dict(zip(keys, group, strict=True)))
+        results.append(result)
+    return results
+
+
+@pytest.fixture(name="fake_openai")
+def fake_openai_fixture() -> Iterator[FakeOpenAI]:
+    """A started :class:`FakeOpenAI` with the default admin key, stopped after the test."""
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture(name="fast_session")
+def fast_session_fixture() -> Iterator[requests.Session]:
+    """A ``make_session`` session with 2 retries and near-zero backoff, closed after the test."""
+    with make_session(retries=2, backoff_factor=0.01, backoff_max=0.05) as session:
+        yield session
