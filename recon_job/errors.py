@@ -23,7 +23,7 @@ class ReconError(Exception):
         self.message = message
         if permanent is not None:
             self.permanent = permanent
-        #: A short machine-readable reason (``quota_exhausted``, ``deadline``, ...) for history rows.
+        #: A short machine-readable reason (``quota_exhausted``, ``deadline`` ...) for history.
         self.reason = reason or type(self).__name__
 
     def __str__(self) -> str:
@@ -74,4 +74,4 @@ class StoreError(ReconError):
 
 
 class NotifyError(ReconError):
-    """A notification channel failed. ``permanent`` stops retries (a 404 webhook, a refused login)."""
+    """A notification channel failed; ``permanent`` stops retries (a 404 webhook, a bad login)."""

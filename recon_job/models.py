@@ -72,7 +72,7 @@ class Window:
 
     @property
     def key(self) -> str:
-        """A stable key for the period: ``daily:2026-03-14``, ``monthly:2026-02``, ``range:A..B``."""
+        """A stable period key: ``daily:2026-03-14``, ``monthly:2026-02``, ``range:A..B``."""
         if self.kind == "daily":
             return f"daily:{self.start.isoformat()}"
         if self.kind == "monthly":
@@ -80,7 +80,7 @@ class Window:
         return f"range:{self.start.isoformat()}..{self.last_day.isoformat()}"
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class UsageKey:
     """One comparison group: a UTC day, a model, and (when grouped) a project and an API key."""
 
@@ -146,7 +146,7 @@ class UsageTotals:
 
     #: Usage per comparison group. Groups with no usage may be absent.
     groups: Mapping[UsageKey, Usage] = field(default_factory=dict)
-    #: Local records skipped, by reason (``blank_line``, ``malformed_json``, ``missing_tokens`` ...).
+    #: Local records skipped, by reason (``blank_line``, ``malformed_json`` ...).
     skipped: Mapping[str, int] = field(default_factory=dict)
     #: Models whose usage could not be priced (no price, no logged cost), with that usage.
     #: Their cost is *unknown*, not zero: ``Usage.cost`` of such groups leaves it out.
@@ -193,7 +193,9 @@ class Metric:
     difference: Decimal
     #: Difference as a percent of OpenAI's figure; None when OpenAI's figure is zero.
     pct: Decimal | None
-    #: True when this metric alone makes the group a mismatch.
+    #: True when this quantity is out of tolerance (over the threshold and over its floor).
+    #: Only total tokens, requests and cost decide a group's status; the token classes show
+    #: which kind of token drifted.
     exceeds: bool
 
 
@@ -210,7 +212,7 @@ class Comparison:
 
     @property
     def exceeds(self) -> bool:
-        """True when a metric that decides the status (tokens, requests, cost) is out of tolerance."""
+        """True when total tokens, requests or cost (the deciding ones) are out of tolerance."""
         return self.tokens.exceeds or self.requests.exceeds or self.cost.exceeds
 
 

@@ -26,6 +26,7 @@ from structlog.testing import capture_logs
 
 from recon_job.errors import StoreError
 from recon_job.models import (
+    MONEY,
     Comparison,
     GroupResult,
     Metric,
@@ -284,7 +285,7 @@ def test_a_result_with_groups_round_trips_exactly(store: HistoryStore) -> None:
     assert run.local == result.local
     assert run.openai == result.openai
     assert run.local is not None
-    assert run.local.cost == TINY + HUGE + Decimal("0.1")
+    assert run.local.cost == MONEY.add(MONEY.add(TINY, HUGE), Decimal("0.1"))  # exact, 60+ digits
     assert run.difference is not None
     assert run.difference.cost == result.comparison.cost.difference
     assert run.difference.tokens_pct == result.comparison.tokens.pct

@@ -1,0 +1,287 @@
+"""``recon-job``: parse, load settings, configure logging, call one function, map errors to exits.
+
+Exit codes: 0 completed (or nothing to do), 1 a mismatch with ``--fail-on-mismatch``, 2 a
+configuration or permanent error (bad key, unreadable input), 3 a transient failure (API down,
+deadline hit, database locked: safe to retry).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, date, datetime, timedelta
+from typing import NoReturn
+
+import click
+import structlog
+
+from recon_job import __version__, job, report, windows
+from recon_job.config import Settings, load_settings
+from recon_job.errors import ConfigError, ReconError, StoreError
+from recon_job.logconfig import configure_logging
+from recon_job.models import Status, Window
+
+EXIT_OK = 0
+EXIT_MISMATCH = 1
+EXIT_PERMANENT = 2
+EXIT_TRANSIENT = 3
+
+log = structlog.get_logger(__name__)
+
+
+def utcnow() -> datetime:
+    """The clock. The only place (with the daemon) where recon-job reads it."""
+    return datetime.now(UTC)
+
+
+def exit_code(error: ReconError) -> int:
+    """2 for permanent errors, 3 for transient ones."""
+    return EXIT_PERMANENT if error.permanent else EXIT_TRANSIENT
+
+
+def _fail(error: ReconError, fmt: str = "text") -> NoReturn:
+    if fmt == "json":
+        doc = {
+            "run_id": None,
+            "status": str(Status.FAILED),
+            "reconciled": False,
+            "error": {"reason": error.reason, "message": str(error), "permanent": error.permanent},
+        }
+        click.echo(json.dumps(doc, indent=2))
+    click.echo(f"recon-job: error: {error}", err=True)
+    sys.exit(exit_code(error))
+
+
+def _setup(config: str | None, fmt: str = "text") -> Settings:
+    try:
+        settings = load_settings(config)
+    except ConfigError as e:
+        _fail(e, fmt)
+    admin_key = settings.openai.admin_key
+    configure_logging(
+        level=settings.logging.level,
+        fmt=settings.logging.format,
+        secrets=[
+            admin_key.get_secret_value() if admin_key else None,
+            settings.history.database_url.get_secret_value(),
+        ],
+    )
+    return settings
+
+
+def _day(value: str, flag: str) -> date:
+    try:
+        return windows.parse_day(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=flag) from None
+
+
+def choose_window(
+    kind: str | None,
+    day: str | None,
+    month: str | None,
+    start: str | None,
+    end: str | None,
+    *,
+    now: datetime,
+    settle: timedelta,
+) -> Window:
+    """The window the ``run`` flags ask for (defaults: the last settled day, last month)."""
+    if start or end:
+        if not (start and end):
+            raise click.UsageError("--start and --end go together (both inclusive YYYY-MM-DD)")
+        if kind not in (None, "range") or day or month:
+            raise click.UsageError("--start/--end cannot be combined with --window/--date/--month")
+        first, last = _day(start, "--start"), _day(end, "--end")
+        if last < first:
+            raise click.BadParameter(f"{end} is before {start}", param_hint="--end")
+        return windows.date_range(first, last)
+    kind = kind or ("monthly" if month else "daily")
+    if kind == "range":
+        raise click.UsageError("--window range needs --start and --end")
+    if kind == "daily":
+        if month:
+            raise click.UsageError("--month goes with --window monthly")
+        chosen = _day(day, "--date") if day else windows.last_settled_day(now, settle)
+        return windows.daily(chosen)
+    if day:
+        raise click.UsageError("--date goes with --window daily")
+    if month is None:
+        return windows.previous_month(now)
+    try:
+        return windows.parse_month(month)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--month") from None
+
+
+config_option = click.option(
+    "--config",
+    "config",
+    envvar="RECON_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="TOML settings file (default: $RECON_CONFIG; see config/recon.example.toml).",
+)
+format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json prints exactly one JSON document on stdout; logs always go to stderr.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="recon-job")
+def main() -> None:
+    """Reconcile your own OpenAI usage logs against OpenAI's Usage and Costs APIs."""
+
+
+@main.command()
+@click.option(
+    "--window",
+    "kind",
+    type=click.Choice(["daily", "monthly", "range"]),
+    help="daily (default: the last settled UTC day), monthly (default: last month) or range.",
+)
+@click.option("--date", "day", metavar="YYYY-MM-DD", help="The UTC day of a daily run.")
+@click.option("--month", metavar="YYYY-MM", help="The month of a monthly run.")
+@click.option("--start", metavar="YYYY-MM-DD", help="First UTC day of a range (inclusive).")
+@click.option("--end", metavar="YYYY-MM-DD", help="Last UTC day of a range (inclusive).")
+@format_option
+@click.option(
+    "--fail-on-mismatch", is_flag=True, help="Exit 1 when the window is out of tolerance."
+)
+@config_option
+def run(
+    kind: str | None,
+    day: str | None,
+    month: str | None,
+    start: str | None,
+    end: str | None,
+    fmt: str,
+    fail_on_mismatch: bool,
+    config: str | None,
+) -> None:
+    """Reconcile one window and record it in the history database."""
+    settings = _setup(config, fmt)
+    now = utcnow()
+    window = choose_window(
+        kind,
+        day,
+        month,
+        start,
+        end,
+        now=now,
+        settle=timedelta(hours=settings.reconcile.settle_hours),
+    )
+    try:
+        outcome = job.run_once(settings, window, now=now, clock=utcnow, trigger="cli")
+    except ReconError as e:
+        _fail(e, fmt)
+    if fmt == "json":
+        click.echo(json.dumps(report.outcome_dict(outcome), indent=2))
+    else:
+        click.echo(report.render_text(outcome), nl=False)
+    if outcome.error is not None:
+        sys.exit(exit_code(outcome.error))
+    if fail_on_mismatch and outcome.status is Status.MISMATCH:
+        sys.exit(EXIT_MISMATCH)
+
+
+@main.command()
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@format_option
+@config_option
+def history(limit: int, fmt: str, config: str | None) -> None:
+    """Past runs, newest first."""
+    from recon_job.store import HistoryStore
+
+    settings = _setup(config, fmt)
+    try:
+        store = HistoryStore(settings.history.database_url.get_secret_value())
+        try:
+            runs = store.list_runs(limit)
+        finally:
+            store.close()
+    except StoreError as e:
+        _fail(e, fmt)
+    if fmt == "json":
+        click.echo(json.dumps([report.run_record_dict(r) for r in runs], indent=2))
+        return
+    if not runs:
+        click.echo("no runs recorded yet")
+        return
+    click.echo(f"{'run':>5}  {'window':<26} {'status':<11} {'started (UTC)':<20} detail")
+    for r in runs:
+        detail = report.run_summary(r)
+        started = r.started_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"{r.id:>5}  {r.window_key:<26} {r.status:<11} {started:<20} {detail}")
+
+
+@main.command("check-config")
+@config_option
+def check_config(config: str | None) -> None:
+    """Validate the settings, the price table and the inputs; list every problem at once."""
+    try:
+        settings = load_settings(config)
+    except ConfigError as e:
+        click.echo(str(e), err=True)
+        sys.exit(EXIT_PERMANENT)
+    problems = problems_beyond_settings(settings)
+    if problems:
+        click.echo(str(ConfigError(problems)), err=True)
+        sys.exit(EXIT_PERMANENT)
+    click.echo(describe_settings(settings))
+
+
+def problems_beyond_settings(settings: Settings) -> list[str]:
+    """What a run would trip over that the settings' own validation cannot see."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from recon_job.sources.ndjson_logs import resolve_log_files
+
+    problems: list[str] = []
+    if settings.openai.admin_key is None:
+        problems.append("no OpenAI admin key: set OPENAI_ADMIN_KEY (or OPENAI_ADMIN_KEY_FILE)")
+    namer = job.model_namer(settings)
+    try:
+        job.price_table(settings, namer)
+    except ConfigError as e:
+        problems.extend(e.problems)
+    try:
+        resolve_log_files(settings.logs.paths)
+    except ReconError as e:
+        problems.append(str(e))
+    try:
+        make_url(settings.history.database_url.get_secret_value())
+    except ArgumentError:
+        problems.append(
+            "history.database_url: not a database URL; use e.g. sqlite:///recon_history.db or "
+            "postgresql+psycopg://user@host/db"
+        )
+    return problems
+
+
+def describe_settings(settings: Settings) -> str:
+    """A summary of the effective settings, secrets masked."""
+    o, r = settings.openai, settings.reconcile
+    lines = [
+        "configuration OK",
+        f"  OpenAI:    {o.base_url} (admin key set), group by {', '.join(o.group_by)}"
+        + (f", projects {', '.join(o.project_ids)}" if o.project_ids else ""),
+        f"  logs:      {', '.join(settings.logs.paths)} (naive times in {settings.logs.timezone})",
+        f"  tolerance: {r.threshold_pct}% and more than ${r.cost_floor} / {r.token_floor} tokens"
+        f" / {r.request_floor} requests; days settle {r.settle_hours:g} h after they end",
+        "  pricing:   bundled table"
+        + (f" + {settings.pricing.file}" if settings.pricing.file else ""),
+        f"  history:   {_safe_url(settings.history.database_url.get_secret_value())}",
+    ]
+    return "\n".join(lines)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

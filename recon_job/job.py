@@ -1,0 +1,249 @@
+"""One reconciliation run: fetch -> normalise -> compare -> persist.
+
+``run_once`` is the whole orchestration; the CLI and the daemon only parse, load settings, read the
+clock and call it. Sources and the store can be passed in (tests, embedding); otherwise they are
+built from the settings.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import structlog
+
+from recon_job import compare, windows
+from recon_job.config import Settings
+from recon_job.errors import ConfigError, ReconError
+from recon_job.http import Deadline, make_session
+from recon_job.modelnames import ModelNamer
+from recon_job.models import ReconResult, Status, Tolerance, Usage, UsageKey, UsageTotals, Window
+from recon_job.pricing import PriceTable
+from recon_job.sources.base import UsageSource
+from recon_job.sources.ndjson_logs import NdjsonLogSource, NdjsonOptions
+from recon_job.sources.openai_common import OpenAIOptions
+from recon_job.sources.openai_costs import OpenAICostsSource
+from recon_job.sources.openai_usage import OpenAIUsageSource
+from recon_job.store import HistoryStore
+
+log = structlog.get_logger(__name__)
+
+EV_RUN_STARTED = "recon.run.started"
+EV_RUN_FINISHED = "recon.run.finished"
+EV_RUN_FAILED = "recon.run.failed"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where a run gets its figures: one local source and OpenAI's official ones."""
+
+    #: The team's own logs (priced where records carry no cost).
+    local: UsageSource
+    #: OpenAI's figures; their groups are summed (Usage API tokens + Costs API dollars).
+    official: tuple[UsageSource, ...]
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run produced: a result, or the error that stopped it. Never both."""
+
+    run_id: int
+    window: Window
+    started_at: datetime
+    finished_at: datetime
+    result: ReconResult | None = None
+    error: ReconError | None = None
+
+    @property
+    def status(self) -> Status:
+        """The run's status; ``failed`` when it produced no result."""
+        return self.result.status if self.result is not None else Status.FAILED
+
+
+def model_namer(settings: Settings) -> ModelNamer:
+    """The model-name normaliser both sides go through."""
+    return ModelNamer(
+        aliases=dict(settings.models.aliases),
+        strip_date_suffix=settings.models.strip_date_suffix,
+    )
+
+
+def price_table(settings: Settings, namer: ModelNamer) -> PriceTable:
+    """The bundled price table with the user's file over it; aliases must name priced models."""
+    table = PriceTable.load(settings.pricing.file, namer=namer)
+    known = table.models()
+    problems = []
+    for alias, target in sorted(settings.models.aliases.items()):
+        if target not in known:
+            close = difflib.get_close_matches(target, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                f"models.aliases: {alias!r} maps to {target!r}, which is not a model in the "
+                f"price table{hint}; fix the alias or add the model to your pricing file"
+            )
+    if problems:
+        raise ConfigError(problems)
+    return table
+
+
+def tolerance(settings: Settings) -> Tolerance:
+    """The mismatch rule from the settings."""
+    r = settings.reconcile
+    return Tolerance(
+        threshold_pct=r.threshold_pct,
+        cost_floor=r.cost_floor,
+        token_floor=r.token_floor,
+        request_floor=r.request_floor,
+    )
+
+
+def build_sources(settings: Settings, *, namer: ModelNamer, pricer: PriceTable) -> Sources:
+    """The NDJSON log source and OpenAI's Usage and Costs APIs, as configured."""
+    o = settings.openai
+    if o.admin_key is None or not o.admin_key.get_secret_value():
+        raise ConfigError(
+            "no OpenAI admin key: set OPENAI_ADMIN_KEY (or OPENAI_ADMIN_KEY_FILE) to an admin key "
+            "(sk-admin-...) from platform.openai.com/settings/organization/admin-keys"
+        )
+    options = OpenAIOptions(
+        base_url=o.base_url,
+        admin_key=o.admin_key.get_secret_value(),
+        project_ids=tuple(o.project_ids),
+        api_key_ids=tuple(o.api_key_ids),
+        group_by=tuple(o.group_by),
+        connect_timeout=o.connect_timeout_seconds,
+        read_timeout=o.read_timeout_seconds,
+        max_pages=o.max_pages,
+    )
+    deadline = Deadline(o.deadline_seconds)
+    session = make_session(
+        retries=o.max_retries, max_retry_after=o.max_retry_after_seconds, deadline=deadline
+    )
+    local = NdjsonLogSource(
+        NdjsonOptions(
+            paths=tuple(settings.logs.paths),
+            timezone=settings.logs.timezone,
+            fields=dict(settings.logs.fields),
+            group_by=tuple(o.group_by),
+            project_ids=tuple(o.project_ids),
+            cost_unit=settings.logs.cost_unit,
+        ),
+        pricer,
+        namer,
+    )
+    return Sources(
+        local=local,
+        official=(
+            OpenAIUsageSource(options, session, deadline),
+            OpenAICostsSource(options, session, deadline),
+        ),
+    )
+
+
+def normalize(totals: UsageTotals, namer: ModelNamer) -> UsageTotals:
+    """``totals`` with every model name normalised and groups that now coincide summed."""
+    groups: dict[UsageKey, Usage] = {}
+    for key, usage in totals.groups.items():
+        norm = replace(key, model=namer.normalize(key.model))
+        groups[norm] = groups[norm] + usage if norm in groups else usage
+    return replace(totals, groups=groups)
+
+
+def merge(parts: list[UsageTotals]) -> UsageTotals:
+    """Several sources' totals as one: groups summed, skipped and info counts added."""
+    groups: dict[UsageKey, Usage] = {}
+    skipped: dict[str, int] = {}
+    info: dict[str, int] = {}
+    unpriced: dict[str, Usage] = {}
+    for part in parts:
+        for key, usage in part.groups.items():
+            groups[key] = groups[key] + usage if key in groups else usage
+        for reason, n in part.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+        for name, n in part.info.items():
+            info[name] = info.get(name, 0) + n
+        for model, usage in part.unpriced.items():
+            unpriced[model] = unpriced[model] + usage if model in unpriced else usage
+    return UsageTotals(groups=groups, skipped=skipped, unpriced=unpriced, info=info)
+
+
+def run_once(
+    settings: Settings,
+    window: Window,
+    *,
+    now: datetime,
+    clock: Callable[[], datetime],
+    sources: Sources | None = None,
+    store: HistoryStore | None = None,
+    trigger: str = "run",
+) -> RunOutcome:
+    """Reconcile ``window`` and record the run; a failed fetch is recorded as failed, not zero.
+
+    ``now`` decides which days are settled; ``clock`` stamps the end of the run. Configuration
+    errors raise before anything is recorded; source errors end the run as ``failed``; store
+    errors raise.
+    """
+    namer = model_namer(settings)
+    if sources is None:
+        sources = build_sources(settings, namer=namer, pricer=price_table(settings, namer))
+    own_store = store is None
+    history = store or HistoryStore(settings.history.database_url.get_secret_value())
+    try:
+        run_id = history.start_run(window, started_at=now, trigger=trigger)
+        bound = log.bind(run_id=run_id, window=window.key)
+        bound.info(EV_RUN_STARTED, start=window.start.isoformat(), end=window.end.isoformat())
+        try:
+            # OpenAI first: if it fails there is no point reading gigabytes of logs.
+            official = normalize(merge([s.fetch(window) for s in sources.official]), namer)
+            local = normalize(sources.local.fetch(window), namer)
+        except ReconError as e:
+            finished = clock()
+            history.fail_run(run_id, reason=e.reason, message=str(e), finished_at=finished)
+            bound.error(
+                EV_RUN_FAILED,
+                reason=e.reason,
+                error=str(e),
+                permanent=e.permanent,
+                duration_s=round((finished - now).total_seconds(), 3),
+            )
+            return RunOutcome(run_id, window, now, finished, error=e)
+        except BaseException as e:
+            # A bug or an interrupt must not leave the row "running" forever.
+            history.fail_run(
+                run_id, reason=type(e).__name__, message="internal error", finished_at=clock()
+            )
+            raise
+        settle = timedelta(hours=settings.reconcile.settle_hours)
+        result = compare.reconcile(
+            local,
+            official,
+            window=window,
+            tolerance=tolerance(settings),
+            pending_days=windows.pending_days(window, now, settle),
+        )
+        finished = clock()
+        history.finish_run(run_id, result, finished_at=finished)
+        bound.info(
+            EV_RUN_FINISHED,
+            status=str(result.status),
+            groups=len(result.groups),
+            mismatches=len(result.mismatches),
+            pending_days=len(result.pending_days),
+            tokens_pct=_pct(result.comparison.tokens.pct),
+            cost_pct=_pct(result.comparison.cost.pct),
+            local_cost=str(result.local.cost),
+            openai_cost=str(result.openai.cost),
+            skipped=sum(result.skipped.values()),
+            unpriced_models=sorted(result.unpriced),
+            duration_s=round((finished - now).total_seconds(), 3),
+        )
+        return RunOutcome(run_id, window, now, finished, result=result)
+    finally:
+        if own_store:
+            history.close()
+
+
+def _pct(value: object) -> str | None:
+    return None if value is None else str(value)

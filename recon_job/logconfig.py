@@ -1,0 +1,125 @@
+"""structlog, configured once: console on a terminal, JSON lines otherwise, secrets scrubbed.
+
+Everything goes to stderr, so ``--format json`` output on stdout stays one clean document.
+The redaction processor runs after tracebacks are rendered and before the renderer, so a secret
+can leak neither through an event field, nor through an exception message, nor through a
+traceback (rendered without local variables, which structlog shows by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.tracebacks import ExceptionDictTransformer
+from structlog.typing import EventDict, WrappedLogger
+
+_SECRET_KEY = re.compile(
+    r"authorization|api[_-]?key|admin[_-]?key|token|secret|password|passwd|webhook|ping_url",
+    re.IGNORECASE,
+)
+# Keys whose names match _SECRET_KEY but that carry counts, not secrets.
+_NOT_SECRET = re.compile(r"(_tokens|tokens_pct|^tokens|_token_floor|token_floor)$", re.IGNORECASE)
+_OPENAI_KEY = re.compile(r"sk-(?:admin-|proj-|svcacct-)?[A-Za-z0-9_\-]{8,}")
+MASK = "***"
+
+
+class Redactor:
+    """A structlog processor that masks secrets by key name and by known value."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+
+    def add(self, *values: str | None) -> None:
+        """Remember secret values to scrub from every string (short ones are ignored)."""
+        for value in values:
+            if value and len(value) >= 6:
+                self._values.add(value)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with every known secret and anything shaped like an OpenAI key masked."""
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, MASK)
+        return _OPENAI_KEY.sub(MASK, text)
+
+    def _clean(self, value: Any, key: str = "") -> Any:
+        if key and _SECRET_KEY.search(key) and not _NOT_SECRET.search(key):
+            return MASK if value not in (None, "", 0) else value
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, MutableMapping):
+            return {k: self._clean(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        return value
+
+    def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+        return {k: self._clean(v, k) for k, v in event_dict.items()}
+
+
+#: The one redactor; ``configure_logging`` registers the run's secrets with it.
+REDACTOR = Redactor()
+
+
+def configure_logging(
+    *,
+    level: str = "info",
+    fmt: str = "auto",
+    secrets: Iterable[str | None] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Configure structlog and the stdlib loggers (urllib3, sqlalchemy, apscheduler) alike."""
+    out = stream or sys.stderr
+    REDACTOR.add(*secrets)
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if use_json:
+        exception_step: Any = structlog.processors.ExceptionRenderer(
+            ExceptionDictTransformer(show_locals=False)
+        )
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        exception_step = structlog.processors.format_exc_info
+        renderer = structlog.dev.ConsoleRenderer(colors=out.isatty())
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.processors.StackInfoRenderer(),
+            exception_step,
+            REDACTOR,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    # Route stdlib logging (urllib3 logs request lines, requests' errors carry URLs) through the
+    # same chain so redaction applies to it too.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                exception_step,
+                REDACTOR,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.INFO) if numeric > logging.DEBUG else numeric)
+    for noisy in ("urllib3", "sqlalchemy", "alembic"):
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))

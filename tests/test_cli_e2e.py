@@ -1,0 +1,405 @@
+"""End to end: the real ``recon-job`` process against a fake OpenAI over real HTTP on 127.0.0.1.
+
+Each test runs ``python -m recon_job`` as a subprocess with the environment a user would set,
+then checks the exit code, the one JSON document on stdout, the history rows, and that the
+admin key appears nowhere in anything the process printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recon_job.store import HistoryStore
+from tests.databases import postgres_server_or_skip, temporary_postgres_database
+from tests.fakeopenai import DEFAULT_ADMIN_KEY, FakeOpenAI, fake_openai_fixture  # noqa: F401
+
+D1 = date(2026, 8, 1)
+D2 = date(2026, 8, 2)
+
+
+@dataclass
+class Ran:
+    code: int
+    stdout: str
+    stderr: str
+
+    def doc(self) -> dict[str, Any]:
+        value = json.loads(self.stdout)  # exactly one JSON document, nothing else
+        assert isinstance(value, dict)
+        return value
+
+    def logs(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stderr.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    return tmp_path
+
+
+def cli(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("RECON_", "OPENAI_")) or k.startswith("RECON_TEST_")
+    }
+    environ.update(
+        {
+            "OPENAI_ADMIN_KEY": fake.admin_key,
+            "OPENAI_BASE_URL": fake.base_url,
+            "RECON_LOG_PATHS": str(workdir / "logs" / "*.ndjson*"),
+            "RECON_DATABASE_URL": f"sqlite:///{workdir / 'history.db'}",
+            "RECON_LOG_FORMAT": "json",
+            "RECON_OPENAI__MAX_RETRIES": "1",
+            "RECON_OPENAI__READ_TIMEOUT_SECONDS": "5",
+        }
+    )
+    environ.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "recon_job", *args],
+        cwd=workdir,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    for stream in (proc.stdout, proc.stderr):
+        assert fake.admin_key not in stream
+        assert fake.admin_key[-8:] not in stream
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def write_logs(workdir: Path, lines: list[str]) -> None:
+    (workdir / "logs" / "usage_tracking.ndjson").write_text("\n".join(lines) + "\n", "utf-8")
+
+
+def rec(day: date, model: str, hour: int, **fields: Any) -> str:
+    return json.dumps(
+        {"timestamp": f"{day.isoformat()}T{hour:02d}:00:00Z", "model": model, **fields}
+    )
+
+
+def drifting_world(fake: FakeOpenAI, workdir: Path) -> None:
+    """gpt-4o agrees on 2026-08-01; gpt-4o-mini misses 4 of 40 requests locally (-10%)."""
+    fake.add_usage(
+        D1,
+        "gpt-4o-2024-08-06",
+        input_tokens=59200,
+        cached_tokens=5760,
+        output_tokens=10646,
+        requests=10,
+    )
+    fake.add_cost(D1, "gpt-4o-2024-08-06, input", Decimal("0.1336"))
+    fake.add_cost(D1, "gpt-4o-2024-08-06, cached input", "0.007200000000000000000000000000000000")
+    fake.add_cost(D1, "gpt-4o-2024-08-06, output", Decimal("0.10646"))
+    fake.add_usage(
+        D1, "gpt-4o-mini-2024-07-18", input_tokens=120000, output_tokens=30000, requests=40
+    )
+    fake.add_cost(D1, "gpt-4o-mini-2024-07-18, input", Decimal("0.018"))
+    fake.add_cost(D1, "gpt-4o-mini-2024-07-18, output", Decimal("0.018"))
+    fake.add_cost(D1, "web search tool calls", Decimal("0.02"))
+    lines = [
+        # 10 gpt-4o requests: 59,200 input (5,760 cached), 10,646 output; priced from the table.
+        *[
+            rec(D1, "gpt-4o", 9, prompt_tokens=5920, completion_tokens=1064, cached_tokens=576)
+            for _ in range(9)
+        ],
+        rec(D1, "gpt-4o", 10, prompt_tokens=5920, completion_tokens=1070, cached_tokens=576),
+        # 36 of the 40 gpt-4o-mini requests, in the nested Chat Completions shape.
+        *[
+            json.dumps(
+                {
+                    "timestamp": f"{D1.isoformat()}T12:00:00+00:00",
+                    "model": "gpt-4o-mini",
+                    "usage": {"prompt_tokens": 3000, "completion_tokens": 750},
+                }
+            )
+            for _ in range(36)
+        ],
+        # A model with no price and no logged cost.
+        rec(D2, "my-private-model", 8, input_tokens=100, output_tokens=10),
+        "",
+        "{not json",
+        rec(D1, "gpt-4o", 11, prompt_tokens=-5, completion_tokens=1),
+    ]
+    write_logs(workdir, lines)
+
+
+def test_a_range_run_reports_the_drift_in_json_and_records_it(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    drifting_world(fake_openai, workdir)
+    ran = cli(
+        workdir,
+        fake_openai,
+        "run",
+        "--start",
+        "2026-08-01",
+        "--end",
+        "2026-08-02",
+        "--format",
+        "json",
+    )
+    assert ran.code == 0, ran.stderr
+    doc = ran.doc()
+    assert doc["status"] == "mismatch"
+    assert doc["reconciled"] is False
+    assert doc["window"] == {
+        "kind": "range",
+        "key": "range:2026-08-01..2026-08-02",
+        "start": "2026-08-01",
+        "end": "2026-08-03",
+        "last_day": "2026-08-02",
+    }
+    assert doc["threshold_pct"] == "5"
+    assert doc["openai"]["tokens"] == 59200 + 10646 + 150000
+    assert doc["openai"]["cost"] == "0.303260"
+    assert doc["local"]["requests"] == 10 + 36 + 1
+    rows = {(r["date"], r["model"]): r for r in doc["breakdown"]}
+    gpt4o = rows[("2026-08-01", "gpt-4o")]
+    assert gpt4o["status"] == "reconciled"
+    assert gpt4o["local"] == gpt4o["openai"] | {"cost": gpt4o["local"]["cost"]}
+    # (59,200 - 5,760) × $2.50 + 5,760 × $1.25 + 10,646 × $10.00, per million tokens.
+    assert Decimal(gpt4o["local"]["cost"]) == Decimal("0.24726")
+    assert Decimal(gpt4o["openai"]["cost"]) == Decimal("0.24726")
+    mini = rows[("2026-08-01", "gpt-4o-mini")]
+    assert mini["status"] == "mismatch"
+    assert mini["difference"]["tokens"] == -15000
+    assert mini["difference"]["tokens_pct"] == "-10.000000"
+    assert mini["difference"]["requests"] == -4
+    assert set(mini["difference"]["exceeds"]) == {"tokens", "requests"}
+    assert rows[("2026-08-01", "web search tool calls")]["openai"]["cost"] == "0.020000"
+    private = rows[("2026-08-02", "my-private-model")]
+    assert private["status"] == "mismatch"
+    assert private["difference"]["requests_pct"] is None
+    assert doc["unpriced_models"] == [
+        {
+            "model": "my-private-model",
+            "requests": 1,
+            "input_tokens": 100,
+            "cached_tokens": 0,
+            "output_tokens": 10,
+        }
+    ]
+    assert doc["skipped"] == {"blank_line": 1, "malformed_json": 1, "negative_tokens": 1}
+
+    # One request per endpoint for the whole window, on UTC midnights, end exclusive.
+    usage_calls = [r for r in fake_openai.requests if r.path.endswith("/usage/completions")]
+    cost_calls = [r for r in fake_openai.requests if r.path.endswith("/costs")]
+    assert len(usage_calls) == len(cost_calls) == 1
+    assert usage_calls[0].param("start_time") == "1785542400"
+    assert usage_calls[0].param("end_time") == "1785715200"
+
+    finished = [line for line in ran.logs() if line["event"] == "recon.run.finished"]
+    assert len(finished) == 1
+    assert finished[0]["status"] == "mismatch"
+
+    store = HistoryStore(f"sqlite:///{workdir / 'history.db'}")
+    try:
+        (run,) = store.list_runs()
+        assert run.id == doc["run_id"]
+        assert str(run.status) == "mismatch"
+        assert run.openai is not None
+        assert run.openai.cost == Decimal("0.30326")
+        groups = store.run_groups(run.id)
+        assert len(groups) == len(doc["breakdown"])
+    finally:
+        store.close()
+
+    history = cli(workdir, fake_openai, "history", "--format", "json")
+    assert history.code == 0, history.stderr
+    (listed,) = json.loads(history.stdout)
+    assert listed["run_id"] == doc["run_id"]
+    assert listed["status"] == "mismatch"
+
+
+def test_fail_on_mismatch_exits_1_and_text_output_names_the_drifting_group(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    drifting_world(fake_openai, workdir)
+    ran = cli(
+        workdir,
+        fake_openai,
+        "run",
+        "--window",
+        "daily",
+        "--date",
+        "2026-08-01",
+        "--fail-on-mismatch",
+    )
+    assert ran.code == 1, ran.stderr
+    assert "status: mismatch" in ran.stdout
+    assert "2026-08-01 gpt-4o-mini" in ran.stdout
+
+
+def test_a_reconciled_day_exits_0_and_a_rerun_keeps_both_runs(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    fake_openai.add_usage(
+        D1, "gpt-4.1-nano-2025-04-14", input_tokens=1000, output_tokens=100, requests=1
+    )
+    fake_openai.add_cost(D1, "gpt-4.1-nano-2025-04-14, input", Decimal("0.0001"))
+    fake_openai.add_cost(D1, "gpt-4.1-nano-2025-04-14, output", Decimal("0.00004"))
+    write_logs(workdir, [rec(D1, "gpt-4.1-nano", 3, input_tokens=1000, output_tokens=100)])
+    for _ in range(2):
+        ran = cli(
+            workdir,
+            fake_openai,
+            "run",
+            "--date",
+            "2026-08-01",
+            "--format",
+            "json",
+            "--fail-on-mismatch",
+        )
+        assert ran.code == 0, ran.stderr
+        assert ran.doc()["status"] == "reconciled"
+        assert ran.doc()["difference"]["cost"] == "0.000000"
+    history = cli(workdir, fake_openai, "history", "--format", "json")
+    assert [r["status"] for r in json.loads(history.stdout)] == ["reconciled", "reconciled"]
+
+
+def test_a_bad_admin_key_fails_permanently_and_records_a_failed_run(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    write_logs(workdir, [rec(D1, "gpt-4o", 3, input_tokens=1, output_tokens=1)])
+    fake_openai.fail_next(
+        1,
+        401,
+        body={
+            "error": {
+                "type": "invalid_request_error",
+                "code": "invalid_api_key",
+                "message": "Incorrect API key provided",
+            }
+        },
+    )
+    ran = cli(workdir, fake_openai, "run", "--date", "2026-08-01", "--format", "json")
+    assert ran.code == 2
+    doc = ran.doc()
+    assert doc["status"] == "failed"
+    assert doc["error"]["reason"] == "unauthorized"
+    assert doc["error"]["permanent"] is True
+    assert "local" not in doc  # a failed fetch has no figures, not zeros
+    assert len(fake_openai.requests) == 1
+    store = HistoryStore(f"sqlite:///{workdir / 'history.db'}")
+    try:
+        (run,) = store.list_runs()
+        assert str(run.status) == "failed"
+        assert run.error_reason == "unauthorized"
+        assert run.local is None
+        assert run.openai is None
+        assert store.run_groups(run.id) == []
+    finally:
+        store.close()
+
+
+def test_openai_down_is_transient_exit_3(fake_openai: FakeOpenAI, workdir: Path) -> None:
+    write_logs(workdir, [rec(D1, "gpt-4o", 3, input_tokens=1, output_tokens=1)])
+    fake_openai.fail_next(10, 503)
+    ran = cli(
+        workdir,
+        fake_openai,
+        "run",
+        "--date",
+        "2026-08-01",
+        "--format",
+        "json",
+        RECON_OPENAI__MAX_RETRIES="1",
+    )
+    assert ran.code == 3, ran.stderr
+    assert ran.doc()["error"]["permanent"] is False
+    assert len(fake_openai.requests) == 2  # one try and one retry, then give up
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (("run", "--date", "2026-02-30"), {}, "2026-02-30"),
+        (("run", "--month", "2026-13"), {}, "2026-13"),
+        (("run", "--start", "2026-08-02", "--end", "2026-08-01"), {}, "before"),
+        (("run", "--date", "2026-08-01"), {"OPENAI_ADMIN_KEY": ""}, "OPENAI_ADMIN_KEY"),
+        (("run", "--date", "2026-08-01"), {"RECON_LOG_PATHS": "/nowhere/x.ndjson"}, "/nowhere"),
+        (("run",), {"RECON_THRESHOLD_PCT": "five"}, "reconcile.threshold_pct"),
+        (("run",), {"RECON_LOG_TIMEZONE": "Atlantis/Capital"}, "Atlantis/Capital"),
+    ],
+)
+def test_bad_input_is_one_readable_message_and_exit_2(
+    fake_openai: FakeOpenAI,
+    workdir: Path,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    expected: str,
+) -> None:
+    write_logs(workdir, [rec(D1, "gpt-4o", 3, input_tokens=1, output_tokens=1)])
+    ran = cli(workdir, fake_openai, *args, **env)
+    assert ran.code == 2, (ran.stdout, ran.stderr)
+    assert expected in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+def test_check_config_lists_every_problem_at_once(fake_openai: FakeOpenAI, workdir: Path) -> None:
+    config = workdir / "recon.toml"
+    config.write_text('[models.aliases]\n"my-bot" = "gpt-4o-mni"\n', "utf-8")
+    ran = cli(
+        workdir,
+        fake_openai,
+        "check-config",
+        "--config",
+        str(config),
+        OPENAI_ADMIN_KEY="",
+        RECON_LOG_PATHS="/nowhere/*.ndjson",
+    )
+    assert ran.code == 2
+    assert "3 problems" in ran.stderr
+    assert "did you mean 'gpt-4o-mini'" in ran.stderr
+    assert "OPENAI_ADMIN_KEY" in ran.stderr
+    assert "/nowhere/*.ndjson" in ran.stderr
+    write_logs(workdir, [rec(D1, "gpt-4o", 3, input_tokens=1, output_tokens=1)])
+    ok = cli(workdir, fake_openai, "check-config")
+    assert ok.code == 0, ok.stderr
+    assert "configuration OK" in ok.stdout
+
+
+@pytest.fixture
+def postgres_history() -> Iterator[str]:
+    yield from temporary_postgres_database(postgres_server_or_skip())
+
+
+def test_history_can_live_in_postgresql(
+    fake_openai: FakeOpenAI, workdir: Path, postgres_history: str
+) -> None:
+    drifting_world(fake_openai, workdir)
+    ran = cli(
+        workdir,
+        fake_openai,
+        "run",
+        "--date",
+        "2026-08-01",
+        "--format",
+        "json",
+        RECON_DATABASE_URL=postgres_history,
+    )
+    assert ran.code == 0, ran.stderr
+    store = HistoryStore(postgres_history)
+    try:
+        (run,) = store.list_runs()
+        assert run.id == ran.doc()["run_id"]
+        assert run.openai is not None
+        assert run.openai.cost == Decimal("0.30326")
+    finally:
+        store.close()

@@ -1,0 +1,172 @@
+"""Settings: precedence, secrets files, and one error listing every problem."""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from recon_job.config import ENV_VARS, Settings, load_settings
+from recon_job.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "config" / "recon.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recon.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_it_loads_defaults_without_a_file_or_environment() -> None:
+    settings = load_settings(environ={})
+    assert settings.openai.base_url == "https://api.openai.com/v1"
+    assert settings.openai.admin_key is None
+    assert settings.reconcile.threshold_pct == Decimal(5)
+    assert settings.reconcile.cost_floor == Decimal("0.05")
+    assert settings.history.database_url.get_secret_value() == "sqlite:///recon_history.db"
+
+
+def test_the_example_file_lists_every_setting_and_only_real_ones() -> None:
+    data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
+    load_settings(EXAMPLE, environ={})  # valid as shipped
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        documented = EXAMPLE.read_text(encoding="utf-8")
+        assert f"[{section}]" in documented
+        for key in model.model_fields:
+            if (section, key) == ("openai", "admin_key"):
+                assert "OPENAI_ADMIN_KEY" in documented
+                continue
+            in_table = key in data.get(section, {})
+            assert in_table or f"# {key} =" in documented or f"[{section}.{key}]" in documented, (
+                f"{section}.{key} is not documented in {EXAMPLE.name}"
+            )
+
+
+def test_documented_environment_variables_override_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[openai]\nbase_url = "https://file.example/v1"\n')
+    env = {
+        "OPENAI_BASE_URL": "http://127.0.0.1:9/v1/",
+        "RECON_LOG_PATHS": "a.ndjson, logs/*.gz ,",
+        "RECON_PROJECT_IDS": "proj_a,proj_b",
+        "RECON_THRESHOLD_PCT": "2.5",
+    }
+    settings = load_settings(path, environ=env)
+    assert settings.openai.base_url == "http://127.0.0.1:9/v1"
+    assert settings.logs.paths == ("a.ndjson", "logs/*.gz")
+    assert settings.openai.project_ids == ("proj_a", "proj_b")
+    assert settings.reconcile.threshold_pct == Decimal("2.5")
+
+
+def test_any_setting_can_be_set_as_a_nested_environment_variable() -> None:
+    settings = load_settings(
+        environ={"RECON_RECONCILE__TOKEN_FLOOR": "7", "RECON_OPENAI__GROUP_BY": '["model"]'}
+    )
+    assert settings.reconcile.token_floor == 7
+
+
+def test_the_admin_key_falls_back_to_openai_api_key() -> None:
+    settings = load_settings(environ={"OPENAI_API_KEY": "sk-admin-fallbackfallback"})
+    assert settings.openai.admin_key is not None
+    assert settings.openai.admin_key.get_secret_value() == "sk-admin-fallbackfallback"
+    both = load_settings(
+        environ={"OPENAI_API_KEY": "sk-proj-xxxxxxxxxx", "OPENAI_ADMIN_KEY": "sk-admin-primary1"}
+    )
+    assert both.openai.admin_key is not None
+    assert both.openai.admin_key.get_secret_value() == "sk-admin-primary1"
+
+
+def test_secrets_are_read_from_files(tmp_path: Path) -> None:
+    secret = tmp_path / "key"
+    secret.write_text("sk-admin-fromafile123\n", encoding="utf-8")
+    settings = load_settings(environ={"OPENAI_ADMIN_KEY_FILE": str(secret)})
+    assert settings.openai.admin_key is not None
+    assert settings.openai.admin_key.get_secret_value() == "sk-admin-fromafile123"
+    assert "fromafile" not in repr(settings)
+
+
+def test_a_secret_in_the_config_file_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    path = write(tmp_path, '[openai]\nadmin_key = "sk-admin-leakedleaked"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={})
+    assert "admin_key is a secret" in str(info.value)
+    assert "leaked" not in str(info.value)
+
+
+def test_a_sqlite_url_may_live_in_the_file_but_a_password_may_not(tmp_path: Path) -> None:
+    ok = write(tmp_path, '[history]\ndatabase_url = "sqlite:////var/lib/recon/h.db"\n')
+    assert load_settings(ok, environ={}).history.database_url.get_secret_value().endswith("h.db")
+    bad = write(tmp_path, '[history]\ndatabase_url = "postgresql://u:hunter22@db/x"\n')
+    with pytest.raises(ConfigError) as info:
+        load_settings(bad, environ={})
+    assert "hunter22" not in str(info.value)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[openai]
+group_by = ["project_id"]
+read_timeout_seconds = 0
+[logs]
+timezone = "Mars/Olympus"
+fields = { colour = "x" }
+[reconcile]
+threshold_pct = -1
+cost_flor = 1
+""",
+    )
+    with pytest.raises(ConfigError) as info:
+        load_settings(path, environ={"OPENAI_ADMIN_KEY_FILE": str(tmp_path / "missing")})
+    problems = info.value.problems
+    text = str(info.value)
+    assert len(problems) == 7, text
+    for expected in (
+        "OPENAI_ADMIN_KEY_FILE",
+        "openai.group_by: must include 'model'",
+        "openai.read_timeout_seconds",
+        "logs.timezone: 'Mars/Olympus' is not a known time zone",
+        "logs.fields: unknown field name(s) colour",
+        "reconcile.threshold_pct",
+        "reconcile.cost_flor: unknown setting",
+    ):
+        assert expected in text
+    assert text.startswith("configuration has 7 problems")
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("[openai\n", "is not valid TOML"),
+        (None, "does not exist"),
+    ],
+)
+def test_an_unreadable_config_file_is_a_clear_error(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    path = tmp_path / "recon.toml"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(path, environ={})
+
+
+def test_recon_config_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[reconcile]\ntoken_floor = 42\n")
+    assert load_settings(environ={"RECON_CONFIG": str(path)}).reconcile.token_floor == 42
+
+
+def test_every_documented_variable_maps_to_a_real_setting() -> None:
+    for name, (section, key, _) in ENV_VARS.items():
+        model = Settings.model_fields[section].annotation
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
+        assert key in model.model_fields, name

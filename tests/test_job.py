@@ -1,0 +1,175 @@
+"""``job.run_once``: the orchestration, with stub sources and a real in-memory history store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from recon_job import job, windows
+from recon_job.config import Settings, load_settings
+from recon_job.errors import ConfigError, LogSourceError, UsageApiError
+from recon_job.models import Status, Usage, UsageKey, UsageTotals, Window
+from recon_job.store import HistoryStore
+
+DAY = date(2026, 8, 1)
+NOW = datetime(2026, 8, 5, 6, 0, tzinfo=UTC)
+
+
+class Stub:
+    """A source that returns fixed totals (or raises), and remembers what it was asked."""
+
+    def __init__(self, totals: UsageTotals | None = None, error: Exception | None = None) -> None:
+        self.totals = totals or UsageTotals()
+        self.error = error
+        self.windows: list[Window] = []
+
+    def fetch(self, window: Window) -> UsageTotals:
+        self.windows.append(window)
+        if self.error is not None:
+            raise self.error
+        return self.totals
+
+
+def totals(*groups: tuple[str, Usage], day: date = DAY, **extra: object) -> UsageTotals:
+    return UsageTotals(groups={UsageKey(day, model): usage for model, usage in groups}, **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store() -> Iterator[HistoryStore]:
+    history = HistoryStore("sqlite://")
+    yield history
+    history.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings(environ={})
+
+
+def clock() -> datetime:
+    return datetime(2026, 8, 5, 6, 0, 2, tzinfo=UTC)
+
+
+def run(
+    settings: Settings, store: HistoryStore, sources: job.Sources, window: Window | None = None
+) -> job.RunOutcome:
+    return job.run_once(
+        settings,
+        window or windows.daily(DAY),
+        now=NOW,
+        clock=clock,
+        sources=sources,
+        store=store,
+    )
+
+
+def test_usage_and_costs_are_merged_under_normalised_model_names(
+    settings: Settings, store: HistoryStore
+) -> None:
+    usage = Stub(
+        totals(("gpt-4o-2024-08-06", Usage(input_tokens=1000, output_tokens=100, requests=2)))
+    )
+    costs = Stub(
+        totals(
+            ("gpt-4o-2024-08-06", Usage(cost=Decimal("0.0035"))),
+            ("web search tool calls", Usage(cost=Decimal("0.01"))),
+        )
+    )
+    local = Stub(
+        totals(
+            (
+                "gpt-4o",
+                Usage(input_tokens=1000, output_tokens=100, requests=2, cost=Decimal("0.0035")),
+            )
+        )
+    )
+    outcome = run(settings, store, job.Sources(local=local, official=(usage, costs)))
+    assert outcome.result is not None
+    groups = {g.key.model: g for g in outcome.result.groups}
+    assert set(groups) == {"gpt-4o", "web search tool calls"}
+    assert groups["gpt-4o"].openai == Usage(
+        input_tokens=1000, output_tokens=100, requests=2, cost=Decimal("0.0035")
+    )
+    assert groups["gpt-4o"].status is Status.RECONCILED
+    assert outcome.result.status is Status.RECONCILED
+    assert outcome.finished_at == clock()
+    (record,) = store.list_runs()
+    assert str(record.status) == "reconciled"
+    assert record.finished_at == clock()
+
+
+def test_a_failed_official_fetch_records_a_failed_run_and_reads_no_logs(
+    settings: Settings, store: HistoryStore
+) -> None:
+    error = UsageApiError("OpenAI Usage API is down", permanent=False, reason="server_error")
+    local = Stub(totals(("gpt-4o", Usage(input_tokens=5))))
+    outcome = run(settings, store, job.Sources(local=local, official=(Stub(error=error),)))
+    assert outcome.result is None
+    assert outcome.error is error
+    assert outcome.status is Status.FAILED
+    assert local.windows == []
+    (record,) = store.list_runs()
+    assert str(record.status) == "failed"
+    assert record.error_reason == "server_error"
+    assert record.local is None
+    assert store.run_groups(record.id) == []
+
+
+def test_unreadable_logs_fail_the_run_too(settings: Settings, store: HistoryStore) -> None:
+    error = LogSourceError("log file 'x' does not exist", reason="log_file_missing")
+    outcome = run(settings, store, job.Sources(local=Stub(error=error), official=(Stub(),)))
+    assert outcome.error is error
+    assert store.list_runs()[0].error_reason == "log_file_missing"
+
+
+def test_a_bug_never_leaves_a_run_marked_running(settings: Settings, store: HistoryStore) -> None:
+    sources = job.Sources(local=Stub(), official=(Stub(error=KeyError("boom")),))
+    with pytest.raises(KeyError):
+        run(settings, store, sources)
+    (record,) = store.list_runs()
+    assert str(record.status) == "failed"
+    assert record.error_reason == "KeyError"
+
+
+def test_unsettled_days_are_pending_not_mismatches(settings: Settings, store: HistoryStore) -> None:
+    today = NOW.date()
+    official = Stub(totals(("gpt-4o", Usage(input_tokens=100_000, requests=10)), day=today))
+    local = Stub(totals(("gpt-4o", Usage(input_tokens=10, requests=1)), day=today))
+    outcome = run(settings, store, job.Sources(local, (official,)), windows.daily(today))
+    assert outcome.result is not None
+    assert outcome.result.status is Status.PENDING
+    assert outcome.result.pending_days == (today,)
+
+
+def test_skipped_records_and_unpriced_models_reach_the_result(
+    settings: Settings, store: HistoryStore
+) -> None:
+    local = Stub(
+        totals(
+            ("mystery", Usage(input_tokens=10, requests=1)),
+            skipped={"malformed_json": 3},
+            unpriced={"mystery": Usage(input_tokens=10, requests=1)},
+        )
+    )
+    outcome = run(settings, store, job.Sources(local, (Stub(),)))
+    assert outcome.result is not None
+    assert outcome.result.skipped == {"malformed_json": 3}
+    assert set(outcome.result.unpriced) == {"mystery"}
+    record = store.list_runs()[0]
+    assert record.skipped == {"malformed_json": 3}
+    assert set(record.unpriced) == {"mystery"}
+
+
+def test_an_alias_to_an_unknown_model_is_a_config_error_before_anything_runs() -> None:
+    settings = load_settings(environ={"RECON_MODELS__ALIASES": '{"bot": "gpt-4o-mnii"}'})
+    with pytest.raises(ConfigError, match="did you mean 'gpt-4o-mini'"):
+        job.price_table(settings, job.model_namer(settings))
+
+
+def test_building_sources_without_an_admin_key_is_a_config_error(settings: Settings) -> None:
+    namer = job.model_namer(settings)
+    with pytest.raises(ConfigError, match="OPENAI_ADMIN_KEY"):
+        job.build_sources(settings, namer=namer, pricer=job.price_table(settings, namer))

@@ -1,0 +1,68 @@
+"""Logging: JSON lines on stderr, and no secret in any line, field, message or traceback."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import structlog
+
+from recon_job.logconfig import MASK, configure_logging
+
+SECRET = "sk-admin-CANARYcanary0123456789"
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_it_writes_one_json_object_per_line_when_not_on_a_terminal() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="auto", stream=out)
+    structlog.get_logger("t").info("recon.test.event", answer=42)
+    (line,) = _lines(out)
+    assert line["event"] == "recon.test.event"
+    assert line["answer"] == 42
+    assert line["level"] == "info"
+    assert str(line["timestamp"]).endswith("Z")
+
+
+def test_secrets_are_masked_by_key_and_by_value_even_in_tracebacks() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", secrets=[SECRET], stream=out)
+    logger = structlog.get_logger("t")
+    logger.info("recon.test.fields", api_key=SECRET, authorization=f"Bearer {SECRET}")
+    logger.info("recon.test.value", note=f"the key is {SECRET}", nested={"x": [SECRET]})
+
+    def leaky(headers: dict[str, str]) -> None:
+        raise RuntimeError(f"failed with {headers['Authorization']}")
+
+    try:
+        leaky({"Authorization": f"Bearer {SECRET}"})
+    except RuntimeError:
+        logger.exception("recon.test.crash")
+    logging.getLogger("urllib3.connectionpool").warning("retrying with key %s", SECRET)
+    text = out.getvalue()
+    assert SECRET not in text
+    assert SECRET[-8:] not in text
+    assert MASK in text
+    crash = next(line for line in _lines(out) if line["event"] == "recon.test.crash")
+    assert "exception" in crash
+    assert "locals" not in json.dumps(crash["exception"])
+
+
+def test_token_counts_are_not_mistaken_for_secrets() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", stream=out)
+    structlog.get_logger("t").info("recon.test.counts", input_tokens=12, tokens_pct="1.5")
+    (line,) = _lines(out)
+    assert line["input_tokens"] == 12
+    assert line["tokens_pct"] == "1.5"
+
+
+def test_anything_shaped_like_an_openai_key_is_masked_even_if_unregistered() -> None:
+    out = io.StringIO()
+    configure_logging(fmt="json", stream=out)
+    structlog.get_logger("t").warning("recon.test.shape", detail="got sk-proj-abcdefgh12345678")
+    assert "abcdefgh12345678" not in out.getvalue()
