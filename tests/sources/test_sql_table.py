@@ -1,0 +1,612 @@
+"""Tests of the SQL table source on real databases: SQLite always, PostgreSQL and MariaDB when set.
+
+PostgreSQL runs with ``RECON_TEST_POSTGRES_URL`` and MySQL/MariaDB with ``RECON_TEST_MYSQL_URL``
+(see ``tests/databases.py``); each test gets a database of its own and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from recon_job.errors import ConfigError, LogSourceError
+from recon_job.models import Tier, Usage, UsageKey, UsageTotals, Window
+from recon_job.sources.sql_table import SqlTableOptions, SqlTableSource
+from tests.databases import (
+    mysql_server_or_skip,
+    postgres_server_or_skip,
+    temporary_mysql_database,
+    temporary_postgres_database,
+)
+
+MARCH = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
+D = Decimal
+SECRET = "secretpw"
+COLUMNS = {
+    "timestamp": "created_at",
+    "model": "model_used",
+    "input_tokens": "prompt_tokens",
+    "output_tokens": "completion_tokens",
+    "cached_tokens": "cached_tokens",
+    "cost": "calculated_cost_cents",
+    "request_id": "openai_request_id",
+}
+POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
+ALL = ["sqlite", POSTGRES, "mysql"]
+SERVERS = [POSTGRES, "mysql"]
+
+
+class FakePricer:
+    """USD 1 per 1M uncached input, 0.5 per 1M cached, 2 per 1M output; tier multipliers.
+
+    Knows only ``gpt-4o-mini`` and ``gpt-4.1``, so anything else is unpriced. Records its calls.
+    """
+
+    MULTIPLIER: ClassVar[dict[str, Decimal]] = {
+        "standard": D(1),
+        "batch": D("0.5"),
+        "flex": D("0.5"),
+        "priority": D(2),
+    }
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, date, str, Usage]] = []
+
+    def cost(self, model: str, day: date, tier: Tier, usage: Usage) -> Decimal | None:
+        self.calls.append((model, day, tier, usage))
+        if model not in ("gpt-4o-mini", "gpt-4.1"):
+            return None
+        tokens = (
+            usage.uncached_input_tokens * D("0.000001")
+            + usage.cached_tokens * D("0.0000005")
+            + usage.output_tokens * D("0.000002")
+        )
+        return tokens * self.MULTIPLIER[tier]
+
+
+@dataclass
+class Db:
+    """One throw-away database and the engine the test fills it with."""
+
+    backend: str
+    url: str
+    engine: sa.Engine
+
+    def create(self, timestamp: sa.types.TypeEngine[Any] | None = None) -> sa.Table:
+        """A ``token_usage`` table shaped like the issue's; timestamptz on PostgreSQL."""
+        if timestamp is None:
+            timestamp = sa.DateTime(timezone=self.backend == "postgresql")
+        table = sa.Table(
+            "token_usage",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("model_used", sa.String(64)),
+            sa.Column("prompt_tokens", sa.Integer),
+            sa.Column("completion_tokens", sa.Integer),
+            sa.Column("cached_tokens", sa.Integer),
+            # Exact on the servers; SQLite has no decimal type, so it sums floats there.
+            sa.Column("calculated_cost_cents", sa.Numeric(12, 4).with_variant(sa.Float, "sqlite")),
+            sa.Column("openai_request_id", sa.String(64)),
+            sa.Column("created_at", timestamp),
+            sa.Column("environment", sa.String(16)),
+            sa.Column("project_id", sa.String(32)),
+            sa.Column("is_batch", sa.Boolean),
+            sa.Column("service_tier", sa.String(16)),
+        )
+        table.create(self.engine)
+        return table
+
+    def insert(self, table: sa.Table, *rows: dict[str, Any]) -> None:
+        """Insert ``rows`` (``at`` an aware UTC datetime) with defaults for the other columns."""
+        column_type = table.c.created_at.type
+        full = []
+        for i, row in enumerate(rows):
+            at = row.pop("at")
+            if isinstance(column_type, sa.Integer) or isinstance(at, int):
+                stamp: Any = at if isinstance(at, int) else int(at.timestamp())
+            elif isinstance(at, str) or getattr(column_type, "timezone", False):
+                stamp = at
+            else:
+                stamp = at.astimezone(row.pop("zone", UTC)).replace(tzinfo=None)
+            row.pop("zone", None)
+            cost = row.pop("cost", None)
+            if cost is not None and self.backend == "sqlite":
+                cost = float(cost)
+            full.append(
+                {
+                    "model_used": "gpt-4o-mini",
+                    "prompt_tokens": 100,
+                    "completion_tokens": 10,
+                    "cached_tokens": None,
+                    "calculated_cost_cents": cost,
+                    "openai_request_id": f"req_{i}",
+                    "created_at": stamp,
+                    "environment": "production",
+                    "project_id": None,
+                    "is_batch": False,
+                    "service_tier": "default",
+                    **row,
+                }
+            )
+        with self.engine.begin() as conn:
+            conn.execute(table.insert(), full)
+
+
+def _database(backend: str, tmp_path: Path) -> Iterator[Db]:
+    if backend == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'app.db'}"])
+    elif backend == "postgresql":
+        urls = temporary_postgres_database(postgres_server_or_skip())
+    else:
+        urls = temporary_mysql_database(mysql_server_or_skip())
+    url = next(urls)
+    engine = sa.create_engine(url)
+    try:
+        yield Db(backend, url, engine)
+    finally:
+        engine.dispose()
+        next(urls, None)
+
+
+@pytest.fixture(params=ALL)
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    """A fresh empty database on each backend."""
+    yield from _database(request.param, tmp_path)
+
+
+@pytest.fixture(params=SERVERS)
+def server_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
+    """A fresh empty database on PostgreSQL and on MariaDB."""
+    yield from _database(request.param, tmp_path)
+
+
+@pytest.fixture
+def reader(db: Db) -> Iterator[str]:
+    """A URL whose user may only SELECT from ``token_usage`` (after the test created it)."""
+    if db.backend == "sqlite":
+        yield db.url
+        return
+    name = f"recon_ro_{uuid.uuid4().hex[:8]}"
+    database = make_url(db.url).database
+    admin = sa.create_engine(db.url, isolation_level="AUTOCOMMIT")
+    pg = db.backend == "postgresql"
+    try:
+        with admin.connect() as conn:
+            if pg:
+                conn.exec_driver_sql(f"CREATE ROLE {name} LOGIN PASSWORD '{SECRET}'")
+                conn.exec_driver_sql(f'GRANT CONNECT ON DATABASE "{database}" TO {name}')
+                conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {name}")
+                conn.exec_driver_sql(
+                    f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {name}"
+                )
+            else:
+                conn.exec_driver_sql(f"CREATE USER '{name}'@'%%' IDENTIFIED BY '{SECRET}'")
+                conn.exec_driver_sql(f"GRANT SELECT ON `{database}`.* TO '{name}'@'%%'")
+        yield make_url(db.url).set(username=name, password=SECRET).render_as_string(False)
+    finally:
+        with admin.connect() as conn:
+            if pg:
+                conn.exec_driver_sql(f"DROP OWNED BY {name}")
+                conn.exec_driver_sql(f'REVOKE ALL ON DATABASE "{database}" FROM {name}')
+                conn.exec_driver_sql(f"DROP ROLE {name}")
+            else:
+                conn.exec_driver_sql(f"DROP USER '{name}'@'%%'")
+        admin.dispose()
+
+
+def at(day: int, hour: int = 12, minute: int = 0, second: int = 0, month: int = 3) -> datetime:
+    return datetime(2026, month, day, hour, minute, second, tzinfo=UTC)
+
+
+def key(day: int, model: str = "gpt-4o-mini", project: str | None = None) -> UsageKey:
+    return UsageKey(date(2026, 3, day), model, project)
+
+
+def fetch(url: str, *, pricer: FakePricer | None = None, **options: Any) -> UsageTotals:
+    options.setdefault("table", "token_usage")
+    options["columns"] = {**COLUMNS, **options.get("columns", {})}
+    options.setdefault("cost_unit", "cents")
+    source = SqlTableSource(SqlTableOptions(url=url, **options), pricer or FakePricer())
+    return source.fetch(MARCH)
+
+
+# -- what it counts -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_it_sums_each_utc_day_and_model_with_logged_estimated_and_unknown_costs(db: Db) -> None:
+    table = db.create()
+    db.insert(
+        table,
+        {"at": at(28, 23, 59, 59, month=2)},
+        {"at": at(1, 0), "prompt_tokens": 1000, "completion_tokens": 100, "cached_tokens": 400},
+        {"at": at(1, 23, 59, 59), "prompt_tokens": 2000, "completion_tokens": 500, "cost": "1.5"},
+        {"at": at(2, 0)},
+        {"at": at(31, 23, 59, 59), "model_used": "o4-mini", "prompt_tokens": 300},
+        {"at": at(31, 23, 59, 59), "model_used": "o4-mini", "prompt_tokens": 50, "cost": "2.25"},
+        {"at": at(1, 0, month=4)},
+    )
+    pricer = FakePricer()
+
+    totals = fetch(db.url, pricer=pricer)
+
+    assert totals.groups == {
+        # 600 uncached + 400 cached at half + 100 output at 2 = $0.001, plus 1.5 cents logged.
+        key(1): Usage(3000, 400, 600, 2, D("0.016")),
+        key(2): Usage(100, 0, 10, 1, D("0.00012")),
+        # The logged cost of the priced row stays; the other's cost is unknown, not zero.
+        key(31, "o4-mini"): Usage(350, 0, 20, 2, D("0.0225")),
+    }
+    assert totals.unpriced == {"o4-mini": Usage(300, 0, 10, 1)}
+    assert totals.skipped == {}
+    assert totals.info["rows_counted"] == 5
+    # One pricing call per cost-less aggregate, never per row.
+    assert sorted((m, d.day) for m, d, _, _ in pricer.calls) == [
+        ("gpt-4o-mini", 1),
+        ("gpt-4o-mini", 2),
+        ("o4-mini", 31),
+    ]
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_it_prices_batch_flex_and_priority_rows_at_their_tier(db: Db) -> None:
+    table = db.create()
+    million = {"at": at(5), "prompt_tokens": 1_000_000, "completion_tokens": 0}
+    db.insert(
+        table,
+        {**million},
+        {**million, "service_tier": "auto"},
+        {**million, "is_batch": True},
+        {**million, "service_tier": "flex"},
+        {**million, "service_tier": "priority"},
+        {**million, "service_tier": None, "cost": "7"},
+    )
+    pricer = FakePricer()
+
+    totals = fetch(
+        db.url, pricer=pricer, columns={"batch": "is_batch", "service_tier": "service_tier"}
+    )
+
+    # standard 1 + 1, batch 0.5, flex 0.5, priority 2, and 7 cents logged.
+    assert totals.groups == {key(5): Usage(6_000_000, 0, 0, 6, D("5.07"))}
+    assert sorted(tier for _, _, tier, _ in pricer.calls) == [
+        "batch",
+        "flex",
+        "priority",
+        "standard",
+    ]
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_it_applies_the_filter_and_groups_and_selects_by_project(db: Db) -> None:
+    table = db.create()
+    db.insert(
+        table,
+        {"at": at(3), "project_id": "proj_a"},
+        {"at": at(3), "project_id": "proj_b"},
+        {"at": at(3), "project_id": None},
+        {"at": at(3), "project_id": "proj_a", "environment": "staging"},
+    )
+    # A LIKE pattern: its % must survive drivers that use %s placeholders.
+    options: dict[str, Any] = {
+        "filter": "environment LIKE 'prod%'",
+        "group_by": ("model", "project_id"),
+        "columns": {"project_id": "project_id"},
+    }
+
+    everything = fetch(db.url, **options)
+    selected = fetch(db.url, project_ids=("proj_a",), **options)
+
+    one = Usage(100, 0, 10, 1, D("0.00012"))
+    assert everything.groups == {
+        key(3, project=None): one,
+        key(3, project="proj_a"): one,
+        key(3, project="proj_b"): one,
+    }
+    # Rows without a project are kept, as the NDJSON source keeps records without one.
+    assert selected.groups == {key(3, project=None): one, key(3, project="proj_a"): one}
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_it_counts_rows_it_cannot_use_as_skipped_and_leaves_them_out(db: Db) -> None:
+    table = db.create()
+    db.insert(
+        table,
+        {"at": at(4)},
+        {"at": at(4), "model_used": None},
+        {"at": at(4), "model_used": ""},
+        {"at": at(4), "prompt_tokens": None},
+        {"at": at(4), "completion_tokens": None},
+        {"at": at(4), "prompt_tokens": -5},
+        {"at": at(4), "cached_tokens": -1},
+        {"at": at(4), "cached_tokens": 101},
+        {"at": at(4), "cost": "-1"},
+        {"at": at(4, month=4), "model_used": None},
+    )
+
+    totals = fetch(db.url)
+
+    assert totals.groups == {key(4): Usage(100, 0, 10, 1, D("0.00012"))}
+    assert totals.skipped == {
+        "bad_cost": 1,
+        "cached_exceeds_input": 1,
+        "missing_model": 2,
+        "missing_tokens": 2,
+        "negative_tokens": 2,
+    }
+    assert totals.info["rows_counted"] == 1
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_it_reads_integer_epoch_seconds(db: Db) -> None:
+    table = db.create(timestamp=sa.BigInteger())
+    db.insert(
+        table,
+        {"at": at(28, 23, 59, 59, month=2)},
+        {"at": at(1, 0)},
+        {"at": at(31, 23, 59, 59)},
+        {"at": at(1, 0, month=4)},
+    )
+
+    totals = fetch(db.url)
+
+    assert set(totals.groups) == {key(1), key(31)}
+    assert totals.info["rows_counted"] == 2
+
+
+@pytest.mark.parametrize("server_db", SERVERS, indirect=True)
+def test_it_reads_a_naive_timestamp_column_kept_in_helsinki_time(server_db: Db) -> None:
+    db = server_db
+    table = db.create(timestamp=sa.DateTime(timezone=False))
+    helsinki = ZoneInfo("Europe/Helsinki")
+    db.insert(
+        table,
+        # UTC+2 until 29 March, UTC+3 after: every edge is a UTC midnight.
+        {"at": at(28, 23, 59, 59, month=2), "zone": helsinki},
+        {"at": at(1, 0), "zone": helsinki, "prompt_tokens": 1},
+        {"at": at(1, 23, 30), "zone": helsinki, "prompt_tokens": 2},
+        {"at": at(30, 23, 59, 59), "zone": helsinki, "prompt_tokens": 4},
+        {"at": at(31, 0), "zone": helsinki, "prompt_tokens": 8},
+        {"at": at(31, 23, 59, 59), "zone": helsinki, "prompt_tokens": 16},
+        {"at": at(1, 0, month=4), "zone": helsinki},
+    )
+
+    totals = fetch(db.url, timestamp_timezone="Europe/Helsinki")
+
+    assert {k.day.day: u.input_tokens for k, u in totals.groups.items()} == {1: 3, 30: 4, 31: 24}
+
+
+def test_a_mysql_timestamp_column_is_read_in_utc_whatever_the_writer_zone(tmp_path: Path) -> None:
+    for db in _database("mysql", tmp_path):
+        table = db.create(timestamp=sa.TIMESTAMP())
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("SET time_zone = '+05:00'")
+            for wall in ("2026-03-01 04:59:59", "2026-03-01 05:00:00"):
+                row = {"model_used": "gpt-4o-mini", "prompt_tokens": 1, "completion_tokens": 0}
+                conn.execute(table.insert(), {**row, "created_at": wall})
+
+        totals = fetch(db.url, timestamp_timezone="Asia/Tokyo")  # ignored: TIMESTAMP is absolute
+
+        assert totals.groups == {key(1): Usage(1, 0, 0, 1, D("0.000001"))}
+
+
+def test_sqlite_reads_iso_text_in_either_form_and_counts_unreadable_text(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    engine = sa.create_engine(url)
+    db = Db("sqlite", url, engine)
+    table = db.create(timestamp=sa.Text())
+    db.insert(
+        table,
+        {"at": "2026-02-28T23:59:59Z"},
+        {"at": "2026-03-01T00:00:00Z"},
+        {"at": "2026-03-01 23:59:59.999999"},
+        {"at": "2026-03-31T23:59:59"},
+        {"at": "2026-03-3x"},
+        {"at": "2026-04-01"},
+        {"at": "2026-04-01T00:00:00Z"},
+    )
+    engine.dispose()
+
+    totals = fetch(url)
+
+    assert {k.day.day: u.requests for k, u in totals.groups.items()} == {1: 2, 31: 1}
+    assert totals.skipped == {"bad_timestamp": 1}
+
+
+# -- what it refuses ----------------------------------------------------------------------------
+
+
+def test_options_list_every_problem_and_never_show_the_url() -> None:
+    with pytest.raises(ConfigError) as info:
+        SqlTableOptions(
+            url=f"postgresql+psycopg://app:{SECRET}@db/app",
+            table="public.token usage",
+            columns={"timestamp": "created_at", "modle": "model", "input_tokens": ""},
+            cost_unit="euros",  # type: ignore[arg-type]
+            filter="1=1; DROP TABLE token_usage",
+            timestamp_timezone="Mars/Olympus",
+            group_by=("model", "region"),
+            project_ids=("proj_a",),
+        )
+
+    problems = "\n".join(info.value.problems)
+    for expected in (
+        "'public.token usage'",
+        "unknown SQL source column 'modle'",
+        "'input_tokens' maps to an empty column name",
+        "must map model, output_tokens",
+        "'euros'",
+        "';' or a comment",
+        "'Mars/Olympus'",
+        "'region'",
+        "project_ids needs a 'project_id' column",
+    ):
+        assert expected in problems
+    assert SECRET not in str(info.value)
+
+    options = SqlTableOptions(
+        url=f"postgresql+psycopg://app:{SECRET}@db/app", table="token_usage", columns=COLUMNS
+    )
+    assert SECRET not in repr(options)
+    assert SECRET not in repr(SqlTableSource(options, FakePricer()))
+    assert options.display_url == "postgresql+psycopg://app:***@db/app"
+
+
+def test_sqlite_refuses_a_timestamp_zone_other_than_utc(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SQLite timestamps must be UTC"):
+        SqlTableOptions(
+            url=f"sqlite:///{tmp_path / 'app.db'}",
+            table="token_usage",
+            columns=COLUMNS,
+            timestamp_timezone="Europe/Helsinki",
+        )
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_a_missing_table_is_permanent_and_named(db: Db, reader: str) -> None:
+    db.create()
+
+    with pytest.raises(LogSourceError) as info:
+        fetch(reader, table="token_usgae")
+
+    assert info.value.permanent
+    assert info.value.reason == "table_missing"
+    assert "table 'token_usgae' does not exist" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_a_missing_column_is_permanent_and_names_what_the_config_expects(
+    db: Db, reader: str
+) -> None:
+    db.create()
+
+    with pytest.raises(LogSourceError) as info:
+        fetch(reader, columns={"cost": "cost_cents"})
+
+    message = str(info.value)
+    assert info.value.permanent
+    assert info.value.reason == "column_missing"
+    assert "table 'token_usage' has no column 'cost_cents' (mapped as cost)" in message
+    assert "calculated_cost_cents" in message  # the columns it does have
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_a_bad_filter_is_permanent_with_the_database_message(db: Db, reader: str) -> None:
+    db.create()
+
+    with pytest.raises(LogSourceError) as info:
+        fetch(reader, filter="enviroment = 'production'")
+
+    message = str(info.value)
+    assert info.value.permanent
+    assert info.value.reason == "query_failed"
+    assert "enviroment" in message
+    assert "filter" in message
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"postgresql+psycopg://u:{SECRET}@127.0.0.1:1/x",
+        f"mysql+pymysql://u:{SECRET}@127.0.0.1:1/x",
+    ],
+    ids=["postgresql", "mysql"],
+)
+def test_an_unreachable_server_is_transient_and_hides_the_password(url: str) -> None:
+    with pytest.raises(LogSourceError) as info:
+        fetch(url)
+
+    assert not info.value.permanent
+    assert info.value.reason == "database_unreachable"
+    assert SECRET not in str(info.value)
+    assert "u:***@127.0.0.1:1/x" in str(info.value)
+
+
+@pytest.mark.parametrize("server_db", SERVERS, indirect=True)
+def test_an_unknown_database_is_permanent(server_db: Db) -> None:
+    url = make_url(server_db.url).set(database="recon_no_such_database")
+
+    with pytest.raises(LogSourceError) as info:
+        fetch(url.render_as_string(hide_password=False))
+
+    assert info.value.permanent
+    assert info.value.reason == "database_refused"
+    assert "recon_no_such_database" in str(info.value)
+
+
+def test_a_missing_sqlite_file_is_permanent_and_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "nope.db"
+
+    with pytest.raises(LogSourceError) as info:
+        fetch(f"sqlite:///{path}")
+
+    assert info.value.permanent
+    assert not path.exists()
+
+
+# -- read-only ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_it_works_with_a_select_only_user_and_its_session_cannot_write(db: Db, reader: str) -> None:
+    table = db.create()
+    db.insert(table, {"at": at(6)})
+    source = SqlTableSource(
+        SqlTableOptions(url=db.url, table="token_usage", columns=COLUMNS), FakePricer()
+    )
+
+    assert fetch(reader).groups == {key(6): Usage(100, 0, 10, 1, D("0.00012"))}
+    # Even with an owner's login, the source's session refuses writes.
+    with source.connect() as conn, pytest.raises(sa.exc.DBAPIError):
+        conn.execute(table.delete())
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 1
+
+
+# -- the index ----------------------------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_the_query_uses_an_index_on_the_timestamp_column(tmp_path: Path) -> None:
+    for db in _database("postgresql", tmp_path):
+        table = db.create()
+        db.insert(table, *({"at": at(1 + i % 28, i % 24)} for i in range(200)))
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE INDEX token_usage_created_at_idx ON token_usage (created_at)"
+            )
+            conn.exec_driver_sql("ANALYZE token_usage")
+        source = SqlTableSource(
+            SqlTableOptions(
+                url=db.url,
+                table="token_usage",
+                columns=COLUMNS,
+                filter="environment = 'production'",
+            ),
+            FakePricer(),
+        )
+
+        with source.connect() as conn:
+            # With a sequential scan priced out, only a sargable WHERE can use the index.
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            compiled = source.statement(conn, MARCH).compile(conn)
+            plan = "\n".join(
+                row[0] for row in conn.exec_driver_sql("EXPLAIN " + str(compiled), compiled.params)
+            )
+
+        assert "token_usage_created_at_idx" in plan
+        assert "Index Scan" in plan or "Bitmap Index Scan" in plan
+        assert "Index Cond: ((created_at >= " in plan
