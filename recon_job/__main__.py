@@ -1,5 +1,17 @@
-"""``python -m recon_job`` runs the CLI."""
+"""``python -m recon_job`` and the ``recon-job`` console script.
 
-from recon_job.cli import main
+The CLI is imported inside ``main()``, not at the top: log scanning runs in spawned worker
+processes, and a spawned worker re-imports the parent's main script. Importing the whole app
+there would cost each worker about a second and 90 MB.
+"""
 
-main()
+
+def main() -> None:
+    """Run the ``recon-job`` command line."""
+    from recon_job.cli import main as cli
+
+    cli()
+
+
+if __name__ == "__main__":
+    main()

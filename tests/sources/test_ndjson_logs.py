@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from recon_job.errors import ConfigError, LogSourceError
 from recon_job.modelnames import ModelNamer
 from recon_job.models import Tier, Usage, UsageKey, UsageTotals, Window
-from recon_job.sources import ndjson_logs
+from recon_job.sources import ndjson_files, ndjson_logs
 from recon_job.sources.ndjson_logs import NdjsonLogSource, NdjsonOptions
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ndjson"
@@ -276,8 +276,8 @@ def test_a_truncated_gzip_keeps_its_whole_lines_and_counts_the_cut_one(tmp_path:
 def test_an_overlong_line_is_skipped_without_being_buffered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ndjson_logs, "CHUNK_BYTES", 64)
-    monkeypatch.setattr(ndjson_logs, "MAX_LINE_BYTES", 100)
+    monkeypatch.setattr(ndjson_files, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(ndjson_files, "MAX_LINE_BYTES", 100)
     path = write(tmp_path / "a.ndjson", rec(), "x" * 1000, rec(), "y" * 500)
 
     totals = fetch(path)
@@ -507,7 +507,7 @@ def test_an_unreadable_file_is_an_error_naming_it(
         raise PermissionError(13, "Permission denied", file)
 
     # chmod 0 does not stop root, who runs these tests in CI containers.
-    monkeypatch.setattr(ndjson_logs, "open", denied, raising=False)
+    monkeypatch.setattr(ndjson_files, "open", denied, raising=False)
 
     with pytest.raises(
         LogSourceError, match=r"cannot read log file .*a\.ndjson.*Permission denied"
@@ -518,7 +518,7 @@ def test_an_unreadable_file_is_an_error_naming_it(
 def test_memory_is_bounded_by_groups_not_by_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(ndjson_logs, "CHUNK_BYTES", 4096)
+    monkeypatch.setattr(ndjson_files, "CHUNK_BYTES", 4096)
     seen: list[int] = []
     real_scan = ndjson_logs._Scan.scan
 

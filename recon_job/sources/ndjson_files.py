@@ -1,0 +1,334 @@
+"""Finding and reading NDJSON log files: discovery, chunked line reading, gzip, parallel plans.
+
+This module knows bytes and lines, never records. :func:`read_lines` streams a file (or a
+newline-aligned byte range of a plain file) in fixed-size chunks and yields lists of raw lines,
+so memory stays bounded by the chunk size whatever the file size. :func:`plan_tasks` and
+:func:`run_tasks` split a large amount of log data into such ranges and run a picklable scan
+function over them in worker processes.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import io
+import itertools
+import multiprocessing
+import os
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+
+from recon_job.errors import LogSourceError
+
+logger = structlog.get_logger(__name__)
+
+EVENT_GZIP_TRUNCATED = "recon.source.ndjson.gzip_truncated"
+
+#: Log file names picked up inside a directory: ``x.ndjson``, ``x.jsonl.gz``, ``x.log.1``,
+#: ``x.ndjson.2.gz`` (logrotate's numbered and compressed rotations).
+LOG_FILE_NAME = re.compile(r"\.(?:ndjson|jsonl|log)(?:\.\d+)?(?:\.gz)?$")
+
+CHUNK_BYTES = 1 << 20
+#: A line longer than this is skipped (``line_too_long``) instead of being buffered whole. Must
+#: be at least ``CHUNK_BYTES``: only then can just the first line of a chunk be that long, which
+#: makes the rule exact (and the same for a whole file and for its ranges) at one test a chunk.
+MAX_LINE_BYTES = 16 << 20
+TOO_LONG = "line_too_long"
+
+#: Below this much log data (plain bytes, gzip counted at ``GZIP_RATIO`` times its size), worker
+#: start-up (an interpreter and its imports, ~0.2 s each) costs more than parallel scanning saves.
+PARALLEL_MIN_BYTES = 32 << 20
+#: A plain file is split into ranges only if each range gets at least this much.
+MIN_RANGE_BYTES = 8 << 20
+#: A cautious guess of how much NDJSON usage logs shrink under gzip (they shrink 8-15x).
+GZIP_RATIO = 6
+
+_GLOB_MAGIC = re.compile(r"[*?\[]")
+_BOM = b"\xef\xbb\xbf"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_R = TypeVar("_R")
+
+
+def resolve_log_files(paths: Iterable[str]) -> list[str]:
+    """Every log file named by ``paths``, in order and without duplicates.
+
+    Raises LogSourceError for a missing file, a glob matching nothing, or a directory without
+    log files: an empty result would otherwise read as zero usage.
+    """
+    found: dict[str, str] = {}
+    for spec in paths:
+        pattern = os.path.expanduser(spec)
+        if _GLOB_MAGIC.search(pattern):
+            matches = sorted(glob.glob(pattern, recursive=True))
+            files = [m for m in matches if os.path.isfile(m)]
+            for directory in (m for m in matches if os.path.isdir(m)):
+                files.extend(_log_files_in(directory))
+            if not files:
+                raise LogSourceError(
+                    f"no log files match {spec!r} — check RECON_LOG_PATHS "
+                    "(comma-separated files, directories or globs)",
+                    reason="no_log_files",
+                )
+        elif os.path.isdir(pattern):
+            files = _log_files_in(pattern)
+            if not files:
+                raise LogSourceError(
+                    f"directory {spec!r} holds no log files (*.ndjson, *.jsonl, *.log, rotated "
+                    "or .gz) — check RECON_LOG_PATHS",
+                    reason="no_log_files",
+                )
+        elif os.path.exists(pattern):
+            files = [pattern]
+        else:
+            raise LogSourceError(
+                f"log file {spec!r} does not exist — check RECON_LOG_PATHS "
+                "(comma-separated files, directories or globs)",
+                reason="log_file_missing",
+            )
+        for path in files:
+            found.setdefault(os.path.realpath(path), path)
+    return list(found.values())
+
+
+def _log_files_in(directory: str) -> list[str]:
+    with os.scandir(directory) as entries:
+        return sorted(e.path for e in entries if e.is_file() and LOG_FILE_NAME.search(e.name))
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """One unit of reading: a whole file, or the lines that *start* in ``[start, end)``."""
+
+    path: str
+    #: Byte offset of the range; 0 for a whole file.
+    start: int = 0
+    #: End of the range (exclusive); None reads to the end of the file, gzip included.
+    end: int | None = None
+
+
+def read_lines(
+    task: Task, info: MutableMapping[str, int], skipped: MutableMapping[str, int]
+) -> Iterator[list[bytes]]:
+    """The raw lines of ``task``, a chunk's worth at a time, each counted in ``lines_read``.
+
+    A whole-file task reads plain or gzip (told by its magic bytes, not its name); a range task
+    reads a plain file from the first line starting at or after ``start`` up to the end of the
+    last line starting before ``end``, so consecutive ranges see every line exactly once.
+    Overlong lines are counted in ``lines_read`` and ``skipped`` but not yielded; a truncated
+    gzip is noted in ``info["gzip_truncated"]``. LogSourceError if the file cannot be read.
+    """
+    path = task.path
+    try:
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the with below
+    except OSError as e:
+        raise LogSourceError(
+            f"cannot read log file {path!r}: {e.strerror or e} — check that it exists and "
+            "that the job's user may read it",
+            reason="log_file_unreadable",
+        ) from e
+    with raw:
+        try:
+            if task.end is None:
+                compressed = raw.peek(2)[:2] == _GZIP_MAGIC
+                stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if compressed else raw
+                yield from _split(stream, task, info, skipped, None)
+                return
+            begin = task.start
+            if begin > 0:
+                # The line running across ``start`` belongs to the previous range: resume just
+                # after the first newline at or after start - 1 (a line starting exactly at
+                # ``start`` is ours: byte start - 1 is then its predecessor's newline).
+                raw.seek(begin - 1)
+                while True:
+                    part = raw.readline(CHUNK_BYTES)
+                    if not part or part.endswith(b"\n"):
+                        break
+                begin = raw.tell()
+            if begin < task.end:
+                yield from _split(raw, task, info, skipped, task.end - begin)
+        except (OSError, zlib.error) as e:
+            raise LogSourceError(
+                f"cannot read log file {path!r}: {e} — if it is a damaged .gz archive, "
+                "restore or remove it",
+                reason="log_file_unreadable",
+            ) from e
+
+
+def _split(
+    stream: io.BufferedIOBase,
+    task: Task,
+    info: MutableMapping[str, int],
+    skipped: MutableMapping[str, int],
+    left: int | None,
+) -> Iterator[list[bytes]]:
+    """Lines of ``stream``; with ``left`` set, of its next ``left`` bytes plus the cut last line."""
+    pending = b""
+    first = task.start == 0
+    discarding = finished = False
+    while not finished:
+        if left is not None and left <= 0:
+            if not pending:
+                break
+            # The range's last line runs past its end: read on to its newline, and no further.
+            chunk = stream.read1(CHUNK_BYTES)
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                chunk = chunk[: newline + 1]
+                finished = True
+        else:
+            try:
+                # read1: one decompression step at a time, so a truncated .gz loses nothing
+                # before the point where it ends.
+                chunk = stream.read1(CHUNK_BYTES if left is None else min(left, CHUNK_BYTES))
+            except EOFError:
+                # A .gz still being written ends mid-stream: keep what decompressed, and let
+                # its cut-off last line count as malformed.
+                info["gzip_truncated"] = info.get("gzip_truncated", 0) + 1
+                logger.warning(EVENT_GZIP_TRUNCATED, path=task.path)
+                break
+            if left is not None:
+                left -= len(chunk)
+        if not chunk:
+            break
+        buf = pending + chunk if pending else chunk
+        if discarding:
+            newline = buf.find(b"\n")
+            if newline < 0:
+                pending = b""
+                continue
+            buf = buf[newline + 1 :]
+            discarding = False
+        lines = buf.split(b"\n")
+        pending = lines.pop()
+        if lines:
+            if len(lines[0]) > MAX_LINE_BYTES:
+                _too_long(info, skipped)
+                del lines[0]
+            elif first and lines[0].startswith(_BOM):
+                # Stripped from the whole first line, not from the first chunk, which may end
+                # inside the mark.
+                lines[0] = lines[0][len(_BOM) :]
+            first = False
+            info["lines_read"] += len(lines)
+            yield lines
+        if len(pending) > MAX_LINE_BYTES:
+            _too_long(info, skipped)
+            pending = b""
+            discarding = True
+            first = False
+    if pending:
+        if len(pending) > MAX_LINE_BYTES:
+            _too_long(info, skipped)
+            return
+        if first and pending.startswith(_BOM):
+            pending = pending[len(_BOM) :]
+        if pending:
+            info["lines_read"] += 1
+            yield [pending]
+
+
+def _too_long(info: MutableMapping[str, int], skipped: MutableMapping[str, int]) -> None:
+    info["lines_read"] += 1
+    skipped[TOO_LONG] = skipped.get(TOO_LONG, 0) + 1
+
+
+# -- parallel ----------------------------------------------------------------------------------
+
+
+def parallel_workers(files: Sequence[str], requested: int) -> int:
+    """How many worker processes to read ``files`` with; 1 means read them in-process.
+
+    ``requested`` 0 means one per CPU. Small amounts of data stay in-process: see
+    ``PARALLEL_MIN_BYTES``.
+    """
+    cpus = os.cpu_count() or 1
+    workers = min(cpus, requested or cpus)
+    if workers < 2:
+        return 1
+    work = 0
+    for path in files:
+        try:
+            work += os.path.getsize(path) * (GZIP_RATIO if _is_gzip(path) else 1)
+        except OSError:
+            continue  # read_lines reports it, with the message it always gives
+    return workers if work >= PARALLEL_MIN_BYTES else 1
+
+
+def plan_tasks(files: Sequence[str], pieces: int) -> list[Task]:
+    """Tasks covering ``files``: large plain files in up to ``pieces`` newline-aligned ranges.
+
+    Gzip and small files are whole-file tasks (a gzip stream cannot be entered mid-way).
+    """
+    tasks: list[Task] = []
+    for path in files:
+        try:
+            size = os.path.getsize(path)
+            splittable = not _is_gzip(path)
+        except OSError:
+            size, splittable = 0, False
+        count = min(pieces, size // MIN_RANGE_BYTES) if splittable else 1
+        if count < 2:
+            tasks.append(Task(path))
+            continue
+        bounds = [size * i // count for i in range(count + 1)]
+        tasks.extend(Task(path, a, b) for a, b in itertools.pairwise(bounds))
+    return tasks
+
+
+def _is_gzip(path: str) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == _GZIP_MAGIC
+
+
+def run_tasks(scan: Callable[[Task], _R], tasks: Sequence[Task], workers: int) -> list[_R]:
+    """``scan`` of every task, in task order, run in up to ``workers`` spawned processes.
+
+    ``scan`` must be picklable (a module-level function or a ``functools.partial`` of one). An
+    error raised by ``scan`` in a worker is re-raised here as it was; a worker that dies is a
+    LogSourceError.
+    """
+    # spawn, never fork: the daemon has scheduler threads, and a forked child inherits their
+    # locks in whatever state they were in.
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        max_workers=max(1, min(workers, len(tasks))),
+        mp_context=context,
+        initializer=_silence_logging,
+    )
+    futures: list[Future[_R]] = []
+    try:
+        futures = [pool.submit(scan, task) for task in tasks]
+        return [future.result() for future in futures]
+    except BrokenProcessPool as e:
+        raise LogSourceError(
+            f"a log reading worker process died ({e}) — it may have run out of memory; "
+            "set the NDJSON source's workers to 1 to read in-process",
+            permanent=False,
+            reason="log_worker_died",
+        ) from e
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _silence_logging() -> None:
+    """Worker initializer: drop every log event.
+
+    structlog's default configuration prints to stdout, which is the report channel of
+    ``--format json``; the parent logs what matters from the workers' results.
+    """
+    structlog.configure(processors=[_drop], cache_logger_on_first_use=True)
+
+
+def _drop(*_: Any) -> Any:
+    raise structlog.DropEvent

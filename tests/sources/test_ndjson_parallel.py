@@ -1,0 +1,230 @@
+"""Tests of reading NDJSON logs in newline-aligned ranges and in worker processes."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recon_job.errors import ConfigError, LogSourceError
+from recon_job.sources import ndjson_files, ndjson_logs
+from recon_job.sources.ndjson_files import EVENT_GZIP_TRUNCATED, Task, plan_tasks, read_lines
+from recon_job.sources.ndjson_logs import NdjsonOptions
+from tests.sources.test_ndjson_logs import MARCH, FakePricer, fetch, rec
+
+
+def lines_of(tasks: list[Task]) -> tuple[list[bytes], dict[str, int], dict[str, int]]:
+    info = {"lines_read": 0}
+    skipped: dict[str, int] = {}
+    lines = [line for task in tasks for batch in read_lines(task, info, skipped) for line in batch]
+    return lines, info, skipped
+
+
+def cut(size: int, offsets: list[int]) -> list[Task]:
+    bounds = sorted({0, size, *(o for o in offsets if 0 < o < size)})
+    return [Task("", a, b) for a, b in itertools.pairwise(bounds)]
+
+
+def usage_log(path: Path, records: int, seed: int = 7) -> bytes:
+    """A log with every record shape, bad lines, CRLF ends, a BOM and no final newline."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(records):
+        kind = rng.random()
+        if kind < 0.02:
+            line = rng.choice([b"", b"{not json", b"[1]", b'{"model": "m"}', b"   "])
+        else:
+            fields: dict[str, Any] = {"project_id": rng.choice(["p1", "p2", None])}
+            if kind < 0.5:
+                fields.update(prompt_tokens=i % 997 + 5, completion_tokens=i % 13)
+            elif kind < 0.7:
+                fields = {"input_tokens": i % 501 + 3, "output_tokens": 2, "cached_tokens": 1}
+            else:
+                usage = {"prompt_tokens": i % 89 + 1, "completion_tokens": 1}
+                fields = {"prompt_tokens": None, "usage": usage}
+            if rng.random() < 0.2:
+                fields["cost_usd"] = round(rng.random() / 100, 6)
+            if rng.random() < 0.1:
+                fields["service_tier"] = "flex"
+            ts: object = f"2026-03-{rng.randint(1, 31):02d}T{rng.randint(0, 23):02d}:00:00Z"
+            if rng.random() < 0.1:
+                ts = 1773136800000 + i * 1000
+            line = rec(ts, rng.choice(["gpt-4o-mini", "gpt-4.1", "o4-mini"]), **fields).encode()
+        if rng.random() < 0.05:
+            line += b"\r"
+        lines.append(line)
+    data = b"\xef\xbb\xbf" + b"\n".join(lines)  # no newline after the last line
+    path.write_bytes(data)
+    return data
+
+
+# -- ranges --------------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"", b"a", b"bc\r", b"{}", b"x" * 30, b"0123456789" * 3 + b"!"]),
+        max_size=25,
+    ),
+    st.booleans(),
+    st.booleans(),
+    st.data(),
+)
+def test_consecutive_ranges_see_every_line_exactly_once(
+    parts: list[bytes], bom: bool, final_newline: bool, draw: st.DataObject
+) -> None:
+    data = (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(parts)
+    if final_newline and data:
+        data += b"\n"
+    offsets = draw.draw(st.lists(st.integers(0, len(data)), max_size=8))
+    with pytest.MonkeyPatch.context() as patch:
+        # Tiny chunks and a 30-byte line limit put every boundary case inside a few lines.
+        patch.setattr(ndjson_files, "CHUNK_BYTES", 4)
+        patch.setattr(ndjson_files, "MAX_LINE_BYTES", 30)
+        patch.setattr(ndjson_files, "open", lambda _p, _m: _bytes_file(data), raising=False)
+        whole = lines_of([Task("")])
+        ranged = lines_of(cut(len(data), offsets))
+
+    assert ranged == whole
+    assert whole[1]["lines_read"] == len(whole[0]) + whole[2].get("line_too_long", 0)
+
+
+def _bytes_file(data: bytes) -> io.BufferedReader:
+    return io.BufferedReader(io.BytesIO(data))
+
+
+def test_a_large_plain_file_is_planned_as_newline_independent_ranges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ndjson_files, "MIN_RANGE_BYTES", 100)
+    plain = tmp_path / "a.ndjson"
+    plain.write_bytes(b"x" * 1000)
+    small = tmp_path / "b.ndjson"
+    small.write_bytes(b"x" * 150)
+    packed = tmp_path / "c.ndjson.gz"
+    packed.write_bytes(gzip.compress(b"x" * 5000))
+
+    tasks = plan_tasks([str(plain), str(small), str(packed)], 4)
+
+    assert [(t.start, t.end) for t in tasks] == [
+        (0, 250),
+        (250, 500),
+        (500, 750),
+        (750, 1000),
+        (0, None),
+        (0, None),
+    ]
+
+
+# -- worker processes ----------------------------------------------------------------------------
+
+
+def test_a_split_scan_in_workers_counts_exactly_what_one_process_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(ndjson_files, "MIN_RANGE_BYTES", 1)
+    path = tmp_path / "usage.ndjson"
+    data = usage_log(path, 6000)
+    live = tmp_path / "live.ndjson.gz"
+    whole = gzip.compress(data[3:], mtime=0)
+    live.write_bytes(whole[: len(whole) * 2 // 3])
+    files = [str(path), str(live)]
+    tasks = plan_tasks(files, 5)
+    assert len(tasks) == 6
+    assert all(data[t.start - 1] != ord("\n") for t in tasks[1:5])  # every boundary mid-line
+    capfd.readouterr()
+
+    alone = fetch(path, live, workers=1, group_by=("model", "project_id"))
+    alone_log = "".join(capfd.readouterr())
+    options = NdjsonOptions(paths=tuple(files), group_by=("model", "project_id"))
+    scan = ndjson_logs._Scan(options, MARCH)
+    scan.read_parallel(files, workers=2, pieces=5)
+    split = scan.totals(FakePricer(), None)
+    split_log = "".join(capfd.readouterr())
+
+    assert split == alone
+    assert alone.info["lines_read"] > 6000 + 3000
+    assert alone.info["gzip_truncated"] == 1
+    assert alone.skipped["blank_line"] > 0
+    # The parent logs what the workers saw; the workers themselves print nothing.
+    assert split_log.count(EVENT_GZIP_TRUNCATED) == alone_log.count(EVENT_GZIP_TRUNCATED)
+
+
+def test_fetch_reads_large_logs_in_worker_processes_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "usage.ndjson"
+    usage_log(path, 3000)
+    monkeypatch.setattr(ndjson_files, "PARALLEL_MIN_BYTES", 1000)
+    monkeypatch.setattr(ndjson_files, "MIN_RANGE_BYTES", 1000)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    pools: list[int] = []
+    real_run_tasks = ndjson_files.run_tasks
+
+    def spy(scan: Any, tasks: list[Task], workers: int) -> Any:
+        pools.append(len(tasks))
+        return real_run_tasks(scan, tasks, workers)
+
+    monkeypatch.setattr(ndjson_logs, "run_tasks", spy)
+
+    in_process = fetch(path, workers=1)
+    assert pools == []
+    parallel = fetch(path)
+
+    assert pools == [2]
+    assert parallel == in_process
+
+
+@pytest.mark.parametrize("broken", ["missing", "corrupt_gzip"])
+def test_an_error_in_a_worker_surfaces_as_the_same_log_source_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    monkeypatch.setattr(ndjson_files, "MIN_RANGE_BYTES", 1)
+    good = tmp_path / "usage.ndjson"
+    usage_log(good, 200)
+    bad = tmp_path / "bad.ndjson.gz"
+    if broken == "corrupt_gzip":
+        bad.write_bytes(b"\x1f\x8b\x08\x00" + b"garbage" * 20)
+    options = NdjsonOptions(paths=(str(good),))
+
+    with pytest.raises(LogSourceError) as in_process:
+        ndjson_logs._Scan(options, MARCH).read_file(str(bad))
+    with pytest.raises(LogSourceError) as in_worker:
+        ndjson_logs._Scan(options, MARCH).read_parallel([str(good), str(bad)], workers=2)
+
+    assert str(in_worker.value) == str(in_process.value)
+    assert "bad.ndjson.gz" in str(in_worker.value)
+    assert in_worker.value.reason == in_process.value.reason == "log_file_unreadable"
+
+
+def test_small_logs_are_read_in_process(tmp_path: Path) -> None:
+    path = tmp_path / "usage.ndjson"
+    usage_log(path, 50)
+
+    assert ndjson_files.parallel_workers([str(path)], 0) == 1
+    assert ndjson_files.parallel_workers([str(path)], 1) == 1
+
+
+def test_workers_must_not_be_negative() -> None:
+    with pytest.raises(ConfigError, match="workers must be 0"):
+        NdjsonOptions(paths=("x",), workers=-1)
+
+
+def test_a_worker_result_survives_pickling(tmp_path: Path) -> None:
+    path = tmp_path / "usage.ndjson"
+    usage_log(path, 100)
+    options = NdjsonOptions(paths=(str(path),), group_by=("model", "project_id"))
+
+    partial = ndjson_logs._scan_task(options, MARCH, Task(str(path), 0, path.stat().st_size))
+
+    assert partial[2]["records_counted"] > 0
+    assert pickle.loads(pickle.dumps(partial)) == partial  # noqa: S301 - our own bytes
