@@ -7,8 +7,10 @@ deadline hit, database locked: safe to retry).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import NoReturn
 
@@ -152,6 +154,14 @@ def main() -> None:
 @click.option(
     "--fail-on-mismatch", is_flag=True, help="Exit 1 when the window is out of tolerance."
 )
+@click.option(
+    "--openai-from-csv",
+    "openai_csv",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Read OpenAI's figures from usage-dashboard exports instead of the APIs (no admin key"
+    " needed): give the Cost export and the Activity export, each with its own flag.",
+)
 @config_option
 def run(
     kind: str | None,
@@ -161,6 +171,7 @@ def run(
     end: str | None,
     fmt: str,
     fail_on_mismatch: bool,
+    openai_csv: tuple[str, ...],
     config: str | None,
 ) -> None:
     """Reconcile one window and record it in the history database."""
@@ -176,7 +187,9 @@ def run(
         settle=timedelta(hours=settings.reconcile.settle_hours),
     )
     try:
-        outcome = job.run_once(settings, window, now=now, clock=utcnow, trigger="cli")
+        outcome = job.run_once(
+            settings, window, now=now, clock=utcnow, trigger="cli", openai_csv=openai_csv
+        )
     except ReconError as e:
         _fail(e, fmt)
     if fmt == "json":
@@ -217,6 +230,74 @@ def history(limit: int, fmt: str, config: str | None) -> None:
         detail = report.run_summary(r)
         started = r.started_at.strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"{r.id:>5}  {r.window_key:<26} {r.status:<11} {started:<20} {detail}")
+
+
+@main.command("reconcile-requests")
+@click.argument("billing", type=click.Path(exists=True, dir_okay=False))
+@click.option("--source", help="Which [[sources]] entry holds the logged requests (if several).")
+@click.option(
+    "--apply/--dry-run",
+    default=False,
+    help="Write actual_cost_cents and reconciliation_status back (default: dry run, no writes).",
+)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+@format_option
+@click.option(
+    "--fail-on-discrepancy", is_flag=True, help="Exit 1 on discrepancies, unbilled ids or errors."
+)
+@config_option
+def reconcile_requests(
+    billing: str,
+    source: str | None,
+    apply: bool,
+    batch_size: int,
+    fmt: str,
+    fail_on_discrepancy: bool,
+    config: str | None,
+) -> None:
+    """Match each billed request id in BILLING (a CSV) to the logged request, and optionally
+    write the actual cost back to the database table."""
+    from recon_job import request_recon
+
+    settings = _setup(config, fmt)
+    with _progress_bar() as progress:
+        try:
+            result = request_recon.reconcile_requests(
+                settings,
+                billing,
+                source=source,
+                apply=apply,
+                batch_size=batch_size,
+                progress=progress,
+            )
+        except ReconError as e:
+            _fail(e, fmt)
+    if fmt == "json":
+        click.echo(json.dumps(request_recon.report_dict(result), indent=2))
+    else:
+        click.echo(request_recon.render_text(result), nl=False)
+    if fail_on_discrepancy and result.needs_attention:
+        sys.exit(EXIT_MISMATCH)
+
+
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("reading", total=None)
+
+        def update(done: int, total: int) -> None:
+            if total:
+                bar.update(task, description="writing back", completed=done, total=total)
+            else:
+                bar.update(task, description="reading logged requests", completed=done)
+
+        yield update
 
 
 @main.command("check-config")

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -34,6 +34,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import (
     BaseSettings,
@@ -76,6 +77,8 @@ class OpenAISettings(_Section):
     deadline_seconds: float = Field(600.0, gt=0, le=6 * 3600)
     #: Guard against a runaway pagination.
     max_pages: int = Field(1000, ge=1)
+    #: Your organization id (``org-...``): dashboard CSV exports of another org are refused.
+    organization_id: str | None = None
 
     @field_validator("base_url")
     @classmethod
@@ -103,6 +106,8 @@ class LogsSettings(_Section):
     timezone: str = "UTC"
     #: Unit of a logged cost field: ``usd`` or ``cents``.
     cost_unit: Literal["usd", "cents"] = "usd"
+    #: Processes that scan large plain files in parallel: 0 = one per CPU, 1 = no parallelism.
+    workers: int = Field(0, ge=0, le=64)
     #: Field mapping for other record shapes: canonical name -> dotted path in the record.
     fields: dict[str, str] = Field(default_factory=dict)
 
@@ -181,6 +186,40 @@ class ReconcileSettings(_Section):
     #: Hours after a UTC day ends before OpenAI's figures for it count as settled;
     #: ``RECON_SETTLE_HOURS``.
     settle_hours: float = Field(24.0, ge=0, le=24 * 31)
+
+
+class NdjsonSourceSettings(LogsSettings):
+    """One named NDJSON local source in ``[[sources]]`` (same keys as ``[logs]``)."""
+
+    kind: Literal["ndjson"]
+    #: Shown in the report's per-source shares (``production``, ``staging`` ...).
+    name: str = Field(min_length=1)
+
+
+class SqlSourceSettings(_Section):
+    """One named database table in ``[[sources]]``: the app's own per-request usage rows."""
+
+    kind: Literal["sql"]
+    #: Shown in the report's per-source shares.
+    name: str = Field(min_length=1)
+    #: SQLAlchemy URL of the app's database; in the file only without a password.
+    url: SecretStr | None = None
+    #: Environment variable holding the URL (or ``<NAME>_FILE``, a file holding it).
+    url_env: str | None = None
+    #: Table name, optionally ``schema.table``.
+    table: str = Field(min_length=1)
+    #: Canonical name -> column: timestamp, model, input_tokens, output_tokens (required);
+    #: cached_tokens, cost, request_id, project_id, api_key_id, batch, service_tier.
+    columns: dict[str, str]
+    #: Unit of the cost column: ``usd`` or ``cents``.
+    cost_unit: Literal["usd", "cents"] = "usd"
+    #: An SQL condition rows must meet, e.g. ``environment = 'production'``.
+    filter: str | None = None
+    #: Zone of a timestamp column stored without a time zone.
+    timestamp_timezone: str = "UTC"
+
+
+SourceSettings = Annotated[NdjsonSourceSettings | SqlSourceSettings, Field(discriminator="kind")]
 
 
 class HistorySettings(_Section):
@@ -276,6 +315,21 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    #: Several local sources, combined and compared against one OpenAI figure. Empty: the one
+    #: NDJSON source of ``[logs]``.
+    sources: tuple[SourceSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> Settings:
+        names = [source.name for source in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"sources: names must be unique; repeated: {', '.join(duplicates)}")
+        for source in self.sources:
+            if isinstance(source, SqlSourceSettings) and source.url is None:
+                hint = f"set {source.url_env}" if source.url_env else "set url_env (or url)"
+                raise ValueError(f"sources: {source.name!r} has no database URL; {hint}")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -294,6 +348,28 @@ class Settings(BaseSettings):
         return generic, init_settings
 
 
+def _resolve_source_urls(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """Fill each SQL source's ``url`` from the variable its ``url_env`` names (or its _FILE)."""
+    problems: list[str] = []
+    sources = data.get("sources")
+    if not isinstance(sources, list):
+        return problems
+    for index, source in enumerate(sources):
+        if not isinstance(source, dict) or not isinstance(source.get("url_env"), str):
+            continue
+        name = source["url_env"]
+        value = environ.get(name)
+        file_name = environ.get(f"{name}_FILE")
+        if not value and file_name:
+            try:
+                value = Path(file_name).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                problems.append(f"sources.{index}: cannot read {name}_FILE {file_name!r} ({e})")
+        if value:
+            source["url"] = value
+    return problems
+
+
 def _has_password(url: str) -> bool:
     netloc = urlsplit(url).netloc
     return "@" in netloc and ":" in netloc.split("@", 1)[0]
@@ -310,6 +386,13 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
         return {}, [f"config file {str(path)!r} cannot be read: {e.strerror or e}"]
     except tomllib.TOMLDecodeError as e:
         return {}, [f"config file {str(path)!r} is not valid TOML: {e}"]
+    for index, source in enumerate(data.get("sources") or []):
+        if isinstance(source, dict) and _has_password(str(source.get("url", ""))):
+            problems.append(
+                f"{path}: sources.{index}.url carries a password; put the URL in an environment "
+                "variable and name it with url_env instead"
+            )
+            del source["url"]
     for section, key in sorted(SECRET_KEYS):
         if isinstance(data.get(section), dict) and key in data[section]:
             if key == "database_url" and not _has_password(str(data[section][key])):
@@ -351,6 +434,7 @@ def load_settings(
     path = config_file if config_file is not None else env.get("RECON_CONFIG") or None
     if path is not None:
         data, problems = _read_toml(Path(path))
+    problems.extend(_resolve_source_urls(data, env))
     documented, env_problems = _documented_env(env)
     problems[:0] = env_problems
     for section, values in documented.items():

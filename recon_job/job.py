@@ -8,24 +8,28 @@ built from the settings.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import structlog
 
 from recon_job import compare, windows
-from recon_job.config import Settings
+from recon_job.config import LogsSettings, Settings, SqlSourceSettings
 from recon_job.errors import ConfigError, ReconError
 from recon_job.http import Deadline, make_session
 from recon_job.modelnames import ModelNamer
 from recon_job.models import ReconResult, Status, Tolerance, Usage, UsageKey, UsageTotals, Window
 from recon_job.pricing import PriceTable
 from recon_job.sources.base import UsageSource
+from recon_job.sources.csv_export import CsvActivitySource, CsvCostSource, detect_export_kind
 from recon_job.sources.ndjson_logs import NdjsonLogSource, NdjsonOptions
 from recon_job.sources.openai_common import OpenAIOptions
 from recon_job.sources.openai_costs import OpenAICostsSource
 from recon_job.sources.openai_usage import OpenAIUsageSource
+from recon_job.sources.sql_table import SqlTableOptions, SqlTableSource
 from recon_job.store import HistoryStore
 
 log = structlog.get_logger(__name__)
@@ -37,10 +41,10 @@ EV_RUN_FAILED = "recon.run.failed"
 
 @dataclass(frozen=True)
 class Sources:
-    """Where a run gets its figures: one local source and OpenAI's official ones."""
+    """Where a run gets its figures: named local sources and OpenAI's official ones."""
 
-    #: The team's own logs (priced where records carry no cost).
-    local: UsageSource
+    #: The team's own records, by name (priced where records carry no cost); summed.
+    local: tuple[tuple[str, UsageSource], ...]
     #: OpenAI's figures; their groups are summed (Usage API tokens + Costs API dollars).
     official: tuple[UsageSource, ...]
 
@@ -99,13 +103,68 @@ def tolerance(settings: Settings) -> Tolerance:
     )
 
 
-def build_sources(settings: Settings, *, namer: ModelNamer, pricer: PriceTable) -> Sources:
-    """The NDJSON log source and OpenAI's Usage and Costs APIs, as configured."""
+def build_sources(
+    settings: Settings,
+    *,
+    namer: ModelNamer,
+    pricer: PriceTable,
+    openai_csv: Sequence[str | Path] = (),
+) -> Sources:
+    """The configured local sources, and OpenAI's APIs (or dashboard CSV exports instead)."""
+    local = build_local_sources(settings, namer=namer, pricer=pricer)
+    if openai_csv:
+        return Sources(local=local, official=csv_sources(settings, openai_csv))
+    return Sources(local=local, official=api_sources(settings))
+
+
+def build_local_sources(
+    settings: Settings, *, namer: ModelNamer, pricer: PriceTable
+) -> tuple[tuple[str, UsageSource], ...]:
+    """``[[sources]]`` by name, or the one NDJSON source of ``[logs]`` when none is listed."""
+    o = settings.openai
+
+    def ndjson(logs: LogsSettings) -> UsageSource:
+        options = NdjsonOptions(
+            paths=tuple(logs.paths),
+            timezone=logs.timezone,
+            fields=dict(logs.fields),
+            group_by=tuple(o.group_by),
+            project_ids=tuple(o.project_ids),
+            cost_unit=logs.cost_unit,
+            workers=settings.logs.workers,
+        )
+        return NdjsonLogSource(options, pricer, namer)
+
+    if not settings.sources:
+        return (("logs", ndjson(settings.logs)),)
+    built: list[tuple[str, UsageSource]] = []
+    for source in settings.sources:
+        if isinstance(source, SqlSourceSettings):
+            assert source.url is not None  # settings validation guarantees it
+            options = SqlTableOptions(
+                url=source.url.get_secret_value(),
+                table=source.table,
+                columns=dict(source.columns),
+                cost_unit=source.cost_unit,
+                filter=source.filter,
+                timestamp_timezone=source.timestamp_timezone,
+                group_by=tuple(o.group_by),
+                project_ids=tuple(o.project_ids),
+            )
+            built.append((source.name, SqlTableSource(options, pricer, namer)))
+        else:
+            built.append((source.name, ndjson(source)))
+    return tuple(built)
+
+
+def api_sources(settings: Settings) -> tuple[UsageSource, ...]:
+    """OpenAI's Usage API (tokens, requests) and Costs API (dollars), sharing one session."""
     o = settings.openai
     if o.admin_key is None or not o.admin_key.get_secret_value():
         raise ConfigError(
             "no OpenAI admin key: set OPENAI_ADMIN_KEY (or OPENAI_ADMIN_KEY_FILE) to an admin key "
-            "(sk-admin-...) from platform.openai.com/settings/organization/admin-keys"
+            "(sk-admin-...) from platform.openai.com/settings/organization/admin-keys, or "
+            "reconcile offline from dashboard exports with --openai-from-csv"
         )
     options = OpenAIOptions(
         base_url=o.base_url,
@@ -121,25 +180,37 @@ def build_sources(settings: Settings, *, namer: ModelNamer, pricer: PriceTable) 
     session = make_session(
         retries=o.max_retries, max_retry_after=o.max_retry_after_seconds, deadline=deadline
     )
-    local = NdjsonLogSource(
-        NdjsonOptions(
-            paths=tuple(settings.logs.paths),
-            timezone=settings.logs.timezone,
-            fields=dict(settings.logs.fields),
-            group_by=tuple(o.group_by),
-            project_ids=tuple(o.project_ids),
-            cost_unit=settings.logs.cost_unit,
-        ),
-        pricer,
-        namer,
+    return (
+        OpenAIUsageSource(options, session, deadline),
+        OpenAICostsSource(options, session, deadline),
     )
-    return Sources(
-        local=local,
-        official=(
-            OpenAIUsageSource(options, session, deadline),
-            OpenAICostsSource(options, session, deadline),
-        ),
-    )
+
+
+def csv_sources(settings: Settings, files: Sequence[str | Path]) -> tuple[UsageSource, ...]:
+    """The dashboard's Activity and Cost exports in place of the two APIs: both are needed."""
+    kinds = {str(f): detect_export_kind(f) for f in files}
+    activity = [f for f, kind in kinds.items() if kind in ("activity", "empty")]
+    cost = [f for f, kind in kinds.items() if kind in ("cost", "empty")]
+    problems = []
+    if not cost:
+        problems.append(
+            "--openai-from-csv needs the Cost export too (Usage dashboard -> Cost -> Export, "
+            "group by line item, 1-day interval): dollars come only from it"
+        )
+    if not activity:
+        problems.append(
+            "--openai-from-csv needs the Activity export too (Usage dashboard -> Activity -> "
+            "Export, 1-day interval): tokens and requests come only from it"
+        )
+    if problems:
+        raise ConfigError(problems)
+    o = settings.openai
+    common: dict[str, Any] = {
+        "organization_id": o.organization_id,
+        "group_by": tuple(o.group_by),
+        "project_ids": tuple(o.project_ids),
+    }
+    return CsvActivitySource(activity, **common), CsvCostSource(cost, **common)
 
 
 def normalize(totals: UsageTotals, namer: ModelNamer) -> UsageTotals:
@@ -178,6 +249,7 @@ def run_once(
     sources: Sources | None = None,
     store: HistoryStore | None = None,
     trigger: str = "run",
+    openai_csv: Sequence[str | Path] = (),
 ) -> RunOutcome:
     """Reconcile ``window`` and record the run; a failed fetch is recorded as failed, not zero.
 
@@ -187,7 +259,8 @@ def run_once(
     """
     namer = model_namer(settings)
     if sources is None:
-        sources = build_sources(settings, namer=namer, pricer=price_table(settings, namer))
+        pricer = price_table(settings, namer)
+        sources = build_sources(settings, namer=namer, pricer=pricer, openai_csv=openai_csv)
     own_store = store is None
     history = store or HistoryStore(settings.history.database_url.get_secret_value())
     try:
@@ -197,7 +270,7 @@ def run_once(
         try:
             # OpenAI first: if it fails there is no point reading gigabytes of logs.
             official = normalize(merge([s.fetch(window) for s in sources.official]), namer)
-            local = normalize(sources.local.fetch(window), namer)
+            parts = [(name, normalize(s.fetch(window), namer)) for name, s in sources.local]
         except ReconError as e:
             finished = clock()
             history.fail_run(run_id, reason=e.reason, message=str(e), finished_at=finished)
@@ -217,12 +290,14 @@ def run_once(
             raise
         settle = timedelta(hours=settings.reconcile.settle_hours)
         result = compare.reconcile(
-            local,
+            merge([totals for _, totals in parts]),
             official,
             window=window,
             tolerance=tolerance(settings),
             pending_days=windows.pending_days(window, now, settle),
         )
+        if len(parts) > 1:
+            result = replace(result, local_sources={name: t.total for name, t in parts})
         finished = clock()
         history.finish_run(run_id, result, finished_at=finished)
         bound.info(

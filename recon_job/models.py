@@ -248,6 +248,8 @@ class ReconResult:
     skipped: Mapping[str, int] = field(default_factory=dict)
     #: Facts about the fetch (files read, pages fetched ...).
     info: Mapping[str, int] = field(default_factory=dict)
+    #: The local totals per named source, when several are combined (their sum is ``local``).
+    local_sources: Mapping[str, Usage] = field(default_factory=dict)
 
     @property
     def reconciled(self) -> bool:

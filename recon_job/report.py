@@ -99,6 +99,25 @@ def unpriced_list(unpriced: Mapping[str, Usage]) -> list[dict[str, Any]]:
     ]
 
 
+def _share(part: Decimal | int, whole: Decimal | int) -> str | None:
+    return None if not whole else pct(Decimal(part) * 100 / Decimal(whole))
+
+
+def sources_list(result: ReconResult) -> list[dict[str, Any]]:
+    """Each named local source's totals and its share of the local total (several only)."""
+    total = result.local
+    return [
+        {
+            "name": name,
+            **totals(usage),
+            "share_tokens_pct": _share(usage.total_tokens, total.total_tokens),
+            "share_requests_pct": _share(usage.requests, total.requests),
+            "share_cost_pct": _share(usage.cost, total.cost),
+        }
+        for name, usage in result.local_sources.items()
+    ]
+
+
 def result_dict(result: ReconResult) -> dict[str, Any]:
     """Everything about a comparison, JSON-ready."""
     return {
@@ -119,6 +138,7 @@ def result_dict(result: ReconResult) -> dict[str, Any]:
         "unpriced_models": unpriced_list(result.unpriced),
         "skipped": dict(sorted(result.skipped.items())),
         "info": dict(sorted(result.info.items())),
+        "sources": sources_list(result),
     }
 
 
@@ -171,6 +191,12 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
         f"{'cost USD':10}{money(m.local):>18}{money(m.openai):>18}{money(m.difference):>18}"
         f"{_fmt_pct(m.pct):>10}"
     )
+    for source in sources_list(result):
+        lines.append(
+            f"  source {source['name']}: {source['tokens']:,} tokens "
+            f"({source['share_tokens_pct'] or '0'}%), {source['requests']:,} requests, "
+            f"cost {source['cost']} ({source['share_cost_pct'] or '0'}%)"
+        )
     if result.pending_days:
         days = ", ".join(d.isoformat() for d in result.pending_days)
         lines.append(f"pending (not settled yet): {days}")

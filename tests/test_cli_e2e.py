@@ -403,3 +403,153 @@ def test_history_can_live_in_postgresql(
         assert run.openai.cost == Decimal("0.30326")
     finally:
         store.close()
+
+
+SAMPLES = Path(__file__).parent / "fixtures" / "csv"
+
+
+def test_a_month_reconciles_offline_from_the_two_real_dashboard_exports(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    cost = SAMPLES / "cost_2026-08-01_2026-08-31.csv"
+    activity = SAMPLES / "completions_usage_2026-08-01_2026-08-31.csv"
+    before = (cost.read_bytes(), activity.read_bytes())
+    day = date(2026, 8, 31)
+    write_logs(
+        workdir,
+        [rec(day, "gpt-4o-mini", 9 + i, input_tokens=7855, output_tokens=7) for i in range(3)]
+        + [rec(day, "gpt-4o-mini", 15, input_tokens=7857, output_tokens=8)],
+    )
+    ran = cli(
+        workdir,
+        fake_openai,
+        "run",
+        "--month",
+        "2026-08",
+        "--format",
+        "json",
+        "--openai-from-csv",
+        str(cost),
+        "--openai-from-csv",
+        str(activity),
+        OPENAI_ADMIN_KEY="",
+    )
+    assert ran.code == 0, ran.stderr
+    doc = ran.doc()
+    assert doc["status"] == "reconciled"
+    assert doc["window"]["key"] == "monthly:2026-08"
+    assert doc["openai"]["input_tokens"] == doc["local"]["input_tokens"] == 31422
+    assert doc["openai"]["output_tokens"] == doc["local"]["output_tokens"] == 29
+    assert doc["openai"]["requests"] == doc["local"]["requests"] == 4
+    assert doc["openai"]["cost"] == "0.003400"
+    assert fake_openai.requests == []  # nothing asked of the API
+    assert (cost.read_bytes(), activity.read_bytes()) == before  # exports are never modified
+
+
+def test_offline_mode_says_which_export_is_missing(fake_openai: FakeOpenAI, workdir: Path) -> None:
+    write_logs(workdir, [rec(D1, "gpt-4o", 3, input_tokens=1, output_tokens=1)])
+    cost = SAMPLES / "cost_2026-08-01_2026-08-31.csv"
+    ran = cli(
+        workdir,
+        fake_openai,
+        "run",
+        "--date",
+        "2026-08-01",
+        "--openai-from-csv",
+        str(cost),
+        OPENAI_ADMIN_KEY="",
+    )
+    assert ran.code == 2
+    assert "needs the Activity export too" in ran.stderr
+
+
+def app_database(workdir: Path) -> str:
+    """An app's SQLite database with a token_usage table, migrated for write-back."""
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{workdir / 'app.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE token_usage (id INTEGER PRIMARY KEY, created_at TEXT, model_used TEXT,"
+            " prompt_tokens INTEGER, completion_tokens INTEGER, calculated_cost_cents NUMERIC,"
+            " openai_request_id TEXT, actual_cost_cents NUMERIC, reconciliation_status TEXT)"
+        )
+        rows = [
+            ("2026-08-01 10:00:00", "gpt-4o", 1000, 100, "0.35", "req-1"),  # billed 0.0035
+            ("2026-08-01 11:00:00", "gpt-4o", 1000, 100, "0.35", "req-2"),  # billed 0.1000
+            ("2026-08-01 12:00:00", "gpt-4o", 1000, 100, "0.35", "req-3"),  # not billed yet
+        ]
+        conn.exec_driver_sql(
+            "INSERT INTO token_usage (created_at, model_used, prompt_tokens, completion_tokens,"
+            " calculated_cost_cents, openai_request_id) VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    engine.dispose()
+    (workdir / "recon.toml").write_text(
+        f"""
+[[sources]]
+kind = "sql"
+name = "app"
+url = "{url}"
+table = "token_usage"
+cost_unit = "cents"
+[sources.columns]
+timestamp = "created_at"
+model = "model_used"
+input_tokens = "prompt_tokens"
+output_tokens = "completion_tokens"
+cost = "calculated_cost_cents"
+request_id = "openai_request_id"
+""",
+        "utf-8",
+    )
+    (workdir / "billing.csv").write_text(
+        "request_id,cost,created_at\nreq-1,0.0035,2026-08-01T10:00:00Z\n"
+        "req-2,0.1000,2026-08-01T11:00:00Z\nreq-9,0.0200,2026-08-01T12:30:00Z\n",
+        "utf-8",
+    )
+    return url
+
+
+def statuses(url: str) -> list[tuple[str, Any, Any]]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT openai_request_id, actual_cost_cents, reconciliation_status FROM token_usage"
+            " ORDER BY id"
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_reconcile_requests_previews_then_writes_actual_costs_back(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    url = app_database(workdir)
+    args = ("reconcile-requests", str(workdir / "billing.csv"), "--config", "recon.toml")
+    preview = cli(workdir, fake_openai, *args, "--format", "json")
+    assert preview.code == 0, preview.stderr
+    doc = preview.doc()
+    assert doc["applied"] is False
+    assert doc["counts"]["matched"] == 1
+    assert doc["counts"]["discrepancy"] == 1
+    assert doc["counts"]["not_found"] == 1
+    assert doc["counts"]["pending"] == 1
+    assert all(row[1:] == (None, None) for row in statuses(url))  # a dry run writes nothing
+
+    applied = cli(workdir, fake_openai, *args, "--apply")
+    assert applied.code == 0, applied.stderr
+    assert "not found" in applied.stdout
+    after = statuses(url)
+    assert after[0][2] == "matched"
+    assert Decimal(str(after[0][1])) == Decimal("0.35")
+    assert after[1][2] == "discrepancy"
+    assert Decimal(str(after[1][1])) == Decimal("10")
+    assert after[2][1:] == (None, "pending")
+
+    again = cli(workdir, fake_openai, *args, "--apply", "--fail-on-discrepancy")
+    assert again.code == 1
+    assert statuses(url) == after  # idempotent

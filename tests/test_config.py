@@ -35,6 +35,11 @@ def test_the_example_file_lists_every_setting_and_only_real_ones() -> None:
     data = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     load_settings(EXAMPLE, environ={})  # valid as shipped
     for section, field in Settings.model_fields.items():
+        if section == "sources":
+            documented = EXAMPLE.read_text(encoding="utf-8")
+            for key in ("[[sources]]", 'kind = "ndjson"', 'kind = "sql"', "url_env", "columns"):
+                assert key in documented
+            continue
         model = field.annotation
         assert isinstance(model, type)
         assert issubclass(model, BaseModel)
@@ -170,3 +175,64 @@ def test_every_documented_variable_maps_to_a_real_setting() -> None:
         assert isinstance(model, type)
         assert issubclass(model, BaseModel)
         assert key in model.model_fields, name
+
+
+SOURCES = """
+[[sources]]
+kind = "ndjson"
+name = "production"
+paths = ["prod/*.ndjson"]
+
+[[sources]]
+kind = "sql"
+name = "billing"
+url_env = "BILLING_DB"
+table = "token_usage"
+cost_unit = "cents"
+[sources.columns]
+timestamp = "created_at"
+model = "model_used"
+input_tokens = "prompt_tokens"
+output_tokens = "completion_tokens"
+"""
+
+
+def test_several_named_sources_are_read_with_urls_from_the_environment(tmp_path: Path) -> None:
+    from recon_job.config import NdjsonSourceSettings, SqlSourceSettings
+
+    url_file = tmp_path / "url"
+    url_file.write_text("postgresql://app:s3cret@db/app\n", encoding="utf-8")
+    settings = load_settings(write(tmp_path, SOURCES), environ={"BILLING_DB_FILE": str(url_file)})
+    ndjson, sql = settings.sources
+    assert isinstance(ndjson, NdjsonSourceSettings)
+    assert ndjson.paths == ("prod/*.ndjson",)
+    assert isinstance(sql, SqlSourceSettings)
+    assert sql.url is not None
+    assert sql.url.get_secret_value() == "postgresql://app:s3cret@db/app"
+    assert "s3cret" not in repr(settings)
+
+
+def test_source_problems_are_reported_together(tmp_path: Path) -> None:
+    text = SOURCES.replace('name = "billing"', 'name = "production"')
+    text += '\n[[sources]]\nkind = "kafka"\nname = "x"\n'
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    message = str(info.value)
+    assert "sources.2" in message  # the unknown kind
+    bad = load_settings_error(tmp_path, SOURCES.replace('name = "billing"', 'name = "production"'))
+    assert "repeated: production" in bad
+    missing = load_settings_error(tmp_path, SOURCES)
+    assert "'billing' has no database URL; set BILLING_DB" in missing
+
+
+def test_a_source_url_with_a_password_is_refused_in_the_file(tmp_path: Path) -> None:
+    text = SOURCES.replace('url_env = "BILLING_DB"', 'url = "mysql+pymysql://u:pw12345@h/db"')
+    message = load_settings_error(tmp_path, text)
+    assert "sources.1.url carries a password" in message
+    assert "pw12345" not in message
+
+
+def load_settings_error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), environ={})
+    return str(info.value)

@@ -86,7 +86,7 @@ def test_usage_and_costs_are_merged_under_normalised_model_names(
             )
         )
     )
-    outcome = run(settings, store, job.Sources(local=local, official=(usage, costs)))
+    outcome = run(settings, store, job.Sources(local=(("logs", local),), official=(usage, costs)))
     assert outcome.result is not None
     groups = {g.key.model: g for g in outcome.result.groups}
     assert set(groups) == {"gpt-4o", "web search tool calls"}
@@ -106,7 +106,9 @@ def test_a_failed_official_fetch_records_a_failed_run_and_reads_no_logs(
 ) -> None:
     error = UsageApiError("OpenAI Usage API is down", permanent=False, reason="server_error")
     local = Stub(totals(("gpt-4o", Usage(input_tokens=5))))
-    outcome = run(settings, store, job.Sources(local=local, official=(Stub(error=error),)))
+    outcome = run(
+        settings, store, job.Sources(local=(("logs", local),), official=(Stub(error=error),))
+    )
     assert outcome.result is None
     assert outcome.error is error
     assert outcome.status is Status.FAILED
@@ -120,13 +122,15 @@ def test_a_failed_official_fetch_records_a_failed_run_and_reads_no_logs(
 
 def test_unreadable_logs_fail_the_run_too(settings: Settings, store: HistoryStore) -> None:
     error = LogSourceError("log file 'x' does not exist", reason="log_file_missing")
-    outcome = run(settings, store, job.Sources(local=Stub(error=error), official=(Stub(),)))
+    outcome = run(
+        settings, store, job.Sources(local=(("logs", Stub(error=error)),), official=(Stub(),))
+    )
     assert outcome.error is error
     assert store.list_runs()[0].error_reason == "log_file_missing"
 
 
 def test_a_bug_never_leaves_a_run_marked_running(settings: Settings, store: HistoryStore) -> None:
-    sources = job.Sources(local=Stub(), official=(Stub(error=KeyError("boom")),))
+    sources = job.Sources(local=(("logs", Stub()),), official=(Stub(error=KeyError("boom")),))
     with pytest.raises(KeyError):
         run(settings, store, sources)
     (record,) = store.list_runs()
@@ -138,7 +142,9 @@ def test_unsettled_days_are_pending_not_mismatches(settings: Settings, store: Hi
     today = NOW.date()
     official = Stub(totals(("gpt-4o", Usage(input_tokens=100_000, requests=10)), day=today))
     local = Stub(totals(("gpt-4o", Usage(input_tokens=10, requests=1)), day=today))
-    outcome = run(settings, store, job.Sources(local, (official,)), windows.daily(today))
+    outcome = run(
+        settings, store, job.Sources((("logs", local),), (official,)), windows.daily(today)
+    )
     assert outcome.result is not None
     assert outcome.result.status is Status.PENDING
     assert outcome.result.pending_days == (today,)
@@ -154,7 +160,7 @@ def test_skipped_records_and_unpriced_models_reach_the_result(
             unpriced={"mystery": Usage(input_tokens=10, requests=1)},
         )
     )
-    outcome = run(settings, store, job.Sources(local, (Stub(),)))
+    outcome = run(settings, store, job.Sources((("logs", local),), (Stub(),)))
     assert outcome.result is not None
     assert outcome.result.skipped == {"malformed_json": 3}
     assert set(outcome.result.unpriced) == {"mystery"}
@@ -173,3 +179,24 @@ def test_building_sources_without_an_admin_key_is_a_config_error(settings: Setti
     namer = job.model_namer(settings)
     with pytest.raises(ConfigError, match="OPENAI_ADMIN_KEY"):
         job.build_sources(settings, namer=namer, pricer=job.price_table(settings, namer))
+
+
+def test_several_local_sources_are_summed_and_their_shares_kept(
+    settings: Settings, store: HistoryStore
+) -> None:
+    prod = Stub(totals(("gpt-4o", Usage(input_tokens=900, requests=9, cost=Decimal("0.9")))))
+    staging = Stub(
+        totals(("gpt-4o-2024-08-06", Usage(input_tokens=100, requests=1, cost=Decimal("0.1"))))
+    )
+    official = Stub(totals(("gpt-4o", Usage(input_tokens=1000, requests=10, cost=Decimal(1)))))
+    outcome = run(
+        settings, store, job.Sources((("production", prod), ("staging", staging)), (official,))
+    )
+    assert outcome.result is not None
+    assert outcome.result.status is Status.RECONCILED
+    assert outcome.result.local.requests == 10
+    assert outcome.result.local_sources == {
+        "production": Usage(input_tokens=900, requests=9, cost=Decimal("0.9")),
+        "staging": Usage(input_tokens=100, requests=1, cost=Decimal("0.1")),
+    }
+    assert store.list_runs()[0].local_sources == outcome.result.local_sources

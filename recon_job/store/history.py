@@ -168,6 +168,7 @@ class HistoryStore:
                 "skipped": dumps(dict(result.skipped)),
                 "unpriced": dumps({m: usage_to_json(u) for m, u in result.unpriced.items()}),
                 "info": dumps(dict(result.info)),
+                "sources": dumps({n: usage_to_json(u) for n, u in result.local_sources.items()}),
             }
             for name, value in values.items():
                 setattr(run, name, value)

@@ -90,6 +90,8 @@ class RunRecord:
     skipped: Mapping[str, int] = field(default_factory=dict)
     unpriced: Mapping[str, Usage] = field(default_factory=dict)
     info: Mapping[str, int] = field(default_factory=dict)
+    #: Local usage per named source, when several were combined.
+    local_sources: Mapping[str, Usage] = field(default_factory=dict)
 
     @property
     def threshold_pct(self) -> Decimal | None:
@@ -150,10 +152,7 @@ def run_record(row: Run) -> RunRecord:
             requests_pct=row.requests_pct,
             cost_pct=row.cost_pct,
         )
-    unpriced = {
-        model: Usage(**{**fields, "cost": Decimal(fields["cost"])})
-        for model, fields in _loads(row.unpriced).items()
-    }
+    unpriced = _usages(row.unpriced)
     return RunRecord(
         id=row.id,
         window=Window(cast(WindowKind, row.window_kind), row.window_start, row.window_end),
@@ -175,7 +174,15 @@ def run_record(row: Run) -> RunRecord:
         skipped=_loads(row.skipped),
         unpriced=unpriced,
         info=_loads(row.info),
+        local_sources=_usages(row.sources),
     )
+
+
+def _usages(text: str | None) -> dict[str, Usage]:
+    return {
+        name: Usage(**{**fields, "cost": Decimal(fields["cost"])})
+        for name, fields in _loads(text).items()
+    }
 
 
 def group_record(row: RunGroup) -> GroupRecord:

@@ -108,6 +108,8 @@ class Run(Base):
     unpriced: Mapped[str | None] = mapped_column(Text)
     #: JSON object: facts about the fetch.
     info: Mapped[str | None] = mapped_column(Text)
+    #: JSON object: source name -> local usage (cost as a decimal string), several sources only.
+    sources: Mapped[str | None] = mapped_column(Text)
 
 
 class RunGroup(Base):

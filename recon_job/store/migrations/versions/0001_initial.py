@@ -80,6 +80,7 @@ def upgrade() -> None:
         sa.Column("skipped", sa.Text(), nullable=True),
         sa.Column("unpriced", sa.Text(), nullable=True),
         sa.Column("info", sa.Text(), nullable=True),
+        sa.Column("sources", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
         sqlite_autoincrement=True,
     )
