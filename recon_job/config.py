@@ -44,6 +44,7 @@ from pydantic_settings import (
 )
 
 from recon_job.errors import ConfigError
+from recon_job.models import RECORD_FIELDS
 
 GroupKey = Literal["model", "project_id", "api_key_id"]
 
@@ -134,20 +135,7 @@ class LogsSettings(_Section):
     @field_validator("fields")
     @classmethod
     def _check_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        known = {
-            "timestamp",
-            "model",
-            "input_tokens",
-            "output_tokens",
-            "cached_tokens",
-            "total_tokens",
-            "cost",
-            "request_id",
-            "project_id",
-            "api_key_id",
-            "batch",
-            "service_tier",
-        }
+        known = RECORD_FIELDS
         unknown = sorted(set(value) - known)
         if unknown:
             raise ValueError(

@@ -262,6 +262,25 @@ class ReconResult:
         return tuple(g for g in self.groups if g.status is Status.MISMATCH)
 
 
+#: The canonical fields of one logged request, as a log field mapping or a table's column
+#: mapping names them. ``total_tokens`` is only checked against input + output, never summed.
+RECORD_FIELDS: frozenset[str] = frozenset(
+    {
+        "timestamp",
+        "model",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "total_tokens",
+        "cost",
+        "request_id",
+        "project_id",
+        "api_key_id",
+        "batch",
+        "service_tier",
+    }
+)
+
 #: How a request was billed. ``standard`` covers OpenAI's ``default``/``auto``/``scale`` tiers.
 Tier = Literal["standard", "batch", "flex", "priority"]
 TIERS: tuple[Tier, ...] = ("standard", "batch", "flex", "priority")
