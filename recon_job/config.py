@@ -43,6 +43,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from recon_job.config_alerts import AlertsSettings, EmailSettings, SlackSettings, WebhookSettings
 from recon_job.errors import ConfigError
 from recon_job.models import RECORD_FIELDS
 
@@ -242,12 +243,30 @@ ENV_VARS: dict[str, tuple[str, str, bool]] = {
     "RECON_DATABASE_URL": ("history", "database_url", False),
     "RECON_LOG_LEVEL": ("logging", "level", False),
     "RECON_LOG_FORMAT": ("logging", "format", False),
+    "RECON_SMTP_HOST": ("email", "host", False),
+    "RECON_SMTP_PORT": ("email", "port", False),
+    "RECON_SMTP_USERNAME": ("email", "username", False),
+    "RECON_SMTP_PASSWORD": ("email", "password", False),
+    "RECON_SMTP_SECURITY": ("email", "security", False),
+    "RECON_EMAIL_FROM": ("email", "sender", False),
+    "RECON_EMAIL_TO": ("email", "recipients", True),
+    "RECON_SLACK_WEBHOOK_URL": ("slack", "webhook_url", False),
+    "RECON_WEBHOOK_URL": ("webhook", "url", False),
+    "RECON_WEBHOOK_SECRET": ("webhook", "secret", False),
+    "RECON_TEMPLATES_DIR": ("alerts", "templates_dir", False),
 }
 #: Read when ``OPENAI_ADMIN_KEY`` (and its ``_FILE``) is unset, as the official SDK does not.
 FALLBACK_KEY_VAR = "OPENAI_API_KEY"
 #: Settings that are secrets: never accepted from the TOML file (a database URL only when it
 #: carries a password).
-SECRET_KEYS = {("openai", "admin_key"), ("history", "database_url")}
+SECRET_KEYS = {
+    ("openai", "admin_key"),
+    ("history", "database_url"),
+    ("email", "password"),
+    ("slack", "webhook_url"),
+    ("webhook", "url"),
+    ("webhook", "secret"),
+}
 
 
 def _documented_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
@@ -303,6 +322,10 @@ class Settings(BaseSettings):
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     #: Several local sources, combined and compared against one OpenAI figure. Empty: the one
     #: NDJSON source of ``[logs]``.
     sources: tuple[SourceSettings, ...] = ()

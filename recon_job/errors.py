@@ -75,3 +75,15 @@ class StoreError(ReconError):
 
 class NotifyError(ReconError):
     """A notification channel failed; ``permanent`` stops retries (a 404 webhook, a bad login)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        permanent: bool,
+        reason: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, permanent=permanent, reason=reason)
+        #: Seconds the receiver asked us to wait (Slack's 429 ``Retry-After``), if any.
+        self.retry_after = retry_after

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from recon_job.config import ENV_VARS, Settings, load_settings
+from recon_job.config import ENV_VARS, SECRET_KEYS, Settings, load_settings
 from recon_job.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +46,10 @@ def test_the_example_file_lists_every_setting_and_only_real_ones() -> None:
         documented = EXAMPLE.read_text(encoding="utf-8")
         assert f"[{section}]" in documented
         for key in model.model_fields:
-            if (section, key) == ("openai", "admin_key"):
-                assert "OPENAI_ADMIN_KEY" in documented
+            if (section, key) in SECRET_KEYS:
+                # Secrets are documented by the variable that carries them.
+                names = [n for n, (sec, k, _) in ENV_VARS.items() if (sec, k) == (section, key)]
+                assert any(n in documented for n in names), f"{section}.{key}"
                 continue
             in_table = key in data.get(section, {})
             assert in_table or f"# {key} =" in documented or f"[{section}.{key}]" in documented, (
@@ -236,3 +238,67 @@ def load_settings_error(tmp_path: Path, text: str) -> str:
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text), environ={})
     return str(info.value)
+
+
+def test_channels_come_from_the_documented_variables(tmp_path: Path) -> None:
+    password = tmp_path / "smtp"
+    password.write_text("hunter2hunter2\n", encoding="utf-8")
+    settings = load_settings(
+        environ={
+            "RECON_SMTP_HOST": "smtp.example.com",
+            "RECON_SMTP_SECURITY": "ssl",
+            "RECON_SMTP_USERNAME": "bot",
+            "RECON_SMTP_PASSWORD_FILE": str(password),
+            "RECON_EMAIL_FROM": "recon@example.com",
+            "RECON_EMAIL_TO": "a@example.com, b@example.com",
+            "RECON_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/XYZ",
+            "RECON_WEBHOOK_URL": "https://alerts.example.com/recon",
+            "RECON_WEBHOOK_SECRET": "whsec_0123456789",
+        }
+    )
+    assert settings.email.configured
+    assert settings.email.effective_port == 465
+    assert settings.email.recipients == ("a@example.com", "b@example.com")
+    assert settings.email.password is not None
+    assert settings.email.password.get_secret_value() == "hunter2hunter2"
+    assert settings.slack.configured
+    assert settings.webhook.configured
+    text = repr(settings)
+    for secret in ("hunter2", "XYZ", "whsec_", "alerts.example.com/recon"):
+        assert secret not in text
+    assert not load_settings(environ={}).email.configured
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"RECON_SMTP_HOST": "smtp.example.com"}, "RECON_EMAIL_FROM and RECON_EMAIL_TO"),
+        (
+            {
+                "RECON_SMTP_HOST": "smtp.example.com",
+                "RECON_SMTP_SECURITY": "none",
+                "RECON_SMTP_USERNAME": "bot",
+                "RECON_EMAIL_FROM": "r@example.com",
+                "RECON_EMAIL_TO": "a@example.com",
+            },
+            "without TLS",
+        ),
+        ({"RECON_EMAIL_TO": "not an address"}, "is not an email address"),
+        ({"RECON_SMTP_SECURITY": "tls13"}, "email.security"),
+    ],
+)
+def test_an_incomplete_or_unsafe_email_setup_is_refused(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_settings(environ=env)
+
+
+def test_channel_secrets_are_refused_in_the_config_file(tmp_path: Path) -> None:
+    text = (
+        '[email]\npassword = "pw-in-file-123"\n[slack]\n'
+        'webhook_url = "https://hooks.slack.com/services/SECRET"\n'
+    )
+    message = load_settings_error(tmp_path, text)
+    assert "[email] password is a secret" in message
+    assert "[slack] webhook_url is a secret" in message
+    assert "pw-in-file" not in message
+    assert "SECRET" not in message

@@ -1,0 +1,1 @@
+"""Notification channels (email, Slack, generic webhook) behind one ``Transport`` interface."""
