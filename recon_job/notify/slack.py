@@ -1,0 +1,265 @@
+"""Slack incoming webhooks: a Block Kit message with the rendered mrkdwn text as its fallback.
+
+The body is ``{"text": <Message.slack_text>, "blocks": [...]}``: a header (the subject), a
+section with the rendered Slack text, a section of summary fields (status, window, tokens,
+requests, cost), a section listing the top drifting groups, and a context footer
+``recon-job · <dedupe_key>`` so a duplicate after a crash is recognisable (reliability.md
+§4.1). Blocks are built from ``Message.payload`` (schema ``recon-job.alert/v1``), so they stay
+in step with the webhook. Block Kit limits are respected: at most 50 blocks, header text ≤ 150
+characters, section text ≤ 3000, at most 10 fields of ≤ 2000 characters each; longer lists end
+in "…and N more". Data (model names, project ids) is mrkdwn-escaped, so it cannot form links
+or ``<!channel>`` mentions.
+
+Outcomes (reliability.md §4.2, Alertmanager ``slack.go``): 200 with body ``ok`` → delivered; 200
+with any other body → permanent; 429 → transient with ``retry_after`` from ``Retry-After``
+(default 30 s) — never slept here, the relay waits, since "continuing to send messages after
+being rate limited runs the risk of having your application permanently disabled"; 400, 403,
+404, 410 and other 4xx → permanent with Slack's error text (``invalid_payload``,
+``channel_not_found``, ``channel_is_archived`` …); 5xx, timeouts and connection errors →
+transient.
+
+The webhook URL is a secret (its path is the token): it never appears in a message, an
+exception or a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import requests
+import structlog
+
+from recon_job.errors import NotifyError
+from recon_job.http import parse_retry_after
+from recon_job.notify.base import Message
+from recon_job.notify.render import mrkdwn_escape
+from recon_job.notify.webhook import (
+    DEFAULT_TIMEOUT,
+    body_excerpt,
+    post,
+    url_secrets,
+    validate_slack_webhook_url,
+)
+
+log = structlog.get_logger(__name__)
+
+#: Logged (debug) after Slack answered ``ok``.
+EVENT_SENT: Final = "notify.slack.sent"
+
+#: Block Kit limits (api.slack.com/reference/block-kit/blocks).
+MAX_BLOCKS: Final = 50
+MAX_HEADER: Final = 150
+MAX_SECTION: Final = 3000
+MAX_FIELDS: Final = 10
+MAX_FIELD: Final = 2000
+#: Seconds to wait after a 429 that names no ``Retry-After``.
+DEFAULT_RETRY_AFTER: Final = 30.0
+
+_ERROR_CODE = re.compile(r"^[a-z_]{1,60}$")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _lines_within(lines: Sequence[str], limit: int, *, hidden: int = 0) -> str:
+    """``lines`` joined, as many as fit in ``limit`` characters with a "…and N more" line."""
+    shown: list[str] = []
+    for index, line in enumerate(lines):
+        rest = len(lines) - index - 1 + hidden
+        tail = f"\n…and {rest} more" if rest else ""
+        candidate = "\n".join([*shown, line])
+        if len(candidate) + len(tail) > limit:
+            more = len(lines) - len(shown) + hidden
+            return _cut("\n".join([*shown, f"…and {more} more"]), limit)
+        shown.append(line)
+    text = "\n".join(shown)
+    if hidden:
+        text += f"\n…and {hidden} more"
+    return _cut(text, limit)
+
+
+def _side(totals: Mapping[str, Any], name: str) -> str:
+    local, openai, diff = totals["local"], totals["openai"], totals["difference"]
+    pct = diff.get(f"{name}_pct")
+    pct_text = "n/a" if pct is None else f"{float(pct):+.2f}%"
+    if name == "cost":
+        return f"{local['cost']} vs {openai['cost']} ({pct_text})"
+    return f"{local[name]:,} vs {openai[name]:,} ({pct_text})"
+
+
+def _group_line(group: Mapping[str, Any]) -> str:
+    where = " ".join(
+        mrkdwn_escape(part) for part in (group.get("project_id"), group.get("api_key_id")) if part
+    )
+    diff = group["difference"]
+    pct = diff.get("cost_pct")
+    pct_text = "n/a" if pct is None else f"{float(pct):+.2f}%"
+    return (
+        f"• {mrkdwn_escape(group['date'])} `{mrkdwn_escape(group['model'])}`"
+        + (f" {where}" if where else "")
+        + f": cost {group['local']['cost']} vs {group['openai']['cost']} ({pct_text}), "
+        f"tokens {group['local']['tokens']:,} vs {group['openai']['tokens']:,}, "
+        f"requests {group['local']['requests']:,} vs {group['openai']['requests']:,}"
+    )
+
+
+def build_blocks(message: Message) -> list[dict[str, Any]]:
+    """The Block Kit blocks for ``message``, within Slack's limits."""
+    payload = message.payload
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": _cut(message.subject or "recon-job", MAX_HEADER),
+            },
+        }
+    ]
+    if message.slack_text.strip():
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(message.slack_text, MAX_SECTION)},
+            }
+        )
+    fields: list[str] = []
+    if payload.get("status"):
+        fields.append(f"*Status*\n{mrkdwn_escape(payload['status'])}")
+    window = payload.get("window")
+    if isinstance(window, Mapping) and window.get("key"):
+        fields.append(f"*Window*\n{mrkdwn_escape(window['key'])}")
+    totals = payload.get("totals")
+    if isinstance(totals, Mapping):
+        for name, label in (("cost", "Cost (USD)"), ("tokens", "Tokens"), ("requests", "Requests")):
+            fields.append(f"*{label}* (local vs OpenAI)\n{_side(totals, name)}")
+    if fields:
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": _cut(f, MAX_FIELD)} for f in fields[:MAX_FIELDS]
+                ],
+            }
+        )
+    groups = [g for g in payload.get("groups") or () if isinstance(g, Mapping)]
+    if groups:
+        total = int(payload.get("groups_total") or len(groups))
+        header = f"*{total} group{'s' if total != 1 else ''} out of tolerance*"
+        body = _lines_within(
+            [_group_line(g) for g in groups],
+            MAX_SECTION - len(header) - 1,
+            hidden=max(0, total - len(groups)),
+        )
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{header}\n{body}"}})
+    resolved = [str(r) for r in payload.get("resolved") or ()]
+    if resolved:
+        header = "*Back within tolerance*"
+        body = _lines_within([f"• {mrkdwn_escape(r)}" for r in resolved], MAX_SECTION - 30)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{header}\n{body}"}})
+    footer = {
+        "type": "context",
+        "elements": [
+            {
+                "type": "mrkdwn",
+                "text": _cut(f"recon-job · {mrkdwn_escape(message.dedupe_key)}", 3000),
+            }
+        ],
+    }
+    return [*blocks[: MAX_BLOCKS - 1], footer]
+
+
+def build_body(message: Message) -> dict[str, Any]:
+    """The JSON body posted to Slack: fallback ``text`` plus ``blocks``."""
+    return {"text": message.slack_text or message.subject, "blocks": build_blocks(message)}
+
+
+class SlackTransport:
+    """Post a :class:`Message` to a Slack incoming webhook."""
+
+    channel = "slack"
+
+    def __init__(
+        self,
+        webhook_url: str,
+        session: requests.Session,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._url = webhook_url
+        self._session = session
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return "SlackTransport()"
+
+    def notify(self, message: Message) -> None:
+        """POST once; raise ``NotifyError`` unless Slack answers 200 ``ok``."""
+        body = json.dumps(build_body(message), ensure_ascii=False).encode("utf-8")
+        started = time.monotonic()
+        with post(
+            self._session,
+            self._url,
+            body=body,
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            timeout=self.timeout,
+            what="Slack webhook",
+        ) as response:
+            status = response.status_code
+            text = body_excerpt(response, *url_secrets(self._url))
+            if status == 200 and text == "ok":
+                log.debug(
+                    EVENT_SENT,
+                    dedupe_key=message.dedupe_key,
+                    seconds=round(time.monotonic() - started, 3),
+                )
+                return
+            if status == 429:
+                value = response.headers.get("Retry-After")
+                seconds = None if value is None else parse_retry_after(value)
+                raise NotifyError(
+                    f"Slack is rate limiting this webhook (429); retry after "
+                    f"{seconds if seconds is not None else DEFAULT_RETRY_AFTER:g} s",
+                    permanent=False,
+                    reason="rate_limited",
+                    retry_after=seconds if seconds is not None else DEFAULT_RETRY_AFTER,
+                )
+            code = text if _ERROR_CODE.match(text) else ""
+            shown = f": {text}" if text else ""
+            if status >= 500:
+                raise NotifyError(
+                    f"Slack failed ({status}){shown}",
+                    permanent=False,
+                    reason=code or f"http_{status}",
+                )
+            if status == 200:
+                raise NotifyError(
+                    f"Slack answered 200 but not 'ok'{shown}",
+                    permanent=True,
+                    reason=code or "unexpected_response",
+                )
+            if 300 <= status < 400:
+                raise NotifyError(
+                    f"Slack webhook answered {status} (a redirect, not followed); check the URL",
+                    permanent=True,
+                    reason="redirect",
+                )
+            raise NotifyError(
+                f"Slack rejected the message ({status}){shown}",
+                permanent=True,
+                reason=code or f"http_{status}",
+            )
+
+
+__all__ = [
+    "MAX_BLOCKS",
+    "MAX_SECTION",
+    "SlackTransport",
+    "build_blocks",
+    "build_body",
+    "validate_slack_webhook_url",
+]

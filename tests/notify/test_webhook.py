@@ -1,0 +1,306 @@
+"""WebhookTransport against a real HTTP server on 127.0.0.1, and the webhook URL checks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from recon_job.errors import NotifyError
+from recon_job.http import make_session
+from recon_job.notify.base import Message
+from recon_job.notify.render import PAYLOAD_SCHEMA, sample_message
+from recon_job.notify.webhook import (
+    WebhookTransport,
+    validate_slack_webhook_url,
+    validate_webhook_url,
+    verify_signature,
+)
+from tests.notify.conftest import HOST
+
+TOKEN_PATH = "/hooks/T0KEN-s3cret-path"
+SECRET = "whsec-canary-5ecret"
+NOW = 1_773_532_800.0
+TIMEOUT = (1.0, 0.5)
+
+
+@pytest.fixture
+def session() -> Iterator[requests.Session]:
+    with make_session(retries=0) as s:
+        yield s
+
+
+def transport(url: str, session: requests.Session, secret: str | None = SECRET) -> WebhookTransport:
+    return WebhookTransport(url, session, secret, timeout=TIMEOUT, clock=lambda: NOW)
+
+
+def fail(t: WebhookTransport, message: Message | None = None) -> NotifyError:
+    with pytest.raises(NotifyError) as caught:
+        t.notify(message or sample_message("k1"))
+    error = caught.value
+    for text in (str(error), repr(error), str(error.__cause__), str(error.__context__)):
+        assert TOKEN_PATH not in text
+        assert "T0KEN" not in text
+        assert SECRET not in text
+    return error
+
+
+def test_it_posts_the_payload_with_an_idempotency_key_and_a_verifiable_signature(
+    httpserver: HTTPServer, session: requests.Session
+) -> None:
+    httpserver.expect_oneshot_request(TOKEN_PATH, method="POST").respond_with_data("", 204)
+    message = sample_message("dedupe-123")
+
+    transport(httpserver.url_for(TOKEN_PATH), session).notify(message)
+
+    [(request, _)] = httpserver.log
+    body = request.get_data()
+    assert json.loads(body) == json.loads(json.dumps(message.payload))
+    assert json.loads(body)["schema"] == PAYLOAD_SCHEMA
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["Idempotency-Key"] == "dedupe-123"
+    assert request.headers["User-Agent"].startswith("recon-job/")
+    assert request.headers["X-Recon-Event"] == "test"
+    # The documented receiver recipe, written out independently of the module's helpers.
+    timestamp = request.headers["X-Recon-Timestamp"]
+    assert timestamp == str(int(NOW))
+    expected = (
+        "sha256="
+        + hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    )
+    assert hmac.compare_digest(expected, request.headers["X-Recon-Signature"])
+    assert verify_signature(SECRET, timestamp, body, expected, now=NOW + 10)
+    assert not verify_signature(SECRET, timestamp, body, expected, now=NOW + 3600)
+    assert not verify_signature("other", timestamp, body, expected, now=NOW)
+    assert not verify_signature(SECRET, timestamp, body + b" ", expected, now=NOW)
+
+
+def test_without_a_secret_nothing_is_signed(
+    httpserver: HTTPServer, session: requests.Session
+) -> None:
+    httpserver.expect_oneshot_request("/plain", method="POST").respond_with_data("ok")
+
+    transport(httpserver.url_for("/plain"), session, secret=None).notify(sample_message())
+
+    [(request, _)] = httpserver.log
+    assert "X-Recon-Signature" not in request.headers
+    assert "X-Recon-Timestamp" not in request.headers
+    assert SECRET not in repr(transport(httpserver.url_for("/plain"), session))
+    assert TOKEN_PATH not in repr(transport(httpserver.url_for(TOKEN_PATH), session))
+
+
+def test_429_is_transient_with_retry_after_and_a_single_post(
+    httpserver: HTTPServer, session: requests.Session
+) -> None:
+    httpserver.expect_request(TOKEN_PATH).respond_with_data(
+        "slow down", 429, headers={"Retry-After": "7"}
+    )
+
+    error = fail(transport(httpserver.url_for(TOKEN_PATH), session))
+
+    assert (error.permanent, error.reason, error.retry_after) == (False, "rate_limited", 7.0)
+    assert len(httpserver.log) == 1
+
+
+@pytest.mark.parametrize("status", [500, 502, 503])
+def test_server_errors_are_transient(
+    httpserver: HTTPServer, session: requests.Session, status: int
+) -> None:
+    httpserver.expect_request(TOKEN_PATH).respond_with_data("boom", status)
+
+    error = fail(transport(httpserver.url_for(TOKEN_PATH), session))
+
+    assert not error.permanent
+    assert error.reason == f"http_{status}"
+    assert len(httpserver.log) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 410])
+def test_client_errors_are_permanent_and_the_echoed_path_is_masked(
+    httpserver: HTTPServer, session: requests.Session, status: int
+) -> None:
+    # Express-style error pages echo the request path, i.e. the token.
+    httpserver.expect_request(TOKEN_PATH).respond_with_data(f"Cannot POST {TOKEN_PATH}", status)
+
+    error = fail(transport(httpserver.url_for(TOKEN_PATH), session))
+
+    assert error.permanent
+    assert error.reason == f"http_{status}"
+    assert "Cannot POST ***" in str(error)
+
+
+def test_redirects_are_not_followed_and_are_permanent(
+    httpserver: HTTPServer, session: requests.Session
+) -> None:
+    httpserver.expect_request(TOKEN_PATH).respond_with_data(
+        "", 302, headers={"Location": httpserver.url_for("/internal")}
+    )
+    httpserver.expect_request("/internal").respond_with_data("reached")
+
+    error = fail(transport(httpserver.url_for(TOKEN_PATH), session))
+
+    assert (error.permanent, error.reason) == (True, "redirect")
+    assert [r.path for r, _ in httpserver.log] == [TOKEN_PATH]
+
+
+def test_a_receiver_that_never_answers_is_transient_within_the_timeout(
+    silent_port: int, session: requests.Session
+) -> None:
+    started = time.monotonic()
+
+    error = fail(transport(f"http://{HOST}:{silent_port}{TOKEN_PATH}", session))
+
+    assert (error.permanent, error.reason) == (False, "timeout")
+    assert time.monotonic() - started < 3.0
+    assert error.__cause__ is None
+
+
+def test_a_refused_connection_is_transient(session: requests.Session) -> None:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]  # closed again before the POST: nothing listens
+
+    error = fail(transport(f"http://{HOST}:{port}{TOKEN_PATH}", session))
+
+    assert (error.permanent, error.reason) == (False, "connection")
+
+
+def test_a_payload_that_is_not_json_is_permanent(
+    httpserver: HTTPServer, session: requests.Session
+) -> None:
+    message = Message(
+        dedupe_key="k",
+        event="test",
+        group_key="g",
+        subject="s",
+        text="t",
+        html="h",
+        slack_text="s",
+        payload={"when": object()},
+    )
+
+    error = fail(transport(httpserver.url_for(TOKEN_PATH), session), message)
+
+    assert (error.permanent, error.reason) == (True, "payload")
+    assert httpserver.log == []
+
+
+def test_a_handler_sees_the_exact_signed_bytes(
+    httpserver: HTTPServer, session: requests.Session
+) -> None:
+    seen: list[bool] = []
+
+    def check(request: Request) -> Response:
+        seen.append(
+            verify_signature(
+                SECRET,
+                request.headers["X-Recon-Timestamp"],
+                request.get_data(),
+                request.headers["X-Recon-Signature"],
+                now=NOW,
+            )
+        )
+        return Response("", 200)
+
+    httpserver.expect_request("/signed").respond_with_handler(check)
+
+    transport(httpserver.url_for("/signed"), session).notify(sample_message())
+
+    assert seen == [True]
+
+
+# --- URL checks ---------------------------------------------------------------------------
+
+
+def public(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+
+def internal(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+    return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", port))]
+
+
+def unresolvable(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+    raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def test_a_public_https_url_is_fine() -> None:
+    assert validate_webhook_url("https://hooks.example.com/x?token=abc", resolve=public) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://hooks.example.com/x", "https"),
+        ("ftp://hooks.example.com/x", "https"),
+        ("https://127.0.0.1/x", "loopback"),
+        ("https://[::1]/x", "loopback"),
+        ("https://[::ffff:127.0.0.1]/x", "loopback"),
+        ("https://10.0.0.1/x", "private"),
+        ("https://192.168.1.5/x", "private"),
+        ("https://169.254.169.254/latest/meta-data", "link-local"),
+        ("http://169.254.169.254/latest/meta-data", "https"),
+        ("https://100.64.0.1/x", "not a public address"),
+        ("https://user:pa55word@hooks.example.com/x", "user name or password"),
+        ("https:///x", "no host"),
+        ("https://hooks.example.com:99999/x", "not a valid URL"),
+    ],
+)
+def test_unsafe_webhook_urls_are_refused(url: str, fragment: str) -> None:
+    problems = validate_webhook_url(url, resolve=public)
+
+    assert any(fragment in p for p in problems), problems
+    assert not any("pa55word" in p or "meta-data" in p for p in problems)
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused() -> None:
+    [problem] = validate_webhook_url("https://rebind.example.com/x", resolve=internal)
+
+    assert "resolves to 10.1.2.3" in problem
+
+
+def test_localhost_is_refused_through_real_resolution() -> None:
+    [problem] = validate_webhook_url("https://localhost/x")
+
+    assert "loopback" in problem
+
+
+def test_a_name_that_does_not_resolve_is_a_problem() -> None:
+    assert validate_webhook_url("https://nowhere.example/x", resolve=unresolvable) == [
+        "cannot resolve the webhook host nowhere.example"
+    ]
+
+
+def test_private_targets_are_allowed_when_asked() -> None:
+    assert validate_webhook_url("http://127.0.0.1:8080/x", allow_private=True) == []
+    assert validate_webhook_url("https://10.0.0.1/x", allow_private=True) == []
+    assert validate_webhook_url("ftp://10.0.0.1/x", allow_private=True) != []
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://hooks.slack.com/services/T000/B000/XXXX", True),
+        ("https://HOOKS.slack.com/services/T000/B000/XXXX", True),
+        ("https://hooks.slack.com:443/services/T000/B000/XXXX", True),
+        ("https://hooks.slack.com.evil.tld/services/T000/B000/XXXX", False),
+        ("https://evilhooks.slack.com/services/T000/B000/XXXX", False),
+        ("http://hooks.slack.com/services/T000/B000/XXXX", False),
+        ("https://hooks.slack.com:8443/services/T000/B000/XXXX", False),
+        ("https://x@hooks.slack.com/services/T000/B000/XXXX", False),
+        ("https://127.0.0.1/services/T000/B000/XXXX", False),
+    ],
+)
+def test_slack_urls_must_be_https_on_hooks_slack_com_exactly(url: str, ok: bool) -> None:
+    problems = validate_slack_webhook_url(url)
+
+    assert (problems == []) is ok, problems
+    assert not any("XXXX" in p for p in problems)
