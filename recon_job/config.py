@@ -275,9 +275,14 @@ def _documented_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any
 
     def read(name: str) -> str | None:
         value = environ.get(name)
+        file_name = environ.get(f"{name}_FILE")
+        if value and file_name:
+            # Silently preferring one would hide a mistake, e.g. an image's default
+            # RECON_DATABASE_URL shadowing the RECON_DATABASE_URL_FILE a deployment mounts.
+            problems.append(f"both {name} and {name}_FILE are set; set only one of them")
+            return None
         if value:
             return value
-        file_name = environ.get(f"{name}_FILE")
         if file_name:
             try:
                 return Path(file_name).read_text(encoding="utf-8").strip()

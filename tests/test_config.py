@@ -302,3 +302,15 @@ def test_channel_secrets_are_refused_in_the_config_file(tmp_path: Path) -> None:
     assert "[slack] webhook_url is a secret" in message
     assert "pw-in-file" not in message
     assert "SECRET" not in message
+
+
+def test_a_variable_and_its_file_twin_together_are_an_error(tmp_path: Path) -> None:
+    secret = tmp_path / "url"
+    secret.write_text("postgresql+psycopg://u:pw@db/x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="both RECON_DATABASE_URL and RECON_DATABASE_URL_FILE"):
+        load_settings(
+            environ={
+                "RECON_DATABASE_URL": "sqlite:////data/h.db",
+                "RECON_DATABASE_URL_FILE": str(secret),
+            }
+        )
