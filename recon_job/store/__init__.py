@@ -1,4 +1,4 @@
-"""The history database: every run, its window, status, totals and per-group rows.
+"""The history database: every run, its totals and groups, and the notification outbox.
 
 SQLAlchemy 2 on SQLite (default, ``sqlite:///recon_history.db``) or PostgreSQL, with the schema
 created and upgraded by the Alembic migrations shipped in ``migrations/``. Only this package
@@ -9,6 +9,18 @@ from __future__ import annotations
 
 from recon_job.store.engine import DEFAULT_URL
 from recon_job.store.history import HistoryStore
+from recon_job.store.outbox_records import NotificationRecord, OutboxItem, OutboxRow, OutboxStatus
 from recon_job.store.records import Difference, GroupRecord, RunRecord, RunStatus
 
-__all__ = ["DEFAULT_URL", "Difference", "GroupRecord", "HistoryStore", "RunRecord", "RunStatus"]
+__all__ = [
+    "DEFAULT_URL",
+    "Difference",
+    "GroupRecord",
+    "HistoryStore",
+    "NotificationRecord",
+    "OutboxItem",
+    "OutboxRow",
+    "OutboxStatus",
+    "RunRecord",
+    "RunStatus",
+]

@@ -13,7 +13,7 @@ unreachable, permanent otherwise.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -35,6 +35,8 @@ from recon_job.store.engine import (
     parse_url,
     to_store_error,
 )
+from recon_job.store.outbox import OutboxStore, enqueue_in
+from recon_job.store.outbox_records import OutboxItem
 from recon_job.store.records import (
     GroupRecord,
     RunRecord,
@@ -63,8 +65,8 @@ def _tool_version() -> str:
         return "unknown"
 
 
-class HistoryStore:
-    """Runs and their per-group results, stored through SQLAlchemy.
+class HistoryStore(OutboxStore):
+    """Runs and their per-group results, and the notification outbox, stored through SQLAlchemy.
 
     Opening a store creates the database schema, or upgrades it to the newest migration; that
     is idempotent and safe when several processes open the same database at once. Timestamps
@@ -144,9 +146,18 @@ class HistoryStore:
         log.debug(EVENT_RUN_STARTED, run_id=run_id, window=window.key, trigger=trigger)
         return run_id
 
-    def finish_run(self, run_id: int, result: ReconResult, *, finished_at: datetime) -> None:
+    def finish_run(
+        self,
+        run_id: int,
+        result: ReconResult,
+        *,
+        finished_at: datetime,
+        outbox: Sequence[OutboxItem] = (),
+    ) -> None:
         """Store the outcome of a running run: status, totals and every group, atomically.
 
+        ``outbox`` holds the run's notifications, inserted in the same transaction (the
+        transactional outbox, reliability.md §4.1); one already enqueued is skipped.
         Raises a permanent ``StoreError`` if the run does not exist or is no longer running.
         """
         with self._errors(f"finish run {run_id}"), self._write() as session:
@@ -188,14 +199,24 @@ class HistoryStore:
             ]
             if rows:
                 session.execute(insert(RunGroup), rows)
+            enqueue_in(session, outbox, now=finished_at)
         log.debug(
             EVENT_RUN_FINISHED, run_id=run_id, status=result.status.value, groups=len(result.groups)
         )
 
-    def fail_run(self, run_id: int, *, reason: str, message: str, finished_at: datetime) -> None:
+    def fail_run(
+        self,
+        run_id: int,
+        *,
+        reason: str,
+        message: str,
+        finished_at: datetime,
+        outbox: Sequence[OutboxItem] = (),
+    ) -> None:
         """Mark a running run ``failed``; its totals stay NULL and it gets no group rows.
 
-        ``message`` must already be redacted: it is stored as given.
+        ``message`` must already be redacted: it is stored as given. ``outbox`` (the
+        ``fetch_failed`` notifications) is inserted in the same transaction.
         """
         with self._errors(f"record the failure of run {run_id}"), self._write() as session:
             run = self._running(session, run_id)
@@ -203,6 +224,7 @@ class HistoryStore:
             run.finished_at = finished_at
             run.error_reason = reason
             run.error_message = message
+            enqueue_in(session, outbox, now=finished_at)
         log.debug(EVENT_RUN_FAILED, run_id=run_id, reason=reason)
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:

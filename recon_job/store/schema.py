@@ -14,7 +14,17 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from recon_job.store.types import ExactDecimal, UTCDateTime
@@ -143,3 +153,87 @@ class RunGroup(Base):
     cost_pct: Mapped[Decimal | None]
     #: A ``recon_job.models.Status`` value.
     status: Mapped[str] = mapped_column(String(16))
+
+
+class Outbox(Base):
+    """A notification waiting to be sent, or its final state (the transactional outbox, §4.1).
+
+    Written in the same transaction as the run it belongs to; the relay claims due rows with a
+    lease, sends them and records every attempt. ``(channel, dedupe_key)`` is unique so the same
+    alert is never enqueued twice, whatever re-runs or concurrent jobs do.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("channel", "dedupe_key", name="uq_outbox_channel_dedupe_key"),
+        Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_group_key_channel", "group_key", "channel"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    #: The run that enqueued it; None for messages not tied to a run (channel_failing, test).
+    run_id: Mapped[int | None] = mapped_column(_ID, ForeignKey("runs.id", ondelete="SET NULL"))
+    #: The alert group (``Window.key``) or ``channel:<name>`` for channel_failing messages.
+    group_key: Mapped[str] = mapped_column(String(100))
+    #: ``email``, ``slack``, ``webhook``.
+    channel: Mapped[str] = mapped_column(String(32))
+    #: An ``AlertEvent`` value.
+    event: Mapped[str] = mapped_column(String(32))
+    dedupe_key: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(Text)
+    #: JSON object: every part of the rendered ``Message`` (no secrets).
+    message: Mapped[str] = mapped_column(Text)
+    #: JSON list: alert fingerprints firing, stored in ``notification_log`` once delivered.
+    firing: Mapped[str | None] = mapped_column(Text)
+    #: JSON list: alert fingerprints resolved, stored in ``notification_log`` once delivered.
+    resolved: Mapped[str | None] = mapped_column(Text)
+    #: pending, sending, sent, partial, failed, dead or suppressed.
+    status: Mapped[str] = mapped_column(String(16))
+    #: How many times a relay claimed it.
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime]
+    #: End of the current relay's lease while ``sending``.
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    #: Machine-readable reason of the last failure (``rate_limited``, ``channel_not_configured``).
+    last_reason: Mapped[str | None] = mapped_column(String(100))
+    #: Short readable error of the last failure, redacted by the caller.
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """One attempt to deliver an outbox row: when, and how it went."""
+
+    __tablename__ = "delivery_attempts"
+    __table_args__ = (
+        Index("ix_delivery_attempts_outbox_id", "outbox_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    outbox_id: Mapped[int] = mapped_column(_ID, ForeignKey("outbox.id", ondelete="CASCADE"))
+    attempted_at: Mapped[datetime]
+    #: sent, partial, transient or permanent.
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(100))
+    #: Redacted by the caller.
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class NotificationLogEntry(Base):
+    """Alertmanager's nflog: the last notification delivered per (alert group, channel)."""
+
+    __tablename__ = "notification_log"
+
+    group_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: JSON list of alert fingerprints.
+    firing: Mapped[str] = mapped_column(Text)
+    #: JSON list of alert fingerprints.
+    resolved: Mapped[str] = mapped_column(Text)
+    last_sent_at: Mapped[datetime | None]
+    last_event: Mapped[str | None] = mapped_column(String(32))
+    #: The outbox row that wrote this entry: an older row delivered late never overwrites it.
+    outbox_id: Mapped[int | None] = mapped_column(_ID)

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -41,7 +41,6 @@ from recon_job.models import (
 from recon_job.store import HistoryStore, RunStatus
 from recon_job.store.migrate import head_revision
 from recon_job.store.schema import Base
-from tests.databases import postgres_server_or_skip, temporary_postgres_database
 
 POSTGRES_ENV = "RECON_TEST_POSTGRES_URL"
 
@@ -138,37 +137,6 @@ def _sample_result() -> ReconResult:
 
 
 # --- backends ----------------------------------------------------------------------------------
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty history database URL on each backend."""
-    if request.param == "sqlite":
-        # A directory that does not exist yet: the store must create it.
-        yield f"sqlite:///{tmp_path / 'history' / 'recon.db'}"
-        return
-    yield from temporary_postgres_database(postgres_server_or_skip())
-
-
-@pytest.fixture
-def open_store(db_url: str) -> Iterator[Callable[..., HistoryStore]]:
-    """Open stores on ``db_url``; every one is closed before the database is dropped."""
-    opened: list[HistoryStore] = []
-
-    def _open(**options: Any) -> HistoryStore:
-        store = HistoryStore(db_url, **options)
-        opened.append(store)
-        return store
-
-    yield _open
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def store(open_store: Callable[..., HistoryStore]) -> HistoryStore:
-    """A store on a fresh database."""
-    return open_store()
 
 
 @pytest.fixture

@@ -1,0 +1,353 @@
+"""The outbox relay: send due notifications through their channels and record every attempt.
+
+One pass (:func:`relay`) claims the due outbox rows with a lease and sends each through its
+channel's :class:`~recon_job.notify.base.Transport`. The rules, from reliability.md §4:
+
+* **Isolation.** Each row is sent on its own; one failing channel never stops the others
+  (Alertmanager's per-integration fan-out; healthchecks' ``Channel.notify``). Even an exception
+  that is not a ``NotifyError`` is caught, recorded as transient and logged.
+* **Rate limits defer, never loop** (§4.2, Alertmanager PR #2128). After a ``retry_after``
+  (Slack 429) nothing more goes to that channel in this pass; its rows wait until
+  ``now + retry_after`` (capped), and a later pass sends them.
+* **Transient errors back off** per row (30 s × 2^(attempts−1), at most 1 h) until
+  ``max_attempts``; then the row is ``dead``, like a permanent error.
+* **A dead channel is reported through the others**: one ``channel_failing`` message per failing
+  channel, per other channel and per UTC day (its own dedupe key).
+* **At-least-once.** The delivery is recorded after the transport returned; a crash in between
+  (fault point ``after_send``) leaves the row ``sending`` and the next pass after its lease sends
+  it again, with the same dedupe key so the duplicate is recognisable (R23).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from recon_job.errors import NotifyError
+from recon_job.faults import fault_point
+from recon_job.notify.base import AlertEvent, Message, Transport
+from recon_job.store.outbox_records import OutboxItem, OutboxRow, OutboxStatus, Outcome
+
+if TYPE_CHECKING:
+    from recon_job.store import HistoryStore
+
+log = structlog.get_logger(__name__)
+
+EVENT_SENT = "notify.relay.sent"
+EVENT_PARTIAL = "notify.relay.partial"
+EVENT_RETRY = "notify.relay.retry_scheduled"
+EVENT_RATE_LIMITED = "notify.relay.rate_limited"
+EVENT_DEAD = "notify.relay.dead"
+EVENT_UNEXPECTED = "notify.relay.unexpected_error"
+EVENT_LEASE_EXPIRED = "notify.relay.lease_expired"
+EVENT_CHANNEL_FAILING = "notify.relay.channel_failing_enqueued"
+EVENT_FINISHED = "notify.relay.finished"
+
+#: The longest a channel's ``Retry-After`` defers its rows (reliability.md §4.2).
+RETRY_AFTER_CAP = timedelta(seconds=300)
+#: Stored errors are cut to this many characters.
+ERROR_LIMIT = 500
+#: Reason recorded for a row whose channel is no longer configured.
+NOT_CONFIGURED = "channel_not_configured"
+
+
+def exponential_backoff(attempts: int) -> timedelta:
+    """Wait before retrying a row that failed ``attempts`` times: 30 s, doubling, at most 1 h."""
+    seconds = 30 * 2 ** min(max(attempts - 1, 0), 20)
+    return min(timedelta(seconds=seconds), timedelta(hours=1))
+
+
+@dataclass(frozen=True)
+class RelayOutcome:
+    """What one pass did with one outbox row."""
+
+    outbox_id: int
+    channel: str
+    event: AlertEvent
+    #: The row's status afterwards: ``sent``, ``partial``, ``pending`` (retry later), ``sending``
+    #: (its lease ran out before it was tried: reclaimed later) or ``dead``.
+    status: OutboxStatus
+    #: Machine-readable reason of a failure (``rate_limited``, ``channel_not_configured`` ...).
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class RelayReport:
+    """The outcome of one relay pass, row by row."""
+
+    outcomes: tuple[RelayOutcome, ...] = ()
+    #: ``channel_failing`` messages enqueued by this pass.
+    channel_failing: int = 0
+
+    def _count(self, *statuses: str) -> int:
+        return sum(1 for o in self.outcomes if o.status in statuses)
+
+    @property
+    def sent(self) -> int:
+        """Rows delivered to every recipient."""
+        return self._count("sent")
+
+    @property
+    def partial(self) -> int:
+        """Rows delivered to some recipients only (never resent)."""
+        return self._count("partial")
+
+    @property
+    def deferred(self) -> int:
+        """Rows left for a later pass (transient error, rate limit, lease ran out)."""
+        return self._count("pending", "sending")
+
+    @property
+    def dead(self) -> int:
+        """Rows given up (permanent error, out of attempts, channel not configured)."""
+        return self._count("dead")
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """The rows as JSON-ready entries (the CLI's ``alerts`` list)."""
+        return [
+            {
+                "outbox_id": o.outbox_id,
+                "channel": o.channel,
+                "event": o.event,
+                "status": o.status,
+                "reason": o.reason,
+            }
+            for o in self.outcomes
+        ]
+
+
+def channel_failing_message(
+    channel: str, reason: str, *, error: str, target: str, day: date
+) -> Message:
+    """The plain message telling ``target`` that ``channel`` cannot deliver (no secrets).
+
+    ``error`` comes from the transport's ``NotifyError``, whose message never holds a secret.
+    Its dedupe key is one per (failing channel, target channel, UTC day), so a channel that keeps
+    failing is reported once a day, not once per row.
+    """
+    reason = " ".join(reason.split()) or "unknown"
+    key_text = json.dumps(["channel_failing", channel, target, day.isoformat()])
+    key = hashlib.sha256(key_text.encode("utf-8")).hexdigest()[:32]
+    subject = f"recon-job cannot deliver to {channel}: {reason}"
+    text = (
+        f"recon-job could not deliver a notification to its {channel} channel and has stopped "
+        f"retrying it.\n\nReason: {reason}\nError: {error}\n\n"
+        f"Alerts for {channel} are marked dead in the outbox (see `recon-job alerts list`). "
+        f"Fix the {channel} settings, then check them with "
+        f"`recon-job alerts test --channel {channel}`.\n"
+    )
+    esc = html.escape
+    page = (
+        f"<p>recon-job could not deliver a notification to its <b>{esc(channel)}</b> channel "
+        f"and has stopped retrying it.</p>"
+        f"<p>Reason: <code>{esc(reason)}</code><br>Error: {esc(error)}</p>"
+        f"<p>Alerts for {esc(channel)} are marked dead in the outbox (see "
+        f"<code>recon-job alerts list</code>). Fix the {esc(channel)} settings, then check "
+        f"them with <code>recon-job alerts test --channel {esc(channel)}</code>.</p>"
+    )
+    # Slack mrkdwn: only &, < and > are control characters.
+    slack = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Message(
+        dedupe_key=key,
+        event="channel_failing",
+        group_key=f"channel:{channel}",
+        subject=subject,
+        text=text,
+        html=page,
+        slack_text=slack,
+        payload={
+            "version": 1,
+            "event": "channel_failing",
+            "channel": channel,
+            "reason": reason,
+            "error": error,
+            "dedupe_key": key,
+        },
+    )
+
+
+def relay(
+    store: HistoryStore,
+    transports: Mapping[str, Transport],
+    *,
+    now: datetime,
+    clock: Callable[[], datetime],
+    max_attempts: int = 8,
+    backoff: Callable[[int], timedelta] = exponential_backoff,
+    retry_after_cap: timedelta = RETRY_AFTER_CAP,
+    lease: timedelta = timedelta(seconds=60),
+    limit: int = 100,
+) -> RelayReport:
+    """Send every outbox row due at ``now`` through ``transports`` (channel -> transport).
+
+    ``clock`` gives the time of each attempt (rows are sent one after another). Returns what
+    happened to each claimed row. Database errors propagate as ``StoreError``; a row whose
+    delivery could not be recorded stays ``sending`` and is retried after its lease.
+    """
+    pass_ = _Pass(store, transports, clock, max_attempts, backoff, retry_after_cap)
+    for row in store.claim_due(now, lease=lease, limit=limit):
+        pass_.handle(row)
+    report = RelayReport(tuple(pass_.outcomes), channel_failing=pass_.channel_failing)
+    log.info(
+        EVENT_FINISHED,
+        sent=report.sent,
+        partial=report.partial,
+        deferred=report.deferred,
+        dead=report.dead,
+        channel_failing=report.channel_failing,
+    )
+    return report
+
+
+class _Pass:
+    """The state of one relay pass: outcomes so far and the channels told to wait."""
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        transports: Mapping[str, Transport],
+        clock: Callable[[], datetime],
+        max_attempts: int,
+        backoff: Callable[[int], timedelta],
+        retry_after_cap: timedelta,
+    ) -> None:
+        self.store = store
+        self.transports = transports
+        self.clock = clock
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.retry_after_cap = retry_after_cap
+        self.outcomes: list[RelayOutcome] = []
+        self.channel_failing = 0
+        #: Channel -> until when it asked us to wait (a 429's Retry-After).
+        self.deferred: dict[str, datetime] = {}
+
+    def handle(self, row: OutboxRow) -> None:
+        transport = self.transports.get(row.channel)
+        if transport is None:
+            self._finish(row, "permanent", NOT_CONFIGURED, f"{row.channel} is not configured")
+            return
+        if row.channel in self.deferred:
+            until = self.deferred[row.channel]
+            self.store.release(row.id, next_attempt_at=until, reason="rate_limited")
+            self._outcome(row, "pending", "rate_limited")
+            return
+        started = self.clock()
+        if row.claimed_until is not None and started >= row.claimed_until:
+            # Another relay may own it by now; leave it to be reclaimed rather than race it.
+            log.warning(EVENT_LEASE_EXPIRED, outbox_id=row.id, channel=row.channel)
+            self._outcome(row, "sending", "lease_expired")
+            return
+        try:
+            transport.notify(row.message)
+        except NotifyError as e:
+            self._failed(row, e)
+            return
+        except Exception as e:
+            # A bug in a channel must not stop the others. Only the type is recorded: the
+            # text of an arbitrary exception may hold a URL with a secret in it.
+            log.error(
+                EVENT_UNEXPECTED, outbox_id=row.id, channel=row.channel, error=type(e).__name__
+            )
+            self._transient(row, "unexpected_error", f"unexpected {type(e).__name__} in transport")
+            return
+        fault_point("after_send")
+        self._finish(row, "sent", None, None)
+
+    def _failed(self, row: OutboxRow, error: NotifyError) -> None:
+        message = _short(error.message)
+        if getattr(error, "delivered", False):
+            # Some recipients got it (smtplib's refused-recipients dict): resending would
+            # duplicate it for them, so it counts as delivered (R29).
+            self._finish(row, "partial", error.reason, message)
+            return
+        if error.permanent:
+            self._finish(row, "permanent", error.reason, message)
+            return
+        if error.retry_after is not None:
+            wait = min(timedelta(seconds=max(error.retry_after, 0.0)), self.retry_after_cap)
+            until = self.clock() + wait
+            self.deferred[row.channel] = until
+            log.warning(
+                EVENT_RATE_LIMITED, outbox_id=row.id, channel=row.channel, seconds=wait.seconds
+            )
+            self._finish(row, "transient", error.reason, message, retry_at=until)
+            return
+        self._transient(row, error.reason, message)
+
+    def _transient(self, row: OutboxRow, reason: str, error: str) -> None:
+        retry_at = None
+        if row.attempts < self.max_attempts:
+            retry_at = self.clock() + self.backoff(row.attempts)
+        self._finish(row, "transient", reason, error, retry_at=retry_at)
+
+    def _finish(
+        self,
+        row: OutboxRow,
+        outcome: Outcome,
+        reason: str | None,
+        error: str | None,
+        *,
+        retry_at: datetime | None = None,
+    ) -> None:
+        now = self.clock()
+        delivered = outcome in ("sent", "partial")
+        status = self.store.record_delivery(
+            row.id,
+            now=now,
+            outcome=outcome,
+            reason=reason,
+            error=error,
+            retry_at=retry_at,
+            new_state=row.delivered_state(now) if delivered else None,
+        )
+        fields = {"outbox_id": row.id, "channel": row.channel, "alert_event": row.event}
+        if status == "sent":
+            log.info(EVENT_SENT, **fields)
+        elif status == "partial":
+            log.warning(EVENT_PARTIAL, reason=reason, **fields)
+        elif status == "pending":
+            log.warning(EVENT_RETRY, reason=reason, attempts=row.attempts, **fields)
+        elif status == "dead":
+            log.error(EVENT_DEAD, reason=reason, attempts=row.attempts, **fields)
+            if reason != NOT_CONFIGURED:
+                gave_up = outcome == "transient"
+                self._report_failing(row, reason or "unknown", error or "", gave_up=gave_up)
+        self._outcome(row, status, reason)
+
+    def _report_failing(self, row: OutboxRow, reason: str, error: str, *, gave_up: bool) -> None:
+        if gave_up:
+            reason = f"{reason} (gave up after {row.attempts} attempts)"
+        now = self.clock()
+        items = [
+            OutboxItem(
+                channel=target,
+                message=channel_failing_message(
+                    row.channel, reason, error=error, target=target, day=now.date()
+                ),
+            )
+            for target in self.transports
+            if target != row.channel
+        ]
+        enqueued = self.store.enqueue(items, now=now)
+        self.channel_failing += len(enqueued)
+        if enqueued:
+            log.warning(
+                EVENT_CHANNEL_FAILING, channel=row.channel, reason=reason, count=len(enqueued)
+            )
+
+    def _outcome(self, row: OutboxRow, status: OutboxStatus, reason: str | None) -> None:
+        self.outcomes.append(RelayOutcome(row.id, row.channel, row.event, status, reason))
+
+
+def _short(text: str) -> str:
+    """One line, at most ``ERROR_LIMIT`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= ERROR_LIMIT else line[: ERROR_LIMIT - 1] + "…"

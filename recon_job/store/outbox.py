@@ -1,0 +1,307 @@
+"""The transactional outbox and the notification log (reliability.md §4.1 and §1.3).
+
+A run's notifications are inserted in the same transaction as its result (``finish_run``,
+``fail_run``), so a crash can lose neither without the other. A relay then claims due rows with
+a lease (``claim_due``), sends them, and records each attempt (``record_delivery``); on delivery
+the notification log — Alertmanager's nflog — is updated in that same transaction, and only then.
+A crash between a send and its record leaves the row ``sending``; once the lease expires the next
+relay claims it again: at-least-once, at most one duplicate per crash, recognisable by its
+dedupe key.
+
+Statuses: ``pending`` (due at ``next_attempt_at``), ``sending`` (claimed until
+``claimed_until``), ``sent``, ``partial`` (some recipients refused: delivered, never resent),
+``dead`` (permanent failure or out of attempts), ``suppressed`` (a ``resolved`` notice the
+channel does not send, recorded so the notification log is cleared, as Alertmanager does).
+``failed`` is reserved for rows given up by an operator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+import structlog
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from recon_job.alerts import NotificationState
+from recon_job.notify.base import AlertEvent
+from recon_job.store.outbox_records import (
+    DELIVERED,
+    OPEN_STATUSES,
+    NotificationRecord,
+    OutboxItem,
+    OutboxRow,
+    OutboxStatus,
+    Outcome,
+    alerts_json,
+    message_to_json,
+    outbox_row,
+)
+from recon_job.store.schema import DeliveryAttempt, NotificationLogEntry, Outbox
+
+log = structlog.get_logger(__name__)
+
+EVENT_ENQUEUED = "store.outbox.enqueued"
+EVENT_DUPLICATE = "store.outbox.duplicate"
+EVENT_CLAIMED = "store.outbox.claimed"
+EVENT_DELIVERY_RECORDED = "store.outbox.delivery_recorded"
+
+
+def _insert(session: Session, table: type[Any]) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL)."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table)
+    if name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"the outbox needs SQLite or PostgreSQL, not {name}")
+
+
+class OutboxStore:
+    """The outbox and notification-log half of :class:`~recon_job.store.HistoryStore`."""
+
+    if TYPE_CHECKING:
+
+        def _write(self) -> AbstractContextManager[Session]: ...
+        def _read(self) -> AbstractContextManager[Session]: ...
+        def _errors(self, action: str) -> AbstractContextManager[None]: ...
+
+    def enqueue(self, items: Sequence[OutboxItem], *, now: datetime) -> list[int]:
+        """Enqueue notifications on their own (not with a run); return the new rows' ids.
+
+        An item whose (channel, dedupe key) is already in the outbox is skipped.
+        """
+        with self._errors("enqueue notifications"), self._write() as session:
+            return _enqueue(session, items, now=now)
+
+    def notification_state(self, group_key: str, channel: str) -> NotificationState | None:
+        """The last notification delivered for ``group_key`` on ``channel``, or None."""
+        with self._errors("read the notification log"), self._read() as session:
+            entry = session.get(NotificationLogEntry, (group_key, channel))
+            if entry is None:
+                return None
+            return NotificationState(
+                firing=frozenset(json.loads(entry.firing)),
+                resolved=frozenset(json.loads(entry.resolved)),
+                last_sent_at=entry.last_sent_at,
+                last_event=cast(AlertEvent | None, entry.last_event),
+            )
+
+    def claim_due(
+        self, now: datetime, *, lease: timedelta = timedelta(seconds=60), limit: int = 100
+    ) -> list[OutboxRow]:
+        """Claim up to ``limit`` due rows for sending until ``now + lease``, oldest first.
+
+        Due: ``pending`` with ``next_attempt_at <= now``, or ``sending`` whose lease expired (its
+        relay crashed). Each claim counts as an attempt. Exclusive: on PostgreSQL the rows are
+        locked ``FOR UPDATE SKIP LOCKED``, so concurrent relays get disjoint rows; on SQLite the
+        ``BEGIN IMMEDIATE`` write transaction serialises the claims.
+        """
+        due = or_(
+            and_(Outbox.status == "pending", Outbox.next_attempt_at <= now),
+            and_(Outbox.status == "sending", Outbox.claimed_until <= now),
+        )
+        query = (
+            select(Outbox)
+            .where(due)
+            .order_by(Outbox.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._errors("claim due notifications"), self._write() as session:
+            rows = list(session.scalars(query))
+            for row in rows:
+                row.status = "sending"
+                row.claimed_until = now + lease
+                row.attempts += 1
+            session.flush()
+            claimed = [outbox_row(row) for row in rows]
+        if claimed:
+            log.debug(EVENT_CLAIMED, count=len(claimed))
+        return claimed
+
+    def release(self, outbox_id: int, *, next_attempt_at: datetime, reason: str) -> None:
+        """Put a claimed row back to ``pending`` unattempted (its channel asked us to wait)."""
+        with self._errors(f"release notification {outbox_id}"), self._write() as session:
+            session.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id, Outbox.status == "sending")
+                .values(
+                    status="pending",
+                    next_attempt_at=next_attempt_at,
+                    claimed_until=None,
+                    # Not an attempt: the claim counted one, so take it back.
+                    attempts=Outbox.attempts - 1,
+                    last_reason=reason,
+                )
+            )
+
+    def record_delivery(
+        self,
+        outbox_id: int,
+        *,
+        now: datetime,
+        outcome: Outcome,
+        reason: str | None = None,
+        error: str | None = None,
+        retry_at: datetime | None = None,
+        new_state: NotificationState | None = None,
+    ) -> OutboxStatus:
+        """Record one attempt and move the row on; return its new status.
+
+        ``sent``/``partial``: delivered (a partial delivery reached some recipients and is never
+        resent), and ``new_state`` is written to the notification log in the same transaction.
+        ``transient``: back to ``pending`` at ``retry_at``, or ``dead`` when ``retry_at`` is None
+        (out of attempts). ``permanent``: ``dead``. A row already delivered stays delivered.
+        ``error`` must be short and redacted: it is stored as given.
+        """
+        with self._errors(f"record a delivery of notification {outbox_id}"), self._write() as s:
+            row = s.get(Outbox, outbox_id, with_for_update=True)
+            if row is None:
+                raise LookupError(f"there is no notification {outbox_id} in the outbox")
+            s.add(
+                DeliveryAttempt(
+                    outbox_id=outbox_id,
+                    attempted_at=now,
+                    outcome=outcome,
+                    reason=reason,
+                    error=error,
+                )
+            )
+            if row.status not in DELIVERED:
+                row.claimed_until = None
+                if outcome in DELIVERED:
+                    row.status = outcome
+                    row.sent_at = now
+                    row.last_reason = reason
+                    row.last_error = error
+                    if new_state is not None:
+                        _write_state(s, row.group_key, row.channel, new_state, outbox_id)
+                else:
+                    row.last_reason = reason
+                    row.last_error = error
+                    if outcome == "transient" and retry_at is not None:
+                        row.status = "pending"
+                        row.next_attempt_at = retry_at
+                    else:
+                        row.status = "dead"
+            status = cast(OutboxStatus, row.status)
+        log.debug(EVENT_DELIVERY_RECORDED, outbox_id=outbox_id, outcome=outcome, status=status)
+        return status
+
+    def list_notifications(self, limit: int = 50) -> list[NotificationRecord]:
+        """The ``limit`` newest outbox rows with their attempt counts, newest first."""
+        if limit < 0:
+            raise ValueError(f"limit must not be negative, got {limit}")
+        counts = (
+            select(DeliveryAttempt.outbox_id, func.count().label("n"))
+            .group_by(DeliveryAttempt.outbox_id)
+            .subquery()
+        )
+        query = (
+            select(Outbox, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.outbox_id == Outbox.id)
+            .order_by(Outbox.id.desc())
+            .limit(limit)
+        )
+        with self._errors("list notifications"), self._read() as session:
+            return [
+                NotificationRecord(outbox_row(row), int(n)) for row, n in session.execute(query)
+            ]
+
+    def get_notification(self, outbox_id: int) -> OutboxRow | None:
+        """One outbox row, or None."""
+        with self._errors(f"read notification {outbox_id}"), self._read() as session:
+            row = session.get(Outbox, outbox_id)
+            return outbox_row(row) if row is not None else None
+
+    def pending_count(self) -> int:
+        """How many notifications still wait to be sent (``pending`` or ``sending``)."""
+        query = select(func.count()).select_from(Outbox).where(Outbox.status.in_(OPEN_STATUSES))
+        with self._errors("count pending notifications"), self._read() as session:
+            return int(session.scalar(query) or 0)
+
+
+def enqueue_in(session: Session, items: Sequence[OutboxItem], *, now: datetime) -> list[int]:
+    """Insert outbox rows inside the caller's transaction (``finish_run``/``fail_run``)."""
+    return _enqueue(session, items, now=now)
+
+
+def _enqueue(session: Session, items: Sequence[OutboxItem], *, now: datetime) -> list[int]:
+    ids: list[int] = []
+    for item in items:
+        message = item.message
+        state = item.state
+        values: dict[str, Any] = {
+            "run_id": item.run_id,
+            "group_key": message.group_key,
+            "channel": item.channel,
+            "event": message.event,
+            "dedupe_key": message.dedupe_key,
+            "subject": message.subject,
+            "message": message_to_json(message),
+            "firing": alerts_json(state.firing if state is not None else None),
+            "resolved": alerts_json(state.resolved if state is not None else None),
+            "status": "suppressed" if item.suppressed else "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        # ON CONFLICT DO NOTHING: the same alert decided again (a re-run, a second process) is
+        # skipped silently instead of failing the run's transaction.
+        statement = (
+            _insert(session, Outbox)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
+            .returning(Outbox.id)
+        )
+        new_id = session.execute(statement).scalar()
+        if new_id is None:
+            log.debug(EVENT_DUPLICATE, channel=item.channel, dedupe_key=message.dedupe_key)
+            continue
+        ids.append(new_id)
+        if item.suppressed and state is not None:
+            _write_state(session, message.group_key, item.channel, state, new_id)
+        log.debug(
+            EVENT_ENQUEUED,
+            outbox_id=new_id,
+            channel=item.channel,
+            alert_event=message.event,
+            suppressed=item.suppressed,
+        )
+    return ids
+
+
+def _write_state(
+    session: Session, group_key: str, channel: str, state: NotificationState, outbox_id: int
+) -> None:
+    """Upsert the notification log, unless a newer outbox row already wrote it.
+
+    Rows can be delivered out of order (one was retried while a newer one went through); the
+    newest decision wins, so an old ``opened`` delivered late cannot undo a later ``resolved``.
+    """
+    values = {
+        "group_key": group_key,
+        "channel": channel,
+        "firing": alerts_json(state.firing),
+        "resolved": alerts_json(state.resolved),
+        "last_sent_at": state.last_sent_at,
+        "last_event": state.last_event,
+        "outbox_id": outbox_id,
+    }
+    statement = _insert(session, NotificationLogEntry).values(**values)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["group_key", "channel"],
+        set_={name: excluded[name] for name in values if name not in ("group_key", "channel")},
+        where=or_(
+            NotificationLogEntry.outbox_id.is_(None),
+            NotificationLogEntry.outbox_id <= excluded.outbox_id,
+        ),
+    )
+    session.execute(statement)
