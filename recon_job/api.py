@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from recon_job import compare, windows
+from recon_job.formats import usage_counts
 from recon_job.http import make_session
 from recon_job.modelnames import ModelNamer
 from recon_job.models import EMPTY, Tolerance, Usage, Window
@@ -127,14 +128,7 @@ def _stats(
         by_day[key] = by_day.get(key, EMPTY) + usage
 
     def fields(u: Usage) -> dict[str, Any]:
-        return {
-            "input_tokens": u.input_tokens,
-            "cached_tokens": u.cached_tokens,
-            "output_tokens": u.output_tokens,
-            "total_tokens": u.total_tokens,
-            "requests": u.requests,
-            "cost": u.cost if costed else None,
-        }
+        return {**usage_counts(u, total="total_tokens"), "cost": u.cost if costed else None}
 
     return {
         **fields(total),

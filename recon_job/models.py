@@ -263,23 +263,24 @@ class ReconResult:
 
 
 #: The canonical fields of one logged request, as a log field mapping or a table's column
-#: mapping names them. ``total_tokens`` is only checked against input + output, never summed.
-RECORD_FIELDS: frozenset[str] = frozenset(
-    {
-        "timestamp",
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "total_tokens",
-        "cost",
-        "request_id",
-        "project_id",
-        "api_key_id",
-        "batch",
-        "service_tier",
-    }
+#: mapping names them, in the order messages list them. ``total_tokens`` is only checked
+#: against input + output, never summed.
+RECORD_FIELD_NAMES: tuple[str, ...] = (
+    "timestamp",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "total_tokens",
+    "cost",
+    "request_id",
+    "project_id",
+    "api_key_id",
+    "batch",
+    "service_tier",
 )
+#: The same names as a set, for membership checks.
+RECORD_FIELDS: frozenset[str] = frozenset(RECORD_FIELD_NAMES)
 
 #: How a request was billed. ``standard`` covers OpenAI's ``default``/``auto``/``scale`` tiers.
 Tier = Literal["standard", "batch", "flex", "priority"]

@@ -2,7 +2,8 @@
 
 Money is a decimal string, exact, with at least 6 decimals (``"0.003400"``); percentages are
 decimal strings with 6 decimals, or null when OpenAI's figure is zero (no division by zero).
-The JSON schema is documented in the README and stable: fields are only ever added.
+Both are written by :mod:`recon_job.formats` (``money``, ``pct`` and ``totals`` are importable
+from here too). The JSON schema is documented in the README and stable: fields are only ever added.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from recon_job.formats import money as money
+from recon_job.formats import pct as pct
+from recon_job.formats import totals as totals
 from recon_job.models import Comparison, GroupResult, ReconResult, Status, Usage, Window
 
 if TYPE_CHECKING:
@@ -18,33 +22,6 @@ if TYPE_CHECKING:
     from recon_job.store.records import RunRecord
 
 SCHEMA_VERSION = 1
-_SIX = Decimal("0.000001")
-
-
-def money(value: Decimal) -> str:
-    """Exact USD as a string with at least 6 decimals (more only when they are not zeros)."""
-    exact = value.normalize()
-    exponent = exact.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= -6:
-        return str(value.quantize(_SIX))
-    return format(exact, "f")
-
-
-def pct(value: Decimal | None) -> str | None:
-    """A percentage with 6 decimals, or None when undefined."""
-    return None if value is None else str(value.quantize(_SIX))
-
-
-def totals(usage: Usage) -> dict[str, Any]:
-    """The totals object: tokens, requests and cost of one side."""
-    return {
-        "input_tokens": usage.input_tokens,
-        "cached_tokens": usage.cached_tokens,
-        "output_tokens": usage.output_tokens,
-        "tokens": usage.total_tokens,
-        "requests": usage.requests,
-        "cost": money(usage.cost),
-    }
 
 
 def difference(c: Comparison) -> dict[str, Any]:

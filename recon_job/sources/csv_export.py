@@ -24,20 +24,36 @@ when they differ, since which one is right (a re-export after late data?) cannot
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Final, Literal, TextIO
+from typing import Final, Literal
 
 import structlog
 
-from recon_job.errors import ConfigError, LogSourceError
+from recon_job.errors import ConfigError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
+from recon_job.sources.csv_rows import ACTIVITY_REQUIRED as ACTIVITY_REQUIRED
+from recon_job.sources.csv_rows import COST_REQUIRED as COST_REQUIRED
+from recon_job.sources.csv_rows import DAY_SECONDS as DAY_SECONDS
+from recon_job.sources.csv_rows import (
+    EPOCH,
+    EXTRA_FIELD,
+    MAX_EPOCH,
+    REQUIRED_BY_KIND,
+    Cell,
+    amount,
+    csv_error,
+    kind_of,
+    open_export,
+    show,
+    whole,
+)
+from recon_job.sources.csv_rows import TIME_COLUMNS as TIME_COLUMNS
+from recon_job.sources.csv_rows import ExportKind as ExportKind
+from recon_job.sources.csv_rows import detect_export_kind as detect_export_kind
 from recon_job.sources.openai_common import GROUP_BY_KEYS
 from recon_job.sources.openai_costs import ALL_LINE_ITEMS, parse_line_item
 from recon_job.sources.openai_usage import UNKNOWN_MODEL
@@ -49,46 +65,6 @@ EVENT_FILE_READ: Final = "recon.source.csv.file_read"
 #: Logged once per successful fetch.
 EVENT_FETCHED: Final = "recon.source.csv.fetched"
 
-ExportKind = Literal["cost", "activity", "empty"]
-
-#: The columns every export starts with; an export of a range without usage has only these.
-TIME_COLUMNS: Final = ("start_time", "end_time", "start_time_iso", "end_time_iso")
-#: Columns a Cost export must have (``line_item`` is optional: an ungrouped export lacks it).
-COST_REQUIRED: Final = ("start_time", "end_time", "amount_value", "amount_currency")
-#: Columns an Activity export must have (``input_cached_tokens`` is optional).
-ACTIVITY_REQUIRED: Final = (
-    "start_time",
-    "end_time",
-    "model",
-    "num_model_requests",
-    "input_tokens",
-    "output_tokens",
-)
-#: Seconds in the only bucket width accepted.
-DAY_SECONDS: Final = 86_400
-
-# Any of these in a header says which tab the file came from, so a file missing a required
-# column is still recognised and its missing columns named.
-_COST_MARKERS = frozenset({"amount_value", "amount_currency", "line_item", "quantity"})
-_ACTIVITY_MARKERS = frozenset(
-    {"num_model_requests", "input_tokens", "output_tokens", "input_cached_tokens", "model"}
-)
-# The undocumented pre-Dec-2024 /v1/usage format (reference §3.2, "Legacy").
-_LEGACY_MARKERS = frozenset({"n_requests", "n_context_tokens_total", "n_generated_tokens_total"})
-_REQUIRED: Final[Mapping[ExportKind, tuple[str, ...]]] = {
-    "cost": COST_REQUIRED,
-    "activity": ACTIVITY_REQUIRED,
-    "empty": ("start_time", "end_time"),
-}
-_EXTRA = "\x00extra"
-_EPOCH = date(1970, 1, 1)
-# Year 9999: a start_time beyond it is garbage, and date arithmetic would overflow.
-_MAX_EPOCH = 253_402_214_400
-# Token counts above 10**18 or amounts above 10**15 USD are garbage; bounding them also keeps
-# Decimal exponents small enough that int() and sums stay cheap and cannot overflow.
-_MAX_COUNT_DIGITS = 18
-_MAX_AMOUNT_DIGITS = 15
-_MAX_AMOUNT_DECIMALS = 60
 #: Where each tab's export is made, for messages.
 _WHERE: Final[Mapping[str, str]] = {
     "cost": "Usage dashboard → Cost → Export, group by Line item, 1 day",
@@ -102,148 +78,6 @@ _HOW_TO_EXPORT: Final[Mapping[str, str]] = {
     ),
 }
 _TAB_NAME: Final[Mapping[str, str]] = {"cost": "a Cost", "activity": "an Activity"}
-
-
-def _error(message: str, reason: str) -> LogSourceError:
-    return LogSourceError(message, permanent=True, reason=reason)
-
-
-def _show(value: str, limit: int = 40) -> str:
-    return repr(value if len(value) <= limit else value[:limit] + "…")
-
-
-@contextmanager
-def _translated(path: Path) -> Iterator[None]:
-    """Turn I/O, decoding and CSV errors while reading ``path`` into a ``LogSourceError``."""
-    try:
-        yield
-    except OSError as e:
-        raise _error(
-            f"cannot read the CSV export {path}: {e.strerror or e}", "csv_unreadable"
-        ) from e
-    except UnicodeDecodeError as e:
-        raise _error(
-            f"{path.name} is not UTF-8 text (byte {e.start}); pass the CSV file exactly as the "
-            "dashboard exported it",
-            "csv_unreadable",
-        ) from e
-    except csv.Error as e:
-        raise _error(f"{path.name} is not a readable CSV file: {e}", "csv_unreadable") from e
-
-
-@contextmanager
-def _open_export(path: Path) -> Iterator[tuple[tuple[str, ...], csv.DictReader[str]]]:
-    """The header names and a row reader of ``path``, opened read-only."""
-    with _translated(path), path.open(encoding="utf-8-sig", newline="") as handle:
-        yield _header_and_reader(handle, path)
-
-
-def _header_and_reader(handle: TextIO, path: Path) -> tuple[tuple[str, ...], csv.DictReader[str]]:
-    first = handle.readline()
-    if not first.strip():
-        raise _error(
-            f"{path.name} is empty: no header line; export it again from the usage dashboard",
-            "csv_structure",
-        )
-    # Some teams keep the exports as TSV (reference §3.1, the 2025-10 "Guardian TSV").
-    delimiter = "\t" if "\t" in first and "," not in first else ","
-    names = tuple(name.strip() for name in next(csv.reader([first], delimiter=delimiter)))
-    repeated = sorted({name for name in names if name and names.count(name) > 1})
-    if repeated:
-        raise _error(
-            f"{path.name}: the header repeats column(s) {', '.join(repeated)}; the file's "
-            "structure changed, export it again",
-            "csv_structure",
-        )
-    reader = csv.DictReader(handle, fieldnames=names, delimiter=delimiter, restkey=_EXTRA)
-    return names, reader
-
-
-def _kind_of(names: Collection[str], path: Path) -> ExportKind:
-    present = {name for name in names if name}
-    if present & _LEGACY_MARKERS:
-        raise _error(
-            f"{path.name} is a legacy usage export (n_requests, n_context_tokens_total ...), "
-            "which recon-job does not read; export the Cost and Activity tabs from today's "
-            "usage dashboard",
-            "csv_structure",
-        )
-    cost = bool(present & _COST_MARKERS)
-    activity = bool(present & _ACTIVITY_MARKERS)
-    if cost and activity:
-        raise _error(
-            f"{path.name} has both Cost and Activity columns; export each tab to its own file",
-            "csv_structure",
-        )
-    if cost:
-        return "cost"
-    if activity:
-        return "activity"
-    if present and present <= set(TIME_COLUMNS):
-        return "empty"
-    raise _error(
-        f"{path.name} is not an OpenAI usage dashboard export (header: "
-        f"{_show(','.join(names), 80)}); export the Cost and Activity tabs from "
-        "platform.openai.com/usage",
-        "csv_structure",
-    )
-
-
-def detect_export_kind(path: str | Path) -> ExportKind:
-    """Which dashboard tab ``path`` was exported from, by its header names (not its file name).
-
-    ``cost`` has ``amount_value``; ``activity`` has ``num_model_requests``/``input_tokens``;
-    ``empty`` has only the four time columns — a range with no usage, whose Cost and Activity
-    exports are byte-identical (reference §3.2), so it may stand for either. Raises
-    ``LogSourceError`` when the file cannot be read or is no dashboard export.
-    """
-    path = Path(path)
-    with _open_export(path) as (names, _reader):
-        return _kind_of(names, path)
-
-
-@dataclass(frozen=True, slots=True)
-class _Cell:
-    """Where a value came from, for error messages."""
-
-    path: Path
-    line: int
-    column: str
-
-    def error(self, value: str, problem: str, reason: str = "csv_value") -> LogSourceError:
-        return _error(
-            f"{self.path.name}, line {self.line}, column {self.column}: {_show(value)} {problem}",
-            reason,
-        )
-
-
-def _whole(value: str, cell: _Cell) -> int:
-    """A non-negative whole number; the Activity export writes counts as ``31422.0`` (§3.3)."""
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        raise cell.error(value, "is not a number") from None
-    if not number.is_finite() or number.adjusted() > _MAX_COUNT_DIGITS:
-        raise cell.error(value, "is not a plausible count")
-    if number != number.to_integral_value():
-        raise cell.error(value, "is not a whole number (a fractional count)")
-    if number < 0:
-        raise cell.error(value, "is negative")
-    return int(number)
-
-
-def _amount(value: str, cell: _Cell) -> Decimal:
-    """Exact USD: amounts carry up to 36 decimals (reference §3.3), so never a float."""
-    try:
-        number = Decimal(value.strip())
-    except InvalidOperation:
-        raise cell.error(value, "is not an amount of money") from None
-    if not number.is_finite() or number.adjusted() > _MAX_AMOUNT_DIGITS:
-        raise cell.error(value, "is not a plausible amount of money")
-    exponent = number.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -_MAX_AMOUNT_DECIMALS:
-        raise cell.error(value, f"has more than {_MAX_AMOUNT_DECIMALS} decimals")
-    return number
 
 
 @dataclass
@@ -310,7 +144,7 @@ class _CsvExportSource:
                 # ones (a re-export after late data arrived, another org) cannot be resolved here.
                 first, earlier = chosen[day]
                 if earlier != figures:
-                    raise _error(
+                    raise csv_error(
                         f"{day} is in both {first.name} and {path.name} with different "
                         f"figures; pass exports whose date ranges do not overlap, or only the "
                         f"newer one",
@@ -319,7 +153,7 @@ class _CsvExportSource:
                 counts["days_in_several_files"] += 1
         missing = [day for day in window.days() if day not in covered]
         if missing:
-            raise _error(
+            raise csv_error(
                 f"the {self.kind} CSV export(s) {', '.join(p.name for p in self.paths)} do not "
                 f"cover {_days(missing)}; export a range that covers them (the dashboard exports "
                 "up to 60 days per file; pass several files)",
@@ -334,18 +168,18 @@ class _CsvExportSource:
         return UsageTotals(groups=groups, info=info)
 
     def _read(self, path: Path, window: Window) -> _FileRead:
-        with _open_export(path) as (names, reader):
-            kind = _kind_of(names, path)
+        with open_export(path) as (names, reader):
+            kind = kind_of(names, path)
             if kind not in (self.kind, "empty"):
-                raise _error(
+                raise csv_error(
                     f"{path.name} is {_TAB_NAME[kind]} export; {_HOW_TO_EXPORT[self.kind]}",
                     "csv_wrong_kind",
                 )
-            missing = [name for name in _REQUIRED[kind] if name not in names]
+            missing = [name for name in REQUIRED_BY_KIND[kind] if name not in names]
             if missing:
-                raise _error(
+                raise csv_error(
                     f"{path.name} has no {', '.join(missing)} column(s) (header: "
-                    f"{_show(','.join(names), 80)}); the export's structure changed or it was "
+                    f"{show(','.join(names), 80)}); the export's structure changed or it was "
                     f"edited — export it again ({_WHERE[self.kind]})",
                     "csv_structure",
                 )
@@ -355,7 +189,7 @@ class _CsvExportSource:
                 # +1: the header line was read before the DictReader started counting.
                 self._row(row, reader.line_num + 1, path, data_columns, window, read)
             if self.project_ids and read.counts["data_rows"] and not read.counts["with_project"]:
-                raise _error(
+                raise csv_error(
                     f"{path.name} has no project ids, so the project_ids filter cannot be "
                     "applied; export it grouped by project",
                     "csv_not_grouped",
@@ -373,9 +207,9 @@ class _CsvExportSource:
         window: Window,
         read: _FileRead,
     ) -> None:
-        extra = row.get(_EXTRA)
+        extra = row.get(EXTRA_FIELD)
         if isinstance(extra, list) and any(value.strip() for value in extra):
-            raise _error(
+            raise csv_error(
                 f"{path.name}, line {line} has more fields than the header; the file's "
                 "structure changed or a value has an unquoted comma",
                 "csv_structure",
@@ -389,30 +223,30 @@ class _CsvExportSource:
         read.counts["rows"] += 1
         start_text, end_text = text("start_time"), text("end_time")
         if not start_text or not end_text:
-            raise _error(
+            raise csv_error(
                 f"{path.name}, line {line}: start_time or end_time is blank; export it again",
                 "csv_value",
             )
         # The epoch columns are canonical: the ISO ones carry +00:00 on empty rows and no offset
         # on data rows of the same file (reference §3.3).
-        start = _whole(start_text, _Cell(path, line, "start_time"))
-        end = _whole(end_text, _Cell(path, line, "end_time"))
-        if start > _MAX_EPOCH:
-            raise _Cell(path, line, "start_time").error(start_text, "is not a plausible time")
+        start = whole(start_text, Cell(path, line, "start_time"))
+        end = whole(end_text, Cell(path, line, "end_time"))
+        if start > MAX_EPOCH:
+            raise Cell(path, line, "start_time").error(start_text, "is not a plausible time")
         if end - start != DAY_SECONDS or start % DAY_SECONDS:
-            raise _error(
+            raise csv_error(
                 f"{path.name}, line {line}: a bucket of {end - start} seconds starting at "
                 f"{start}; recon-job reads 1-day buckets on UTC days only — export again with "
                 "Time interval 1 day",
                 "csv_interval",
             )
-        day = _EPOCH + timedelta(days=start // DAY_SECONDS)
+        day = EPOCH + timedelta(days=start // DAY_SECONDS)
         read.covered.add(day)
         org = text("organization_id")
         if self.organization_id and org and org != self.organization_id:
-            raise _error(
-                f"{path.name}, line {line} is from organization {_show(org)}, not the "
-                f"configured {_show(self.organization_id)}; the wrong organization was exported "
+            raise csv_error(
+                f"{path.name}, line {line} is from organization {show(org)}, not the "
+                f"configured {show(self.organization_id)}; the wrong organization was exported "
                 "(switch organization in the dashboard and export again)",
                 "csv_organization",
             )
@@ -469,10 +303,10 @@ class CsvCostSource(_CsvExportSource):
             # The API's null amount: nothing billed. Counted, as the Costs source does.
             counts["rows_without_amount"] += 1
             return None
-        cost = _amount(value, _Cell(path, line, "amount_value"))
+        cost = amount(value, Cell(path, line, "amount_value"))
         currency = text("amount_currency")
         if currency.lower() != "usd":
-            raise _Cell(path, line, "amount_currency").error(
+            raise Cell(path, line, "amount_currency").error(
                 currency, "is not usd; recon-job reconciles USD only", "csv_currency"
             )
         line_item = text("line_item")
@@ -502,10 +336,10 @@ class CsvActivitySource(_CsvExportSource):
             value = text(column)
             if not value:
                 if required:
-                    raise _Cell(path, line, column).error(value, "is blank in a row with usage")
+                    raise Cell(path, line, column).error(value, "is blank in a row with usage")
                 # Optional columns (input_cached_tokens) are absent from older data.
                 return 0
-            return _whole(value, _Cell(path, line, column))
+            return whole(value, Cell(path, line, column))
 
         usage = Usage(
             input_tokens=count("input_tokens"),
@@ -516,7 +350,7 @@ class CsvActivitySource(_CsvExportSource):
         # Python's False/True in the raw file, FALSE/TRUE after a spreadsheet (reference §3.3).
         batch = text("batch")
         if batch.lower() not in ("", "true", "false"):
-            raise _Cell(path, line, "batch").error(batch, "is not True or False")
+            raise Cell(path, line, "batch").error(batch, "is not True or False")
         if batch.lower() == "true":
             counts["batch_requests"] += usage.requests
         model = text("model") if "model" in self.group_by else ""

@@ -25,7 +25,8 @@ import orjson
 import structlog
 
 from recon_job.modelnames import ModelNamer
-from recon_job.models import ZERO, Tier, Usage, UsageKey, UsageTotals, Window
+from recon_job.models import ZERO, Tier, UsageTotals, Window
+from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import Pricer
 from recon_job.sources.ndjson_files import (
     EVENT_GZIP_TRUNCATED,
@@ -128,11 +129,6 @@ def _records(
                     yield checked
                 elif checked != OUTSIDE_WINDOW:
                     skipped[checked] = skipped.get(checked, 0) + 1
-
-
-def _group_order(key: UsageKey) -> tuple[Any, ...]:
-    # UsageKey's own ordering fails on None vs str project ids; sort unlabelled groups first.
-    return (key.day, key.model, key.project_id or "", key.api_key_id or "")
 
 
 def _scan_task(options: NdjsonOptions, window: Window, task: Task) -> _Partial:
@@ -400,33 +396,11 @@ class _Scan(RecordParser):
 
     def totals(self, pricer: Pricer, namer: ModelNamer | None) -> UsageTotals:
         """Price the cost-less aggregates once each and build the result."""
-        groups: dict[UsageKey, list[Any]] = {}
-        unpriced: dict[str, list[int]] = {}
-        for (day, group, tier), (inp, cached, out, n, cost) in self.acc.items():
-            model, project, api_key = (group, None, None) if type(group) is str else group
-            sums = groups.setdefault(UsageKey(day, model, project, api_key), [0, 0, 0, 0, ZERO])
-            sums[0] += inp
-            sums[1] += cached
-            sums[2] += out
-            sums[3] += n
-            if tier is None:
-                sums[4] += cost
-                continue
-            usage = Usage(input_tokens=inp, cached_tokens=cached, output_tokens=out, requests=n)
-            price = pricer.cost(model, day, tier, usage)
-            name = namer.normalize(model) if namer is not None else model
-            if price is None and name != model:
-                # The table may list only the alias of a logged snapshot name.
-                price = pricer.cost(name, day, tier, usage)
-            if price is None:
-                missing = unpriced.setdefault(name, [0, 0, 0, 0])
-                for i, value in enumerate((inp, cached, out, n)):
-                    missing[i] += value
-            else:
-                sums[4] += price
-        return UsageTotals(
-            groups={key: Usage(*groups[key]) for key in sorted(groups, key=_group_order)},
-            skipped=dict(sorted(self.skipped.items())),
-            unpriced={name: Usage(i, c, o, n) for name, (i, c, o, n) in sorted(unpriced.items())},
-            info=dict(self.info),
+        return price_aggregates(
+            self._aggregates(), pricer, namer, skipped=self.skipped, info=self.info
         )
+
+    def _aggregates(self) -> Iterator[tuple[AggregateKey, list[Any]]]:
+        for (day, group, tier), sums in self.acc.items():
+            model, project, api_key = (group, None, None) if type(group) is str else group
+            yield (day, model, project, api_key, tier), sums

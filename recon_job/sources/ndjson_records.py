@@ -20,25 +20,10 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from recon_job.errors import ConfigError
-from recon_job.models import Tier, Window
+from recon_job.models import RECORD_FIELDS, Tier, Window
 
 #: Canonical field names a ``NdjsonOptions.fields`` mapping may map to a dotted record path.
-CANONICAL_FIELDS = frozenset(
-    {
-        "timestamp",
-        "model",
-        "input_tokens",
-        "output_tokens",
-        "cached_tokens",
-        "total_tokens",
-        "cost",
-        "request_id",
-        "project_id",
-        "api_key_id",
-        "batch",
-        "service_tier",
-    }
-)
+CANONICAL_FIELDS = RECORD_FIELDS
 GROUP_FIELDS = frozenset({"model", "project_id", "api_key_id"})
 
 #: What :meth:`RecordParser.check` returns for a valid record dated outside the window: not a

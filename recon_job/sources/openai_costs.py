@@ -17,20 +17,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, Final
 
-import requests
 import structlog
 
 from recon_job.errors import UsageApiError
-from recon_job.http import Deadline
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
-from recon_job.sources.openai_common import (
-    OpenAIClient,
-    OpenAIOptions,
-    array_params,
-    optional_str,
-    schema_error,
-    window_params,
-)
+from recon_job.sources.openai_common import OpenAISource, optional_str, schema_error
 
 log = structlog.get_logger(__name__)
 
@@ -128,42 +119,26 @@ def parse_amount(amount: Any) -> Decimal | None:
     return result
 
 
-class OpenAICostsSource:
+class OpenAICostsSource(OpenAISource):
     """Billed USD per UTC day × model (from the line item) [× project × API key].
 
     Same construction and contract as :class:`~recon_job.sources.openai_usage.OpenAIUsageSource`;
     every :class:`~recon_job.models.Usage` it returns has only ``cost`` set.
     """
 
-    def __init__(
-        self,
-        options: OpenAIOptions,
-        session: requests.Session,
-        deadline: Deadline | None = None,
-    ) -> None:
-        self.options = options
-        self._client = OpenAIClient(options, session, deadline)
+    _endpoint = _ENDPOINT
+    _path = COSTS_PATH
+    _limit = COSTS_LIMIT
 
-    def params(self, window: Window) -> list[tuple[str, str]]:
-        """The query parameters of the first page for ``window`` (without ``page``)."""
-        options = self.options
-        group_by = ["line_item"] + [
-            name for name in ("project_id", "api_key_id") if name in options.group_by
-        ]
-        return [
-            *window_params(window, limit=COSTS_LIMIT),
-            *array_params("group_by", group_by),
-            *array_params("project_ids", options.project_ids),
-            *array_params("api_key_ids", options.api_key_ids),
+    def _group_by(self) -> list[str]:
+        # Costs results carry no model: group by line item, from which it is recovered.
+        return ["line_item"] + [
+            name for name in ("project_id", "api_key_id") if name in self.options.group_by
         ]
 
     def fetch(self, window: Window) -> UsageTotals:
         """Costs of every UTC day in ``window``; raises ``UsageApiError`` if they cannot be had."""
-        fetched = self._client.fetch(
-            endpoint=_ENDPOINT, path=COSTS_PATH, params=self.params(window)
-        )
-        by_project = "project_id" in self.options.group_by
-        by_api_key = "api_key_id" in self.options.group_by
+        fetched = self._fetch(window)
         groups: defaultdict[UsageKey, Usage] = defaultdict(Usage)
         outside = results = no_amount = opaque = 0
         # The default context keeps 28 significant digits but amounts carry up to 36 decimals
@@ -188,16 +163,7 @@ class OpenAICostsSource:
                     if cost is None:
                         no_amount += 1
                         cost = Decimal(0)
-                    key = UsageKey(
-                        day=day,
-                        model=model,
-                        project_id=optional_str(result, "project_id", _ENDPOINT)
-                        if by_project
-                        else None,
-                        api_key_id=optional_str(result, "api_key_id", _ENDPOINT)
-                        if by_api_key
-                        else None,
-                    )
+                    key = self._key(day, model, result)
                     groups[key] = groups[key] + Usage(cost=cost)
         info = {
             "costs_pages": fetched.pages,

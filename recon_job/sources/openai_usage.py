@@ -12,20 +12,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Final
 
-import requests
 import structlog
 
-from recon_job.http import Deadline
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
-from recon_job.sources.openai_common import (
-    OpenAIClient,
-    OpenAIOptions,
-    array_params,
-    optional_int,
-    optional_str,
-    require_int,
-    window_params,
-)
+from recon_job.sources.openai_common import OpenAISource, optional_int, optional_str, require_int
 
 log = structlog.get_logger(__name__)
 
@@ -42,7 +32,7 @@ UNKNOWN_MODEL: Final = "(unknown)"
 _ENDPOINT: Final = "Usage"
 
 
-class OpenAIUsageSource:
+class OpenAIUsageSource(OpenAISource):
     """Token usage per UTC day × model [× project × API key] from OpenAI's Usage API.
 
     ``session`` must come from :func:`recon_job.http.make_session` (ideally made with the same
@@ -50,32 +40,13 @@ class OpenAIUsageSource:
     :class:`~recon_job.errors.UsageApiError` on any failure, never returns partial data.
     """
 
-    def __init__(
-        self,
-        options: OpenAIOptions,
-        session: requests.Session,
-        deadline: Deadline | None = None,
-    ) -> None:
-        self.options = options
-        self._client = OpenAIClient(options, session, deadline)
-
-    def params(self, window: Window) -> list[tuple[str, str]]:
-        """The query parameters of the first page for ``window`` (without ``page``)."""
-        options = self.options
-        return [
-            *window_params(window, limit=USAGE_LIMIT),
-            *array_params("group_by", options.group_by),
-            *array_params("project_ids", options.project_ids),
-            *array_params("api_key_ids", options.api_key_ids),
-        ]
+    _endpoint = _ENDPOINT
+    _path = USAGE_PATH
+    _limit = USAGE_LIMIT
 
     def fetch(self, window: Window) -> UsageTotals:
         """Usage of every UTC day in ``window``; raises ``UsageApiError`` if it cannot be had."""
-        fetched = self._client.fetch(
-            endpoint=_ENDPOINT, path=USAGE_PATH, params=self.params(window)
-        )
-        by_project = "project_id" in self.options.group_by
-        by_api_key = "api_key_id" in self.options.group_by
+        fetched = self._fetch(window)
         groups: defaultdict[UsageKey, Usage] = defaultdict(Usage)
         outside = results = 0
         for bucket in fetched.buckets:
@@ -87,16 +58,8 @@ class OpenAIUsageSource:
             # Sum every result: a bucket holds one per group-by combination (reference §1.8).
             for result in bucket.results:
                 results += 1
-                key = UsageKey(
-                    day=day,
-                    model=optional_str(result, "model", _ENDPOINT) or UNKNOWN_MODEL,
-                    project_id=optional_str(result, "project_id", _ENDPOINT)
-                    if by_project
-                    else None,
-                    api_key_id=optional_str(result, "api_key_id", _ENDPOINT)
-                    if by_api_key
-                    else None,
-                )
+                model = optional_str(result, "model", _ENDPOINT) or UNKNOWN_MODEL
+                key = self._key(day, model, result)
                 groups[key] = groups[key] + Usage(
                     input_tokens=require_int(result, "input_tokens", _ENDPOINT),
                     # Optional: absent from older data; already inside input_tokens (§4.3).

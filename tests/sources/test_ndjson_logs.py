@@ -8,7 +8,7 @@ import tempfile
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import orjson
 import pytest
@@ -17,42 +17,14 @@ from hypothesis import strategies as st
 
 from recon_job.errors import ConfigError, LogSourceError
 from recon_job.modelnames import ModelNamer
-from recon_job.models import Tier, Usage, UsageKey, UsageTotals, Window
+from recon_job.models import Usage, UsageKey, UsageTotals, Window
 from recon_job.sources import ndjson_files, ndjson_logs
 from recon_job.sources.ndjson_logs import NdjsonLogSource, NdjsonOptions
+from tests.helpers import FakePricer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ndjson"
 MARCH = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
 D = Decimal
-
-
-class FakePricer:
-    """USD 1 per 1M uncached input, 0.5 per 1M cached, 2 per 1M output; tier multipliers.
-
-    Knows only ``gpt-4o-mini`` and ``gpt-4.1`` (aliases, not snapshots), so anything else is
-    unpriced. Records every call so tests can check aggregates are priced once.
-    """
-
-    MULTIPLIER: ClassVar[dict[str, Decimal]] = {
-        "standard": D(1),
-        "batch": D("0.5"),
-        "flex": D("0.5"),
-        "priority": D(2),
-    }
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, date, str, Usage]] = []
-
-    def cost(self, model: str, day: date, tier: Tier, usage: Usage) -> Decimal | None:
-        self.calls.append((model, day, tier, usage))
-        if model not in ("gpt-4o-mini", "gpt-4.1"):
-            return None
-        tokens = (
-            usage.uncached_input_tokens * D("0.000001")
-            + usage.cached_tokens * D("0.0000005")
-            + usage.output_tokens * D("0.000002")
-        )
-        return tokens * self.MULTIPLIER[tier]
 
 
 def fetch(*paths: str | Path, window: Window = MARCH, **options: Any) -> UsageTotals:

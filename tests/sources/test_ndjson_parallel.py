@@ -18,7 +18,8 @@ from recon_job.errors import ConfigError, LogSourceError
 from recon_job.sources import ndjson_files, ndjson_logs
 from recon_job.sources.ndjson_files import EVENT_GZIP_TRUNCATED, Task, plan_tasks, read_lines
 from recon_job.sources.ndjson_logs import NdjsonOptions
-from tests.sources.test_ndjson_logs import MARCH, FakePricer, fetch, rec
+from tests.helpers import FakePricer
+from tests.sources.test_ndjson_logs import MARCH, fetch, rec
 
 
 def lines_of(tasks: list[Task]) -> tuple[list[bytes], dict[str, int], dict[str, int]]:

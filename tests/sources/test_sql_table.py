@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,67 +19,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from recon_job.errors import ConfigError, LogSourceError
-from recon_job.models import Tier, Usage, UsageKey, UsageTotals, Window
+from recon_job.models import Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.sql_table import SqlTableOptions, SqlTableSource
-from tests.databases import (
-    mysql_server_or_skip,
-    postgres_server_or_skip,
-    temporary_mysql_database,
-    temporary_postgres_database,
-)
+from tests.databases import ALL, SERVERS, Database
+from tests.helpers import TOKEN_USAGE_COLUMNS as COLUMNS
+from tests.helpers import FakePricer
 
 MARCH = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
 D = Decimal
 SECRET = "secretpw"
-COLUMNS = {
-    "timestamp": "created_at",
-    "model": "model_used",
-    "input_tokens": "prompt_tokens",
-    "output_tokens": "completion_tokens",
-    "cached_tokens": "cached_tokens",
-    "cost": "calculated_cost_cents",
-    "request_id": "openai_request_id",
-}
-POSTGRES = pytest.param("postgresql", marks=pytest.mark.postgres)
-ALL = ["sqlite", POSTGRES, "mysql"]
-SERVERS = [POSTGRES, "mysql"]
 
 
-class FakePricer:
-    """USD 1 per 1M uncached input, 0.5 per 1M cached, 2 per 1M output; tier multipliers.
-
-    Knows only ``gpt-4o-mini`` and ``gpt-4.1``, so anything else is unpriced. Records its calls.
-    """
-
-    MULTIPLIER: ClassVar[dict[str, Decimal]] = {
-        "standard": D(1),
-        "batch": D("0.5"),
-        "flex": D("0.5"),
-        "priority": D(2),
-    }
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, date, str, Usage]] = []
-
-    def cost(self, model: str, day: date, tier: Tier, usage: Usage) -> Decimal | None:
-        self.calls.append((model, day, tier, usage))
-        if model not in ("gpt-4o-mini", "gpt-4.1"):
-            return None
-        tokens = (
-            usage.uncached_input_tokens * D("0.000001")
-            + usage.cached_tokens * D("0.0000005")
-            + usage.output_tokens * D("0.000002")
-        )
-        return tokens * self.MULTIPLIER[tier]
-
-
-@dataclass
-class Db:
+class Db(Database):
     """One throw-away database and the engine the test fills it with."""
-
-    backend: str
-    url: str
-    engine: sa.Engine
 
     def create(self, timestamp: sa.types.TypeEngine[Any] | None = None) -> sa.Table:
         """A ``token_usage`` table shaped like the issue's; timestamptz on PostgreSQL."""
@@ -142,32 +93,16 @@ class Db:
             conn.execute(table.insert(), full)
 
 
-def _database(backend: str, tmp_path: Path) -> Iterator[Db]:
-    if backend == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'app.db'}"])
-    elif backend == "postgresql":
-        urls = temporary_postgres_database(postgres_server_or_skip())
-    else:
-        urls = temporary_mysql_database(mysql_server_or_skip())
-    url = next(urls)
-    engine = sa.create_engine(url)
-    try:
-        yield Db(backend, url, engine)
-    finally:
-        engine.dispose()
-        next(urls, None)
-
-
 @pytest.fixture(params=ALL)
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     """A fresh empty database on each backend."""
-    yield from _database(request.param, tmp_path)
+    yield from Db.fresh(request.param, tmp_path)
 
 
 @pytest.fixture(params=SERVERS)
 def server_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
     """A fresh empty database on PostgreSQL and on MariaDB."""
-    yield from _database(request.param, tmp_path)
+    yield from Db.fresh(request.param, tmp_path)
 
 
 @pytest.fixture
@@ -387,7 +322,7 @@ def test_it_reads_a_naive_timestamp_column_kept_in_helsinki_time(server_db: Db) 
 
 
 def test_a_mysql_timestamp_column_is_read_in_utc_whatever_the_writer_zone(tmp_path: Path) -> None:
-    for db in _database("mysql", tmp_path):
+    for db in Db.fresh("mysql", tmp_path):
         table = db.create(timestamp=sa.TIMESTAMP())
         with db.engine.begin() as conn:
             conn.exec_driver_sql("SET time_zone = '+05:00'")
@@ -581,7 +516,7 @@ def test_it_works_with_a_select_only_user_and_its_session_cannot_write(db: Db, r
 
 @pytest.mark.postgres
 def test_the_query_uses_an_index_on_the_timestamp_column(tmp_path: Path) -> None:
-    for db in _database("postgresql", tmp_path):
+    for db in Db.fresh("postgresql", tmp_path):
         table = db.create()
         db.insert(table, *({"at": at(1 + i % 28, i % 24)} for i in range(200)))
         with db.engine.begin() as conn:

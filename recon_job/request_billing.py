@@ -1,0 +1,162 @@
+"""The billing side of per-request reconciliation: a CSV with one row per billed request.
+
+:func:`read_billing` reads it by header name (case-insensitive) into :class:`BilledRequest` rows;
+anything it cannot use is a permanent :class:`~recon_job.errors.LogSourceError` naming the file,
+line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+import structlog
+
+from recon_job.errors import LogSourceError
+from recon_job.models import MONEY
+
+log = structlog.get_logger(__name__)
+
+EV_BILLING_READ = "recon.requests.billing_read"
+
+#: Accepted headers (case-insensitive), in order of preference.
+ID_HEADERS = ("request_id", "openai_request_id", "id")
+USD_HEADERS = ("cost", "cost_usd", "amount", "amount_value", "actual_cost")
+CENT_HEADERS = ("cost_cents", "actual_cost_cents")
+TIME_HEADERS = ("created_at", "timestamp", "start_time")
+_HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class BilledRequest:
+    """One row of the billing file."""
+
+    request_id: str
+    #: USD, as billed (exact, from the file's text).
+    actual: Decimal
+    #: Line of the file the row starts on (the header is line 1).
+    line: int
+    #: When the request was made (UTC), when the file says.
+    timestamp: datetime | None = None
+    model: str | None = None
+
+
+def read_billing(path: str | Path) -> list[BilledRequest]:
+    """Every row of a per-request billing CSV; LogSourceError naming file, line and column.
+
+    Headers are matched case-insensitively: an id (:data:`ID_HEADERS`), an amount in USD
+    (:data:`USD_HEADERS`) or cents (:data:`CENT_HEADERS`), optionally ``currency`` (must be
+    usd), a time (:data:`TIME_HEADERS`: epoch seconds or ISO; naive means UTC) and ``model``.
+    """
+    name = str(path)
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return _read_rows(name, csv.DictReader(fh))
+    except OSError as e:
+        raise LogSourceError(
+            f"{name}: cannot read the billing file ({e.strerror or e}); check the path",
+            permanent=True,
+            reason="billing_unreadable",
+        ) from e
+    except UnicodeDecodeError as e:
+        raise LogSourceError(
+            f"{name}: not UTF-8 text ({e.reason}); export the billing file as UTF-8 CSV",
+            permanent=True,
+            reason="billing_unreadable",
+        ) from e
+    except csv.Error as e:
+        raise LogSourceError(
+            f"{name}: not a readable CSV file ({e})", permanent=True, reason="billing_invalid"
+        ) from e
+
+
+def _bad(name: str, line: int, text: str) -> LogSourceError:
+    return LogSourceError(f"{name}: line {line}: {text}", permanent=True, reason="billing_invalid")
+
+
+def _read_rows(name: str, reader: csv.DictReader[str]) -> list[BilledRequest]:
+    if reader.fieldnames is None:
+        raise LogSourceError(
+            f"{name}: the file is empty (no header line); export the billing data again",
+            permanent=True,
+            reason="billing_invalid",
+        )
+    lower = {h.strip().lower(): h for h in reader.fieldnames if h is not None}
+    found = ", ".join(repr(h) for h in reader.fieldnames) or "none"
+
+    def pick(candidates: Sequence[str]) -> str | None:
+        return next((lower[c] for c in candidates if c in lower), None)
+
+    id_col, usd_col, cents_col = pick(ID_HEADERS), pick(USD_HEADERS), pick(CENT_HEADERS)
+    amount_col = usd_col or cents_col
+    if id_col is None or amount_col is None:
+        need = (
+            f"a request id column ({', '.join(ID_HEADERS)})"
+            if id_col is None
+            else f"a cost column ({', '.join(USD_HEADERS + CENT_HEADERS)})"
+        )
+        raise _bad(name, 1, f"no {need}; found columns {found}")
+    time_col, model_col, cur_col = pick(TIME_HEADERS), pick(("model",)), pick(("currency",))
+    scale = Decimal(1) if usd_col else _HUNDRED
+    seen: dict[str, int] = {}
+    out: list[BilledRequest] = []
+    start = 2
+    for raw in reader:
+        line, start = start, reader.line_num + 1
+        request_id = (raw.get(id_col) or "").strip()
+        if not request_id:
+            raise _bad(name, line, f"column {id_col!r} is empty; every row needs a request id")
+        if request_id in seen:
+            raise _bad(
+                name,
+                line,
+                f"column {id_col!r}: request id {request_id!r} is also on line "
+                f"{seen[request_id]}; each request must appear once — remove the duplicate row",
+            )
+        seen[request_id] = line
+        if cur_col is not None and (raw.get(cur_col) or "usd").strip().lower() not in ("usd", ""):
+            raise _bad(name, line, f"column {cur_col!r}: currency {raw[cur_col]!r} is not usd")
+        text = (raw.get(amount_col) or "").strip()
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            amount = Decimal("NaN")
+        if not amount.is_finite():
+            raise _bad(name, line, f"column {amount_col!r}: {text!r} is not a number")
+        if amount < 0:
+            raise _bad(name, line, f"column {amount_col!r}: {text!r} is negative")
+        when = None
+        if time_col is not None and (raw.get(time_col) or "").strip():
+            when = _parse_time(raw[time_col].strip())
+            if when is None:
+                raise _bad(
+                    name,
+                    line,
+                    f"column {time_col!r}: {raw[time_col]!r} is not an epoch or ISO timestamp",
+                )
+        model = (raw.get(model_col) or "").strip() if model_col else ""
+        actual = MONEY.divide(amount, scale)
+        out.append(BilledRequest(request_id, actual, line, when, model or None))
+    log.info(EV_BILLING_READ, file=name, rows=len(out))
+    return out
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if seconds > 1e11:  # milliseconds
+        seconds /= 1000
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
