@@ -11,64 +11,28 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime, timedelta
-from typing import NoReturn
+from datetime import date, datetime, timedelta
 
 import click
 import structlog
 
 from recon_job import __version__, job, report, windows
+from recon_job.cli_alerts import alerts
+from recon_job.cli_common import (
+    EXIT_MISMATCH,
+    EXIT_PERMANENT,
+    config_option,
+    exit_code,
+    fail,
+    format_option,
+    setup,
+    utcnow,
+)
 from recon_job.config import Settings, load_settings
 from recon_job.errors import ConfigError, ReconError, StoreError
-from recon_job.logconfig import configure_logging
 from recon_job.models import Status, Window
 
-EXIT_OK = 0
-EXIT_MISMATCH = 1
-EXIT_PERMANENT = 2
-EXIT_TRANSIENT = 3
-
 log = structlog.get_logger(__name__)
-
-
-def utcnow() -> datetime:
-    """The clock. The only place (with the daemon) where recon-job reads it."""
-    return datetime.now(UTC)
-
-
-def exit_code(error: ReconError) -> int:
-    """2 for permanent errors, 3 for transient ones."""
-    return EXIT_PERMANENT if error.permanent else EXIT_TRANSIENT
-
-
-def _fail(error: ReconError, fmt: str = "text") -> NoReturn:
-    if fmt == "json":
-        doc = {
-            "run_id": None,
-            "status": str(Status.FAILED),
-            "reconciled": False,
-            "error": {"reason": error.reason, "message": str(error), "permanent": error.permanent},
-        }
-        click.echo(json.dumps(doc, indent=2))
-    click.echo(f"recon-job: error: {error}", err=True)
-    sys.exit(exit_code(error))
-
-
-def _setup(config: str | None, fmt: str = "text") -> Settings:
-    try:
-        settings = load_settings(config)
-    except ConfigError as e:
-        _fail(e, fmt)
-    admin_key = settings.openai.admin_key
-    configure_logging(
-        level=settings.logging.level,
-        fmt=settings.logging.format,
-        secrets=[
-            admin_key.get_secret_value() if admin_key else None,
-            settings.history.database_url.get_secret_value(),
-        ],
-    )
-    return settings
 
 
 def _day(value: str, flag: str) -> date:
@@ -116,27 +80,13 @@ def choose_window(
         raise click.BadParameter(str(e), param_hint="--month") from None
 
 
-config_option = click.option(
-    "--config",
-    "config",
-    envvar="RECON_CONFIG",
-    type=click.Path(dir_okay=False),
-    help="TOML settings file (default: $RECON_CONFIG; see config/recon.example.toml).",
-)
-format_option = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json prints exactly one JSON document on stdout; logs always go to stderr.",
-)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="recon-job")
 def main() -> None:
     """Reconcile your own OpenAI usage logs against OpenAI's Usage and Costs APIs."""
+
+
+main.add_command(alerts)
 
 
 @main.command()
@@ -154,6 +104,7 @@ def main() -> None:
 @click.option(
     "--fail-on-mismatch", is_flag=True, help="Exit 1 when the window is out of tolerance."
 )
+@click.option("--no-alerts", is_flag=True, help="Send no notifications for this run.")
 @click.option(
     "--openai-from-csv",
     "openai_csv",
@@ -171,11 +122,12 @@ def run(
     end: str | None,
     fmt: str,
     fail_on_mismatch: bool,
+    no_alerts: bool,
     openai_csv: tuple[str, ...],
     config: str | None,
 ) -> None:
-    """Reconcile one window and record it in the history database."""
-    settings = _setup(config, fmt)
+    """Reconcile one window, record it, and notify the configured channels."""
+    settings = setup(config, fmt)
     now = utcnow()
     window = choose_window(
         kind,
@@ -188,10 +140,16 @@ def run(
     )
     try:
         outcome = job.run_once(
-            settings, window, now=now, clock=utcnow, trigger="cli", openai_csv=openai_csv
+            settings,
+            window,
+            now=now,
+            clock=utcnow,
+            trigger="cli",
+            openai_csv=openai_csv,
+            channels={} if no_alerts else None,
         )
     except ReconError as e:
-        _fail(e, fmt)
+        fail(e, fmt)
     if fmt == "json":
         click.echo(json.dumps(report.outcome_dict(outcome), indent=2))
     else:
@@ -210,7 +168,7 @@ def history(limit: int, fmt: str, config: str | None) -> None:
     """Past runs, newest first."""
     from recon_job.store import HistoryStore
 
-    settings = _setup(config, fmt)
+    settings = setup(config, fmt)
     try:
         store = HistoryStore(settings.history.database_url.get_secret_value())
         try:
@@ -218,7 +176,7 @@ def history(limit: int, fmt: str, config: str | None) -> None:
         finally:
             store.close()
     except StoreError as e:
-        _fail(e, fmt)
+        fail(e, fmt)
     if fmt == "json":
         click.echo(json.dumps([report.run_record_dict(r) for r in runs], indent=2))
         return
@@ -259,7 +217,7 @@ def reconcile_requests(
     write the actual cost back to the database table."""
     from recon_job import request_recon
 
-    settings = _setup(config, fmt)
+    settings = setup(config, fmt)
     with _progress_bar() as progress:
         try:
             result = request_recon.reconcile_requests(
@@ -271,7 +229,7 @@ def reconcile_requests(
                 progress=progress,
             )
         except ReconError as e:
-            _fail(e, fmt)
+            fail(e, fmt)
     if fmt == "json":
         click.echo(json.dumps(request_recon.report_dict(result), indent=2))
     else:
@@ -335,6 +293,9 @@ def problems_beyond_settings(settings: Settings) -> list[str]:
         resolve_log_files(settings.logs.paths)
     except ReconError as e:
         problems.append(str(e))
+    from recon_job.alerting import channel_problems
+
+    problems.extend(channel_problems(settings))
     try:
         make_url(settings.history.database_url.get_secret_value())
     except ArgumentError:

@@ -124,6 +124,9 @@ class SlackSettings(_Section):
     send_resolved: bool = False
     #: Seconds to wait for Slack.
     timeout_seconds: float = Field(10.0, gt=0, le=120)
+    #: Accept a webhook URL on another host than hooks.slack.com, http and private addresses
+    #: included: a Slack-compatible receiver (Mattermost, Rocket.Chat) on an intranet.
+    allow_other_hosts: bool = False
 
     @property
     def configured(self) -> bool:

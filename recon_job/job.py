@@ -8,7 +8,7 @@ built from the settings.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,12 +16,14 @@ from typing import Any
 
 import structlog
 
-from recon_job import compare, windows
+from recon_job import alerting, compare, windows
 from recon_job.config import LogsSettings, Settings, SqlSourceSettings
 from recon_job.errors import ConfigError, ReconError
+from recon_job.faults import fault_point
 from recon_job.http import Deadline, make_session
 from recon_job.modelnames import ModelNamer
 from recon_job.models import ReconResult, Status, Tolerance, Usage, UsageKey, UsageTotals, Window
+from recon_job.notify.base import Transport
 from recon_job.pricing import PriceTable
 from recon_job.sources.base import UsageSource
 from recon_job.sources.csv_export import CsvActivitySource, CsvCostSource, detect_export_kind
@@ -59,6 +61,8 @@ class RunOutcome:
     finished_at: datetime
     result: ReconResult | None = None
     error: ReconError | None = None
+    #: One ``{"channel", "event", "status"}`` per notification (see ``alerting.shown_alerts``).
+    alerts: tuple[dict[str, Any], ...] = ()
 
     @property
     def status(self) -> Status:
@@ -250,14 +254,19 @@ def run_once(
     store: HistoryStore | None = None,
     trigger: str = "run",
     openai_csv: Sequence[str | Path] = (),
+    channels: Mapping[str, Transport] | None = None,
 ) -> RunOutcome:
     """Reconcile ``window`` and record the run; a failed fetch is recorded as failed, not zero.
 
     ``now`` decides which days are settled; ``clock`` stamps the end of the run. Configuration
     errors raise before anything is recorded; source errors end the run as ``failed``; store
-    errors raise.
+    errors raise. ``channels`` are the notification channels (default: the configured ones;
+    ``{}`` sends nothing, as ``--no-alerts`` does); their notifications are committed with the
+    result and then delivered, with any an earlier run left pending.
     """
     namer = model_namer(settings)
+    if channels is None:
+        channels = alerting.build_transports(settings) if settings.alerts.enabled else {}
     if sources is None:
         pricer = price_table(settings, namer)
         sources = build_sources(settings, namer=namer, pricer=pricer, openai_csv=openai_csv)
@@ -272,8 +281,20 @@ def run_once(
             official = normalize(merge([s.fetch(window) for s in sources.official]), namer)
             parts = [(name, normalize(s.fetch(window), namer)) for name, s in sources.local]
         except ReconError as e:
+            planned = alerting.plan_run(
+                settings,
+                history,
+                channels,
+                window=window,
+                run_id=run_id,
+                result=None,
+                error=e,
+                now=now,
+            )
             finished = clock()
-            history.fail_run(run_id, reason=e.reason, message=str(e), finished_at=finished)
+            history.fail_run(
+                run_id, reason=e.reason, message=str(e), finished_at=finished, outbox=planned.items
+            )
             bound.error(
                 EV_RUN_FAILED,
                 reason=e.reason,
@@ -281,7 +302,8 @@ def run_once(
                 permanent=e.permanent,
                 duration_s=round((finished - now).total_seconds(), 3),
             )
-            return RunOutcome(run_id, window, now, finished, error=e)
+            shown = _deliver(settings, history, channels, planned, clock)
+            return RunOutcome(run_id, window, now, finished, error=e, alerts=shown)
         except BaseException as e:
             # A bug or an interrupt must not leave the row "running" forever.
             history.fail_run(
@@ -298,8 +320,18 @@ def run_once(
         )
         if len(parts) > 1:
             result = replace(result, local_sources={name: t.total for name, t in parts})
+        planned = alerting.plan_run(
+            settings,
+            history,
+            channels,
+            window=window,
+            run_id=run_id,
+            result=result,
+            error=None,
+            now=now,
+        )
         finished = clock()
-        history.finish_run(run_id, result, finished_at=finished)
+        history.finish_run(run_id, result, finished_at=finished, outbox=planned.items)
         bound.info(
             EV_RUN_FINISHED,
             status=str(result.status),
@@ -314,10 +346,26 @@ def run_once(
             unpriced_models=sorted(result.unpriced),
             duration_s=round((finished - now).total_seconds(), 3),
         )
-        return RunOutcome(run_id, window, now, finished, result=result)
+        shown = _deliver(settings, history, channels, planned, clock)
+        return RunOutcome(run_id, window, now, finished, result=result, alerts=shown)
     finally:
         if own_store:
             history.close()
+
+
+def _deliver(
+    settings: Settings,
+    store: HistoryStore,
+    channels: Mapping[str, Transport],
+    planned: alerting.Planned,
+    clock: Callable[[], datetime],
+) -> tuple[dict[str, Any], ...]:
+    # Test-only crash point: the result and its notifications are committed, nothing is sent.
+    fault_point("after_outbox_commit")
+    if not channels:
+        return ()
+    report = alerting.deliver(settings, store, channels, now=clock(), clock=clock)
+    return tuple(alerting.shown_alerts(planned, report))
 
 
 def _pct(value: object) -> str | None:

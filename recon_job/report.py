@@ -139,6 +139,7 @@ def outcome_dict(outcome: RunOutcome) -> dict[str, Any]:
             if error is None
             else {"reason": error.reason, "message": str(error), "permanent": error.permanent}
         )
+    doc["alerts"] = [dict(a) for a in outcome.alerts]
     return doc
 
 
@@ -153,6 +154,7 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
     if result is None:
         error = outcome.error
         lines.append(f"failed: {error}" if error is not None else "failed")
+        lines.extend(_alert_lines(outcome))
         return "\n".join(lines) + "\n"
     c = result.comparison
     lines.append(f"threshold {result.tolerance.threshold_pct}% (difference = local - OpenAI)")
@@ -199,7 +201,16 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
     if result.skipped:
         parts = ", ".join(f"{r} {n:,}" for r, n in sorted(result.skipped.items()))
         lines.append(f"skipped log records: {parts}")
+    lines.extend(_alert_lines(outcome))
     return "\n".join(lines) + "\n"
+
+
+def _alert_lines(outcome: RunOutcome) -> list[str]:
+    return [
+        f"alert: {a['event']} via {a['channel']}: {a['status']}"
+        + (" (from an earlier run)" if a.get("earlier") else "")
+        for a in outcome.alerts
+    ]
 
 
 def run_record_dict(run: RunRecord) -> dict[str, Any]:

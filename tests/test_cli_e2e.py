@@ -43,8 +43,8 @@ class Ran:
         return [json.loads(line) for line in self.stderr.splitlines() if line.startswith("{")]
 
 
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
+@pytest.fixture(name="workdir")
+def workdir_fixture(tmp_path: Path) -> Path:
     logs = tmp_path / "logs"
     logs.mkdir()
     return tmp_path

@@ -199,9 +199,12 @@ def test_a_permanent_failure_is_dead_and_reported_once_a_day_through_the_others(
     assert len(slack.calls) == 2, "no retry after a permanent error"
     failing = [n.row for n in store.list_notifications() if n.row.event == "channel_failing"]
     assert sorted(r.channel for r in failing) == ["email", "webhook"]
-    assert {r.status for r in failing} == {"pending"}
+    # Delivered in the same pass, not a run later.
+    assert {r.status for r in failing} == {"sent"}
+    assert len(email.calls) == 1
+    assert len(webhook.calls) == 1
 
-    # The next pass delivers the report; a new dead slack row the same day adds no second one.
+    # A new dead slack row the same day adds no second report.
     _enqueue(store, "slack", key="k3")
     report = relay(store, transports, now=T0, clock=clock)
     assert report.channel_failing == 0

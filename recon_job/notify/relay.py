@@ -194,6 +194,11 @@ def relay(
     pass_ = _Pass(store, transports, clock, max_attempts, backoff, retry_after_cap)
     for row in store.claim_due(now, lease=lease, limit=limit):
         pass_.handle(row)
+    if pass_.channel_failing:
+        # Tell the other channels now, not at the next run (a day later for a daily job). One
+        # extra round only: a notice that fails in turn waits for the next pass.
+        for row in store.claim_due(clock(), lease=lease, limit=limit):
+            pass_.handle(row)
     report = RelayReport(tuple(pass_.outcomes), channel_failing=pass_.channel_failing)
     log.info(
         EVENT_FINISHED,
