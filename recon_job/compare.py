@@ -20,11 +20,13 @@ token class drifted.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import date
 from decimal import Context, Decimal
 
 from recon_job.models import (
     EMPTY,
+    UNATTRIBUTED,
     Comparison,
     GroupResult,
     Metric,
@@ -63,11 +65,15 @@ def reconcile(
     """
     pending = frozenset(pending_days)
     keys = sorted(set(local.groups) | set(official.groups), key=_sort_key)
+    # When OpenAI's dollars are not attributed to models (an ungrouped Costs answer or dashboard
+    # export), a model's local cost has nothing to be compared with: only the totals decide cost.
+    unattributed = any(k.model == UNATTRIBUTED and u.cost for k, u in official.groups.items())
+    per_group = replace(tolerance, cost_floor=Decimal("Infinity")) if unattributed else tolerance
     groups: list[GroupResult] = []
     for key in keys:
         mine = local.groups.get(key, EMPTY)
         theirs = official.groups.get(key, EMPTY)
-        comparison = compare_usage(mine, theirs, tolerance)
+        comparison = compare_usage(mine, theirs, per_group)
         if key.day in pending:
             status = Status.PENDING
         elif comparison.exceeds:

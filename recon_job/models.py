@@ -16,6 +16,9 @@ from decimal import Decimal
 from typing import Literal
 
 ZERO = Decimal(0)
+#: The model name of cost OpenAI did not attribute to a model: an ungrouped Costs API answer or
+#: dashboard export (``line_item`` null or blank) carries the whole day's cost under it.
+UNATTRIBUTED = "(all)"
 #: Sums of money are exact: OpenAI sends amounts with up to 36 decimals, more digits than the
 #: default 28-digit context keeps.
 MONEY = decimal.Context(prec=96)

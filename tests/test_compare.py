@@ -9,6 +9,7 @@ import pytest
 
 from recon_job.compare import OPENAI_PREFIX, compare_usage, metric, reconcile
 from recon_job.models import (
+    UNATTRIBUTED,
     ReconResult,
     Status,
     Tolerance,
@@ -353,3 +354,32 @@ def test_reconciled_agrees_with_the_status(
     local: Usage, openai: Usage, pending: tuple[date, ...]
 ) -> None:
     check_consistent(one_group(local, openai, pending=pending))
+
+
+def test_unattributed_openai_cost_is_compared_on_the_totals_only() -> None:
+    """An ungrouped Costs answer puts the day's dollars under "(all)", not under models."""
+    day = date(2026, 8, 31)
+    window = Window("daily", day, date(2026, 9, 1))
+    local = UsageTotals(
+        groups={UsageKey(day, "gpt-4o"): Usage(input_tokens=100_000, requests=10, cost=Decimal(1))}
+    )
+    matching = UsageTotals(
+        groups={
+            UsageKey(day, "gpt-4o"): Usage(input_tokens=100_000, requests=10),
+            UsageKey(day, UNATTRIBUTED): Usage(cost=Decimal("1.01")),
+        }
+    )
+    result = reconcile(local, matching, window=window, tolerance=Tolerance())
+    assert result.status is Status.RECONCILED
+    assert {g.status for g in result.groups} == {Status.RECONCILED}
+
+    drifting = UsageTotals(
+        groups={
+            UsageKey(day, "gpt-4o"): Usage(input_tokens=100_000, requests=10),
+            UsageKey(day, UNATTRIBUTED): Usage(cost=Decimal(2)),
+        }
+    )
+    result = reconcile(local, drifting, window=window, tolerance=Tolerance())
+    assert result.status is Status.MISMATCH  # -50% on the totals
+    assert result.comparison.cost.exceeds
+    assert {g.status for g in result.groups} == {Status.RECONCILED}

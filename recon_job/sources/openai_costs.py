@@ -20,7 +20,7 @@ from typing import Any, Final
 import structlog
 
 from recon_job.errors import UsageApiError
-from recon_job.models import Usage, UsageKey, UsageTotals, Window
+from recon_job.models import UNATTRIBUTED, Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.openai_common import OpenAISource, optional_str, schema_error
 
 log = structlog.get_logger(__name__)
@@ -35,7 +35,7 @@ COSTS_LIMIT: Final = 180
 #: Decimal digits kept while summing amounts (the default context keeps only 28).
 SUM_PRECISION: Final = 100
 #: Model name of an ungrouped (``line_item: null``) result: the whole day's cost.
-ALL_LINE_ITEMS: Final = "(all)"
+ALL_LINE_ITEMS: Final = UNATTRIBUTED
 
 _ENDPOINT: Final = "Costs"
 
