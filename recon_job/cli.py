@@ -1,17 +1,21 @@
 """``recon-job``: parse, load settings, configure logging, call one function, map errors to exits.
 
-Exit codes: 0 completed (or nothing to do), 1 a mismatch with ``--fail-on-mismatch``, 2 a
-configuration or permanent error (bad key, unreadable input), 3 a transient failure (API down,
-deadline hit, database locked: safe to retry).
+Exit codes: 0 completed (or nothing to do, or skipped: locked / complete), 1 a mismatch with
+``--fail-on-mismatch``, 2 a configuration or permanent error (bad key, unreadable input), 3 a
+transient failure (API down, deadline hit, database locked: safe to retry), 143 stopped by
+SIGTERM (the run recorded as interrupted).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
+from types import FrameType
 
 import click
 import structlog
@@ -28,11 +32,18 @@ from recon_job.cli_common import (
     setup,
     utcnow,
 )
+from recon_job.cli_daemon import daemon
 from recon_job.config import Settings, load_settings
-from recon_job.errors import ConfigError, ReconError, StoreError
+from recon_job.due import DueReport, run_due
+from recon_job.errors import ConfigError, Interrupted, ReconError, StoreError
 from recon_job.models import Status, Window
 
 log = structlog.get_logger(__name__)
+
+#: Exit status after SIGTERM (128 + 15), what Kubernetes expects of a terminated container.
+EXIT_SIGTERM = 143
+#: Seconds a run may take to reach its next checkpoint after SIGTERM before it is cut off.
+SHUTDOWN_BUDGET_SECONDS = 20.0
 
 
 def _day(value: str, flag: str) -> date:
@@ -87,6 +98,7 @@ def main() -> None:
 
 
 main.add_command(alerts)
+main.add_command(daemon)
 
 
 @main.command()
@@ -113,6 +125,15 @@ main.add_command(alerts)
     help="Read OpenAI's figures from usage-dashboard exports instead of the APIs (no admin key"
     " needed): give the Cost export and the Activity export, each with its own flag.",
 )
+@click.option(
+    "--due",
+    is_flag=True,
+    help="Run every settled daily and monthly period in the look-back that has no completed"
+    " run, oldest first, then exit (the command for cron and a Kubernetes CronJob).",
+)
+@click.option(
+    "--force", is_flag=True, help="Run a daily or monthly window even if it already completed."
+)
 @config_option
 def run(
     kind: str | None,
@@ -124,40 +145,137 @@ def run(
     fail_on_mismatch: bool,
     no_alerts: bool,
     openai_csv: tuple[str, ...],
+    due: bool,
+    force: bool,
     config: str | None,
 ) -> None:
-    """Reconcile one window, record it, and notify the configured channels."""
+    """Reconcile one window (or every due period), record it, and notify the channels.
+
+    Each period runs once: a period another runner holds is skipped (``skipped: locked``), a
+    completed one too unless --force. Exit 143 after SIGTERM, the run recorded as interrupted.
+    """
+    if due and (kind or day or month or start or end or force or openai_csv):
+        raise click.UsageError(
+            "--due picks the periods itself: it cannot be combined with --window, --date,"
+            " --month, --start, --end, --force or --openai-from-csv"
+        )
     settings = setup(config, fmt)
     now = utcnow()
-    window = choose_window(
-        kind,
-        day,
-        month,
-        start,
-        end,
-        now=now,
-        settle=timedelta(hours=settings.reconcile.settle_hours),
-    )
-    try:
-        outcome = job.run_once(
-            settings,
-            window,
+    window = None
+    if not due:
+        window = choose_window(
+            kind,
+            day,
+            month,
+            start,
+            end,
             now=now,
-            clock=utcnow,
-            trigger="cli",
-            openai_csv=openai_csv,
-            channels={} if no_alerts else None,
+            settle=timedelta(hours=settings.reconcile.settle_hours),
         )
+    stop = threading.Event()
+    try:
+        with _stop_on_sigterm(stop):
+            outcome = run_due(
+                settings,
+                now=now,
+                clock=utcnow,
+                only=window,
+                force=force,
+                stop=stop,
+                trigger="due" if due else "cli",
+                openai_csv=openai_csv,
+                channels={} if no_alerts else None,
+            )
+    except Interrupted as e:
+        click.echo(f"recon-job: {e}", err=True)
+        sys.exit(EXIT_SIGTERM)
     except ReconError as e:
         fail(e, fmt)
-    if fmt == "json":
-        click.echo(json.dumps(report.outcome_dict(outcome), indent=2))
+    if window is None:
+        _print_due(outcome, fmt)
     else:
-        click.echo(report.render_text(outcome), nl=False)
-    if outcome.error is not None:
-        sys.exit(exit_code(outcome.error))
-    if fail_on_mismatch and outcome.status is Status.MISMATCH:
+        _print_one(outcome, window, fmt)
+    if outcome.interrupted:
+        click.echo("recon-job: interrupted: shutdown requested", err=True)
+        sys.exit(EXIT_SIGTERM)
+    errors = [r.error for r in outcome.runs if r.error is not None]
+    if errors:
+        sys.exit(min(exit_code(e) for e in errors))  # permanent (2) outranks transient (3)
+    if fail_on_mismatch and any(r.status is Status.MISMATCH for r in outcome.runs):
         sys.exit(EXIT_MISMATCH)
+
+
+def _print_one(outcome: DueReport, window: Window, fmt: str) -> None:
+    """An explicit window: its one outcome as before, or one line saying why it was skipped."""
+    if outcome.runs:
+        (ran,) = outcome.runs
+        if fmt == "json":
+            click.echo(json.dumps(report.outcome_dict(ran), indent=2))
+        else:
+            click.echo(report.render_text(ran), nl=False)
+        return
+    if not outcome.skipped:
+        return  # interrupted before it started
+    reason = outcome.skipped[0][1]
+    if fmt == "json":
+        doc = {
+            "run_id": None,
+            "status": "skipped",
+            "reason": reason,
+            "window": report.window_dict(window),
+        }
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        hint = " (use --force to run it again)" if reason == "complete" else ""
+        click.echo(f"skipped: {reason} {window.key}{hint}")
+
+
+def _print_due(outcome: DueReport, fmt: str) -> None:
+    """``--due``: one block per run, then one line per skipped period (or one JSON document)."""
+    if fmt == "json":
+        doc = {
+            "status": outcome.status,
+            "due": [report.outcome_dict(r) for r in outcome.runs],
+            "skipped": [{"period": key, "reason": why} for key, why in outcome.skipped],
+            "abandoned": list(outcome.abandoned),
+            "interrupted": outcome.interrupted,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    for ran in outcome.runs:
+        click.echo(report.render_text(ran), nl=False)
+    for key, why in outcome.skipped:
+        click.echo(f"skipped: {why} {key}")
+    for run_id in outcome.abandoned:
+        click.echo(f"abandoned: run {run_id} (its process had died; its period runs again)")
+    if not outcome.runs and not outcome.skipped and not outcome.interrupted:
+        click.echo("nothing due")
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGTERM sets ``stop``; the run ends at its next checkpoint (interrupted).
+
+    A step that does not reach a checkpoint within ``SHUTDOWN_BUDGET_SECONDS`` (a hung fetch)
+    is interrupted by raising ``Interrupted`` from a SIGALRM handler, still before Kubernetes'
+    SIGKILL after its 30 s grace period (reliability.md §2.1, R38).
+    """
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        signal.setitimer(signal.ITIMER_REAL, SHUTDOWN_BUDGET_SECONDS)
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted("interrupted: the shutdown budget ran out mid-step")
+
+    previous_term = signal.signal(signal.SIGTERM, on_term)
+    previous_alarm = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGALRM, previous_alarm)
 
 
 @main.command()

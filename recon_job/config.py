@@ -44,6 +44,7 @@ from pydantic_settings import (
 )
 
 from recon_job.config_alerts import AlertsSettings, EmailSettings, SlackSettings, WebhookSettings
+from recon_job.config_daemon import DaemonSettings
 from recon_job.errors import ConfigError
 from recon_job.models import RECORD_FIELDS
 
@@ -218,6 +219,15 @@ class HistorySettings(_Section):
     database_url: SecretStr = SecretStr("sqlite:///recon_history.db")
 
 
+class RunsSettings(_Section):
+    """Which periods a ``run --due`` (or a daemon tick) catches up on (section ``[schedule]``)."""
+
+    #: Settled UTC days looked back over for days without a completed run.
+    lookback_days: int = Field(7, ge=1, le=366)
+    #: Settled calendar months looked back over for months without a completed run.
+    lookback_months: int = Field(2, ge=1, le=24)
+
+
 class LoggingSettings(_Section):
     """Log output (always on stderr)."""
 
@@ -254,6 +264,8 @@ ENV_VARS: dict[str, tuple[str, str, bool]] = {
     "RECON_WEBHOOK_URL": ("webhook", "url", False),
     "RECON_WEBHOOK_SECRET": ("webhook", "secret", False),
     "RECON_TEMPLATES_DIR": ("alerts", "templates_dir", False),
+    "RECON_PING_URL": ("daemon", "ping_url", False),
+    "RECON_PUSHGATEWAY_URL": ("daemon", "pushgateway_url", False),
 }
 #: Read when ``OPENAI_ADMIN_KEY`` (and its ``_FILE``) is unset, as the official SDK does not.
 FALLBACK_KEY_VAR = "OPENAI_API_KEY"
@@ -266,6 +278,7 @@ SECRET_KEYS = {
     ("slack", "webhook_url"),
     ("webhook", "url"),
     ("webhook", "secret"),
+    ("daemon", "ping_url"),
 }
 
 
@@ -326,11 +339,13 @@ class Settings(BaseSettings):
     pricing: PricingSettings = Field(default_factory=PricingSettings)
     reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
     history: HistorySettings = Field(default_factory=HistorySettings)
+    schedule: RunsSettings = Field(default_factory=RunsSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     #: Several local sources, combined and compared against one OpenAI figure. Empty: the one
     #: NDJSON source of ``[logs]``.
     sources: tuple[SourceSettings, ...] = ()

@@ -73,6 +73,19 @@ class StoreError(ReconError):
     """The history database failed."""
 
 
+class Interrupted(ReconError):
+    """A shutdown was requested (SIGTERM): the run stopped at a checkpoint, marked interrupted.
+
+    Transient: the period stays due and the next run redoes it. The CLI exits 143 (128 +
+    SIGTERM), as Kubernetes expects of a terminated container (reliability.md §0 rule 9).
+    """
+
+    def __init__(self, message: str = "interrupted: shutdown requested") -> None:
+        super().__init__(message, permanent=False, reason="interrupted")
+        #: The run marked ``interrupted``, once ``job.run_once`` has recorded it.
+        self.run_id: int | None = None
+
+
 class NotifyError(ReconError):
     """A notification channel failed; ``permanent`` stops retries (a 404 webhook, a bad login)."""
 

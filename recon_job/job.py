@@ -8,6 +8,7 @@ built from the settings.
 from __future__ import annotations
 
 import difflib
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ import structlog
 
 from recon_job import alerting, compare, windows
 from recon_job.config import LogsSettings, Settings, SqlSourceSettings
-from recon_job.errors import ConfigError, ReconError
+from recon_job.errors import ConfigError, Interrupted, ReconError
 from recon_job.faults import fault_point
 from recon_job.http import Deadline, make_session
 from recon_job.modelnames import ModelNamer
@@ -32,13 +33,14 @@ from recon_job.sources.openai_common import OpenAIOptions
 from recon_job.sources.openai_costs import OpenAICostsSource
 from recon_job.sources.openai_usage import OpenAIUsageSource
 from recon_job.sources.sql_table import SqlTableOptions, SqlTableSource
-from recon_job.store import HistoryStore
+from recon_job.store import HistoryStore, RunStatus
 
 log = structlog.get_logger(__name__)
 
 EV_RUN_STARTED = "recon.run.started"
 EV_RUN_FINISHED = "recon.run.finished"
 EV_RUN_FAILED = "recon.run.failed"
+EV_RUN_INTERRUPTED = "recon.run.interrupted"
 
 
 @dataclass(frozen=True)
@@ -255,6 +257,7 @@ def run_once(
     trigger: str = "run",
     openai_csv: Sequence[str | Path] = (),
     channels: Mapping[str, Transport] | None = None,
+    stop: threading.Event | None = None,
 ) -> RunOutcome:
     """Reconcile ``window`` and record the run; a failed fetch is recorded as failed, not zero.
 
@@ -263,6 +266,11 @@ def run_once(
     errors raise. ``channels`` are the notification channels (default: the configured ones;
     ``{}`` sends nothing, as ``--no-alerts`` does); their notifications are committed with the
     result and then delivered, with any an earlier run left pending.
+
+    ``stop`` is checked at checkpoints (before the OpenAI fetch, between sources, before the
+    commit); once set, the run is marked ``interrupted`` (not failed) and ``Interrupted`` is
+    raised. Any other exception escaping a started run marks it ``failed``: no row stays
+    ``running`` unless the process itself dies.
     """
     namer = model_namer(settings)
     if channels is None:
@@ -272,14 +280,25 @@ def run_once(
         sources = build_sources(settings, namer=namer, pricer=pricer, openai_csv=openai_csv)
     own_store = store is None
     history = store or HistoryStore(settings.history.database_url.get_secret_value())
+    run_id: int | None = None
     try:
         run_id = history.start_run(window, started_at=now, trigger=trigger)
         bound = log.bind(run_id=run_id, window=window.key)
         bound.info(EV_RUN_STARTED, start=window.start.isoformat(), end=window.end.isoformat())
         try:
+            _checkpoint(stop, "the OpenAI fetch")
             # OpenAI first: if it fails there is no point reading gigabytes of logs.
-            official = normalize(merge([s.fetch(window) for s in sources.official]), namer)
-            parts = [(name, normalize(s.fetch(window), namer)) for name, s in sources.local]
+            fetched = []
+            for source in sources.official:
+                fetched.append(source.fetch(window))
+                _checkpoint(stop, "the next source")
+            official = normalize(merge(fetched), namer)
+            parts = []
+            for name, source in sources.local:
+                parts.append((name, normalize(source.fetch(window), namer)))
+                _checkpoint(stop, "the next source")
+        except Interrupted:
+            raise
         except ReconError as e:
             planned = alerting.plan_run(
                 settings,
@@ -304,12 +323,6 @@ def run_once(
             )
             shown = _deliver(settings, history, channels, planned, clock)
             return RunOutcome(run_id, window, now, finished, error=e, alerts=shown)
-        except BaseException as e:
-            # A bug or an interrupt must not leave the row "running" forever.
-            history.fail_run(
-                run_id, reason=type(e).__name__, message="internal error", finished_at=clock()
-            )
-            raise
         settle = timedelta(hours=settings.reconcile.settle_hours)
         result = compare.reconcile(
             merge([totals for _, totals in parts]),
@@ -330,6 +343,8 @@ def run_once(
             error=None,
             now=now,
         )
+        # The last checkpoint: after the commit the run is complete and is reported as such.
+        _checkpoint(stop, "committing the result")
         finished = clock()
         history.finish_run(run_id, result, finished_at=finished, outbox=planned.items)
         bound.info(
@@ -348,9 +363,41 @@ def run_once(
         )
         shown = _deliver(settings, history, channels, planned, clock)
         return RunOutcome(run_id, window, now, finished, result=result, alerts=shown)
+    except BaseException as e:
+        # Whatever stops a run must not leave its row "running" forever (reliability.md R38);
+        # abort_run changes nothing once the row is finished or failed.
+        if run_id is not None:
+            _abort(history, run_id, e, clock)
+        raise
     finally:
         if own_store:
             history.close()
+
+
+def _checkpoint(stop: threading.Event | None, before: str) -> None:
+    """Raise ``Interrupted`` when a shutdown was requested; called between the run's steps."""
+    if stop is not None and stop.is_set():
+        raise Interrupted(f"interrupted before {before}: shutdown requested")
+
+
+def _abort(
+    history: HistoryStore, run_id: int, error: BaseException, clock: Callable[[], datetime]
+) -> None:
+    """End a still-running run as interrupted (a stop, Ctrl-C) or failed (a bug, the store)."""
+    interrupted = isinstance(error, Interrupted | KeyboardInterrupt)
+    status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
+    reason = "interrupted" if interrupted else getattr(error, "reason", type(error).__name__)
+    message = str(error) if isinstance(error, Interrupted) else "internal error"
+    if isinstance(error, Interrupted):
+        error.run_id = run_id
+    try:
+        changed = history.abort_run(
+            run_id, status=status, reason=reason, message=message, finished_at=clock()
+        )
+    except ReconError:
+        return  # the store itself is failing; the next run reaps the row (abandoned)
+    if changed and interrupted:
+        log.warning(EV_RUN_INTERRUPTED, run_id=run_id, reason=reason)
 
 
 def _deliver(

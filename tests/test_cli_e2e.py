@@ -246,7 +246,7 @@ def test_fail_on_mismatch_exits_1_and_text_output_names_the_drifting_group(
     assert "2026-08-01 gpt-4o-mini" in ran.stdout
 
 
-def test_a_reconciled_day_exits_0_and_a_rerun_keeps_both_runs(
+def test_a_reconciled_day_exits_0_a_rerun_is_a_no_op_and_a_forced_one_keeps_both_runs(
     fake_openai: FakeOpenAI, workdir: Path
 ) -> None:
     fake_openai.add_usage(
@@ -255,20 +255,23 @@ def test_a_reconciled_day_exits_0_and_a_rerun_keeps_both_runs(
     fake_openai.add_cost(D1, "gpt-4.1-nano-2025-04-14, input", Decimal("0.0001"))
     fake_openai.add_cost(D1, "gpt-4.1-nano-2025-04-14, output", Decimal("0.00004"))
     write_logs(workdir, [rec(D1, "gpt-4.1-nano", 3, input_tokens=1000, output_tokens=100)])
-    for _ in range(2):
-        ran = cli(
-            workdir,
-            fake_openai,
-            "run",
-            "--date",
-            "2026-08-01",
-            "--format",
-            "json",
-            "--fail-on-mismatch",
-        )
+    args = ("run", "--date", "2026-08-01", "--format", "json", "--fail-on-mismatch")
+    for force in ((), ("--force",)):
+        ran = cli(workdir, fake_openai, *args, *force)
         assert ran.code == 0, ran.stderr
         assert ran.doc()["status"] == "reconciled"
         assert ran.doc()["difference"]["cost"] == "0.000000"
+
+        asked = len(fake_openai.requests)
+        again = cli(workdir, fake_openai, *args)  # complete: a no-op, nothing asked of OpenAI
+        assert again.code == 0, again.stderr
+        assert again.doc()["status"] == "skipped"
+        assert again.doc()["reason"] == "complete"
+        assert again.doc()["window"]["key"] == "daily:2026-08-01"
+        assert len(fake_openai.requests) == asked
+    text = cli(workdir, fake_openai, "run", "--date", "2026-08-01")
+    assert text.code == 0, text.stderr
+    assert text.stdout == "skipped: complete daily:2026-08-01 (use --force to run it again)\n"
     history = cli(workdir, fake_openai, "history", "--format", "json")
     assert [r["status"] for r in json.loads(history.stdout)] == ["reconciled", "reconciled"]
 

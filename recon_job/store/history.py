@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -35,6 +35,7 @@ from recon_job.store.engine import (
     parse_url,
     to_store_error,
 )
+from recon_job.store.locks import period_lock
 from recon_job.store.outbox import OutboxStore, enqueue_in
 from recon_job.store.outbox_records import OutboxItem
 from recon_job.store.records import (
@@ -47,6 +48,7 @@ from recon_job.store.records import (
     run_record,
     usage_to_json,
 )
+from recon_job.store.runstate import RunStateStore, current_owner
 from recon_job.store.schema import Run, RunGroup
 
 log = structlog.get_logger(__name__)
@@ -65,7 +67,7 @@ def _tool_version() -> str:
         return "unknown"
 
 
-class HistoryStore(OutboxStore):
+class HistoryStore(RunStateStore, OutboxStore):
     """Runs and their per-group results, and the notification outbox, stored through SQLAlchemy.
 
     Opening a store creates the database schema, or upgrades it to the newest migration; that
@@ -127,8 +129,18 @@ class HistoryStore(OutboxStore):
         """Close every pooled connection."""
         self._engine.dispose()
 
-    def start_run(self, window: Window, *, started_at: datetime, trigger: str) -> int:
-        """Record a new ``running`` run for ``window``, committed at once; return its id."""
+    def period_lock(self, period_key: str) -> AbstractContextManager[bool]:
+        """``locks.period_lock`` on this database: yields True if this process now holds it."""
+        return period_lock(self._url.render_as_string(hide_password=False), period_key)
+
+    def start_run(
+        self, window: Window, *, started_at: datetime, trigger: str, owner: str | None = None
+    ) -> int:
+        """Record a new ``running`` run for ``window``, committed at once; return its id.
+
+        ``owner`` (default: this process, ``hostname:pid``) lets a later run prove the run's
+        process is gone and mark the row ``abandoned`` (see ``reap_stale_runs``).
+        """
         with self._errors("start a run"), self._write() as session:
             run = Run(
                 window_kind=window.kind,
@@ -139,6 +151,7 @@ class HistoryStore(OutboxStore):
                 trigger=trigger,
                 started_at=started_at,
                 tool_version=self._tool_version,
+                owner=owner or current_owner(),
             )
             session.add(run)
             session.flush()
@@ -254,7 +267,7 @@ class HistoryStore(OutboxStore):
         if run is None:
             raise StoreError(f"there is no run {run_id} in the history", permanent=True)
         if run.status != RunStatus.RUNNING:
-            # Another process may have marked it (later: interrupted/abandoned); don't overwrite.
+            # Another process may have marked it (interrupted/abandoned); don't overwrite.
             raise StoreError(
                 f"run {run_id} is already {run.status}; refusing to overwrite it", permanent=True
             )

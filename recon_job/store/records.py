@@ -19,13 +19,27 @@ from recon_job.store.schema import Run, RunGroup
 
 
 class RunStatus(enum.StrEnum):
-    """State of a run in the history: ``running`` until it finishes, then its outcome."""
+    """State of a run in the history: ``running`` until it finishes, then its outcome.
+
+    ``reconciled`` and ``mismatch`` complete a period (see :data:`COMPLETE`); ``pending`` (some
+    days not settled yet), ``failed``, ``interrupted`` (stopped by SIGTERM at a checkpoint) and
+    ``abandoned`` (its process died mid-run; marked by a later run) leave it due for catch-up.
+    ``skipped`` is reserved: a run that loses the period lock records no row at all.
+    """
 
     RUNNING = "running"
     RECONCILED = "reconciled"
     MISMATCH = "mismatch"
     PENDING = "pending"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    ABANDONED = "abandoned"
+    SKIPPED = "skipped"
+
+
+#: Statuses that complete a period: re-running it is a no-op unless forced. ``pending`` is not
+#: one: its unsettled days were judged too early and must be judged again once settled.
+COMPLETE = frozenset({RunStatus.RECONCILED, RunStatus.MISMATCH})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +89,8 @@ class RunRecord:
     finished_at: datetime | None
     #: recon-job version that wrote the run.
     tool_version: str
+    #: ``hostname:pid`` of the process that ran it (None for runs recorded before 0003).
+    owner: str | None = None
     #: Short machine-readable failure reason (``quota_exhausted``, ``deadline`` ...).
     error_reason: str | None = None
     #: Readable failure message, redacted before it was stored.
@@ -162,6 +178,7 @@ def run_record(row: Run) -> RunRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         tool_version=row.tool_version,
+        owner=row.owner,
         error_reason=row.error_reason,
         error_message=row.error_message,
         tolerance=tolerance,

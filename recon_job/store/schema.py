@@ -85,6 +85,8 @@ class Run(Base):
     #: Already redacted by the caller.
     error_message: Mapped[str | None] = mapped_column(Text)
     tool_version: Mapped[str] = mapped_column(String(32))
+    #: ``hostname:pid`` of the process running it, so a later run can tell it died (0003).
+    owner: Mapped[str | None] = mapped_column(String(300))
 
     threshold_pct: Mapped[Decimal | None]
     cost_floor: Mapped[Decimal | None]

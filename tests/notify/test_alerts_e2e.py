@@ -51,7 +51,9 @@ def posts(receiver: HTTPServer, path: str) -> list[Request]:
 
 
 def run(workdir: Path, fake: FakeOpenAI, env: dict[str, str], *extra: str) -> Ran:
-    ran = cli(workdir, fake, "run", "--date", "2026-08-01", "--format", "json", *extra, **env)
+    # --force: these tests re-run one day on purpose; a completed day is otherwise a no-op.
+    args = ("run", "--date", "2026-08-01", "--force", "--format", "json")
+    ran = cli(workdir, fake, *args, *extra, **env)
     for secret in ("slacksecretpath", "recon-secret-path", WEBHOOK_SECRET):
         assert secret not in ran.stdout
         assert secret not in ran.stderr

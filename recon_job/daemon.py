@@ -1,0 +1,433 @@
+"""``recon-job daemon``: APScheduler in the foreground, catch-up at start, clean SIGTERM.
+
+The only module that imports APScheduler (pinned ``>=3.11.2,<4``: 4.x is a pre-release,
+reliability.md §3.2). The configuration is reliability.md §3.3:
+
+* a ``BlockingScheduler`` in UTC (cron in a zone with DST fires twice or never on the switch
+  nights), a ``MemoryJobStore`` and two cron jobs with explicit ids (``daily``, ``monthly``),
+  ``coalesce=True``, ``max_instances=1`` and a generous ``misfire_grace_time`` — APScheduler's
+  default of 1 s silently skips a fire time found 2 s late;
+* no persistent job store: ``replace_existing=True`` on restart throws the stored overdue run
+  away anyway (APScheduler #696). Missed fire times are healed by the application instead: each
+  tick calls :func:`recon_job.due.run_due`, which runs every settled period in the look-back
+  without a completed run, and the same catch-up runs once at start, before the scheduler
+  starts (R36);
+* every tick also runs a relay pass, so notifications an earlier run left pending go out even
+  when no period is due;
+* listeners for ``EVENT_JOB_ERROR`` (log, metric, ``/fail`` ping), ``EVENT_JOB_MISSED`` and
+  ``EVENT_JOB_MAX_INSTANCES`` (log, metric; the period is picked up by the next catch-up, R37);
+* SIGTERM/SIGINT handlers, since APScheduler installs none and its ``shutdown`` "does not
+  interrupt any currently running jobs": the handler sets a stop event that the running
+  ``run_due`` checks at its checkpoints (the run row becomes ``interrupted``, the lock is
+  released), the scheduler is shut down without waiting, and the main thread waits for the
+  running tick — all within ``daemon.shutdown_budget_seconds``; past it the process exits at
+  once, as SIGKILL would a little later, and the next start reaps the row. Exit 143 for
+  SIGTERM (128 + 15, what Kubernetes expects), 130 for SIGINT (R38).
+
+A job failure never stops the daemon: APScheduler catches it, the listener reports it, and the
+next tick (with its catch-up) tries again.
+
+Test-only: ``RECON_TEST_TICK_SECONDS=N`` replaces both cron triggers by an N-second interval, so
+the end-to-end tests see ticks without waiting for a cron minute. Never set it in production.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any, Final
+
+import structlog
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_EXECUTED,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+)
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.schedulers import SchedulerNotRunningError
+from apscheduler.schedulers.base import STATE_STOPPED
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from recon_job import alerting, due
+from recon_job.config import Settings
+from recon_job.errors import Interrupted, ReconError
+from recon_job.health import HealthServer, HealthState, Metrics, RunInfo
+from recon_job.job import RunOutcome
+from recon_job.logconfig import REDACTOR
+from recon_job.notify.base import Transport
+from recon_job.ping import Pinger, new_rid
+from recon_job.store import HistoryStore
+
+log = structlog.get_logger(__name__)
+
+EV_STARTED: Final = "daemon.started"
+EV_CATCH_UP: Final = "daemon.catch_up.started"
+EV_TICK_FINISHED: Final = "daemon.tick.finished"
+EV_JOB_FAILED: Final = "daemon.job.failed"
+EV_JOB_INTERRUPTED: Final = "daemon.job.interrupted"
+EV_JOB_MISSED: Final = "daemon.job.missed"
+EV_JOB_MAX_INSTANCES: Final = "daemon.job.max_instances"
+EV_HISTORY_UNREADABLE: Final = "daemon.history.unreadable"
+EV_STOPPING: Final = "daemon.stopping"
+EV_STOPPED: Final = "daemon.stopped"
+EV_BUDGET_EXCEEDED: Final = "daemon.shutdown.budget_exceeded"
+
+#: Test-only: seconds between ticks instead of the cron schedules (see the module docstring).
+TICK_ENV: Final = "RECON_TEST_TICK_SECONDS"
+#: Period kinds, each with its own job (id = kind).
+KINDS: Final = ("daily", "monthly")
+#: The pseudo job id of the catch-up run at start.
+CATCH_UP: Final = "catch-up"
+#: Recorded as the runs' trigger in the history.
+TRIGGER: Final = "daemon"
+#: Runs of the history read at start to show the last run of each kind before the first tick.
+_SEED_RUNS: Final = 500
+
+RunDue = Callable[..., due.DueReport]
+
+
+def utcnow() -> datetime:
+    """The daemon's clock (with the CLI's, the only place recon-job reads it)."""
+    return datetime.now(UTC)
+
+
+class Daemon:
+    """The scheduler, its jobs, the health server and the shutdown logic. See the module doc.
+
+    ``run_due`` defaults to :func:`recon_job.due.run_due` (tests inject a fake); ``channels``
+    to the configured notification channels; ``pinger`` to one for ``daemon.ping_url``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_due: RunDue | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        channels: Mapping[str, Transport] | None = None,
+        pinger: Pinger | None = None,
+    ) -> None:
+        self.settings = settings
+        d = settings.daemon
+        self._run_due: RunDue = run_due or due.run_due
+        self._clock = clock
+        self._channels = channels
+        if pinger is None:
+            url = d.ping_url.get_secret_value() if d.ping_url is not None else None
+            pinger = Pinger(url, redact=REDACTOR.scrub)
+        self._pinger = pinger
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._past_scheduler = threading.Event()
+        self._exit_code = 0
+        self._rids: dict[str, str] = {}
+        self._busy = 0
+        self._idle = threading.Condition()
+        #: Prometheus metrics served on /metrics.
+        self.metrics = Metrics()
+        #: What /healthz reports.
+        self.health = HealthState(
+            clock=clock,
+            settle=timedelta(hours=settings.reconcile.settle_hours),
+            overdue_after=timedelta(hours=d.overdue_hours),
+            next_runs=self._next_runs,
+        )
+        #: The APScheduler scheduler (not started until :meth:`run`).
+        self.scheduler = self._build_scheduler()
+        #: The /healthz and /metrics server, once :meth:`run` started it.
+        self.server: HealthServer | None = None
+
+    # -- set-up --------------------------------------------------------------------------
+
+    def _build_scheduler(self) -> BlockingScheduler:
+        d = self.settings.daemon
+        scheduler = BlockingScheduler(
+            timezone=UTC,
+            jobstores={"default": MemoryJobStore()},
+            executors={"default": ThreadPoolExecutor(max_workers=len(KINDS))},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": d.misfire_grace_seconds,
+            },
+        )
+        for kind, expression in (("daily", d.daily_cron), ("monthly", d.monthly_cron)):
+            scheduler.add_job(
+                self._scheduled,
+                trigger=_trigger(expression),
+                args=[kind],
+                id=kind,
+                name=f"recon-job {kind}",
+                replace_existing=True,
+            )
+        scheduler.add_listener(
+            self._on_job_event,
+            EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES,
+        )
+        return scheduler
+
+    def _next_runs(self) -> dict[str, datetime | None]:
+        # A job has no next_run_time until the scheduler has started (a "pending" job).
+        return {job.id: getattr(job, "next_run_time", None) for job in self.scheduler.get_jobs()}
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM and SIGINT stop the daemon cleanly (call from the main thread)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    # -- running ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Catch up, then schedule until stopped; the exit code (143 after SIGTERM).
+
+        Raises ``ConfigError`` before anything runs when the channels are misconfigured or the
+        health port cannot be bound.
+        """
+        if self._channels is None:
+            enabled = self.settings.alerts.enabled
+            self._channels = alerting.build_transports(self.settings) if enabled else {}
+        self._seed_from_history()
+        host, port = self.settings.daemon.listen_address
+        self.server = HealthServer(host, port, self.health, self.metrics).start()
+        try:
+            log.info(
+                EV_STARTED,
+                daily_cron=self.settings.daemon.daily_cron,
+                monthly_cron=self.settings.daemon.monthly_cron,
+                test_tick_seconds=os.environ.get(TICK_ENV),
+                port=self.server.port,
+                pings=self._pinger.enabled,
+            )
+            if not self._stop.is_set():
+                log.info(EV_CATCH_UP, kinds=list(KINDS))
+                # In the main thread, before the scheduler starts: APScheduler alone would
+                # never run the fire times missed while the daemon was down (R36).
+                try:
+                    self._tick(KINDS, CATCH_UP)
+                except Exception as e:  # never exit on a job failure
+                    self._job_failed(CATCH_UP, e)
+            if not self._stop.is_set():
+                self.health.set_scheduler("running")
+                self.scheduler.start()  # blocks until the shutdown thread stops it
+            self._past_scheduler.set()
+            self.health.set_scheduler("stopping")
+            self._wait_idle()
+        finally:
+            self.health.set_scheduler("stopped")
+            self.server.stop()
+            self._pinger.close()
+            self._done.set()
+        log.info(EV_STOPPED, exit_code=self._exit_code)
+        return self._exit_code
+
+    def request_stop(self, signum: int | None = None) -> None:
+        """Stop: the running tick stops at its next checkpoint, then :meth:`run` returns.
+
+        Safe in a signal handler: it only sets events and starts the shutdown thread (logging
+        here could deadlock on a stream lock the interrupted main thread holds).
+        """
+        if self._stop.is_set():
+            if signum is not None:
+                # A second signal: the operator wants out now; the next start reaps the row.
+                os._exit(128 + signum)
+            return
+        self._exit_code = 128 + signum if signum is not None else 0
+        self._stop.set()
+        threading.Thread(
+            target=self._shutdown, args=(signum,), name="recon-shutdown", daemon=True
+        ).start()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.request_stop(signum)
+
+    def _shutdown(self, signum: int | None) -> None:
+        budget = self.settings.daemon.shutdown_budget_seconds
+        deadline = time.monotonic() + budget
+        self.health.set_scheduler("stopping")
+        log.warning(
+            EV_STOPPING,
+            signal=signal.Signals(signum).name if signum is not None else None,
+            budget_s=budget,
+            busy=self._busy,
+        )
+        # The scheduler may not be running yet (catch-up in progress) or be starting right now.
+        while not self._past_scheduler.is_set() and time.monotonic() < deadline:
+            if self.scheduler.state != STATE_STOPPED:
+                try:
+                    self.scheduler.shutdown(wait=False)
+                    break
+                except SchedulerNotRunningError:
+                    pass
+            # run() checks the stop event before starting the scheduler: once it is past that
+            # point without starting it, there is nothing to shut down.
+            if self._past_scheduler.wait(0.05):
+                break
+        if not self._done.wait(max(0.0, deadline - time.monotonic())):
+            log.error(EV_BUDGET_EXCEEDED, budget_s=budget, busy=self._busy)
+            sys.stderr.flush()
+            # Past the budget the orchestrator's SIGKILL is close: exit now, on our terms.
+            os._exit(self._exit_code or 1)
+
+    def _wait_idle(self) -> None:
+        with self._idle:
+            while self._busy:
+                self._idle.wait(0.5)
+
+    # -- ticks -----------------------------------------------------------------------------
+
+    def _scheduled(self, kind: str) -> None:
+        """The body of a cron job; its end is accounted for by the job-event listener."""
+        with self._idle:
+            self._busy += 1
+        self._tick((kind,), kind)
+
+    def _tick(self, kinds: tuple[str, ...], job_id: str) -> None:
+        """Run every due period of ``kinds``, then a relay pass; ping and record it all."""
+        now = self._clock()
+        self.health.tick(now)
+        self.metrics.tick(now)
+        if self._stop.is_set():
+            return
+        rid = new_rid()
+        self._rids[job_id] = rid
+        self._pinger.start(rid)
+        with HistoryStore(self.settings.history.database_url.get_secret_value()) as store:
+            report = self._run_due(
+                self.settings,
+                now=now,
+                clock=self._clock,
+                kinds=kinds,
+                stop=self._stop,
+                store=store,
+                channels=self._channels,
+                trigger=TRIGGER,
+            )
+            for outcome in report.runs:
+                self._observe_run(outcome)
+            if report.interrupted:
+                self._rids.pop(job_id, None)
+                self._interrupted(job_id, rid, report.interrupted_run)
+                return
+            # Not after a stop request: a slow SMTP server must not eat the shutdown budget;
+            # the rows stay in the outbox for the next start.
+            if self._channels and not self._stop.is_set():
+                relayed = alerting.deliver(
+                    self.settings, store, self._channels, now=self._clock(), clock=self._clock
+                )
+                self.metrics.observe_relay(relayed)
+        self._rids.pop(job_id, None)
+        failed = [o for o in report.runs if o.error is not None]
+        if failed:
+            reasons = ", ".join(f"{o.window.key}: {o.error.reason}" for o in failed if o.error)
+            self._pinger.fail(rid, None, f"{len(failed)} run(s) failed: {reasons}")
+        else:
+            # After the results, the outbox rows and the relay pass are committed (§6).
+            self._pinger.success(rid)
+        log.info(
+            EV_TICK_FINISHED,
+            job=job_id,
+            status=report.status,
+            runs=[f"{o.window.key}={o.status}" for o in report.runs],
+            skipped=len(report.skipped),
+            abandoned=list(report.abandoned),
+        )
+
+    def _interrupted(self, job_id: str, rid: str, run_id: int | None) -> None:
+        self.metrics.scheduler_event("job_interrupted")
+        log.warning(EV_JOB_INTERRUPTED, job=job_id, run_id=run_id)
+        self._pinger.fail(rid, None, "interrupted: the daemon is shutting down")
+
+    def _job_failed(self, job_id: str, error: BaseException) -> None:
+        """Log, count and ``/fail``-ping a tick that raised (the scheduler goes on)."""
+        rid = self._rids.pop(job_id, None) or new_rid()
+        if isinstance(error, Interrupted):
+            self._interrupted(job_id, rid, error.run_id)
+            return
+        self.metrics.scheduler_event("job_error")
+        if isinstance(error, ReconError):
+            reason, message = error.reason, str(error)
+        else:
+            # A bug: its message may quote data; the traceback is logged by APScheduler.
+            reason, message = type(error).__name__, "internal error"
+        log.error(EV_JOB_FAILED, job=job_id, reason=reason, error=message)
+        self._pinger.fail(rid, None, f"{reason}: {message}")
+
+    def _on_job_event(self, event: Any) -> None:
+        """APScheduler listener; runs in the executor thread, so it stays cheap."""
+        code = event.code
+        try:
+            if code == EVENT_JOB_ERROR:
+                self._job_failed(event.job_id, event.exception)
+            elif code == EVENT_JOB_MISSED:
+                self.metrics.scheduler_event("job_missed")
+                log.warning(
+                    EV_JOB_MISSED,
+                    job=event.job_id,
+                    scheduled=_iso(event.scheduled_run_time),
+                    hint="the next tick's catch-up runs the period",
+                )
+            elif code == EVENT_JOB_MAX_INSTANCES:
+                self.metrics.scheduler_event("job_max_instances")
+                log.warning(
+                    EV_JOB_MAX_INSTANCES,
+                    job=event.job_id,
+                    scheduled=_iso(event.scheduled_run_time),
+                    hint="the previous tick is still running; the next catch-up covers it",
+                )
+        finally:
+            if code in (EVENT_JOB_EXECUTED, EVENT_JOB_ERROR):
+                with self._idle:
+                    self._busy = max(0, self._busy - 1)
+                    self._idle.notify_all()
+
+    # -- observations ----------------------------------------------------------------------
+
+    def _observe_run(self, outcome: RunOutcome) -> None:
+        self.metrics.observe_outcome(outcome)
+        info = RunInfo(outcome.window.key, str(outcome.status), outcome.finished_at)
+        self.health.record(outcome.window.kind, info)
+
+    def _seed_from_history(self) -> None:
+        """Show the last runs from before this start on /healthz and /metrics."""
+        try:
+            with HistoryStore(self.settings.history.database_url.get_secret_value()) as store:
+                runs = store.list_runs(_SEED_RUNS)
+        except ReconError as e:
+            log.warning(EV_HISTORY_UNREADABLE, reason=e.reason, error=str(e))
+            return
+        for run in reversed(runs):  # oldest first, so the newest ends up "last"
+            kind = run.window.kind
+            if kind not in KINDS:
+                continue
+            info = RunInfo(run.window_key, str(run.status), run.finished_at)
+            self.health.record(kind, info)
+            if info.status in ("reconciled", "mismatch") and run.finished_at is not None:
+                self.metrics.last_success.labels(kind=kind).set(run.finished_at.timestamp())
+
+
+def _trigger(expression: str) -> CronTrigger | IntervalTrigger:
+    seconds = os.environ.get(TICK_ENV)
+    if seconds:
+        return IntervalTrigger(seconds=float(seconds), timezone=UTC)
+    return CronTrigger.from_crontab(expression, timezone=UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def serve(settings: Settings) -> int:
+    """Run the daemon in this (main) thread until SIGTERM/SIGINT; the exit code."""
+    daemon = Daemon(settings)
+    daemon.install_signal_handlers()
+    return daemon.run()

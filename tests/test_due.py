@@ -1,0 +1,218 @@
+"""``due.run_due``: catch-up oldest first, one run per period, force, and stopping cleanly."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+
+import pytest
+
+from recon_job import due, job, windows
+from recon_job.config import Settings, load_settings
+from recon_job.errors import Interrupted, UsageApiError
+from recon_job.models import Usage, UsageKey, UsageTotals, Window
+from recon_job.store import HistoryStore, RunStatus
+
+#: 2026-03-16 06:00 UTC with a 24 h settle delay: 2026-03-14 is the last settled day and
+#: February the last settled month.
+NOW = datetime(2026, 3, 16, 6, 0, tzinfo=UTC)
+
+
+class Stub:
+    """A source returning the same usage on every day it is asked about; records the windows."""
+
+    def __init__(self, error: Exception | None = None, on_fetch: threading.Event | None = None):
+        self.windows: list[Window] = []
+        self.error = error
+        self.on_fetch = on_fetch
+
+    def fetch(self, window: Window) -> UsageTotals:
+        self.windows.append(window)
+        if self.on_fetch is not None:
+            self.on_fetch.set()
+        if self.error is not None:
+            raise self.error
+        usage = Usage(input_tokens=10, output_tokens=1, requests=1)
+        return UsageTotals(groups={UsageKey(day, "gpt-4o"): usage for day in window.days()})
+
+
+@pytest.fixture
+def store() -> Iterator[HistoryStore]:
+    history = HistoryStore("sqlite://")
+    yield history
+    history.close()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return load_settings(
+        environ={"RECON_SCHEDULE__LOOKBACK_DAYS": "3", "RECON_SCHEDULE__LOOKBACK_MONTHS": "2"}
+    )
+
+
+def clock() -> datetime:
+    return NOW
+
+
+def sources(official: Stub | None = None, local: Stub | None = None) -> job.Sources:
+    return job.Sources(local=(("logs", local or Stub()),), official=(official or Stub(),))
+
+
+def run_due(
+    settings: Settings, store: HistoryStore, srcs: job.Sources, **kw: object
+) -> due.DueReport:
+    return due.run_due(
+        settings,
+        now=NOW,
+        clock=clock,
+        store=store,
+        sources=srcs,
+        channels={},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_it_catches_up_every_due_period_oldest_first_then_has_nothing_due(
+    settings: Settings, store: HistoryStore
+) -> None:
+    official = Stub()
+    report = run_due(settings, store, sources(official))
+    assert [w.key for w in official.windows] == [
+        "daily:2026-03-12",
+        "daily:2026-03-13",
+        "daily:2026-03-14",
+        "monthly:2026-01",
+        "monthly:2026-02",
+    ]
+    assert report.status == "ok"
+    assert [str(r.status) for r in report.runs] == ["reconciled"] * 5
+    assert all(r.window.key == r.result.window.key for r in report.runs if r.result)
+    assert {r.trigger for r in store.list_runs()} == {"due"}
+
+    again = run_due(settings, store, sources(official))
+    assert again.runs == ()
+    assert again.status == "nothing-due"
+    assert len(official.windows) == 5  # completed periods cost no API calls (R33)
+
+
+def test_only_the_periods_without_a_completed_run_are_run(
+    settings: Settings, store: HistoryStore
+) -> None:
+    run_due(settings, store, sources(), kinds=("daily",))  # three completed days
+    failed_day = windows.daily(date(2026, 3, 13))
+    run_id = store.start_run(failed_day, started_at=NOW, trigger="cli")
+    store.fail_run(run_id, reason="server_error", message="down", finished_at=NOW)
+    official = Stub()
+    report = run_due(settings, store, sources(official), kinds=("daily",))
+    assert official.windows == []  # a failed re-run does not undo the completed one
+    assert report.status == "nothing-due"
+
+
+def test_a_pending_run_does_not_complete_its_period(
+    settings: Settings, store: HistoryStore
+) -> None:
+    day = windows.daily(date(2026, 3, 14))
+    early = datetime(2026, 3, 15, 1, 0, tzinfo=UTC)  # before the day settled
+    outcome = job.run_once(
+        settings, day, now=early, clock=clock, sources=sources(), store=store, channels={}
+    )
+    assert str(outcome.status) == "pending"
+    official = Stub()
+    run_due(settings, store, sources(official), kinds=("daily",))
+    assert day in official.windows
+
+
+def test_a_complete_explicit_window_is_skipped_unless_forced(
+    settings: Settings, store: HistoryStore
+) -> None:
+    day = windows.daily(date(2026, 3, 1))
+    first = run_due(settings, store, sources(), only=day, trigger="cli")
+    assert [r.window for r in first.runs] == [day]
+    official = Stub()
+    skipped = run_due(settings, store, sources(official), only=day)
+    assert skipped.skipped == (("daily:2026-03-01", "complete"),)
+    assert skipped.runs == ()
+    forced = run_due(settings, store, sources(official), only=day, force=True)
+    assert [r.window for r in forced.runs] == [day]
+    assert len([r for r in store.list_runs() if r.window_key == day.key]) == 2
+    with pytest.raises(ValueError, match="only="):
+        run_due(settings, store, sources(), force=True)
+
+
+def test_a_range_is_never_a_period_and_always_runs(settings: Settings, store: HistoryStore) -> None:
+    span = windows.date_range(date(2026, 3, 1), date(2026, 3, 2))
+    for _ in range(2):
+        assert len(run_due(settings, store, sources(), only=span).runs) == 1
+
+
+def test_a_locked_period_is_skipped_without_a_row_and_a_stale_row_is_abandoned(
+    settings: Settings, store: HistoryStore
+) -> None:
+    day = windows.daily(date(2026, 3, 14))
+    stale = store.start_run(day, started_at=NOW, trigger="due", owner="elsewhere:1")
+    with store.period_lock(day.key) as held:
+        assert held
+        locked = run_due(settings, store, sources(), kinds=("daily",))
+    assert ("daily:2026-03-14", "locked") in locked.skipped
+    assert "daily:2026-03-14" not in {r.window.key for r in locked.runs}
+    assert store.get_run(stale).status is RunStatus.RUNNING  # type: ignore[union-attr]
+
+    freed = run_due(settings, store, sources(), kinds=("daily",))
+    assert freed.abandoned == (stale,)
+    assert [r.window.key for r in freed.runs] == ["daily:2026-03-14"]
+    assert store.get_run(stale).status is RunStatus.ABANDONED  # type: ignore[union-attr]
+
+
+def test_a_stop_mid_run_marks_it_interrupted_and_ends_the_catch_up(
+    settings: Settings, store: HistoryStore
+) -> None:
+    stop = threading.Event()
+    official = Stub(on_fetch=stop)  # SIGTERM arrives during the first OpenAI fetch
+    report = run_due(settings, store, sources(official), stop=stop)
+    assert report.interrupted
+    assert report.status == "interrupted"
+    assert report.runs == ()
+    assert len(official.windows) == 1
+    (run,) = store.list_runs()
+    assert run.id == report.interrupted_run
+    assert run.status is RunStatus.INTERRUPTED
+    assert run.error_reason == "interrupted"
+    # The period stays due: the next run redoes it.
+    assert len(run_due(settings, store, sources()).runs) == 5
+
+
+def test_run_once_raises_interrupted_and_never_leaves_the_row_running(
+    settings: Settings, store: HistoryStore
+) -> None:
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Interrupted) as caught:
+        job.run_once(
+            settings,
+            windows.daily(date(2026, 3, 14)),
+            now=NOW,
+            clock=clock,
+            sources=sources(),
+            store=store,
+            channels={},
+            stop=stop,
+        )
+    assert caught.value.permanent is False
+    assert caught.value.reason == "interrupted"
+    (run,) = store.list_runs()
+    assert run.id == caught.value.run_id
+    assert run.status is RunStatus.INTERRUPTED
+    assert run.finished_at == NOW
+
+
+def test_a_transient_failure_ends_the_catch_up_and_fails_the_report(
+    settings: Settings, store: HistoryStore
+) -> None:
+    down = UsageApiError("OpenAI is down", permanent=False, reason="server_error")
+    official = Stub(error=down)
+    report = run_due(settings, store, sources(official))
+    assert len(official.windows) == 1  # the other periods would fail alike: left due
+    assert report.status == "failed"
+    (run,) = store.list_runs()
+    assert run.status is RunStatus.FAILED
