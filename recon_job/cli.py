@@ -36,7 +36,9 @@ from recon_job.cli_daemon import daemon
 from recon_job.config import Settings, load_settings
 from recon_job.due import DueReport, run_due
 from recon_job.errors import ConfigError, Interrupted, ReconError, StoreError
+from recon_job.health import Metrics
 from recon_job.models import Status, Window
+from recon_job.ping import push_metrics, with_pings
 
 log = structlog.get_logger(__name__)
 
@@ -173,19 +175,36 @@ def run(
             settle=timedelta(hours=settings.reconcile.settle_hours),
         )
     stop = threading.Event()
+
+    def work() -> DueReport:
+        return run_due(
+            settings,
+            now=now,
+            clock=utcnow,
+            only=window,
+            force=force,
+            stop=stop,
+            trigger="due" if due else "cli",
+            openai_csv=openai_csv,
+            channels={} if no_alerts else None,
+        )
+
     try:
         with _stop_on_sigterm(stop):
-            outcome = run_due(
-                settings,
-                now=now,
-                clock=utcnow,
-                only=window,
-                force=force,
-                stop=stop,
-                trigger="due" if due else "cli",
-                openai_csv=openai_csv,
-                channels={} if no_alerts else None,
-            )
+            if due:
+                # Run-once mode (CronJob, cron): the dead-man's switch hears of every run.
+                outcome = with_pings(
+                    settings,
+                    work,
+                    exit_code=lambda r: _exit_for(r, fail_on_mismatch),
+                    error_exit_code=lambda e: (
+                        EXIT_SIGTERM if isinstance(e, Interrupted) else exit_code(e)
+                    ),
+                    reason=lambda r: r.status,
+                )
+                _push_metrics(settings, outcome)
+            else:
+                outcome = work()
     except Interrupted as e:
         click.echo(f"recon-job: {e}", err=True)
         sys.exit(EXIT_SIGTERM)
@@ -197,12 +216,32 @@ def run(
         _print_one(outcome, window, fmt)
     if outcome.interrupted:
         click.echo("recon-job: interrupted: shutdown requested", err=True)
-        sys.exit(EXIT_SIGTERM)
+    code = _exit_for(outcome, fail_on_mismatch)
+    if code:
+        sys.exit(code)
+
+
+def _exit_for(outcome: DueReport, fail_on_mismatch: bool) -> int:
+    """The exit code of a run (or of every due period run)."""
+    if outcome.interrupted:
+        return EXIT_SIGTERM
     errors = [r.error for r in outcome.runs if r.error is not None]
     if errors:
-        sys.exit(min(exit_code(e) for e in errors))  # permanent (2) outranks transient (3)
+        return min(exit_code(e) for e in errors)  # permanent (2) outranks transient (3)
     if fail_on_mismatch and any(r.status is Status.MISMATCH for r in outcome.runs):
-        sys.exit(EXIT_MISMATCH)
+        return EXIT_MISMATCH
+    return 0
+
+
+def _push_metrics(settings: Settings, outcome: DueReport) -> None:
+    """Run-once mode has no /metrics to scrape: push the run's figures when configured."""
+    url = settings.daemon.pushgateway_url
+    if not url:
+        return
+    metrics = Metrics()
+    for ran in outcome.runs:
+        metrics.observe_outcome(ran)
+    push_metrics(url, metrics.registry)
 
 
 def _print_one(outcome: DueReport, window: Window, fmt: str) -> None:

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from recon_job.config import Settings, load_settings
+from recon_job.config import Settings, load_settings, secret_values
 from recon_job.errors import ConfigError, ReconError
 from recon_job.logconfig import configure_logging
 from recon_job.models import Status
@@ -48,14 +48,10 @@ def setup(config: str | None, fmt: str = "text") -> Settings:
         settings = load_settings(config)
     except ConfigError as e:
         fail(e, fmt)
-    admin_key = settings.openai.admin_key
     configure_logging(
         level=settings.logging.level,
         fmt=settings.logging.format,
-        secrets=[
-            admin_key.get_secret_value() if admin_key else None,
-            settings.history.database_url.get_secret_value(),
-        ],
+        secrets=secret_values(settings),
     )
     return settings
 

@@ -482,3 +482,28 @@ def load_settings(
     if problems or settings is None:
         raise ConfigError(problems or ["invalid configuration"])
     return settings
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """Every secret in ``settings`` (and the path of secret URLs), for the log redactor.
+
+    Paths count because ``requests`` quotes a URL's path alone in some messages ("Max retries
+    exceeded with url: /services/T0/B0/XYZ"), and for webhooks the path is the credential.
+    """
+    found: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+            found.append(text)
+            parts = urlsplit(text)
+            if parts.scheme and len(parts.path) > 1:
+                found.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+                found.append(parts.path)
+        elif isinstance(value, BaseModel):
+            found.extend(secret_values(value))
+        elif isinstance(value, tuple):
+            found.extend(
+                v for item in value if isinstance(item, BaseModel) for v in secret_values(item)
+            )
+    return [f for f in found if f]

@@ -46,6 +46,9 @@ class DaemonSettings(BaseModel):
     #: (503). Must cover the gap between settling and the cron's next fire time (up to a day
     #: for the daily job) plus a run.
     overdue_hours: float = Field(36.0, gt=0, le=24 * 62)
+    #: Seconds between relay passes that retry pending notifications between ticks (a 5xx, a
+    #: Slack 429 ...); 0 leaves retries to the next tick, a day later for the daily job.
+    relay_interval_seconds: int = Field(300, ge=0, le=24 * 3600)
     #: Dead-man's-switch base URL (a secret): ``RECON_PING_URL`` or ``RECON_PING_URL_FILE``.
     ping_url: SecretStr | None = None
     #: Prometheus Pushgateway (``http://host:9091``) that run-once mode pushes its metrics to;

@@ -86,6 +86,8 @@ EV_BUDGET_EXCEEDED: Final = "daemon.shutdown.budget_exceeded"
 TICK_ENV: Final = "RECON_TEST_TICK_SECONDS"
 #: Period kinds, each with its own job (id = kind).
 KINDS: Final = ("daily", "monthly")
+#: Job id of the relay pass between ticks.
+RELAY: Final = "relay"
 #: The pseudo job id of the catch-up run at start.
 CATCH_UP: Final = "catch-up"
 #: Recorded as the runs' trigger in the history.
@@ -154,7 +156,7 @@ class Daemon:
         scheduler = BlockingScheduler(
             timezone=UTC,
             jobstores={"default": MemoryJobStore()},
-            executors={"default": ThreadPoolExecutor(max_workers=len(KINDS))},
+            executors={"default": ThreadPoolExecutor(max_workers=len(KINDS) + 1)},
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
@@ -168,6 +170,14 @@ class Daemon:
                 args=[kind],
                 id=kind,
                 name=f"recon-job {kind}",
+                replace_existing=True,
+            )
+        if d.relay_interval_seconds:
+            scheduler.add_job(
+                self._relay,
+                trigger=IntervalTrigger(seconds=d.relay_interval_seconds, timezone=UTC),
+                id=RELAY,
+                name="recon-job relay",
                 replace_existing=True,
             )
         scheduler.add_listener(
@@ -291,6 +301,21 @@ class Daemon:
             self._busy += 1
         self._tick((kind,), kind)
 
+    def _relay(self) -> None:
+        """Send notifications due since the last pass (retries, deferred Slack 429s)."""
+        with self._idle:
+            self._busy += 1  # its end is accounted for by the job-event listener, like a tick's
+        channels = self._channels  # built in run(), after the scheduler
+        if self._stop.is_set() or not channels:
+            return
+        with HistoryStore(self.settings.history.database_url.get_secret_value()) as store:
+            if not store.pending_count():
+                return
+            relayed = alerting.deliver(
+                self.settings, store, channels, now=self._clock(), clock=self._clock
+            )
+        self.metrics.observe_relay(relayed)
+
     def _tick(self, kinds: tuple[str, ...], job_id: str) -> None:
         """Run every due period of ``kinds``, then a relay pass; ping and record it all."""
         now = self._clock()
@@ -349,6 +374,11 @@ class Daemon:
 
     def _job_failed(self, job_id: str, error: BaseException) -> None:
         """Log, count and ``/fail``-ping a tick that raised (the scheduler goes on)."""
+        if job_id == RELAY:
+            # Not a reconciliation: nothing for the dead-man's switch; the rows stay queued.
+            self.metrics.scheduler_event("relay_error")
+            log.error(EV_JOB_FAILED, job=job_id, reason=type(error).__name__)
+            return
         rid = self._rids.pop(job_id, None) or new_rid()
         if isinstance(error, Interrupted):
             self._interrupted(job_id, rid, error.run_id)

@@ -314,3 +314,25 @@ def test_a_variable_and_its_file_twin_together_are_an_error(tmp_path: Path) -> N
                 "RECON_DATABASE_URL_FILE": str(secret),
             }
         )
+
+
+def test_every_secret_and_the_path_of_secret_urls_reach_the_redactor() -> None:
+    from recon_job.config import secret_values
+
+    settings = load_settings(
+        environ={
+            "OPENAI_ADMIN_KEY": "sk-admin-abcdefghijkl",
+            "RECON_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/XYZ",
+            "RECON_WEBHOOK_SECRET": "whsec_0123456789",
+            "RECON_PING_URL": "https://hc-ping.com/5b0c9a3e-1111",
+        }
+    )
+    found = secret_values(settings)
+    for expected in (
+        "sk-admin-abcdefghijkl",
+        "https://hooks.slack.com/services/T0/B0/XYZ",
+        "/services/T0/B0/XYZ",
+        "whsec_0123456789",
+        "/5b0c9a3e-1111",
+    ):
+        assert expected in found

@@ -430,3 +430,46 @@ def test_a_daemon_down_across_two_daily_fire_times_runs_both_missed_periods_once
     assert sorted(r.window_key for r in by_daemon) == [missed_1.key, missed_2.key]
     assert all(r.status in ("reconciled", "mismatch") for r in by_daemon)
     assert by_daemon[0].started_at > by_daemon[1].started_at  # newest first: oldest ran first
+
+
+def test_pending_notifications_are_retried_between_ticks(tmp_path: Path) -> None:
+    from recon_job.notify.base import Message
+    from recon_job.store import OutboxItem
+
+    settings = settings_for(tmp_path, RECON_DAEMON__RELAY_INTERVAL_SECONDS="1")
+    sent: list[Message] = []
+
+    class Receiver:
+        channel = "webhook"
+
+        def notify(self, message: Message) -> None:
+            sent.append(message)
+
+    message = Message(
+        dedupe_key="k-between-ticks",
+        event="opened",
+        group_key="daily:2026-08-01",
+        subject="s",
+        text="t",
+        html="<p>t</p>",
+        slack_text="t",
+    )
+    with HistoryStore(settings.history.database_url.get_secret_value()) as store:
+        store.enqueue([OutboxItem("webhook", message)], now=datetime.now(UTC))
+    daemon = Daemon(settings, run_due=FakeDue(), channels={"webhook": Receiver()})
+    join = start(daemon)
+    wait_for(lambda: sent, timeout=10, what="the relay pass between ticks")
+    daemon.request_stop(signal.SIGTERM)
+    assert join() == 143
+    assert [m.dedupe_key for m in sent] == ["k-between-ticks"]
+
+
+def test_the_relay_job_exists_when_channels_are_built_later_from_the_settings(
+    tmp_path: Path,
+) -> None:
+    daemon = Daemon(settings_for(tmp_path), run_due=FakeDue())  # channels=None: built in run()
+    assert daemon.scheduler.get_job("relay") is not None
+    off = Daemon(
+        settings_for(tmp_path, RECON_DAEMON__RELAY_INTERVAL_SECONDS="0"), run_due=FakeDue()
+    )
+    assert off.scheduler.get_job("relay") is None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -161,3 +162,26 @@ def test_sigterm_interrupts_the_run_exits_143_and_releases_the_lock(
     assert again.code == 0, again.stderr  # the lock was released: not "skipped: locked"
     assert "skipped" not in again.stdout
     assert [r.status for r in runs(url)] == [RunStatus.INTERRUPTED, RunStatus.RECONCILED]
+
+
+def test_run_due_pings_the_dead_mans_switch_with_one_rid_per_run(
+    fake_openai: FakeOpenAI, workdir: Path, tmp_path: Path
+) -> None:
+    from pytest_httpserver import HTTPServer
+
+    check = "0f1e2d3c-aaaa-bbbb-cccc-ddddeeeeffff"
+    with HTTPServer(host="127.0.0.1", port=0) as monitor:
+        monitor.expect_request(re.compile(f"/{check}.*")).respond_with_data("OK")
+        history = f"sqlite:///{tmp_path / 'h.db'}"
+        ping = {**env(history), "RECON_PING_URL": monitor.url_for(f"/{check}")}
+        ok = cli(workdir, fake_openai, "run", "--due", **ping)
+        assert ok.code == 0, ok.stderr
+        fake_openai.fail_next(10, 401)
+        history = f"sqlite:///{tmp_path / 'h2.db'}"
+        bad = cli(workdir, fake_openai, "run", "--due", **{**ping, "RECON_DATABASE_URL": history})
+        assert bad.code == 2
+        for ran in (ok, bad):
+            assert check not in ran.stdout + ran.stderr  # the check's UUID is a secret
+        pings = [(r.path.removeprefix(f"/{check}"), r.args["rid"]) for r, _ in monitor.log]
+    assert [p for p, _ in pings] == ["/start", "", "/start", "/2"]
+    assert pings[0][1] == pings[1][1] != pings[2][1] == pings[3][1]
