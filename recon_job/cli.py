@@ -33,7 +33,7 @@ from recon_job.cli_common import (
     utcnow,
 )
 from recon_job.cli_daemon import daemon
-from recon_job.config import Settings, load_settings
+from recon_job.config import NdjsonSourceSettings, Settings, load_settings
 from recon_job.due import DueReport, run_due
 from recon_job.errors import ConfigError, Interrupted, ReconError, StoreError
 from recon_job.health import Metrics
@@ -446,10 +446,12 @@ def problems_beyond_settings(settings: Settings) -> list[str]:
         job.price_table(settings, namer)
     except ConfigError as e:
         problems.extend(e.problems)
-    try:
-        resolve_log_files(settings.logs.paths)
-    except ReconError as e:
-        problems.append(str(e))
+    ndjson = [s for s in settings.sources if isinstance(s, NdjsonSourceSettings)]
+    for paths in [s.paths for s in ndjson] if settings.sources else [settings.logs.paths]:
+        try:
+            resolve_log_files(paths)
+        except ReconError as e:
+            problems.append(str(e))
     from recon_job.alerting import channel_problems
 
     problems.extend(channel_problems(settings))
