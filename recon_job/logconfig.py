@@ -121,5 +121,8 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.INFO) if numeric > logging.DEBUG else numeric)
-    for noisy in ("urllib3", "sqlalchemy", "alembic"):
+    for noisy in ("sqlalchemy", "alembic"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    # urllib3 warns on every retry with the whole request line; recon_job.http logs each retry
+    # as its own event already, so urllib3 speaks up only at debug level or on errors.
+    logging.getLogger("urllib3").setLevel(numeric if numeric <= logging.DEBUG else logging.ERROR)

@@ -42,11 +42,13 @@ def test_secrets_are_masked_by_key_and_by_value_even_in_tracebacks() -> None:
         leaky({"Authorization": f"Bearer {SECRET}"})
     except RuntimeError:
         logger.exception("recon.test.crash")
-    logging.getLogger("urllib3.connectionpool").warning("retrying with key %s", SECRET)
+    logging.getLogger("urllib3.connectionpool").error("retrying with key %s", SECRET)
     text = out.getvalue()
     assert SECRET not in text
     assert SECRET[-8:] not in text
     assert MASK in text
+    stdlib = [line for line in _lines(out) if "retrying with key" in str(line["event"])]
+    assert len(stdlib) == 1  # stdlib loggers go through the same redacting chain
     crash = next(line for line in _lines(out) if line["event"] == "recon.test.crash")
     assert "exception" in crash
     assert "locals" not in json.dumps(crash["exception"])

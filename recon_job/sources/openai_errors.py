@@ -77,13 +77,48 @@ def transport_error(
         "timeout": "timed out",
         "connection": "could not be reached",
     }[kind]
-    detail = scrub(str(exc), secret)[:300]
     log.warning(EVENT_REQUEST_FAILED, endpoint=endpoint, reason=kind, error=type(exc).__name__)
     return UsageApiError(
-        f"OpenAI {endpoint} API {what} at {base_url} ({type(exc).__name__}: {detail})",
+        f"OpenAI {endpoint} API {what} at {base_url}: {_cause(exc, secret)}; "
+        "nothing was counted for this window (retry later: exit 3 is transient)",
         permanent=False,
         reason=kind,
     )
+
+
+# The innermost urllib3/OS cause names what went wrong far better than requests' own text,
+# which repeats the whole pool and URL and is cut off mid-word when shortened.
+_CAUSES = (
+    ("NameResolutionError", "cannot resolve the host name (DNS)"),
+    ("ConnectionRefusedError", "connection refused"),
+    ("ConnectTimeoutError", "no answer while connecting"),
+    ("ReadTimeoutError", "no answer within the read timeout"),
+    ("SSLError", "TLS handshake failed (certificate or proxy?)"),
+    ("ProxyError", "the proxy refused or failed"),
+    ("RemoteDisconnected", "the server closed the connection"),
+)
+
+
+def _cause(exc: BaseException, secret: str) -> str:
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__ or _reason(seen)
+    names = " ".join(type(e).__name__ for e in chain) + " " + " ".join(str(e) for e in chain)
+    for marker, text in _CAUSES:
+        if marker in names:
+            return text
+    return scrub(f"{type(chain[-1]).__name__}: {chain[-1]}", secret)[:200]
+
+
+def _reason(exc: BaseException) -> BaseException | None:
+    # urllib3's MaxRetryError keeps its cause in .reason, not in __cause__.
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException):
+        return reason
+    args = getattr(exc, "args", ())
+    return args[0] if args and isinstance(args[0], BaseException) else None
 
 
 def status_error(
