@@ -39,7 +39,7 @@ import requests
 from recon_job.http import make_session
 
 #: The admin key the fake accepts unless told otherwise. Long, like a real one.
-DEFAULT_ADMIN_KEY = "sk-admin-FAKEfake0123456789abcdefghijklmnopqrstuvwxyzTAIL8chr"
+DEFAULT_ADMIN_KEY = "sk-admin-FAKE.fake.0123456789.abcdefghij.klmnopqrst.uvwxyzTAIL8chr"
 
 USAGE_PATH = "/v1/organization/usage/completions"
 COSTS_PATH = "/v1/organization/costs"

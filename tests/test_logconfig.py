@@ -10,7 +10,7 @@ import structlog
 
 from recon_job.logconfig import MASK, configure_logging
 
-SECRET = "sk-admin-CANARYcanary0123456789"
+SECRET = "sk-admin-CANARY.canary.0123456789"
 
 
 def _lines(stream: io.StringIO) -> list[dict[str, object]]:

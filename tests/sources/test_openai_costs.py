@@ -34,7 +34,7 @@ from tests.fakeopenai import (  # noqa: F401
 )
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
-KEY = "sk-admin-COSTcost0123456789abcdefghijklmnopqrstuvwxyzLAST8KEY"
+KEY = "sk-admin-COST.cost.0123456789.abcdefghij.klmnopqrst.uvwxyzLAST8KEY"
 BASE = "https://api.openai.test/v1"
 URL = f"{BASE}/organization/costs"
 AUG1, AUG2 = date(2025, 8, 1), date(2025, 8, 2)
