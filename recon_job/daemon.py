@@ -1,7 +1,8 @@
 """``recon-job daemon``: APScheduler in the foreground, catch-up at start, clean SIGTERM.
 
-The only module that imports APScheduler (pinned ``>=3.11.2,<4``: 4.x is a pre-release,
-reliability.md §3.2). The configuration is reliability.md §3.3:
+With :mod:`recon_job.daemon_events` (the job-event listener and what runs report to /healthz
+and /metrics), the only module that imports APScheduler (pinned ``>=3.11.2,<4``: 4.x is a
+pre-release, reliability.md §3.2). The configuration is reliability.md §3.3:
 
 * a ``BlockingScheduler`` in UTC (cron in a zone with DST fires twice or never on the switch
   nights), a ``MemoryJobStore`` and two cron jobs with explicit ids (``daily``, ``monthly``),
@@ -41,7 +42,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any, Final
+from typing import Final
 
 import structlog
 from apscheduler.events import (
@@ -60,9 +61,15 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from recon_job import alerting, due
 from recon_job.config import Settings
-from recon_job.errors import Interrupted, ReconError
-from recon_job.health import HealthServer, HealthState, Metrics, RunInfo
-from recon_job.job import RunOutcome
+from recon_job.daemon_events import EV_HISTORY_UNREADABLE as EV_HISTORY_UNREADABLE
+from recon_job.daemon_events import EV_JOB_FAILED as EV_JOB_FAILED
+from recon_job.daemon_events import EV_JOB_INTERRUPTED as EV_JOB_INTERRUPTED
+from recon_job.daemon_events import EV_JOB_MAX_INSTANCES as EV_JOB_MAX_INSTANCES
+from recon_job.daemon_events import EV_JOB_MISSED as EV_JOB_MISSED
+from recon_job.daemon_events import KINDS as KINDS
+from recon_job.daemon_events import RELAY as RELAY
+from recon_job.daemon_events import JobEvents
+from recon_job.health import HealthServer, HealthState, Metrics
 from recon_job.logconfig import REDACTOR
 from recon_job.notify.base import Transport
 from recon_job.ping import Pinger, new_rid
@@ -73,27 +80,16 @@ log = structlog.get_logger(__name__)
 EV_STARTED: Final = "daemon.started"
 EV_CATCH_UP: Final = "daemon.catch_up.started"
 EV_TICK_FINISHED: Final = "daemon.tick.finished"
-EV_JOB_FAILED: Final = "daemon.job.failed"
-EV_JOB_INTERRUPTED: Final = "daemon.job.interrupted"
-EV_JOB_MISSED: Final = "daemon.job.missed"
-EV_JOB_MAX_INSTANCES: Final = "daemon.job.max_instances"
-EV_HISTORY_UNREADABLE: Final = "daemon.history.unreadable"
 EV_STOPPING: Final = "daemon.stopping"
 EV_STOPPED: Final = "daemon.stopped"
 EV_BUDGET_EXCEEDED: Final = "daemon.shutdown.budget_exceeded"
 
 #: Test-only: seconds between ticks instead of the cron schedules (see the module docstring).
 TICK_ENV: Final = "RECON_TEST_TICK_SECONDS"
-#: Period kinds, each with its own job (id = kind).
-KINDS: Final = ("daily", "monthly")
-#: Job id of the relay pass between ticks.
-RELAY: Final = "relay"
 #: The pseudo job id of the catch-up run at start.
 CATCH_UP: Final = "catch-up"
 #: Recorded as the runs' trigger in the history.
 TRIGGER: Final = "daemon"
-#: Runs of the history read at start to show the last run of each kind before the first tick.
-_SEED_RUNS: Final = 500
 
 RunDue = Callable[..., due.DueReport]
 
@@ -103,7 +99,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Daemon:
+class Daemon(JobEvents):
     """The scheduler, its jobs, the health server and the shutdown logic. See the module doc.
 
     ``run_due`` defaults to :func:`recon_job.due.run_due` (tests inject a fake); ``channels``
@@ -367,93 +363,12 @@ class Daemon:
             abandoned=list(report.abandoned),
         )
 
-    def _interrupted(self, job_id: str, rid: str, run_id: int | None) -> None:
-        self.metrics.scheduler_event("job_interrupted")
-        log.warning(EV_JOB_INTERRUPTED, job=job_id, run_id=run_id)
-        self._pinger.fail(rid, None, "interrupted: the daemon is shutting down")
-
-    def _job_failed(self, job_id: str, error: BaseException) -> None:
-        """Log, count and ``/fail``-ping a tick that raised (the scheduler goes on)."""
-        if job_id == RELAY:
-            # Not a reconciliation: nothing for the dead-man's switch; the rows stay queued.
-            self.metrics.scheduler_event("relay_error")
-            log.error(EV_JOB_FAILED, job=job_id, reason=type(error).__name__)
-            return
-        rid = self._rids.pop(job_id, None) or new_rid()
-        if isinstance(error, Interrupted):
-            self._interrupted(job_id, rid, error.run_id)
-            return
-        self.metrics.scheduler_event("job_error")
-        if isinstance(error, ReconError):
-            reason, message = error.reason, str(error)
-        else:
-            # A bug: its message may quote data; the traceback is logged by APScheduler.
-            reason, message = type(error).__name__, "internal error"
-        log.error(EV_JOB_FAILED, job=job_id, reason=reason, error=message)
-        self._pinger.fail(rid, None, f"{reason}: {message}")
-
-    def _on_job_event(self, event: Any) -> None:
-        """APScheduler listener; runs in the executor thread, so it stays cheap."""
-        code = event.code
-        try:
-            if code == EVENT_JOB_ERROR:
-                self._job_failed(event.job_id, event.exception)
-            elif code == EVENT_JOB_MISSED:
-                self.metrics.scheduler_event("job_missed")
-                log.warning(
-                    EV_JOB_MISSED,
-                    job=event.job_id,
-                    scheduled=_iso(event.scheduled_run_time),
-                    hint="the next tick's catch-up runs the period",
-                )
-            elif code == EVENT_JOB_MAX_INSTANCES:
-                self.metrics.scheduler_event("job_max_instances")
-                log.warning(
-                    EV_JOB_MAX_INSTANCES,
-                    job=event.job_id,
-                    scheduled=_iso(event.scheduled_run_time),
-                    hint="the previous tick is still running; the next catch-up covers it",
-                )
-        finally:
-            if code in (EVENT_JOB_EXECUTED, EVENT_JOB_ERROR):
-                with self._idle:
-                    self._busy = max(0, self._busy - 1)
-                    self._idle.notify_all()
-
-    # -- observations ----------------------------------------------------------------------
-
-    def _observe_run(self, outcome: RunOutcome) -> None:
-        self.metrics.observe_outcome(outcome)
-        info = RunInfo(outcome.window.key, str(outcome.status), outcome.finished_at)
-        self.health.record(outcome.window.kind, info)
-
-    def _seed_from_history(self) -> None:
-        """Show the last runs from before this start on /healthz and /metrics."""
-        try:
-            with HistoryStore(self.settings.history.database_url.get_secret_value()) as store:
-                runs = store.list_runs(_SEED_RUNS)
-        except ReconError as e:
-            log.warning(EV_HISTORY_UNREADABLE, reason=e.reason, error=str(e))
-            return
-        for run in reversed(runs):  # oldest first, so the newest ends up "last"
-            kind = run.window.kind
-            if kind not in KINDS:
-                continue
-            info = RunInfo(run.window_key, str(run.status), run.finished_at)
-            self.health.record(kind, info)
-            if info.status in ("reconciled", "mismatch") and run.finished_at is not None:
-                self.metrics.last_success.labels(kind=kind).set(run.finished_at.timestamp())
-
 
 def _trigger(expression: str) -> CronTrigger | IntervalTrigger:
     seconds = os.environ.get(TICK_ENV)
     if seconds:
         return IntervalTrigger(seconds=float(seconds), timezone=UTC)
     return CronTrigger.from_crontab(expression, timezone=UTC)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 def serve(settings: Settings) -> int:
