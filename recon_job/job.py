@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import difflib
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -23,7 +24,16 @@ from recon_job.errors import ConfigError, Interrupted, ReconError
 from recon_job.faults import fault_point
 from recon_job.http import Deadline, make_session
 from recon_job.modelnames import ModelNamer
-from recon_job.models import ReconResult, Status, Tolerance, Usage, UsageKey, UsageTotals, Window
+from recon_job.models import (
+    EMPTY,
+    ReconResult,
+    Status,
+    Tolerance,
+    Usage,
+    UsageKey,
+    UsageTotals,
+    Window,
+)
 from recon_job.notify.base import Transport
 from recon_job.pricing import PriceTable
 from recon_job.sources.base import UsageSource
@@ -36,6 +46,8 @@ from recon_job.sources.sql_table import SqlTableOptions, SqlTableSource
 from recon_job.store import HistoryStore, RunStatus
 
 log = structlog.get_logger(__name__)
+
+K = TypeVar("K")
 
 EV_RUN_STARTED = "recon.run.started"
 EV_RUN_FINISHED = "recon.run.finished"
@@ -222,28 +234,29 @@ def csv_sources(settings: Settings, files: Sequence[str | Path]) -> tuple[UsageS
 def normalize(totals: UsageTotals, namer: ModelNamer) -> UsageTotals:
     """``totals`` with every model name normalised and groups that now coincide summed."""
     groups: dict[UsageKey, Usage] = {}
-    for key, usage in totals.groups.items():
-        norm = replace(key, model=namer.normalize(key.model))
-        groups[norm] = groups[norm] + usage if norm in groups else usage
+    _add(
+        groups, ((replace(k, model=namer.normalize(k.model)), u) for k, u in totals.groups.items())
+    )
     return replace(totals, groups=groups)
 
 
 def merge(parts: list[UsageTotals]) -> UsageTotals:
-    """Several sources' totals as one: groups summed, skipped and info counts added."""
+    """Several sources' totals as one: groups and unpriced usage summed, counts added."""
     groups: dict[UsageKey, Usage] = {}
-    skipped: dict[str, int] = {}
-    info: dict[str, int] = {}
     unpriced: dict[str, Usage] = {}
+    skipped: Counter[str] = Counter()
+    info: Counter[str] = Counter()
     for part in parts:
-        for key, usage in part.groups.items():
-            groups[key] = groups[key] + usage if key in groups else usage
-        for reason, n in part.skipped.items():
-            skipped[reason] = skipped.get(reason, 0) + n
-        for name, n in part.info.items():
-            info[name] = info.get(name, 0) + n
-        for model, usage in part.unpriced.items():
-            unpriced[model] = unpriced[model] + usage if model in unpriced else usage
-    return UsageTotals(groups=groups, skipped=skipped, unpriced=unpriced, info=info)
+        _add(groups, part.groups.items())
+        _add(unpriced, part.unpriced.items())
+        skipped.update(part.skipped)
+        info.update(part.info)
+    return UsageTotals(groups=groups, skipped=dict(skipped), unpriced=unpriced, info=dict(info))
+
+
+def _add(target: dict[K, Usage], items: Iterable[tuple[K, Usage]]) -> None:
+    for key, usage in items:
+        target[key] = target.get(key, EMPTY) + usage
 
 
 def run_once(
