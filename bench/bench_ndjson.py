@@ -136,7 +136,7 @@ def _child_hwm_kib() -> list[tuple[int, int]]:
 def child(path: str, workers: int) -> None:
     """Run one aggregation and print its figures as JSON (the child-process side)."""
     from recon_job.models import Window
-    from recon_job.sources.ndjson_logs import NdjsonLogSource, NdjsonOptions
+    from recon_job.sources.ndjson.source import NdjsonLogSource, NdjsonOptions
 
     source = NdjsonLogSource(NdjsonOptions(paths=(path,), workers=workers), BenchPricer())
     window = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))

@@ -8,7 +8,7 @@ there would cost each worker about a second and 90 MB.
 
 def main() -> None:
     """Run the ``recon-job`` command line."""
-    from recon_job.cli import main as cli
+    from recon_job.cli.main import main as cli
 
     cli()
 

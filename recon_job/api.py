@@ -22,20 +22,20 @@ from decimal import Decimal
 from typing import Any
 
 from recon_job import compare, windows
-from recon_job.formats import usage_counts
 from recon_job.http import make_session
 from recon_job.modelnames import ModelNamer
 from recon_job.models import EMPTY, Tolerance, Usage, Window
 from recon_job.pricing import PriceTable
-from recon_job.sources.ndjson_logs import LogRecord, NdjsonOptions, iter_records
-from recon_job.sources.openai_common import (
+from recon_job.report.formats import usage_counts
+from recon_job.sources.ndjson.source import LogRecord, NdjsonOptions, iter_records
+from recon_job.sources.openai.base import (
     OpenAIClient,
     OpenAIOptions,
     array_params,
     optional_int,
     require_int,
 )
-from recon_job.sources.openai_usage import USAGE_PATH
+from recon_job.sources.openai.usage import USAGE_PATH
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 #: Largest page per bucket width (reference §1.2): a month of daily buckets is one request.

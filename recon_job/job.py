@@ -18,8 +18,9 @@ from typing import Any, TypeVar
 
 import structlog
 
-from recon_job import alerting, compare, windows
-from recon_job.config import LogsSettings, Settings, SqlSourceSettings
+from recon_job import compare, windows
+from recon_job.config.settings import LogsSettings, Settings, SqlSourceSettings
+from recon_job.delivery import plan as alerting
 from recon_job.errors import ConfigError, Interrupted, ReconError
 from recon_job.faults import fault_point
 from recon_job.http import Deadline, make_session
@@ -37,12 +38,12 @@ from recon_job.models import (
 from recon_job.notify.base import Transport
 from recon_job.pricing import PriceTable
 from recon_job.sources.base import UsageSource
-from recon_job.sources.csv_export import CsvActivitySource, CsvCostSource, detect_export_kind
-from recon_job.sources.ndjson_logs import NdjsonLogSource, NdjsonOptions
-from recon_job.sources.openai_common import OpenAIOptions
-from recon_job.sources.openai_costs import OpenAICostsSource
-from recon_job.sources.openai_usage import OpenAIUsageSource
-from recon_job.sources.sql_table import SqlTableOptions, SqlTableSource
+from recon_job.sources.exports.source import CsvActivitySource, CsvCostSource, detect_export_kind
+from recon_job.sources.ndjson.source import NdjsonLogSource, NdjsonOptions
+from recon_job.sources.openai.base import OpenAIOptions
+from recon_job.sources.openai.costs import OpenAICostsSource
+from recon_job.sources.openai.usage import OpenAIUsageSource
+from recon_job.sources.sql.source import SqlTableOptions, SqlTableSource
 from recon_job.store import HistoryStore, RunStatus
 
 log = structlog.get_logger(__name__)

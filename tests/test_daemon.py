@@ -1,6 +1,6 @@
 """The daemon: catch-up at start, ticks, listeners, pings, SIGTERM — in-process and for real.
 
-The first half drives :class:`recon_job.daemon.Daemon` in a thread with a fake ``run_due`` and a
+The first half drives :class:`recon_job.daemon.scheduler.Daemon` in a thread with a fake ``run_due`` and a
 seconds-level test schedule (``RECON_TEST_TICK_SECONDS``). The second half starts the real
 ``python -m recon_job daemon`` process against the fake OpenAI server over real HTTP on
 127.0.0.1 and checks /healthz, /metrics, the exit code after SIGTERM, the history rows and that
@@ -30,11 +30,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
 
 from recon_job import job, windows
-from recon_job.config import Settings, load_settings
-from recon_job.daemon import TICK_ENV, Daemon
-from recon_job.due import DueReport
+from recon_job.config.settings import Settings, load_settings
+from recon_job.daemon.scheduler import TICK_ENV, Daemon
 from recon_job.errors import StoreError
-from recon_job.ping import Pinger
+from recon_job.runtime.due import DueReport
+from recon_job.runtime.ping import Pinger
 from recon_job.store import HistoryStore
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
 from tests.test_cli_e2e import cli

@@ -8,10 +8,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from recon_job import due, job, windows
-from recon_job.config import Settings, load_settings
+from recon_job import job, windows
+from recon_job.config.settings import Settings, load_settings
 from recon_job.errors import Interrupted, UsageApiError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
+from recon_job.runtime import due
 from recon_job.store import HistoryStore, RunStatus
 
 #: 2026-03-16 06:00 UTC with a 24 h settle delay: 2026-03-14 is the last settled day and

@@ -16,8 +16,15 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from recon_job.daemon.health import (
+    HealthServer,
+    HealthState,
+    Metrics,
+    RunInfo,
+    expected_period,
+    overdue,
+)
 from recon_job.errors import ConfigError
-from recon_job.health import HealthServer, HealthState, Metrics, RunInfo, expected_period, overdue
 
 NOW = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
 SETTLE = timedelta(hours=24)

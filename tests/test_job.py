@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from recon_job import job, windows
-from recon_job.config import Settings, load_settings
+from recon_job.config.settings import Settings, load_settings
 from recon_job.errors import ConfigError, LogSourceError, UsageApiError
 from recon_job.models import Status, Usage, UsageKey, UsageTotals, Window
 from recon_job.store import HistoryStore

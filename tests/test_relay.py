@@ -14,10 +14,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from recon_job.alerts import NotificationState
+from recon_job.delivery.relay import channel_failing_message, exponential_backoff, relay
 from recon_job.errors import NotifyError
 from recon_job.faults import FAULT_EXIT_STATUS, FAULT_POINT_ENV
 from recon_job.notify.base import AlertEvent, Message
-from recon_job.notify.relay import channel_failing_message, exponential_backoff, relay
 from recon_job.store import HistoryStore, OutboxItem
 
 T0 = datetime(2026, 3, 15, 6, 0, tzinfo=UTC)
@@ -309,7 +309,7 @@ CRASHING_RELAY = textwrap.dedent(
     from datetime import datetime
     from pathlib import Path
 
-    from recon_job.notify.relay import relay
+    from recon_job.delivery.relay import relay
     from recon_job.store import HistoryStore
 
     url, deliveries, now = sys.argv[1], Path(sys.argv[2]), datetime.fromisoformat(sys.argv[3])

@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
-from recon_job.config import Settings, load_settings
+from recon_job.config.settings import Settings, load_settings
 from recon_job.errors import ConfigError, LogSourceError
-from recon_job.request_recon import (
+from recon_job.per_request.reconcile import (
     BilledRequest,
     LocalRequest,
     RequestReconReport,

@@ -20,7 +20,7 @@ Its schema, ``recon-job.alert/v1``, only ever gains fields::
     }
 
 ``local``/``openai``/``difference`` objects are those of ``recon-job run --format json``
-(:mod:`recon_job.report`): token counts are integers, money is an exact decimal string.
+(:mod:`recon_job.report.run`): token counts are integers, money is an exact decimal string.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
-from recon_job import report
+from recon_job.causes import likely_causes
 from recon_job.models import GroupResult, Metric, ReconResult, Status, UsageKey, Window
 from recon_job.notify.base import AlertEvent
-from recon_job.notify.causes import likely_causes
+from recon_job.report import run as report
 
 #: The webhook payload's schema name and version.
 PAYLOAD_SCHEMA: Final = "recon-job.alert/v1"

@@ -32,7 +32,7 @@ come from logs and from OpenAI: untrusted data. ``StrictUndefined`` turns a typo
 template into an error at render time instead of a silently empty field.
 
 The context and the webhook payload (schema ``recon-job.alert/v1``) are built in
-:mod:`recon_job.notify.context`, the likely causes in :mod:`recon_job.notify.causes`; their
+:mod:`recon_job.notify.context`, the likely causes in :mod:`recon_job.causes`; their
 names are re-exported here.
 """
 
@@ -56,10 +56,10 @@ from jinja2 import (
     select_autoescape,
 )
 
+from recon_job.causes import likely_causes
 from recon_job.errors import ConfigError
 from recon_job.models import GroupResult, ReconResult, Usage, UsageKey, Window
 from recon_job.notify.base import AlertEvent, Message
-from recon_job.notify.causes import likely_causes
 from recon_job.notify.context import (
     EVENT_TITLES,
     PAYLOAD_SCHEMA,

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from recon_job.errors import ConfigError, LogSourceError
 from recon_job.modelnames import ModelNamer
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
-from recon_job.sources import ndjson_files, ndjson_logs
-from recon_job.sources.ndjson_logs import NdjsonLogSource, NdjsonOptions
+from recon_job.sources.ndjson import files as ndjson_files
+from recon_job.sources.ndjson import source as ndjson_logs
+from recon_job.sources.ndjson.source import NdjsonLogSource, NdjsonOptions
 from tests.helpers import FakePricer
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ndjson"

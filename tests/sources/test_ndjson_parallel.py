@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recon_job.errors import ConfigError, LogSourceError
-from recon_job.sources import ndjson_files, ndjson_logs
-from recon_job.sources.ndjson_files import EVENT_GZIP_TRUNCATED, Task, plan_tasks, read_lines
-from recon_job.sources.ndjson_logs import NdjsonOptions
+from recon_job.sources.ndjson import files as ndjson_files
+from recon_job.sources.ndjson import source as ndjson_logs
+from recon_job.sources.ndjson.files import EVENT_GZIP_TRUNCATED, Task, plan_tasks, read_lines
+from recon_job.sources.ndjson.source import NdjsonOptions
 from tests.helpers import FakePricer
 from tests.sources.test_ndjson_logs import MARCH, fetch, rec
 

@@ -11,7 +11,7 @@ import pytest
 
 from recon_job.errors import LogSourceError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
-from recon_job.sources.ndjson_logs import LogRecord, NdjsonOptions, iter_records
+from recon_job.sources.ndjson.source import LogRecord, NdjsonOptions, iter_records
 from tests.helpers import FakePricer
 from tests.sources.test_ndjson_logs import FIXTURES, MARCH, fetch, rec, write
 

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from recon_job.errors import UsageApiError
 from recon_job.http import make_session
 from recon_job.models import Usage, UsageKey, Window
-from recon_job.sources.openai_common import OpenAIOptions
-from recon_job.sources.openai_costs import (
+from recon_job.sources.openai.base import OpenAIOptions
+from recon_job.sources.openai.costs import (
     LineItem,
     OpenAICostsSource,
     parse_amount,

@@ -22,8 +22,8 @@ import structlog
 from recon_job.errors import ConfigError, UsageApiError
 from recon_job.http import Deadline, make_session
 from recon_job.models import Usage, UsageKey, Window
-from recon_job.sources.openai_common import OpenAIOptions
-from recon_job.sources.openai_usage import OpenAIUsageSource
+from recon_job.sources.openai.base import OpenAIOptions
+from recon_job.sources.openai.usage import OpenAIUsageSource
 from tests.fakeopenai import (  # noqa: F401
     FakeOpenAI,
     fake_openai_fixture,

@@ -1,0 +1,34 @@
+"""``recon-job daemon``: the always-on scheduler (see :mod:`recon_job.daemon.scheduler`)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from recon_job.cli.common import config_option, fail, setup
+from recon_job.errors import ReconError
+from recon_job.logconfig import REDACTOR
+from recon_job.runtime.ping import secret_values
+
+
+@click.command()
+@config_option
+def daemon(config: str | None) -> None:
+    """Run daily and monthly reconciliations on a schedule (UTC), catching up on anything
+    missed; serve GET /healthz and GET /metrics on daemon.listen (default 127.0.0.1:9108).
+
+    Stops cleanly on SIGTERM (exit 143) or SIGINT (exit 130): the run in progress stops at its
+    next checkpoint and is recorded as interrupted. A failing run never stops the daemon.
+    """
+    settings = setup(config)
+    ping_url = settings.daemon.ping_url
+    REDACTOR.add(*secret_values(ping_url.get_secret_value() if ping_url else None))
+    # Imported here so that the other commands never load APScheduler.
+    from recon_job.daemon import scheduler
+
+    try:
+        code = scheduler.serve(settings)
+    except ReconError as e:
+        fail(e)
+    sys.exit(code)

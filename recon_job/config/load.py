@@ -1,0 +1,198 @@
+"""Reading the raw settings: the documented environment variables, the TOML file, secrets.
+
+The input side of :func:`recon_job.config.settings.load_settings`: :data:`ENV_VARS` and their
+``<NAME>_FILE`` twins, the TOML file with secrets refused, the ``url_env`` of SQL sources,
+pydantic's errors turned into readable lines, and :func:`secret_values` for the log redactor.
+Everything here works on plain dicts and models, so it imports nothing of
+:mod:`recon_job.config.settings` (which re-exports the public names).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, SecretStr
+
+#: The documented environment variables: name -> (section, key, comma-separated list?).
+ENV_VARS: dict[str, tuple[str, str, bool]] = {
+    "OPENAI_BASE_URL": ("openai", "base_url", False),
+    "OPENAI_ADMIN_KEY": ("openai", "admin_key", False),
+    "RECON_PROJECT_IDS": ("openai", "project_ids", True),
+    "RECON_API_KEY_IDS": ("openai", "api_key_ids", True),
+    "RECON_GROUP_BY": ("openai", "group_by", True),
+    "RECON_LOG_PATHS": ("logs", "paths", True),
+    "RECON_LOG_TIMEZONE": ("logs", "timezone", False),
+    "RECON_PRICING_FILE": ("pricing", "file", False),
+    "RECON_THRESHOLD_PCT": ("reconcile", "threshold_pct", False),
+    "RECON_SETTLE_HOURS": ("reconcile", "settle_hours", False),
+    "RECON_DATABASE_URL": ("history", "database_url", False),
+    "RECON_LOG_LEVEL": ("logging", "level", False),
+    "RECON_LOG_FORMAT": ("logging", "format", False),
+    "RECON_SMTP_HOST": ("email", "host", False),
+    "RECON_SMTP_PORT": ("email", "port", False),
+    "RECON_SMTP_USERNAME": ("email", "username", False),
+    "RECON_SMTP_PASSWORD": ("email", "password", False),
+    "RECON_SMTP_SECURITY": ("email", "security", False),
+    "RECON_EMAIL_FROM": ("email", "sender", False),
+    "RECON_EMAIL_TO": ("email", "recipients", True),
+    "RECON_SLACK_WEBHOOK_URL": ("slack", "webhook_url", False),
+    "RECON_WEBHOOK_URL": ("webhook", "url", False),
+    "RECON_WEBHOOK_SECRET": ("webhook", "secret", False),
+    "RECON_TEMPLATES_DIR": ("alerts", "templates_dir", False),
+    "RECON_PING_URL": ("daemon", "ping_url", False),
+    "RECON_PUSHGATEWAY_URL": ("daemon", "pushgateway_url", False),
+}
+#: Read when ``OPENAI_ADMIN_KEY`` (and its ``_FILE``) is unset, as the official SDK does not.
+FALLBACK_KEY_VAR = "OPENAI_API_KEY"
+#: Settings that are secrets: never accepted from the TOML file (a database URL only when it
+#: carries a password).
+SECRET_KEYS = {
+    ("openai", "admin_key"),
+    ("history", "database_url"),
+    ("email", "password"),
+    ("slack", "webhook_url"),
+    ("webhook", "url"),
+    ("webhook", "secret"),
+    ("daemon", "ping_url"),
+}
+
+
+def _documented_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Read :data:`ENV_VARS` and their ``_FILE`` twins into the nested settings shape."""
+    problems: list[str] = []
+
+    def read(name: str) -> str | None:
+        value = environ.get(name)
+        file_name = environ.get(f"{name}_FILE")
+        if value and file_name:
+            # Silently preferring one would hide a mistake, e.g. an image's default
+            # RECON_DATABASE_URL shadowing the RECON_DATABASE_URL_FILE a deployment mounts.
+            problems.append(f"both {name} and {name}_FILE are set; set only one of them")
+            return None
+        if value:
+            return value
+        if file_name:
+            try:
+                return Path(file_name).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                problems.append(
+                    f"{name}_FILE: cannot read {file_name!r} ({e.strerror or e}); "
+                    "point it at a readable file holding the value"
+                )
+        return None
+
+    data: dict[str, dict[str, Any]] = {}
+    for name, (section, key, is_list) in ENV_VARS.items():
+        value = read(name)
+        if value is None and name == "OPENAI_ADMIN_KEY":
+            value = read(FALLBACK_KEY_VAR)
+        if value is None:
+            continue
+        parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if is_list else value
+        data.setdefault(section, {})[key] = parsed
+    return data, problems
+
+
+def _resolve_source_urls(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """Fill each SQL source's ``url`` from the variable its ``url_env`` names (or its _FILE)."""
+    problems: list[str] = []
+    sources = data.get("sources")
+    if not isinstance(sources, list):
+        return problems
+    for index, source in enumerate(sources):
+        if not isinstance(source, dict) or not isinstance(source.get("url_env"), str):
+            continue
+        name = source["url_env"]
+        value = environ.get(name)
+        file_name = environ.get(f"{name}_FILE")
+        if not value and file_name:
+            try:
+                value = Path(file_name).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                problems.append(f"sources.{index}: cannot read {name}_FILE {file_name!r} ({e})")
+        if value:
+            source["url"] = value
+    return problems
+
+
+def _has_password(url: str) -> bool:
+    netloc = urlsplit(url).netloc
+    return "@" in netloc and ":" in netloc.split("@", 1)[0]
+
+
+def _read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
+    problems: list[str] = []
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        return {}, [f"config file {str(path)!r} does not exist; check --config or RECON_CONFIG"]
+    except OSError as e:
+        return {}, [f"config file {str(path)!r} cannot be read: {e.strerror or e}"]
+    except tomllib.TOMLDecodeError as e:
+        return {}, [f"config file {str(path)!r} is not valid TOML: {e}"]
+    for index, source in enumerate(data.get("sources") or []):
+        if isinstance(source, dict) and _has_password(str(source.get("url", ""))):
+            problems.append(
+                f"{path}: sources.{index}.url carries a password; put the URL in an environment "
+                "variable and name it with url_env instead"
+            )
+            del source["url"]
+    for section, key in sorted(SECRET_KEYS):
+        if isinstance(data.get(section), dict) and key in data[section]:
+            if key == "database_url" and not _has_password(str(data[section][key])):
+                continue
+            problems.append(
+                f"{path}: [{section}] {key} is a secret and is not read from the config file; "
+                "set it in the environment or a *_FILE secret instead (see README)"
+            )
+            del data[section][key]
+    return data, problems
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
+    message = str(error.get("msg", "invalid value"))
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    if error.get("type") == "extra_forbidden":
+        return f"{where}: unknown setting (see config/recon.example.toml for every key)"
+    value = error.get("input")
+    if error.get("type") != "missing" and isinstance(value, str | int | float | Decimal):
+        secret = any(where.startswith(f"{s}.{k}") for s, k in SECRET_KEYS)
+        shown = "<hidden>" if secret else repr(value)
+        return f"{where}: {message} (got {shown})"
+    return f"{where}: {message}"
+
+
+def secret_values(settings: BaseModel) -> list[str]:
+    """Every secret in ``settings`` (and the path of secret URLs), for the log redactor.
+
+    Paths count because ``requests`` quotes a URL's path alone in some messages ("Max retries
+    exceeded with url: /services/T0/B0/XYZ"), and for webhooks the path is the credential.
+    """
+    found: list[str] = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr):
+            text = value.get_secret_value()
+            found.append(text)
+            parts = urlsplit(text)
+            if parts.scheme and len(parts.path) > 1:
+                found.append(parts.path + (f"?{parts.query}" if parts.query else ""))
+                found.append(parts.path)
+        elif isinstance(value, BaseModel):
+            found.extend(secret_values(value))
+        elif isinstance(value, tuple):
+            found.extend(
+                v for item in value if isinstance(item, BaseModel) for v in secret_values(item)
+            )
+    return [f for f in found if f]
+
+
+__all__ = ["ENV_VARS", "FALLBACK_KEY_VAR", "SECRET_KEYS", "secret_values"]

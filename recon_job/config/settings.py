@@ -1,0 +1,345 @@
+"""Settings: one TOML file, environment variables and ``*_FILE`` secrets, validated loudly.
+
+Precedence, highest first:
+
+1. any setting as ``RECON_<SECTION>__<KEY>`` (e.g. ``RECON_RECONCILE__TOKEN_FLOOR=500``);
+2. the documented environment variables (``OPENAI_ADMIN_KEY``, ``OPENAI_BASE_URL``,
+   ``RECON_LOG_PATHS`` ... see :data:`ENV_VARS`), each also readable from a file named by
+   ``<NAME>_FILE`` (Docker/Kubernetes secrets);
+3. the TOML file (``--config`` or ``RECON_CONFIG``; every key is listed in
+   ``config/recon.example.toml``);
+4. the defaults below.
+
+Secrets (the admin key, a database URL with a password) come only from the environment or a
+secrets file, never from the TOML file, and are held as ``SecretStr`` so they never print.
+Every problem is collected and reported at once as one :class:`~recon_job.errors.ConfigError`.
+
+The input side (environment variables, the TOML file, secrets) lives in
+:mod:`recon_job.config.load`; :data:`ENV_VARS`, :data:`SECRET_KEYS` and :func:`secret_values`
+are re-exported here.
+"""
+
+from __future__ import annotations
+
+import os
+import zoneinfo
+from collections.abc import Mapping
+from contextvars import ContextVar
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from recon_job.config.alerts import AlertsSettings, EmailSettings, SlackSettings, WebhookSettings
+from recon_job.config.daemon import DaemonSettings
+from recon_job.config.load import ENV_VARS as ENV_VARS
+from recon_job.config.load import FALLBACK_KEY_VAR as FALLBACK_KEY_VAR
+from recon_job.config.load import SECRET_KEYS as SECRET_KEYS
+from recon_job.config.load import (
+    _describe,
+    _documented_env,
+    _read_toml,
+    _resolve_source_urls,
+)
+from recon_job.config.load import secret_values as secret_values
+from recon_job.errors import ConfigError
+from recon_job.models import RECORD_FIELDS
+
+GroupKey = Literal["model", "project_id", "api_key_id"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenAISettings(_Section):
+    """How to reach OpenAI's organization Usage and Costs APIs."""
+
+    #: API root; ``OPENAI_BASE_URL``.
+    base_url: str = "https://api.openai.com/v1"
+    #: Admin key (``sk-admin-...``); ``OPENAI_ADMIN_KEY``, falling back to ``OPENAI_API_KEY``.
+    admin_key: SecretStr | None = None
+    #: Only these OpenAI projects (the APIs are organisation-wide); ``RECON_PROJECT_IDS``.
+    project_ids: tuple[str, ...] = ()
+    #: Only these API key ids; ``RECON_API_KEY_IDS``.
+    api_key_ids: tuple[str, ...] = ()
+    #: Comparison groups besides the UTC day: ``model`` plus optionally project/api key.
+    group_by: tuple[GroupKey, ...] = ("model",)
+    #: Seconds to wait for a TCP connection.
+    connect_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    #: Seconds to wait between bytes of a response.
+    read_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    #: Retries of 5xx answers and connection errors (with exponential backoff).
+    max_retries: int = Field(4, ge=0, le=20)
+    #: Longest ``Retry-After`` honoured, in seconds; a longer one fails the run (retry later).
+    max_retry_after_seconds: float = Field(60.0, ge=0, le=3600)
+    #: Overall deadline for fetching OpenAI's figures, in seconds.
+    deadline_seconds: float = Field(600.0, gt=0, le=6 * 3600)
+    #: Guard against a runaway pagination.
+    max_pages: int = Field(1000, ge=1)
+    #: Your organization id (``org-...``): dashboard CSV exports of another org are refused.
+    organization_id: str | None = None
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{value!r} is not an http(s) URL like https://api.openai.com/v1")
+        return value.rstrip("/")
+
+    @field_validator("group_by")
+    @classmethod
+    def _check_group_by(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "model" not in value:
+            raise ValueError("must include 'model' (reconciliation is per model)")
+        return tuple(dict.fromkeys(value))
+
+
+class LogsSettings(_Section):
+    """Where the local usage logs are and how to read them."""
+
+    #: Files, directories or glob patterns (``**`` allowed), ``.gz`` and rotated files included;
+    #: ``RECON_LOG_PATHS`` (comma-separated).
+    paths: tuple[str, ...] = ("logs/usage_tracking.ndjson*",)
+    #: Time zone for timestamps without an offset (IANA name, e.g. ``Europe/Helsinki``).
+    timezone: str = "UTC"
+    #: Unit of a logged cost field: ``usd`` or ``cents``.
+    cost_unit: Literal["usd", "cents"] = "usd"
+    #: Processes that scan large plain files in parallel: 0 = one per CPU, 1 = no parallelism.
+    workers: int = Field(0, ge=0, le=64)
+    #: Field mapping for other record shapes: canonical name -> dotted path in the record.
+    fields: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"{value!r} is not a known time zone; use an IANA name such as 'UTC' "
+                "or 'Europe/Berlin'"
+            ) from None
+        return value
+
+    @field_validator("paths")
+    @classmethod
+    def _check_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        cleaned = tuple(p.strip() for p in value if p.strip())
+        if not cleaned:
+            raise ValueError("needs at least one path or glob of NDJSON usage logs")
+        return cleaned
+
+    @field_validator("fields")
+    @classmethod
+    def _check_fields(cls, value: dict[str, str]) -> dict[str, str]:
+        known = RECORD_FIELDS
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown field name(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return value
+
+
+class ModelsSettings(_Section):
+    """How model names are matched between the logs and OpenAI."""
+
+    #: Compare ``gpt-4o-mini-2024-07-18`` as ``gpt-4o-mini``.
+    strip_date_suffix: bool = True
+    #: Exact name -> name to compare (and price) under, e.g. a deployment name -> ``gpt-4o``.
+    aliases: dict[str, str] = Field(default_factory=dict)
+
+
+class PricingSettings(_Section):
+    """The price table used for records that carry no cost of their own."""
+
+    #: A TOML price file whose models replace or extend the bundled table.
+    file: Path | None = None
+
+
+class ReconcileSettings(_Section):
+    """When a difference is a mismatch."""
+
+    #: Percent relative to OpenAI's figure; ``RECON_THRESHOLD_PCT``.
+    threshold_pct: Decimal = Field(Decimal(5), ge=0, le=1000)
+    #: USD; cost differences at or below this never alert.
+    cost_floor: Decimal = Field(Decimal("0.05"), ge=0)
+    #: Tokens; token differences at or below this never alert.
+    token_floor: int = Field(1000, ge=0)
+    #: Requests; request-count differences at or below this never alert.
+    request_floor: int = Field(0, ge=0)
+    #: Hours after a UTC day ends before OpenAI's figures for it count as settled;
+    #: ``RECON_SETTLE_HOURS``.
+    settle_hours: float = Field(24.0, ge=0, le=24 * 31)
+
+
+class NdjsonSourceSettings(LogsSettings):
+    """One named NDJSON local source in ``[[sources]]`` (same keys as ``[logs]``)."""
+
+    kind: Literal["ndjson"]
+    #: Shown in the report's per-source shares (``production``, ``staging`` ...).
+    name: str = Field(min_length=1)
+
+
+class SqlSourceSettings(_Section):
+    """One named database table in ``[[sources]]``: the app's own per-request usage rows."""
+
+    kind: Literal["sql"]
+    #: Shown in the report's per-source shares.
+    name: str = Field(min_length=1)
+    #: SQLAlchemy URL of the app's database; in the file only without a password.
+    url: SecretStr | None = None
+    #: Environment variable holding the URL (or ``<NAME>_FILE``, a file holding it).
+    url_env: str | None = None
+    #: Table name, optionally ``schema.table``.
+    table: str = Field(min_length=1)
+    #: Canonical name -> column: timestamp, model, input_tokens, output_tokens (required);
+    #: cached_tokens, cost, request_id, project_id, api_key_id, batch, service_tier.
+    columns: dict[str, str]
+    #: Unit of the cost column: ``usd`` or ``cents``.
+    cost_unit: Literal["usd", "cents"] = "usd"
+    #: An SQL condition rows must meet, e.g. ``environment = 'production'``.
+    filter: str | None = None
+    #: Zone of a timestamp column stored without a time zone.
+    timestamp_timezone: str = "UTC"
+
+
+SourceSettings = Annotated[NdjsonSourceSettings | SqlSourceSettings, Field(discriminator="kind")]
+
+
+class HistorySettings(_Section):
+    """Where run history is kept."""
+
+    #: SQLAlchemy URL; ``RECON_DATABASE_URL``. PostgreSQL needs ``recon-job[postgres]``.
+    database_url: SecretStr = SecretStr("sqlite:///recon_history.db")
+
+
+class RunsSettings(_Section):
+    """Which periods a ``run --due`` (or a daemon tick) catches up on (section ``[schedule]``)."""
+
+    #: Settled UTC days looked back over for days without a completed run.
+    lookback_days: int = Field(7, ge=1, le=366)
+    #: Settled calendar months looked back over for months without a completed run.
+    lookback_months: int = Field(2, ge=1, le=24)
+
+
+class LoggingSettings(_Section):
+    """Log output (always on stderr)."""
+
+    #: ``debug``, ``info``, ``warning`` or ``error``; ``RECON_LOG_LEVEL``.
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    #: ``json``, ``console``, or ``auto`` (console on a terminal, JSON otherwise);
+    #: ``RECON_LOG_FORMAT``.
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+# Lets load_settings() hand a replacement environment to the generic RECON_<SECTION>__<KEY>
+# source, which pydantic-settings builds inside the model constructor.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("recon_environ", default=None)
+
+
+class Settings(BaseSettings):
+    """Every setting of recon-job. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RECON_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    logs: LogsSettings = Field(default_factory=LogsSettings)
+    models: ModelsSettings = Field(default_factory=ModelsSettings)
+    pricing: PricingSettings = Field(default_factory=PricingSettings)
+    reconcile: ReconcileSettings = Field(default_factory=ReconcileSettings)
+    history: HistorySettings = Field(default_factory=HistorySettings)
+    schedule: RunsSettings = Field(default_factory=RunsSettings)
+    logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    #: Several local sources, combined and compared against one OpenAI figure. Empty: the one
+    #: NDJSON source of ``[logs]``.
+    sources: tuple[SourceSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_sources(self) -> Settings:
+        names = [source.name for source in self.sources]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"sources: names must be unique; repeated: {', '.join(duplicates)}")
+        for source in self.sources:
+            if isinstance(source, SqlSourceSettings) and source.url is None:
+                hint = f"set {source.url_env}" if source.url_env else "set url_env (or url)"
+                raise ValueError(f"sources: {source.name!r} has no database URL; {hint}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # init_settings carries the TOML file with the documented variables merged over it.
+        generic = EnvSettingsSource(settings_cls)
+        environ = _ENVIRON.get()
+        if environ is not None:
+            generic.env_vars = {k.lower(): v for k, v in environ.items()}
+        return generic, init_settings
+
+
+def load_settings(
+    config_file: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load and validate the settings; raise one ``ConfigError`` that lists every problem.
+
+    ``config_file`` defaults to ``RECON_CONFIG`` (no file when unset). ``environ`` replaces
+    ``os.environ`` (for tests and embedding).
+    """
+    env = os.environ if environ is None else environ
+    problems: list[str] = []
+    data: dict[str, Any] = {}
+    path = config_file if config_file is not None else env.get("RECON_CONFIG") or None
+    if path is not None:
+        data, problems = _read_toml(Path(path))
+    problems.extend(_resolve_source_urls(data, env))
+    documented, env_problems = _documented_env(env)
+    problems[:0] = env_problems
+    for section, values in documented.items():
+        existing = data.get(section)
+        data[section] = {**existing, **values} if isinstance(existing, dict) else values
+    token = _ENVIRON.set(environ)
+    try:
+        settings: Settings | None = Settings(**data)
+    except ValidationError as e:
+        problems.extend(_describe(err) for err in e.errors(include_url=False))
+        settings = None
+    finally:
+        _ENVIRON.reset(token)
+    if problems or settings is None:
+        raise ConfigError(problems or ["invalid configuration"])
+    return settings

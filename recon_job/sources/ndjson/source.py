@@ -1,0 +1,406 @@
+"""The local side: usage aggregated from the application's own NDJSON request logs.
+
+Files, directories and globs (rotated and ``.gz`` files included) are streamed in fixed-size
+binary chunks (:mod:`~recon_job.sources.ndjson.files`) and parsed line by line with orjson, so
+memory grows with the number of distinct groups, never with file size. Large logs are split
+into newline-aligned ranges scanned by worker processes, whose sums are merged here. Every line
+is accounted for exactly once: counted, outside the window (``info["outside_window"]``), or
+skipped with a reason (``UsageTotals.skipped``).
+
+What a record is, is specified in :mod:`~recon_job.sources.ndjson.records`; :func:`iter_records`
+yields those records one by one for the Python API. Records that carry their own cost keep it;
+the others are priced once per (group, tier) aggregate at the end, which equals per-record
+pricing because pricing is linear and exact in Decimal.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import structlog
+
+from recon_job.modelnames import ModelNamer
+from recon_job.models import ZERO, Tier, UsageTotals, Window
+from recon_job.sources.aggregate import AggregateKey, price_aggregates
+from recon_job.sources.base import Pricer
+from recon_job.sources.ndjson.files import (
+    EVENT_GZIP_TRUNCATED,
+    Task,
+    parallel_workers,
+    plan_tasks,
+    read_lines,
+    resolve_log_files,
+    run_tasks,
+)
+from recon_job.sources.ndjson.records import (
+    OUTSIDE_WINDOW,
+    LogRecord,
+    NdjsonOptions,
+    RecordParser,
+    record_cost,
+    tier_of,
+)
+
+__all__ = [
+    "LogRecord",
+    "NdjsonLogSource",
+    "NdjsonOptions",
+    "iter_records",
+    "resolve_log_files",
+]
+
+logger = structlog.get_logger(__name__)
+
+EVENT_FILE_READ = "recon.source.ndjson.file_read"
+EVENT_FETCHED = "recon.source.ndjson.fetched"
+
+#: One scan's plain accumulators, as a worker process sends them back: (acc, skipped, info).
+_Partial = tuple[dict[tuple[Any, ...], list[Any]], dict[str, int], dict[str, int]]
+
+
+class NdjsonLogSource:
+    """A :class:`~recon_job.sources.base.UsageSource` over local NDJSON usage logs."""
+
+    def __init__(
+        self, options: NdjsonOptions, pricer: Pricer, namer: ModelNamer | None = None
+    ) -> None:
+        self.options = options
+        self.pricer = pricer
+        self.namer = namer
+
+    def fetch(self, window: Window) -> UsageTotals:
+        """Usage per UTC day and group in ``window``; LogSourceError if a path is unusable."""
+        files = resolve_log_files(self.options.paths)
+        scan = _Scan(self.options, window)
+        workers = parallel_workers(files, self.options.workers)
+        if workers > 1:
+            workers = scan.read_parallel(files, workers)
+        else:
+            for path in files:
+                scan.read_file(path)
+        totals = scan.totals(self.pricer, self.namer)
+        logger.info(
+            EVENT_FETCHED,
+            files=len(files),
+            window=window.key,
+            workers=workers,
+            groups=len(totals.groups),
+            skipped=dict(totals.skipped),
+            unpriced=sorted(totals.unpriced),
+            **totals.info,
+        )
+        return totals
+
+
+def iter_records(
+    options: NdjsonOptions, window: Window | None = None, skipped: dict[str, int] | None = None
+) -> Iterator[LogRecord]:
+    """Every valid record of the logs ``options`` names, in file and line order.
+
+    ``window`` None yields every day; otherwise records dated outside it are left out (they are
+    not skips). Each skipped line's reason is counted into ``skipped`` when given, as
+    ``UsageTotals.skipped`` counts it. The files are resolved now, so a missing path raises
+    LogSourceError at the call; an unreadable file raises it when reached.
+    """
+    files = resolve_log_files(options.paths)
+    return _records(files, RecordParser(options, window), {} if skipped is None else skipped)
+
+
+def _records(
+    files: Sequence[str], parser: RecordParser, skipped: dict[str, int]
+) -> Iterator[LogRecord]:
+    loads = orjson.loads
+    decode_error = orjson.JSONDecodeError
+    check = parser.check
+    info = {"lines_read": 0}
+    for path in files:
+        for lines in read_lines(Task(path), info, skipped):
+            for line in lines:
+                try:
+                    checked = check(loads(line), None)
+                except decode_error:
+                    checked = "malformed_json" if line.strip() else "blank_line"
+                if isinstance(checked, LogRecord):
+                    yield checked
+                elif checked != OUTSIDE_WINDOW:
+                    skipped[checked] = skipped.get(checked, 0) + 1
+
+
+def _scan_task(options: NdjsonOptions, window: Window, task: Task) -> _Partial:
+    """Scan one task in a worker process and return the plain sums for the parent to merge."""
+    scan = _Scan(options, window)
+    scan.read(task)
+    return scan.acc, scan.skipped, scan.info
+
+
+class _Scan(RecordParser):
+    """Accumulators for one fetch: plain dicts and lists, no per-record objects."""
+
+    def __init__(self, options: NdjsonOptions, window: Window) -> None:
+        super().__init__(options, window)
+        self.options = options
+        self.scan_window = window
+        self.start = window.start
+        self.end = window.end
+        self.fast = not self.paths
+        #: (day, model or (model, project, api key) when so grouped, tier or None for records
+        #: with a logged cost) -> [input, cached, output, requests, logged cost]
+        self.acc: dict[tuple[Any, ...], list[Any]] = {}
+        self.skipped: dict[str, int] = {}
+        self.info: dict[str, int] = dict.fromkeys(
+            ("files_read", "lines_read", "records_counted", "outside_window"), 0
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def read(self, task: Task) -> None:
+        """Count every line of one file or range."""
+        for lines in read_lines(task, self.info, self.skipped):
+            self.scan(lines)
+
+    def read_file(self, path: str) -> None:
+        """Count every line of one file, in this process."""
+        lines_before = self.info["lines_read"]
+        self.read(Task(path))
+        self.info["files_read"] += 1
+        logger.debug(EVENT_FILE_READ, path=path, lines=self.info["lines_read"] - lines_before)
+
+    def read_parallel(self, files: Sequence[str], workers: int, pieces: int = 0) -> int:
+        """Count every line of ``files`` in up to ``workers`` processes and merge their sums.
+
+        Large plain files are split into ``pieces`` ranges (default: ``workers``). Returns the
+        number of worker processes used; 1 when there was a single task, read in-process.
+        """
+        tasks = plan_tasks(files, pieces or workers)
+        if len(tasks) == 1:
+            self.read_file(files[0])
+            return 1
+        scan_task = functools.partial(_scan_task, self.options, self.scan_window)
+        for task, (acc, skipped, info) in zip(
+            tasks, run_tasks(scan_task, tasks, workers), strict=True
+        ):
+            self.merge(acc, skipped, info)
+            if info.get("gzip_truncated"):
+                logger.warning(EVENT_GZIP_TRUNCATED, path=task.path)
+            logger.debug(
+                EVENT_FILE_READ,
+                path=task.path,
+                start=task.start,
+                end=task.end,
+                lines=info["lines_read"],
+            )
+        self.info["files_read"] += len(files)
+        return min(workers, len(tasks))
+
+    def merge(
+        self, acc: dict[tuple[Any, ...], list[Any]], skipped: dict[str, int], info: dict[str, int]
+    ) -> None:
+        """Add another scan's sums (of the same options and window) to these."""
+        own = self.acc
+        for key, sums in acc.items():
+            mine = own.get(key)
+            if mine is None:
+                own[key] = sums
+            else:
+                for i, value in enumerate(sums):
+                    mine[i] += value
+        for reason, count in skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+        for name, count in info.items():
+            self.info[name] = self.info.get(name, 0) + count
+
+    def _skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+
+    # -- the hot path --------------------------------------------------------------------------
+
+    def scan(self, lines: list[bytes]) -> None:
+        """Count every line of ``lines``.
+
+        Records of the built-in shapes with an ISO or integer epoch ``timestamp`` and clean
+        integer counts take the inline fast path. Anything unusual goes to ``_general``, which is
+        the specification: the fast path only ever accepts records ``_general`` would count the
+        same way, and hands everything else over untouched. Required keys are read by
+        subscription inside one ``try`` (free in 3.11 unless it raises); rarely present keys are
+        probed with ``in``, which costs half a ``get``.
+        """
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        fromiso = datetime.fromisoformat
+        general = self._general
+        skip = self._skip
+        iso_day = self.iso_day
+        epoch_day = self.epoch_day
+        acc = self.acc
+        acc_get = acc.get
+        start, end = self.start, self.end
+        fast = self.fast
+        cents = self.cents
+        need_project, project_filter = self.need_project, self.project_filter
+        group_project, group_api_key = self.group_project, self.group_api_key
+        grouped = group_project or group_api_key
+        utc = UTC
+        counted = outside = inconsistent = 0
+        for line in lines:
+            try:
+                obj = loads(line)
+            except decode_error:
+                skip("malformed_json" if line.strip() else "blank_line")
+                continue
+            if not fast or type(obj) is not dict:
+                general(obj)
+                continue
+            try:
+                ts = obj["timestamp"]
+                if type(ts) is str and ts[4:5] == "-":
+                    dt = fromiso(ts)
+                    day = dt.date() if dt.tzinfo is utc else iso_day(dt, ts)
+                elif type(ts) is int:
+                    day = epoch_day(ts)
+                else:
+                    day = None
+                if day is None:
+                    general(obj)
+                    continue
+                if day < start or day >= end:
+                    outside += 1
+                    continue
+                project = None
+                if need_project and "project_id" in obj:
+                    project = obj["project_id"]
+                    if project is not None:
+                        if type(project) is not str:
+                            general(obj)
+                            continue
+                        if project_filter and project not in project_filter:
+                            skip("other_project")
+                            continue
+                model = obj["model"]
+                if "prompt_tokens" in obj:
+                    usage = obj
+                    inp = obj["prompt_tokens"]
+                    out = obj["completion_tokens"]
+                elif "input_tokens" in obj:
+                    usage = obj
+                    inp = obj["input_tokens"]
+                    out = obj["output_tokens"]
+                else:
+                    usage = obj["usage"]
+                    if "prompt_tokens" in usage:
+                        inp = usage["prompt_tokens"]
+                        out = usage["completion_tokens"]
+                    else:
+                        inp = usage["input_tokens"]
+                        out = usage["output_tokens"]
+                if "cached_tokens" in usage:
+                    cached = usage["cached_tokens"]
+                elif "prompt_tokens_details" in usage:
+                    cached = usage["prompt_tokens_details"]["cached_tokens"]
+                elif "input_tokens_details" in usage:
+                    cached = usage["input_tokens_details"]["cached_tokens"]
+                else:
+                    cached = 0
+                total = usage.get("total_tokens")
+            except (KeyError, ValueError, TypeError):
+                general(obj)
+                continue
+            if (
+                type(model) is not str
+                or not model
+                or type(inp) is not int
+                or type(out) is not int
+                or type(cached) is not int
+                # inp < 0 needs no test of its own: it fails cached < 0 or cached > inp.
+                or out < 0
+                or cached < 0
+                or cached > inp
+                or type(usage) is not dict
+            ):
+                general(obj)
+                continue
+            cost: Decimal | None = None
+            tier: Tier | None = "standard"
+            if "cost" in obj or "cost_usd" in obj:
+                cost = record_cost(obj, cents)
+                if cost is not None:
+                    tier = None
+                elif obj.get("cost") is not None or obj.get("cost_usd") is not None:
+                    general(obj)  # a cost that is there but unusable: bad_cost
+                    continue
+            if tier is not None and ("batch" in obj or "service_tier" in obj):
+                tier = tier_of(obj.get("batch"), obj.get("service_tier"))
+            group: Any = model
+            if grouped:
+                api_key = None
+                if group_api_key and "api_key_id" in obj:
+                    api_key = obj["api_key_id"]
+                    if api_key is not None and type(api_key) is not str:
+                        general(obj)
+                        continue
+                group = (model, project if group_project else None, api_key)
+            if total is not None and total != inp + out:
+                inconsistent += 1
+            key = (day, group, tier)
+            sums = acc_get(key)
+            if sums is None:
+                acc[key] = [inp, cached, out, 1, ZERO if cost is None else cost]
+            else:
+                sums[0] += inp
+                sums[1] += cached
+                sums[2] += out
+                sums[3] += 1
+                if cost is not None:
+                    sums[4] += cost
+            counted += 1
+        info = self.info
+        info["records_counted"] += counted
+        info["outside_window"] += outside
+        if inconsistent:
+            info["total_tokens_inconsistent"] = info.get("total_tokens_inconsistent", 0) + (
+                inconsistent
+            )
+
+    # -- the general path ----------------------------------------------------------------------
+
+    def _general(self, obj: Any) -> None:
+        """Count one parsed line as ``check`` judges it."""
+        record = self.check(obj, self.info)
+        if isinstance(record, str):
+            if record == OUTSIDE_WINDOW:
+                self.info["outside_window"] += 1
+            else:
+                self._skip(record)
+            return
+        group: Any = record.model
+        if self.group_project or self.group_api_key:
+            project = record.project_id if self.group_project else None
+            api_key = record.api_key_id if self.group_api_key else None
+            group = (record.model, project, api_key)
+        cost = record.cost
+        tier = None if cost is not None else record.tier
+        sums = self.acc.setdefault((record.day, group, tier), [0, 0, 0, 0, ZERO])
+        sums[0] += record.input_tokens
+        sums[1] += record.cached_tokens
+        sums[2] += record.output_tokens
+        sums[3] += 1
+        if cost is not None:
+            sums[4] += cost
+        self.info["records_counted"] += 1
+
+    # -- result ---------------------------------------------------------------------------------
+
+    def totals(self, pricer: Pricer, namer: ModelNamer | None) -> UsageTotals:
+        """Price the cost-less aggregates once each and build the result."""
+        return price_aggregates(
+            self._aggregates(), pricer, namer, skipped=self.skipped, info=self.info
+        )
+
+    def _aggregates(self) -> Iterator[tuple[AggregateKey, list[Any]]]:
+        for (day, group, tier), sums in self.acc.items():
+            model, project, api_key = (group, None, None) if type(group) is str else group
+            yield (day, model, project, api_key, tier), sums

@@ -1,0 +1,181 @@
+"""OpenAI's organization Costs API as a usage source: what OpenAI billed, in USD.
+
+``GET {base_url}/organization/costs`` with daily buckets, grouped by ``line_item`` (plus project /
+API key when configured). Costs results carry no ``model`` field (reference §4.9), so the model is
+recovered from the free-text line item (``"gpt-4o-2024-08-06, cached input"``) with
+:func:`parse_line_item`; a line item that does not parse (``"web search tool calls"``) is kept as
+its own group under its verbatim text, never dropped and never an error.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any, Final
+
+import structlog
+
+from recon_job.errors import UsageApiError
+from recon_job.models import UNATTRIBUTED, Usage, UsageKey, UsageTotals, Window
+from recon_job.sources.openai.base import OpenAISource, optional_str, schema_error
+
+log = structlog.get_logger(__name__)
+
+#: Logged once per successful fetch.
+EVENT_COSTS_FETCHED: Final = "openai.costs.fetched"
+
+#: Path under the base URL.
+COSTS_PATH: Final = "/organization/costs"
+#: The most daily buckets one costs page may hold (reference §1.2).
+COSTS_LIMIT: Final = 180
+#: Decimal digits kept while summing amounts (the default context keeps only 28).
+SUM_PRECISION: Final = 100
+#: Model name of an ungrouped (``line_item: null``) result: the whole day's cost.
+ALL_LINE_ITEMS: Final = UNATTRIBUTED
+
+_ENDPOINT: Final = "Costs"
+
+# Reference §1.8's suggested parse of observed line items, e.g.
+# "priority | gpt-5.6-sol, output, long context", "gpt-audio-mini-2025-12-15 audio, input".
+_LINE_ITEM = re.compile(
+    r"(?:(?P<tier>\w+) \| )?(?P<model>[^,]+?)(?: (?P<modality>text|audio|image))?"
+    r", (?P<piece>input|output|cached input|cache writes|[^,]+)(?P<long>, long context)?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    """A Costs line item split into its parts."""
+
+    #: Service tier prefix (``priority``), or None for standard.
+    tier: str | None
+    #: Model snapshot name, as billed (``gpt-4o-2024-08-06``).
+    model: str
+    #: ``text``, ``audio`` or ``image`` when the line item names one.
+    modality: str | None
+    #: What is billed: ``input``, ``output``, ``cached input``, ``cache writes`` or other text.
+    piece: str
+    #: True for the ``, long context`` variant.
+    long_context: bool
+
+
+def parse_line_item(text: str) -> LineItem | None:
+    """Split a Costs ``line_item`` string; None when it is not ``<model>, <piece>`` shaped.
+
+    Never raises: the format is free text that changes over time (reference §1.8).
+    """
+    match = _LINE_ITEM.fullmatch(text.strip())
+    if match is None:
+        return None
+    return LineItem(
+        tier=match["tier"],
+        model=match["model"],
+        modality=match["modality"],
+        piece=match["piece"],
+        long_context=match["long"] is not None,
+    )
+
+
+def parse_amount(amount: Any) -> Decimal | None:
+    """USD of a result's ``amount``; None when the amount or its value is null (spec: optional).
+
+    ``value`` may be a JSON number or a string (reference §1.8, openai-java#769); both become an
+    exact ``Decimal``. A missing value, a bool, NaN or infinity is a schema error; a currency other
+    than ``usd`` is a permanent error.
+    """
+    if amount is None:
+        return None
+    if not isinstance(amount, Mapping):
+        raise schema_error(_ENDPOINT, "a result's amount is not an object")
+    if "value" not in amount:
+        raise schema_error(_ENDPOINT, "a result's amount has no value")
+    value = amount["value"]
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise schema_error(_ENDPOINT, f"an amount value is a {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise schema_error(_ENDPOINT, "an amount value is not finite")
+    try:
+        result = Decimal(str(value).strip())
+    except InvalidOperation as e:
+        raise schema_error(_ENDPOINT, "an amount value is not a number") from e
+    if not result.is_finite():
+        raise schema_error(_ENDPOINT, "an amount value is not finite")
+    currency = amount.get("currency")
+    if not isinstance(currency, str):
+        raise schema_error(_ENDPOINT, "an amount has no currency")
+    if currency.strip().lower() != "usd":
+        raise UsageApiError(
+            f"OpenAI Costs API reported an amount in {currency[:10]!r}; recon-job reconciles "
+            "USD only",
+            permanent=True,
+            reason="currency",
+        )
+    return result
+
+
+class OpenAICostsSource(OpenAISource):
+    """Billed USD per UTC day × model (from the line item) [× project × API key].
+
+    Same construction and contract as :class:`~recon_job.sources.openai.usage.OpenAIUsageSource`;
+    every :class:`~recon_job.models.Usage` it returns has only ``cost`` set.
+    """
+
+    _endpoint = _ENDPOINT
+    _path = COSTS_PATH
+    _limit = COSTS_LIMIT
+
+    def _group_by(self) -> list[str]:
+        # Costs results carry no model: group by line item, from which it is recovered.
+        return ["line_item"] + [
+            name for name in ("project_id", "api_key_id") if name in self.options.group_by
+        ]
+
+    def fetch(self, window: Window) -> UsageTotals:
+        """Costs of every UTC day in ``window``; raises ``UsageApiError`` if they cannot be had."""
+        fetched = self._fetch(window)
+        groups: defaultdict[UsageKey, Usage] = defaultdict(Usage)
+        outside = results = no_amount = opaque = 0
+        # The default context keeps 28 significant digits but amounts carry up to 36 decimals
+        # (reference §3.3): sum with room to spare so no digit OpenAI sent is rounded away.
+        with localcontext(prec=SUM_PRECISION):
+            for bucket in fetched.buckets:
+                day = bucket.day
+                if day not in window:
+                    outside += 1
+                    continue
+                for result in bucket.results:
+                    results += 1
+                    line_item = optional_str(result, "line_item", _ENDPOINT)
+                    if line_item is None:
+                        model = ALL_LINE_ITEMS
+                    else:
+                        parsed = parse_line_item(line_item)
+                        if parsed is None:
+                            opaque += 1
+                        model = line_item if parsed is None else parsed.model
+                    cost = parse_amount(result.get("amount"))
+                    if cost is None:
+                        no_amount += 1
+                        cost = Decimal(0)
+                    key = self._key(day, model, result)
+                    groups[key] = groups[key] + Usage(cost=cost)
+        info = {
+            "costs_pages": fetched.pages,
+            "costs_buckets": len(fetched.buckets),
+            "costs_results": results,
+        }
+        for name, count in (
+            ("costs_results_without_amount", no_amount),
+            ("costs_unparsed_line_items", opaque),
+            ("costs_buckets_outside_window", outside),
+        ):
+            if count:
+                info[name] = count
+        log.info(EVENT_COSTS_FETCHED, window=window.key, groups=len(groups), **info)
+        return UsageTotals(groups=dict(groups), info=info)

@@ -1,0 +1,178 @@
+"""The SQL source's connection: opened read-only and in UTC, and driver errors translated.
+
+Every driver exception becomes a :class:`~recon_job.errors.LogSourceError` here: transient when
+retrying later can help (server down, busy, deadlock), permanent when it cannot (login refused,
+no such database, a bad filter). Messages show the URL with its password masked and never quote it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
+
+from recon_job.errors import LogSourceError
+
+if TYPE_CHECKING:
+    from recon_job.sources.sql.source import SqlTableOptions
+
+#: Seconds to wait for a connection unless the URL sets ``connect_timeout`` itself.
+CONNECT_TIMEOUT_S = 10
+
+# MySQL/MariaDB error codes worth retrying: cannot connect, unknown host, server gone, lost
+# connection, too many connections, lock wait timeout, deadlock, query interrupted or timed out.
+_MYSQL_TRANSIENT = frozenset({1040, 1053, 1205, 1213, 1317, 1927, 2002, 2003, 2005, 2006, 2013})
+_MYSQL_TRANSIENT |= {2055, 3024}
+# PostgreSQL SQLSTATE classes worth retrying: connection, resources, operator intervention
+# (shutdown, statement timeout), transaction rollback (deadlock, serialization).
+_PG_TRANSIENT_CLASSES = ("08", "53", "57", "40")
+# psycopg reports errors during connection without a SQLSTATE; these mean the server refused us
+# for good (wrong role or password, no such database, pg_hba rules).
+_PG_REFUSED = re.compile(
+    r"authentication failed|does not exist|no pg_hba\.conf entry|permission denied", re.I
+)
+
+
+@contextmanager
+def open_connection(options: SqlTableOptions) -> Iterator[sa.Connection]:
+    """A read-only connection set up for the query (UTC session); the engine is disposed after.
+
+    Connection failures become :class:`LogSourceError`: transient when the server could not
+    be reached, permanent when it refused (login, unknown database).
+    """
+    url = make_url(options.url)
+    backend = url.get_backend_name()
+    connect_args: dict[str, Any] = {}
+    if backend == "sqlite":
+        url = _read_only_sqlite(url)
+    elif "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    try:
+        # NullPool: the connection (and the session settings below) ends with the fetch.
+        engine = sa.create_engine(url, poolclass=NullPool, connect_args=connect_args)
+    except (ImportError, sa_exc.ArgumentError) as e:
+        raise LogSourceError(
+            f"cannot use database {options.display_url}: {type(e).__name__} — install "
+            "the driver (pip install 'recon-job[postgres]' or 'recon-job[mysql]') and check "
+            "the URL's dialect",
+            reason="database_driver",
+        ) from e
+    try:
+        try:
+            conn = engine.connect()
+        except sa_exc.DBAPIError as e:
+            raise database_error(options, e, "connect") from e
+        with conn:
+            try:
+                _prepare_session(conn)
+            except sa_exc.DBAPIError as e:
+                raise database_error(options, e, "connect") from e
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def database_error(options: SqlTableOptions, e: sa_exc.DBAPIError, stage: str) -> LogSourceError:
+    """Translate a driver error, keeping the URL's password out of the message."""
+    detail = _redact(_first_line(e.orig) if e.orig is not None else str(e), options.url)
+    where = f"database {options.display_url}"
+    if _transient(e, make_url(options.url).get_backend_name()):
+        if stage == "connect":
+            return LogSourceError(
+                f"cannot reach {where}: {detail} — check that the server is up and "
+                "reachable; the next run retries",
+                permanent=False,
+                reason="database_unreachable",
+            )
+        return LogSourceError(
+            f"reading table {options.table!r} from {where} failed: {detail} — the "
+            "server is busy or went away; the next run retries",
+            permanent=False,
+            reason="database_error",
+        )
+    if stage == "connect":
+        return LogSourceError(
+            f"cannot open {where}: {detail} — check the user, password and database name "
+            "(or the SQLite file path) in the SQL source URL",
+            reason="database_refused",
+        )
+    if stage == "reflect":
+        return LogSourceError(
+            f"cannot inspect table {options.table!r} in {where}: {detail} — check that "
+            "the source's user may read it",
+            reason="table_unreadable",
+        )
+    return LogSourceError(
+        f"the usage query on table {options.table!r} failed: {detail} — check the "
+        "SQL source's filter and column mapping",
+        reason="query_failed",
+    )
+
+
+def _prepare_session(conn: sa.Connection) -> None:
+    """Make the session read-only and UTC, then start the transaction the query runs in."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        conn.exec_driver_sql("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        conn.exec_driver_sql("SET TIME ZONE 'UTC'")
+    elif dialect in ("mysql", "mariadb"):
+        conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+        conn.exec_driver_sql("SET time_zone = '+00:00'")
+    else:
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+    # The settings apply from the next transaction on: end the one they ran in.
+    conn.commit()
+
+
+def _read_only_sqlite(url: URL) -> URL:
+    """A SQLite file URL opened read-only, so a wrong path fails instead of creating a file."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return url
+    return url.set(database=f"file:{database}", query={**url.query, "mode": "ro", "uri": "true"})
+
+
+def _transient(e: sa_exc.DBAPIError, backend: str) -> bool:
+    """True when retrying later can help (server down or busy), False when it cannot."""
+    orig = e.orig
+    text = str(orig)
+    if backend == "sqlite":
+        return "database is locked" in text or "database is busy" in text
+    code = orig.args[0] if orig is not None and orig.args else None
+    if isinstance(code, int):  # pymysql
+        return code in _MYSQL_TRANSIENT
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):  # psycopg, once connected
+        return sqlstate.startswith(_PG_TRANSIENT_CLASSES)
+    # psycopg errors while connecting carry no SQLSTATE: refused at the door (role, password,
+    # database) is permanent, anything else (refused port, unknown host, timeout) the network.
+    return isinstance(e, sa_exc.OperationalError) and not _PG_REFUSED.search(text)
+
+
+def _first_line(orig: BaseException) -> str:
+    args = orig.args
+    text = str(args[1]) if len(args) > 1 and isinstance(args[0], int) else str(orig)
+    return " ".join(text.strip().splitlines()[0].split()) if text.strip() else type(orig).__name__
+
+
+def _redact(text: str, url: str) -> str:
+    """``text`` with the URL's password masked, should a driver ever echo it."""
+    try:
+        password = make_url(url).password
+    except (sa_exc.ArgumentError, ValueError):
+        return text
+    return text.replace(str(password), "***") if password else text
+
+
+def display_url(url: str) -> str:
+    """``url`` with its password masked, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (sa_exc.ArgumentError, ValueError):
+        return "<unparseable URL>"

@@ -1,0 +1,296 @@
+"""The SQL source's one aggregate query: building it per dialect, and folding its result rows.
+
+:class:`AggregateQuery` writes the ``SELECT`` that groups a usage table by UTC day × model
+[× project × API key] × tier inputs × skip reason in the database, with the day expression the
+column type and dialect need (see :mod:`~recon_job.sources.sql.source` on timestamps).
+:class:`QueryTotals` reads its rows back, in the column order the query sets, into per-group sums
+for :func:`~recon_job.sources.aggregate.price_aggregates`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from recon_job.errors import LogSourceError
+from recon_job.modelnames import ModelNamer
+from recon_job.models import ZERO, Tier, UsageTotals, Window
+from recon_job.sources.aggregate import AggregateKey, price_aggregates
+from recon_job.sources.base import Pricer
+
+if TYPE_CHECKING:
+    from recon_job.sources.sql.source import SqlTableOptions
+
+TimestampKind = Literal["instant", "wall", "sqlite_text", "epoch"]
+
+_EPOCH = date(1970, 1, 1)
+_TIERS: dict[str, Tier] = {"flex": "flex", "priority": "priority"}
+_TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes"})
+# Result labels, also used in GROUP BY: grouping by the output name avoids repeating an
+# expression's bind parameters there (PostgreSQL would see two different parameters).
+_DAY, _REASON, _PRICED = "recon_day", "recon_skip", "recon_has_cost"
+
+
+class AggregateQuery:
+    """Builds the aggregate SELECT for one table on one dialect."""
+
+    def __init__(self, options: SqlTableOptions, table: sa.Table, dialect: str) -> None:
+        self.options = options
+        self.table = table
+        self.dialect = "mysql" if dialect == "mariadb" else dialect
+        by_lower = {c.name.lower(): c for c in table.columns}
+        self.col: dict[str, sa.ColumnElement[Any]] = {
+            canonical: table.c[name] if name in table.c else by_lower[name.lower()]
+            for canonical, name in options.columns.items()
+        }
+        self.zone = ZoneInfo(options.timestamp_timezone)
+        self.kind = self._timestamp_kind()
+        #: What a day *number* from the day expression counts from (epoch, or the window start
+        #: for the MySQL/MariaDB zone ``CASE``); dates and ISO text need no base.
+        self.day_base = _EPOCH if self.kind == "epoch" else None
+
+    def _timestamp_kind(self) -> TimestampKind:
+        column = self.col["timestamp"]
+        kind = column.type
+        if isinstance(kind, sa.Integer):
+            return "epoch"
+        if self.dialect == "sqlite":
+            return "sqlite_text"
+        if isinstance(kind, sa.DateTime):
+            if self.dialect == "postgresql" and kind.timezone:
+                return "instant"
+            # MySQL TIMESTAMP is stored in UTC and shown in the session zone, set to UTC.
+            if self.dialect == "mysql" and isinstance(kind, sa.TIMESTAMP):
+                return "instant"
+            return "wall"
+        raise LogSourceError(
+            f"timestamp column {self.options.columns['timestamp']!r} of table "
+            f"{self.options.table!r} has type {kind}; the SQL source needs a timestamp/datetime "
+            "column or an integer of Unix epoch seconds",
+            reason="column_type",
+        )
+
+    def select(self, window: Window) -> sa.Select[Any]:
+        """The whole query: day, groups, tier inputs, skip reason, sums."""
+        col = self.col
+        ts = col["timestamp"]
+        start, end = self._bounds(window)
+        where: list[sa.ColumnElement[bool]] = [ts >= start, ts < end]
+        if self.options.filter is not None:
+            where.append(sa.literal_column(f"({self.options.filter})", sa.Boolean))
+        if self.options.project_ids:
+            project = col["project_id"]
+            where.append(sa.or_(project.in_(self.options.project_ids), project.is_(None)))
+
+        # Row order: day, cost flag, skip reason, model, [project], [api key], [batch],
+        # [service tier], then the sums (see QueryTotals.add_rows). Computed columns are labelled
+        # and grouped by their label.
+        has_cost: sa.ColumnElement[Any] = sa.literal_column("0")
+        if "cost" in col:
+            has_cost = sa.case((col["cost"].is_(None), 0), else_=1)
+        columns: list[sa.ColumnElement[Any]] = [
+            self._day(window).label(_DAY),
+            has_cost.label(_PRICED),
+            self._reason().label(_REASON),
+            col["model"],
+        ]
+        for name in ("project_id", "api_key_id"):
+            if name in self.options.group_by:
+                columns.append(col[name])
+        # Raw columns (not a tier CASE): PostgreSQL has statistics for them, and with opaque
+        # expressions it overestimates the groups and sorts instead of hashing, 2-3x slower.
+        columns += [col[name] for name in ("batch", "service_tier") if name in col]
+        grouping = [sa.literal_column(c.name) if isinstance(c, sa.Label) else c for c in columns]
+        cached = sa.func.coalesce(col["cached_tokens"], 0) if "cached_tokens" in col else None
+        sums = [
+            _untyped(sa.func.sum(col["input_tokens"])),
+            _untyped(sa.func.sum(cached)) if cached is not None else sa.literal_column("0"),
+            _untyped(sa.func.sum(col["output_tokens"])),
+            sa.func.count(),
+            _untyped(sa.func.sum(col["cost"])) if "cost" in col else sa.null(),
+        ]
+        return sa.select(*columns, *sums).select_from(self.table).where(*where).group_by(*grouping)
+
+    def _bounds(self, window: Window) -> tuple[Any, Any]:
+        """Window bounds of the column's own type, so the range compares on the raw column."""
+        start, end = window.start_at, window.end_at
+        if self.kind == "epoch":
+            return int(start.timestamp()), int(end.timestamp())
+        if self.kind == "sqlite_text":
+            # Date-only text sorts before any time of that day in either ISO form ('T' or ' ').
+            return (
+                sa.literal(start.date().isoformat(), sa.String),
+                sa.literal(end.date().isoformat(), sa.String),
+            )
+        if self.kind == "instant":
+            return (start, end) if self.dialect == "postgresql" else (_naive(start), _naive(end))
+        return self._wall(start), self._wall(end)
+
+    def _wall(self, moment: datetime) -> datetime:
+        """``moment`` as naive wall time in the column's zone."""
+        return moment.astimezone(self.zone).replace(tzinfo=None)
+
+    def _day(self, window: Window) -> sa.ColumnElement[Any]:
+        """The UTC day of a row: a date, ISO text (SQLite), or a day number (see QueryTotals)."""
+        ts = self.col["timestamp"]
+        if self.kind == "epoch":
+            return _untyped(ts // 86400)
+        if self.kind == "sqlite_text":
+            return _untyped(sa.func.date(ts))
+        utc = self.kind == "instant" or self.options.timestamp_timezone == "UTC"
+        if self.dialect == "postgresql":
+            if self.kind == "instant":
+                return _untyped(sa.func.date(sa.func.timezone(_quoted("UTC"), ts)))
+            if utc:
+                return _untyped(sa.func.date(ts))
+            local = sa.func.timezone(_quoted(self.options.timestamp_timezone), ts)
+            return _untyped(sa.func.date(sa.func.timezone(_quoted("UTC"), local)))
+        if utc:
+            return _untyped(sa.func.date(ts))
+        # MySQL/MariaDB wall time in a zone: the day's index in the window, from the wall time of
+        # each UTC midnight (no time-zone tables needed on the server).
+        days = list(window.days())
+        whens = [
+            (ts < self._wall(datetime.combine(day, datetime.min.time(), UTC)), index - 1)
+            for index, day in enumerate(days)
+            if index > 0
+        ]
+        self.day_base = window.start
+        if not whens:
+            return sa.literal_column("0")
+        return sa.case(*whens, else_=len(days) - 1)
+
+    def _reason(self) -> sa.ColumnElement[Any]:
+        """Why a row cannot be counted ('' when it can), first reason wins."""
+        col = self.col
+        model, inp, out = col["model"], col["input_tokens"], col["output_tokens"]
+        negative = [inp < 0, out < 0]
+        whens: list[tuple[sa.ColumnElement[bool], str]] = [
+            (sa.or_(model.is_(None), model == ""), "missing_model"),
+            (sa.or_(inp.is_(None), out.is_(None)), "missing_tokens"),
+        ]
+        if "cached_tokens" in col:
+            negative.append(col["cached_tokens"] < 0)
+        whens.append((sa.or_(*negative), "negative_tokens"))
+        if "cached_tokens" in col:
+            whens.append((col["cached_tokens"] > inp, "cached_exceeds_input"))
+        if "cost" in col:
+            whens.append((col["cost"] < 0, "bad_cost"))
+        return sa.case(*whens, else_="")
+
+
+class QueryTotals:
+    """Folds the query's result rows into groups, skips and unpriced usage."""
+
+    def __init__(self, window: Window, options: SqlTableOptions, day_base: date | None) -> None:
+        self.window = window
+        self.day_base = day_base
+        self.cents = options.cost_unit == "cents"
+        self.group_project = "project_id" in options.group_by
+        self.group_api_key = "api_key_id" in options.group_by
+        self.has_batch = "batch" in options.columns
+        self.has_tier = "service_tier" in options.columns
+        #: (day, model, project, api key, tier or None for logged cost) -> sums
+        self.acc: dict[AggregateKey, list[Any]] = {}
+        self.skipped: dict[str, int] = {}
+        self.info: dict[str, int] = {"rows_counted": 0, "result_rows": 0}
+
+    def add_rows(self, rows: Any) -> QueryTotals:
+        """Add every result row of the aggregate query."""
+        for row in rows:
+            it = iter(row)
+            raw_day, has_cost, reason, model = next(it), next(it), next(it), next(it)
+            project = next(it) if self.group_project else None
+            api_key = next(it) if self.group_api_key else None
+            batch = next(it) if self.has_batch else None
+            service_tier = next(it) if self.has_tier else None
+            inp, cached, out, n, cost = it
+            n = int(n)
+            self.info["result_rows"] += 1
+            if reason:
+                self.skipped[reason] = self.skipped.get(reason, 0) + n
+                continue
+            day = self._day(raw_day)
+            if day is None:
+                self.skipped["bad_timestamp"] = self.skipped.get("bad_timestamp", 0) + n
+                continue
+            if day not in self.window:
+                # Only SQLite text with an offset suffix can land here: date() honours it.
+                self.info["outside_window"] = self.info.get("outside_window", 0) + n
+                continue
+            tier: Tier | None = None if int(has_cost) else _tier(batch, service_tier)
+            sums = self.acc.setdefault(
+                (day, str(model), _text(project), _text(api_key), tier), [0, 0, 0, 0, ZERO]
+            )
+            sums[0] += int(inp)
+            sums[1] += int(cached)
+            sums[2] += int(out)
+            sums[3] += n
+            if tier is None:
+                sums[4] += _usd(cost, self.cents)
+            self.info["rows_counted"] += n
+        return self
+
+    def _day(self, raw: Any) -> date | None:
+        if isinstance(raw, datetime):
+            return raw.date()
+        if isinstance(raw, date):
+            return raw
+        if isinstance(raw, str):
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                return None
+        if raw is None or self.day_base is None:
+            return None
+        return self.day_base + timedelta(days=int(raw))
+
+    def build(self, pricer: Pricer, namer: ModelNamer | None) -> UsageTotals:
+        """Price the cost-less aggregates once each and build the result."""
+        return price_aggregates(
+            self.acc.items(), pricer, namer, skipped=self.skipped, info=self.info
+        )
+
+
+def _untyped(element: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    # The driver's own value (Decimal, int, float, date, str): a column type's result processor
+    # would round NUMERIC sums to the column's scale or parse SQLite text.
+    return sa.type_coerce(element, sa.types.NullType())
+
+
+def _quoted(text: str) -> sa.ColumnElement[Any]:
+    # Inlined, not bound: zone names are validated IANA names, and an inline constant keeps the
+    # day expression identical in every place it appears.
+    return sa.literal_column("'" + text.replace("'", "''") + "'")
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def _tier(batch: Any, service_tier: Any) -> Tier:
+    """The billing tier from a row's ``batch`` flag and ``service_tier``."""
+    if batch is True or (type(batch) is int and batch == 1):
+        return "batch"
+    if isinstance(batch, str) and batch.strip().lower() in _TRUE_TEXT:
+        return "batch"
+    if isinstance(service_tier, str):
+        return _TIERS.get(service_tier.strip().lower(), "standard")
+    return "standard"
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _usd(value: Any, cents: bool) -> Decimal:
+    """A SUM of the cost column as exact USD."""
+    if value is None:
+        return ZERO
+    # str() of a float is its shortest repr: Decimal("0.1"), not the binary expansion.
+    amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    return amount.scaleb(-2) if cents else amount

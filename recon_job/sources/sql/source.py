@@ -1,0 +1,296 @@
+"""The local side from the application's own database: one row per OpenAI request in a table.
+
+Any SQLAlchemy URL works on PostgreSQL (psycopg), MySQL/MariaDB (pymysql) and SQLite. The
+aggregation runs in the database: one ``GROUP BY`` query per fetch returns a row per UTC day ×
+model [× project × API key] × tier × (cost logged or not) × skip reason, so memory in Python grows
+with the number of groups, never with the number of rows. Aggregates without a logged cost are
+priced once each with the pricer, as the NDJSON source does.
+
+**Index.** The window is selected with a plain range on the raw timestamp column
+(``created_at >= :start AND created_at < :end``), never a function of it, so an index on that
+column is used. Create one if the table has none::
+
+    CREATE INDEX token_usage_created_at_idx ON token_usage (created_at);
+
+**Read-only.** The source only reflects the table and runs one ``SELECT``; the session is set
+read-only (PostgreSQL and MySQL/MariaDB ``SET SESSION ... READ ONLY``, SQLite ``mode=ro`` and
+``PRAGMA query_only``). Still, give it a database user that may only ``SELECT`` from the table:
+the ``filter`` option is SQL written into the query as is (trusted configuration, checked only
+against accidents such as a ``;`` or a comment).
+
+**Timestamps.** How the UTC day of a row is computed depends on the column type:
+
+* PostgreSQL ``timestamp with time zone``, MySQL/MariaDB ``TIMESTAMP``: absolute instants;
+  ``timestamp_timezone`` is ignored. (MySQL converts ``TIMESTAMP`` values to the session zone,
+  so the session's ``time_zone`` is set to ``+00:00``.)
+* PostgreSQL ``timestamp``, MySQL/MariaDB ``DATETIME`` (no time zone): wall time in
+  ``timestamp_timezone`` (default UTC). The window bounds are converted to that zone's wall time
+  in Python. PostgreSQL computes the UTC day with ``AT TIME ZONE``. MySQL/MariaDB often lack
+  the named time-zone tables ``CONVERT_TZ`` needs, so there the UTC day is a ``CASE`` over the
+  wall-time instants of each UTC midnight in the window, computed in Python with ``zoneinfo``.
+* SQLite: text in UTC ISO-8601 (``2026-03-01 12:00:00`` or ``2026-03-01T12:00:00``) — only
+  UTC is accepted, a ``timestamp_timezone`` other than UTC is a configuration error.
+* An integer column (any database): Unix epoch seconds.
+
+Rows with a NULL timestamp belong to no window and are not counted.
+
+**Numbers.** Token sums are returned as ``int``. A ``NUMERIC``/``DECIMAL`` cost column sums
+exactly; a ``FLOAT``/``DOUBLE`` (or SQLite ``REAL``) one sums in binary floating point and the
+sum is converted with ``Decimal(str(x))``, so it may be off in the last cents digits.
+
+**Skipped rows** (``UsageTotals.skipped``), each counted once, first reason wins:
+``missing_model`` (NULL or empty), ``missing_tokens`` (input or output NULL), ``negative_tokens``,
+``cached_exceeds_input``, ``bad_cost`` (negative), ``bad_timestamp`` (SQLite text that is not a
+date). A NULL cached-token count means 0; a NULL cost means "price it".
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
+
+from recon_job.errors import ConfigError, LogSourceError
+from recon_job.modelnames import ModelNamer
+from recon_job.models import RECORD_FIELD_NAMES, UsageTotals, Window
+from recon_job.sources.base import Pricer
+from recon_job.sources.sql.connect import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
+from recon_job.sources.sql.connect import database_error, display_url, open_connection
+from recon_job.sources.sql.query import AggregateQuery, QueryTotals
+from recon_job.sources.sql.query import TimestampKind as TimestampKind
+
+logger = structlog.get_logger(__name__)
+
+EVENT_FETCHED = "recon.source.sql.fetched"
+
+REQUIRED_COLUMNS = ("timestamp", "model", "input_tokens", "output_tokens")
+#: ``total_tokens`` is left out: a table's sums are never checked against it.
+OPTIONAL_COLUMNS = tuple(
+    name for name in RECORD_FIELD_NAMES if name not in REQUIRED_COLUMNS and name != "total_tokens"
+)
+#: Canonical names a ``SqlTableOptions.columns`` mapping may use.
+CANONICAL_COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
+GROUP_COLUMNS = ("model", "project_id", "api_key_id")
+#: Database backends this source knows how to compute a UTC day on.
+BACKENDS = ("postgresql", "mysql", "mariadb", "sqlite")
+
+# Plain identifiers only: every name is quoted by SQLAlchemy anyway, this catches typos and
+# pasted SQL in a config file early.
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
+_COMMENT_OR_END = re.compile(r";|--|/\*|\*/")
+
+
+@dataclass(frozen=True)
+class SqlTableOptions:
+    """Where the app's usage table is and how its columns map to usage."""
+
+    #: SQLAlchemy URL of the app's database. A secret: kept out of ``repr`` and of every message.
+    url: str = field(repr=False)
+    #: Table name, optionally ``schema.table``.
+    table: str
+    #: Canonical name -> column name. Required: ``timestamp``, ``model``, ``input_tokens``,
+    #: ``output_tokens``; optional: ``cached_tokens``, ``cost``, ``request_id``,
+    #: ``project_id``, ``api_key_id``, ``batch``, ``service_tier``.
+    columns: Mapping[str, str]
+    #: Unit of the ``cost`` column.
+    cost_unit: Literal["usd", "cents"] = "usd"
+    #: An SQL condition rows must meet (``environment = 'production'``), inserted into the
+    #: ``WHERE`` as written: trusted configuration. ``;`` and comments are refused.
+    filter: str | None = None
+    #: IANA zone of a timestamp column stored without a time zone (PostgreSQL ``timestamp``,
+    #: MySQL ``DATETIME``); ignored for absolute columns and epoch seconds.
+    timestamp_timezone: str = "UTC"
+    #: Group dimensions besides the day: ``model`` plus optionally ``project_id``, ``api_key_id``.
+    group_by: tuple[str, ...] = ("model",)
+    #: When set, only rows of these projects count (rows with a NULL project id are kept, as
+    #: the NDJSON source keeps records without one).
+    project_ids: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        backend = self._check_url(problems)
+        parts = self.table.split(".")
+        if len(parts) > 2 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
+            problems.append(
+                f"SQL source table {self.table!r} is not a plain name or schema.table "
+                "(letters, digits, _ and $)"
+            )
+        for name, column in self.columns.items():
+            if name not in CANONICAL_COLUMNS:
+                problems.append(
+                    f"unknown SQL source column {name!r} — use one of "
+                    f"{', '.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+                )
+            if not column:
+                problems.append(f"SQL source column {name!r} maps to an empty column name")
+            elif not _IDENTIFIER.fullmatch(column):
+                problems.append(
+                    f"SQL source column {name!r} maps to {column!r}, not a plain column name "
+                    "(letters, digits, _ and $)"
+                )
+        missing = [n for n in REQUIRED_COLUMNS if n not in self.columns]
+        if missing:
+            problems.append(
+                f"SQL source columns must map {', '.join(missing)} "
+                f"(required: {', '.join(REQUIRED_COLUMNS)})"
+            )
+        if self.cost_unit not in ("usd", "cents"):
+            problems.append(
+                f"SQL source cost unit must be 'usd' or 'cents', not {self.cost_unit!r}"
+            )
+        if self.filter is not None:
+            if not self.filter.strip():
+                problems.append("SQL source filter is empty — leave it out or write a condition")
+            elif _COMMENT_OR_END.search(self.filter):
+                problems.append(
+                    "SQL source filter may not contain ';' or a comment ('--', '/*') — write one "
+                    "condition, e.g. environment = 'production'"
+                )
+        try:
+            ZoneInfo(self.timestamp_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(
+                f"unknown timestamp_timezone {self.timestamp_timezone!r} — use an IANA name "
+                "like 'Europe/Helsinki'"
+            )
+        else:
+            if backend == "sqlite" and self.timestamp_timezone != "UTC":
+                problems.append(
+                    "SQLite timestamps must be UTC (ISO-8601 text or epoch seconds); "
+                    f"timestamp_timezone {self.timestamp_timezone!r} is not supported there"
+                )
+        for name in self.group_by:
+            if name not in GROUP_COLUMNS:
+                problems.append(
+                    f"cannot group the SQL source by {name!r} — use {', '.join(GROUP_COLUMNS)}"
+                )
+            elif name not in self.columns:
+                problems.append(f"grouping by {name!r} needs a {name!r} column in the mapping")
+        if "model" not in self.group_by:
+            problems.append("the SQL source's group_by must include 'model'")
+        if self.project_ids and "project_id" not in self.columns:
+            problems.append("project_ids needs a 'project_id' column in the mapping")
+        if any(not p for p in self.project_ids):
+            problems.append("project_ids may not contain an empty id")
+        if problems:
+            raise ConfigError(problems)
+
+    def _check_url(self, problems: list[str]) -> str | None:
+        try:
+            url = make_url(self.url)
+        except (sa_exc.ArgumentError, ValueError):
+            # The parser's message repeats the URL, password and all: don't pass it on.
+            problems.append(
+                "the SQL source URL is not a SQLAlchemy URL — e.g. "
+                "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db, "
+                "sqlite:///path/app.db"
+            )
+            return None
+        backend = url.get_backend_name()
+        if backend not in BACKENDS:
+            problems.append(
+                f"the SQL source supports {', '.join(BACKENDS)} databases, not {backend!r}"
+            )
+            return None
+        return backend
+
+    @property
+    def display_url(self) -> str:
+        """The URL with its password masked, for messages and logs."""
+        return display_url(self.url)
+
+
+class SqlTableSource:
+    """A :class:`~recon_job.sources.base.UsageSource` over the app's own usage table."""
+
+    def __init__(
+        self, options: SqlTableOptions, pricer: Pricer, namer: ModelNamer | None = None
+    ) -> None:
+        self.options = options
+        self.pricer = pricer
+        self.namer = namer
+
+    def __repr__(self) -> str:
+        return f"SqlTableSource({self.options.display_url!r}, table={self.options.table!r})"
+
+    def fetch(self, window: Window) -> UsageTotals:
+        """Usage per UTC day and group in ``window``; LogSourceError if the table can't be read."""
+        started = time.perf_counter()
+        with self.connect() as conn:
+            query = self._query(conn)
+            statement = query.select(window)
+            try:
+                rows = conn.execute(statement).all()
+            except sa_exc.DBAPIError as e:
+                raise database_error(self.options, e, "query") from e
+        scan = QueryTotals(window, self.options, query.day_base).add_rows(rows)
+        scan.info["query_ms"] = round((time.perf_counter() - started) * 1000)
+        totals = scan.build(self.pricer, self.namer)
+        logger.info(
+            EVENT_FETCHED,
+            url=self.options.display_url,
+            table=self.options.table,
+            window=window.key,
+            groups=len(totals.groups),
+            skipped=dict(totals.skipped),
+            unpriced=sorted(totals.unpriced),
+            **totals.info,
+        )
+        return totals
+
+    @contextmanager
+    def connect(self) -> Iterator[sa.Connection]:
+        """A read-only connection set up for the query (UTC session); the engine is disposed after.
+
+        Connection failures become :class:`LogSourceError`: transient when the server could not
+        be reached, permanent when it refused (login, unknown database).
+        """
+        with open_connection(self.options) as conn:
+            yield conn
+
+    def statement(self, conn: sa.Connection, window: Window) -> sa.Select[Any]:
+        """The aggregate ``SELECT`` for ``window`` (public so its plan can be checked)."""
+        return self._query(conn).select(window)
+
+    def _query(self, conn: sa.Connection) -> AggregateQuery:
+        return AggregateQuery(self.options, self._reflect(conn), conn.dialect.name)
+
+    def _reflect(self, conn: sa.Connection) -> sa.Table:
+        schema, _, name = self.options.table.rpartition(".")
+        try:
+            table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+        except sa_exc.NoSuchTableError as e:
+            raise LogSourceError(
+                f"table {self.options.table!r} does not exist in database "
+                f"{self.options.display_url} — check the SQL source's table name (and schema), "
+                "and that its user may see the table",
+                reason="table_missing",
+            ) from e
+        except sa_exc.DBAPIError as e:
+            raise database_error(self.options, e, "reflect") from e
+        available = {c.name.lower(): c.name for c in table.columns}
+        missing = [
+            f"{column!r} (mapped as {canonical})"
+            for canonical, column in self.options.columns.items()
+            if column not in table.c and column.lower() not in available
+        ]
+        if missing:
+            names = [c.name for c in table.columns]
+            shown = ", ".join(names[:40]) + (
+                f" and {len(names) - 40} more" if len(names) > 40 else ""
+            )
+            raise LogSourceError(
+                f"table {self.options.table!r} has no column {', '.join(missing)} — its columns "
+                f"are {shown}; fix the SQL source's column mapping",
+                reason="column_missing",
+            )
+        return table
