@@ -32,8 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from recon_job.models import ReconResult, Status, UsageKey, WindowKind
-from recon_job.notify.base import AlertEvent
+from recon_job.models import AlertEvent, ReconResult, Status, UsageKey, WindowKind
 
 #: The alert a run that could not fetch OpenAI's figures fires instead of any drift alert.
 FETCH_FAILED = "fetch_failed"

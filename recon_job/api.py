@@ -28,13 +28,8 @@ from recon_job.models import EMPTY, Tolerance, Usage, Window
 from recon_job.pricing import PriceTable
 from recon_job.report.formats import usage_counts
 from recon_job.sources.ndjson.source import LogRecord, NdjsonOptions, iter_records
-from recon_job.sources.openai.base import (
-    OpenAIClient,
-    OpenAIOptions,
-    array_params,
-    optional_int,
-    require_int,
-)
+from recon_job.sources.openai import OpenAIClient, OpenAIOptions
+from recon_job.sources.openai.base import array_params, optional_int, require_int
 from recon_job.sources.openai.usage import USAGE_PATH
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"

@@ -13,7 +13,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from recon_job.errors import ReconError
 
 ZERO = Decimal(0)
 #: The model name of cost OpenAI did not attribute to a model: an ungrouped Costs API answer or
@@ -288,3 +291,64 @@ RECORD_FIELDS: frozenset[str] = frozenset(RECORD_FIELD_NAMES)
 #: How a request was billed. ``standard`` covers OpenAI's ``default``/``auto``/``scale`` tiers.
 Tier = Literal["standard", "batch", "flex", "priority"]
 TIERS: tuple[Tier, ...] = ("standard", "batch", "flex", "priority")
+
+
+#: Why a notification is sent. ``opened``: a window starts drifting; ``updated``: more groups
+#: drift; ``repeat``: still drifting after ``repeat_interval``; ``resolved``: all back in
+#: tolerance; ``failed``: the run could not get OpenAI's figures; ``summary``: an all-clear report
+#: (opt-in); ``channel_failing``: another channel keeps failing; ``test``: ``recon-job alerts test``.
+AlertEvent = Literal[
+    "opened", "updated", "repeat", "resolved", "failed", "summary", "channel_failing", "test"
+]
+
+#: The notification channels, in the order they are listed and built.
+CHANNELS: tuple[str, ...] = ("email", "slack", "webhook")
+
+
+@dataclass(frozen=True)
+class Message:
+    """A rendered notification: every part of it, for every channel. Holds no secret.
+
+    Rendered once, from Jinja templates, when the run's result is committed; stored in the outbox
+    as it is and sent later by the relay. Every channel gets the same message and picks the parts
+    it needs.
+    """
+
+    #: Stable across retries and re-runs: the email ``Message-ID``, the webhook
+    #: ``Idempotency-Key`` and the Slack footer, so a duplicate after a crash is recognisable.
+    dedupe_key: str
+    event: AlertEvent
+    #: The alert group: the window's key (``daily:2026-03-14``, ``monthly:2026-02``).
+    group_key: str
+    #: One line, no CR/LF (an email header).
+    subject: str
+    #: Plain-text body (email text part).
+    text: str
+    #: HTML body (email HTML part), autoescaped.
+    html: str
+    #: Slack mrkdwn fallback text; the Slack channel builds Block Kit blocks around it.
+    slack_text: str
+    #: The generic webhook's JSON body (versioned, documented in the README).
+    payload: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a run produced: a result, or the error that stopped it. Never both."""
+
+    #: The run's row id in the history database.
+    run_id: int
+    window: Window
+    #: Aware UTC.
+    started_at: datetime
+    #: Aware UTC.
+    finished_at: datetime
+    result: ReconResult | None = None
+    error: ReconError | None = None
+    #: One ``{"channel", "event", "status"}`` per notification of the run.
+    alerts: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def status(self) -> Status:
+        """The run's status; ``failed`` when it produced no result."""
+        return self.result.status if self.result is not None else Status.FAILED

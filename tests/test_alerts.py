@@ -24,6 +24,7 @@ from recon_job.alerts import (
     plan,
 )
 from recon_job.models import (
+    AlertEvent,
     Comparison,
     GroupResult,
     Metric,
@@ -34,7 +35,6 @@ from recon_job.models import (
     UsageKey,
     Window,
 )
-from recon_job.notify.base import AlertEvent
 
 NOW = datetime(2026, 3, 15, 6, 0, tzinfo=UTC)
 REPEAT = timedelta(hours=24)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from recon_job.config.settings import ENV_VARS, SECRET_KEYS, Settings, load_settings
+from recon_job.config import ENV_VARS, SECRET_KEYS, Settings, load_settings
 from recon_job.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -200,7 +200,7 @@ output_tokens = "completion_tokens"
 
 
 def test_several_named_sources_are_read_with_urls_from_the_environment(tmp_path: Path) -> None:
-    from recon_job.config.settings import NdjsonSourceSettings, SqlSourceSettings
+    from recon_job.config import NdjsonSourceSettings, SqlSourceSettings
 
     url_file = tmp_path / "url"
     url_file.write_text("postgresql://app:s3cret@db/app\n", encoding="utf-8")
@@ -317,7 +317,7 @@ def test_a_variable_and_its_file_twin_together_are_an_error(tmp_path: Path) -> N
 
 
 def test_every_secret_and_the_path_of_secret_urls_reach_the_redactor() -> None:
-    from recon_job.config.settings import secret_values
+    from recon_job.config import secret_values
 
     settings = load_settings(
         environ={

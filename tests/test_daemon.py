@@ -29,8 +29,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
 
-from recon_job import job, windows
-from recon_job.config.settings import Settings, load_settings
+from recon_job import job, windows, wiring
+from recon_job.config import Settings, load_settings
 from recon_job.daemon.scheduler import TICK_ENV, Daemon
 from recon_job.errors import StoreError
 from recon_job.runtime.due import DueReport
@@ -419,8 +419,10 @@ def test_a_daemon_down_across_two_daily_fire_times_runs_both_missed_periods_once
     }
     *done_before, missed_1, missed_2 = due["daily"]
     # The daemon ran until two daily fire times ago, then was down.
-    for window in [*done_before, *due["monthly"]]:
-        job.run_once(settings, window, now=now, clock=lambda: datetime.now(UTC), trigger="test")
+    with HistoryStore(settings.history.database_url.get_secret_value()) as store:
+        deps = wiring.deps(settings, store=store, clock=lambda: datetime.now(UTC), trigger="test")
+        for window in [*done_before, *due["monthly"]]:
+            job.run_once(deps, window, now)
 
     daemon = spawn(workdir, fake_openai)  # real cron schedule: only the catch-up runs
     body = wait_for(lambda: caught_up(daemon), what="the catch-up")
@@ -433,7 +435,7 @@ def test_a_daemon_down_across_two_daily_fire_times_runs_both_missed_periods_once
 
 
 def test_pending_notifications_are_retried_between_ticks(tmp_path: Path) -> None:
-    from recon_job.notify.base import Message
+    from recon_job.models import Message
     from recon_job.store import OutboxItem
 
     settings = settings_for(tmp_path, RECON_DAEMON__RELAY_INTERVAL_SECONDS="1")

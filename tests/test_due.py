@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from recon_job import job, windows
-from recon_job.config.settings import Settings, load_settings
+from recon_job import job, windows, wiring
+from recon_job.config import Settings, load_settings
 from recon_job.errors import Interrupted, UsageApiError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
 from recon_job.runtime import due
@@ -115,9 +115,8 @@ def test_a_pending_run_does_not_complete_its_period(
 ) -> None:
     day = windows.daily(date(2026, 3, 14))
     early = datetime(2026, 3, 15, 1, 0, tzinfo=UTC)  # before the day settled
-    outcome = job.run_once(
-        settings, day, now=early, clock=clock, sources=sources(), store=store, channels={}
-    )
+    deps = wiring.deps(settings, store=store, clock=clock, sources_=sources(), channels={})
+    outcome = job.run_once(deps, day, early)
     assert str(outcome.status) == "pending"
     official = Stub()
     run_due(settings, store, sources(official), kinds=("daily",))
@@ -189,16 +188,10 @@ def test_run_once_raises_interrupted_and_never_leaves_the_row_running(
     stop = threading.Event()
     stop.set()
     with pytest.raises(Interrupted) as caught:
-        job.run_once(
-            settings,
-            windows.daily(date(2026, 3, 14)),
-            now=NOW,
-            clock=clock,
-            sources=sources(),
-            store=store,
-            channels={},
-            stop=stop,
+        deps = wiring.deps(
+            settings, store=store, clock=clock, sources_=sources(), channels={}, stop=stop
         )
+        job.run_once(deps, windows.daily(date(2026, 3, 14)), NOW)
     assert caught.value.permanent is False
     assert caught.value.reason == "interrupted"
     (run,) = store.list_runs()

@@ -8,10 +8,10 @@ from decimal import Decimal
 
 import pytest
 
-from recon_job import job, windows
-from recon_job.config.settings import Settings, load_settings
+from recon_job import job, windows, wiring
+from recon_job.config import Settings, load_settings
 from recon_job.errors import ConfigError, LogSourceError, UsageApiError
-from recon_job.models import Status, Usage, UsageKey, UsageTotals, Window
+from recon_job.models import RunOutcome, Status, Usage, UsageKey, UsageTotals, Window
 from recon_job.store import HistoryStore
 
 DAY = date(2026, 8, 1)
@@ -55,15 +55,9 @@ def clock() -> datetime:
 
 def run(
     settings: Settings, store: HistoryStore, sources: job.Sources, window: Window | None = None
-) -> job.RunOutcome:
-    return job.run_once(
-        settings,
-        window or windows.daily(DAY),
-        now=NOW,
-        clock=clock,
-        sources=sources,
-        store=store,
-    )
+) -> RunOutcome:
+    deps = wiring.deps(settings, store=store, clock=clock, sources_=sources)
+    return job.run_once(deps, window or windows.daily(DAY), NOW)
 
 
 def test_usage_and_costs_are_merged_under_normalised_model_names(
@@ -172,13 +166,13 @@ def test_skipped_records_and_unpriced_models_reach_the_result(
 def test_an_alias_to_an_unknown_model_is_a_config_error_before_anything_runs() -> None:
     settings = load_settings(environ={"RECON_MODELS__ALIASES": '{"bot": "gpt-4o-mnii"}'})
     with pytest.raises(ConfigError, match="did you mean 'gpt-4o-mini'"):
-        job.price_table(settings, job.model_namer(settings))
+        wiring.price_table(settings, wiring.model_namer(settings))
 
 
 def test_building_sources_without_an_admin_key_is_a_config_error(settings: Settings) -> None:
-    namer = job.model_namer(settings)
+    namer = wiring.model_namer(settings)
     with pytest.raises(ConfigError, match="OPENAI_ADMIN_KEY"):
-        job.build_sources(settings, namer=namer, pricer=job.price_table(settings, namer))
+        wiring.sources(settings, namer=namer, pricer=wiring.price_table(settings, namer))
 
 
 def test_several_local_sources_are_summed_and_their_shares_kept(

@@ -22,7 +22,7 @@ from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
-from recon_job.config.settings import load_settings
+from recon_job.config import load_settings
 from recon_job.errors import StoreError
 from recon_job.logconfig import configure_logging
 from recon_job.runtime.ping import Pinger, push_metrics, secret_values, with_pings

@@ -17,7 +17,7 @@ from recon_job.alerts import NotificationState
 from recon_job.delivery.relay import channel_failing_message, exponential_backoff, relay
 from recon_job.errors import NotifyError
 from recon_job.faults import FAULT_EXIT_STATUS, FAULT_POINT_ENV
-from recon_job.notify.base import AlertEvent, Message
+from recon_job.models import AlertEvent, Message
 from recon_job.store import HistoryStore, OutboxItem
 
 T0 = datetime(2026, 3, 15, 6, 0, tzinfo=UTC)

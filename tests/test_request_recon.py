@@ -20,19 +20,19 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
-from recon_job.config.settings import Settings, load_settings
+from recon_job import wiring
+from recon_job.config import Settings, load_settings
 from recon_job.errors import ConfigError, LogSourceError
-from recon_job.per_request.reconcile import (
+from recon_job.per_request import (
     BilledRequest,
     LocalRequest,
     RequestReconReport,
     RequestStatus,
     classify,
     read_billing,
-    reconcile_requests,
-    render_text,
-    report_dict,
 )
+from recon_job.per_request import reconcile_requests as reconcile
+from recon_job.report.requests import render_text, report_dict
 from tests.databases import ALL, SERVERS, Database
 from tests.helpers import TOKEN_USAGE_COLUMNS
 
@@ -360,6 +360,13 @@ def sql_settings(tmp_path: Path, url: str, *, extra_source: bool = False) -> Set
     path = tmp_path / "recon.toml"
     path.write_text(text, encoding="utf-8")
     return load_settings(path, environ={"APP_DB": url})
+
+
+def reconcile_requests(
+    settings: Settings, billing: Path, *, source: str | None = None, **options: Any
+) -> RequestReconReport:
+    """Reconcile as ``recon-job reconcile-requests`` does: sources built from the settings."""
+    return reconcile(wiring.request_source(settings, source), billing, **options)
 
 
 UNTOUCHED = (None, None)

@@ -26,12 +26,12 @@ def alerts() -> None:
 @config_option
 def alerts_test(channel: str | None, config: str | None) -> None:
     """Send a sample drift alert through each configured channel, right now."""
-    from recon_job.delivery import plan as alerting
+    from recon_job import wiring
     from recon_job.notify.render import sample_message
 
     settings = setup(config)
     try:
-        transports = alerting.build_transports(settings)
+        transports = wiring.transports(settings)
     except ConfigError as e:
         fail(e)
     chosen = {n: t for n, t in transports.items() if channel in (None, n)}

@@ -1,23 +1,34 @@
-"""What every ``recon-job`` command shares: exit codes, the clock, setup and error exits."""
+"""What every ``recon-job`` command shares: exit codes, the clock, setup and error exits.
+
+Only click is imported at the top: ``recon-job --help`` must not pay for pydantic, SQLAlchemy or
+requests. Everything heavier is imported inside the function that needs it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from recon_job.config.settings import Settings, load_settings, secret_values
-from recon_job.errors import ConfigError, ReconError
-from recon_job.logconfig import configure_logging
-from recon_job.models import Status
+if TYPE_CHECKING:
+    from recon_job.config import Settings
+    from recon_job.errors import ReconError
 
+#: The run completed (or there was nothing to do, or the period was skipped).
 EXIT_OK = 0
+#: A mismatch with ``--fail-on-mismatch`` (or discrepancies with ``--fail-on-discrepancy``).
 EXIT_MISMATCH = 1
+#: A configuration or other permanent error: fix something before running again.
 EXIT_PERMANENT = 2
+#: A transient failure (API down, deadline hit, database locked): safe to retry.
 EXIT_TRANSIENT = 3
+#: Stopped by SIGTERM (128 + 15), what Kubernetes expects of a terminated container.
+EXIT_SIGTERM = 143
 
 
 def utcnow() -> datetime:
@@ -31,10 +42,11 @@ def exit_code(error: ReconError) -> int:
 
 
 def fail(error: ReconError, fmt: str = "text") -> NoReturn:
+    """Report ``error`` (one JSON document on stdout with ``--format json``) and exit 2 or 3."""
     if fmt == "json":
         doc = {
             "run_id": None,
-            "status": str(Status.FAILED),
+            "status": "failed",
             "reconciled": False,
             "error": {"reason": error.reason, "message": str(error), "permanent": error.permanent},
         }
@@ -43,17 +55,49 @@ def fail(error: ReconError, fmt: str = "text") -> NoReturn:
     sys.exit(exit_code(error))
 
 
-def setup(config: str | None, fmt: str = "text") -> Settings:
+def load(config: str | None, fmt: str = "text") -> Settings:
+    """The settings, or exit 2 listing every problem."""
+    from recon_job.config import load_settings
+    from recon_job.errors import ConfigError
+
     try:
-        settings = load_settings(config)
+        return load_settings(config)
     except ConfigError as e:
         fail(e, fmt)
+
+
+def setup(config: str | None, fmt: str = "text") -> Settings:
+    """The settings (or exit 2), with logging configured and their secrets registered."""
+    from recon_job.config import secret_values
+    from recon_job.logconfig import configure_logging
+
+    settings = load(config, fmt)
     configure_logging(
         level=settings.logging.level,
         fmt=settings.logging.format,
         secrets=secret_values(settings),
     )
     return settings
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; nothing otherwise.
+
+    The callback takes ``(done, total)``; a total of 0 means "not known yet".
+    """
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update
 
 
 config_option = click.option(

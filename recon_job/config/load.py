@@ -62,7 +62,7 @@ SECRET_KEYS = {
 }
 
 
-def _documented_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def documented_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Read :data:`ENV_VARS` and their ``_FILE`` twins into the nested settings shape."""
     problems: list[str] = []
 
@@ -98,7 +98,7 @@ def _documented_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any
     return data, problems
 
 
-def _resolve_source_urls(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
+def resolve_source_urls(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
     """Fill each SQL source's ``url`` from the variable its ``url_env`` names (or its _FILE)."""
     problems: list[str] = []
     sources = data.get("sources")
@@ -125,7 +125,7 @@ def _has_password(url: str) -> bool:
     return "@" in netloc and ":" in netloc.split("@", 1)[0]
 
 
-def _read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
+def read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
     problems: list[str] = []
     try:
         with path.open("rb") as fh:
@@ -155,7 +155,7 @@ def _read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
     return data, problems
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def describe_error(error: Mapping[str, Any]) -> str:
     where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
     message = str(error.get("msg", "invalid value"))
     if message.startswith("Value error, "):
@@ -193,6 +193,3 @@ def secret_values(settings: BaseModel) -> list[str]:
                 v for item in value if isinstance(item, BaseModel) for v in secret_values(item)
             )
     return [f for f in found if f]
-
-
-__all__ = ["ENV_VARS", "FALLBACK_KEY_VAR", "SECRET_KEYS", "secret_values"]

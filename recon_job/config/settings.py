@@ -48,16 +48,12 @@ from pydantic_settings import (
 
 from recon_job.config.alerts import AlertsSettings, EmailSettings, SlackSettings, WebhookSettings
 from recon_job.config.daemon import DaemonSettings
-from recon_job.config.load import ENV_VARS as ENV_VARS
-from recon_job.config.load import FALLBACK_KEY_VAR as FALLBACK_KEY_VAR
-from recon_job.config.load import SECRET_KEYS as SECRET_KEYS
 from recon_job.config.load import (
-    _describe,
-    _documented_env,
-    _read_toml,
-    _resolve_source_urls,
+    describe_error,
+    documented_env,
+    read_toml,
+    resolve_source_urls,
 )
-from recon_job.config.load import secret_values as secret_values
 from recon_job.errors import ConfigError
 from recon_job.models import RECORD_FIELDS
 
@@ -325,9 +321,9 @@ def load_settings(
     data: dict[str, Any] = {}
     path = config_file if config_file is not None else env.get("RECON_CONFIG") or None
     if path is not None:
-        data, problems = _read_toml(Path(path))
-    problems.extend(_resolve_source_urls(data, env))
-    documented, env_problems = _documented_env(env)
+        data, problems = read_toml(Path(path))
+    problems.extend(resolve_source_urls(data, env))
+    documented, env_problems = documented_env(env)
     problems[:0] = env_problems
     for section, values in documented.items():
         existing = data.get(section)
@@ -336,7 +332,7 @@ def load_settings(
     try:
         settings: Settings | None = Settings(**data)
     except ValidationError as e:
-        problems.extend(_describe(err) for err in e.errors(include_url=False))
+        problems.extend(describe_error(err) for err in e.errors(include_url=False))
         settings = None
     finally:
         _ENVIRON.reset(token)

@@ -25,7 +25,7 @@ from apscheduler.events import (
 from recon_job.config.settings import Settings
 from recon_job.daemon.health import HealthState, Metrics, RunInfo
 from recon_job.errors import Interrupted, ReconError
-from recon_job.job import RunOutcome
+from recon_job.models import RunOutcome
 from recon_job.runtime.ping import Pinger, new_rid
 from recon_job.store import HistoryStore
 

@@ -35,7 +35,7 @@ from recon_job.models import Status, Window
 
 if TYPE_CHECKING:
     from recon_job.delivery.relay import RelayReport
-    from recon_job.job import RunOutcome
+    from recon_job.models import RunOutcome
 
 log = structlog.get_logger(__name__)
 

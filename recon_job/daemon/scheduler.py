@@ -59,6 +59,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from recon_job import wiring
 from recon_job.config.settings import Settings
 from recon_job.daemon.events import EV_HISTORY_UNREADABLE as EV_HISTORY_UNREADABLE
 from recon_job.daemon.events import EV_JOB_FAILED as EV_JOB_FAILED
@@ -69,7 +70,7 @@ from recon_job.daemon.events import KINDS as KINDS
 from recon_job.daemon.events import RELAY as RELAY
 from recon_job.daemon.events import JobEvents
 from recon_job.daemon.health import HealthServer, HealthState, Metrics
-from recon_job.delivery import plan as alerting
+from recon_job.delivery import deliver
 from recon_job.logconfig import REDACTOR
 from recon_job.notify.base import Transport
 from recon_job.runtime import due
@@ -202,7 +203,7 @@ class Daemon(JobEvents):
         """
         if self._channels is None:
             enabled = self.settings.alerts.enabled
-            self._channels = alerting.build_transports(self.settings) if enabled else {}
+            self._channels = wiring.transports(self.settings) if enabled else {}
         self._seed_from_history()
         host, port = self.settings.daemon.listen_address
         self.server = HealthServer(host, port, self.health, self.metrics).start()
@@ -308,8 +309,11 @@ class Daemon(JobEvents):
         with HistoryStore(self.settings.history.database_url.get_secret_value()) as store:
             if not store.pending_count():
                 return
-            relayed = alerting.deliver(
-                self.settings, store, channels, now=self._clock(), clock=self._clock
+            relayed = deliver(
+                wiring.alerting(self.settings, channels=channels),
+                store,
+                now=self._clock(),
+                clock=self._clock,
             )
         self.metrics.observe_relay(relayed)
 
@@ -343,8 +347,11 @@ class Daemon(JobEvents):
             # Not after a stop request: a slow SMTP server must not eat the shutdown budget;
             # the rows stay in the outbox for the next start.
             if self._channels and not self._stop.is_set():
-                relayed = alerting.deliver(
-                    self.settings, store, self._channels, now=self._clock(), clock=self._clock
+                relayed = deliver(
+                    wiring.alerting(self.settings, channels=self._channels),
+                    store,
+                    now=self._clock(),
+                    clock=self._clock,
                 )
                 self.metrics.observe_relay(relayed)
         self._rids.pop(job_id, None)

@@ -1,111 +1,53 @@
-"""The alerting half of a run: channels from the settings, what to notify, and delivering it.
+"""The alerting half of a run: what to notify, rendered into outbox rows, then delivered.
 
-Part of the job (only ``job``, ``cli`` and the daemon import it): it turns a run's outcome
-into outbox rows with :func:`recon_job.alerts.plan` and the Jinja renderer, and the relay sends
-them. The pure rules live in ``alerts``; the channels in ``notify``.
+:func:`plan_run` turns a run's outcome into outbox rows with :func:`recon_job.alerts.plan` (the
+pure Alertmanager rules) and the Jinja renderer; :func:`deliver` hands everything due in the outbox
+to the relay. What the channels are and how they behave (:class:`Alerting`) is built from the
+settings by :mod:`recon_job.wiring`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from recon_job import alerts
-from recon_job.config.settings import Settings
 from recon_job.delivery.relay import RelayReport, relay
-from recon_job.errors import ConfigError, ReconError
-from recon_job.http import make_session
-from recon_job.models import ReconResult, Window
+from recon_job.errors import ReconError
+from recon_job.models import ReconResult, Window, WindowKind
 from recon_job.notify.base import Transport
-from recon_job.notify.email import EmailOptions, EmailTransport
-from recon_job.notify.render import check_templates, render_message
-from recon_job.notify.slack import SlackTransport
-from recon_job.notify.webhook import (
-    WebhookTransport,
-    validate_slack_webhook_url,
-    validate_webhook_url,
-)
+from recon_job.notify.render import render_message
 from recon_job.store import HistoryStore, OutboxItem
 
 #: What the CLI shows for a row's delivery state: sent, pending (will be retried) or failed.
 _SHOWN_STATUS = {"sent": "sent", "partial": "sent", "dead": "failed", "failed": "failed"}
 
 
-def channel_problems(settings: Settings) -> list[str]:
-    """What is wrong with the configured channels (URLs, templates), all at once."""
-    problems: list[str] = []
-    slack, webhook = settings.slack, settings.webhook
-    if slack.webhook_url is not None:
-        url = slack.webhook_url.get_secret_value()
-        found = (
-            validate_webhook_url(url, allow_private=True)
-            if slack.allow_other_hosts
-            else validate_slack_webhook_url(url)
-        )
-        problems.extend(f"RECON_SLACK_WEBHOOK_URL: {p}" for p in found)
-    if webhook.url is not None:
-        found = validate_webhook_url(
-            webhook.url.get_secret_value(), allow_private=webhook.allow_private
-        )
-        problems.extend(f"RECON_WEBHOOK_URL: {p}" for p in found)
-    if settings.alerts.templates_dir is not None:
-        problems.extend(check_templates(settings.alerts.templates_dir))
-    return problems
+@dataclass(frozen=True)
+class Alerting:
+    """The notification channels of a run and the rules they follow."""
 
+    #: Channel name -> transport; empty sends nothing (``--no-alerts``, alerts disabled).
+    channels: Mapping[str, Transport] = field(default_factory=dict)
+    #: The lifecycle rules per window kind (repeat interval differs for daily and monthly).
+    policies: Mapping[WindowKind, alerts.AlertPolicy] = field(default_factory=dict)
+    #: A directory of templates overriding the bundled ones, file by file.
+    templates_dir: Path | None = None
+    #: Delivery attempts per notification before it is given up (``dead``).
+    max_attempts: int = 8
 
-def build_transports(settings: Settings) -> dict[str, Transport]:
-    """The configured channels by name; raises ``ConfigError`` listing every problem."""
-    problems = channel_problems(settings)
-    if problems:
-        raise ConfigError(problems)
-    transports: dict[str, Transport] = {}
-    e = settings.email
-    if e.configured and e.host and e.sender:
-        transports["email"] = EmailTransport(
-            EmailOptions(
-                host=e.host,
-                port=e.effective_port,
-                sender=e.sender,
-                recipients=tuple(e.recipients),
-                security=e.security,
-                username=e.username,
-                password=e.password.get_secret_value() if e.password else None,
-                timeout=e.timeout_seconds,
-                cafile=str(e.cafile) if e.cafile else None,
-            )
+    def policy(self, window: Window) -> alerts.AlertPolicy:
+        """The lifecycle rules for ``window``'s kind."""
+        return self.policies.get(window.kind) or alerts.AlertPolicy(
+            repeat_interval=alerts.default_repeat_interval(window.kind)
         )
-    # POSTs are never retried by the session; retries are the relay's, at its next pass.
-    session = make_session(retries=0)
-    if settings.slack.webhook_url is not None:
-        transports["slack"] = SlackTransport(
-            settings.slack.webhook_url.get_secret_value(),
-            session,
-            timeout=(5.0, settings.slack.timeout_seconds),
-        )
-    w = settings.webhook
-    if w.url is not None:
-        transports["webhook"] = WebhookTransport(
-            w.url.get_secret_value(),
-            session,
-            w.secret.get_secret_value() if w.secret else None,
-            timeout=(5.0, w.timeout_seconds),
-        )
-    return transports
 
-
-def policy(settings: Settings, window: Window) -> alerts.AlertPolicy:
-    """The lifecycle rules for ``window``'s kind."""
-    return alerts.AlertPolicy(
-        repeat_interval=settings.alerts.repeat_interval(window.kind),
-        send_resolved={
-            "email": settings.email.send_resolved,
-            "slack": settings.slack.send_resolved,
-            "webhook": settings.webhook.send_resolved,
-        },
-        summaries=settings.alerts.summaries,
-    )
+    def without_channels(self) -> Alerting:
+        """The same rules with no channel: nothing is planned or sent."""
+        return Alerting({}, self.policies, self.templates_dir, self.max_attempts)
 
 
 @dataclass(frozen=True)
@@ -118,9 +60,8 @@ class Planned:
 
 
 def plan_run(
-    settings: Settings,
+    alerting: Alerting,
     store: HistoryStore,
-    channels: Mapping[str, Transport],
     *,
     window: Window,
     run_id: int,
@@ -129,12 +70,14 @@ def plan_run(
     now: datetime,
 ) -> Planned:
     """Decide and render the notifications of one run (``result`` None: the run failed)."""
-    states = {channel: store.notification_state(window.key, channel) for channel in channels}
+    states = {
+        channel: store.notification_state(window.key, channel) for channel in alerting.channels
+    }
     planned = alerts.plan(
         group_key=window.key,
         states=states,
         result=result,
-        policy=policy(settings, window),
+        policy=alerting.policy(window),
         now=now,
     )
     items: list[OutboxItem] = []
@@ -152,7 +95,7 @@ def plan_run(
             firing=result.mismatches if result is not None else (),
             resolved=resolved,
             run_id=run_id,
-            templates_dir=settings.alerts.templates_dir,
+            templates_dir=alerting.templates_dir,
         )
         items.append(
             OutboxItem(n.channel, message, run_id, state=n.state, suppressed=not n.deliver)
@@ -168,15 +111,14 @@ def plan_run(
 
 
 def deliver(
-    settings: Settings,
+    alerting: Alerting,
     store: HistoryStore,
-    channels: Mapping[str, Transport],
     *,
     now: datetime,
     clock: Callable[[], datetime],
 ) -> RelayReport:
     """Send everything due in the outbox, this run's rows and any a crash left behind."""
-    return relay(store, channels, now=now, clock=clock, max_attempts=settings.alerts.max_attempts)
+    return relay(store, alerting.channels, now=now, clock=clock, max_attempts=alerting.max_attempts)
 
 
 def shown_alerts(planned: Planned, report: RelayReport | None) -> list[dict[str, Any]]:

@@ -32,7 +32,8 @@ import structlog
 
 from recon_job.errors import NotifyError
 from recon_job.faults import fault_point
-from recon_job.notify.base import AlertEvent, Message, Transport
+from recon_job.models import AlertEvent, Message
+from recon_job.notify.base import Transport
 from recon_job.store.outbox_records import OutboxItem, OutboxRow, OutboxStatus, Outcome
 
 if TYPE_CHECKING:

@@ -7,41 +7,9 @@ channel gets the same message and picks the parts it needs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
-#: Why a message is sent. ``opened``: a window starts drifting; ``updated``: more groups drift;
-#: ``repeat``: still drifting after ``repeat_interval``; ``resolved``: all back in tolerance;
-#: ``failed``: the run could not get OpenAI's figures; ``summary``: an all-clear report (opt-in);
-#: ``channel_failing``: another channel keeps failing; ``test``: ``recon-job alerts test``.
-AlertEvent = Literal[
-    "opened", "updated", "repeat", "resolved", "failed", "summary", "channel_failing", "test"
-]
-
-CHANNELS = ("email", "slack", "webhook")
-
-
-@dataclass(frozen=True)
-class Message:
-    """A rendered notification: every part of it, for every channel. Holds no secret."""
-
-    #: Stable across retries and re-runs: the email ``Message-ID``, the webhook
-    #: ``Idempotency-Key`` and the Slack footer, so a duplicate after a crash is recognisable.
-    dedupe_key: str
-    event: AlertEvent
-    #: The alert group: the window's key (``daily:2026-03-14``, ``monthly:2026-02``).
-    group_key: str
-    #: One line, no CR/LF (an email header).
-    subject: str
-    #: Plain-text body (email text part).
-    text: str
-    #: HTML body (email HTML part), autoescaped.
-    html: str
-    #: Slack mrkdwn fallback text; the Slack channel builds Block Kit blocks around it.
-    slack_text: str
-    #: The generic webhook's JSON body (versioned, documented in the README).
-    payload: Mapping[str, Any] = field(default_factory=dict)
+from recon_job.models import Message
 
 
 class Transport(Protocol):

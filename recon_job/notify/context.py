@@ -30,9 +30,9 @@ from decimal import Decimal
 from typing import Any, Final
 
 from recon_job.causes import likely_causes
-from recon_job.models import GroupResult, Metric, ReconResult, Status, UsageKey, Window
-from recon_job.notify.base import AlertEvent
+from recon_job.models import AlertEvent, GroupResult, Metric, ReconResult, Status, UsageKey, Window
 from recon_job.report import run as report
+from recon_job.report.formats import money, pct_text, totals
 
 #: The webhook payload's schema name and version.
 PAYLOAD_SCHEMA: Final = "recon-job.alert/v1"
@@ -61,17 +61,13 @@ def _signed_count(value: Decimal) -> str:
 
 
 def _signed_money(value: Decimal) -> str:
-    text = report.money(value)
+    text = money(value)
     return text if text.startswith("-") else f"+{text}"
 
 
-def _pct(value: Decimal | None) -> str:
-    return "n/a" if value is None else f"{value:+.2f}%"
-
-
-def _metric_row(label: str, metric: Metric, *, money: bool) -> dict[str, Any]:
-    if money:
-        local, openai = report.money(metric.local), report.money(metric.openai)
+def _metric_row(label: str, metric: Metric, *, is_money: bool) -> dict[str, Any]:
+    if is_money:
+        local, openai = money(metric.local), money(metric.openai)
         difference = _signed_money(metric.difference)
     else:
         local, openai = _count(metric.local), _count(metric.openai)
@@ -81,16 +77,16 @@ def _metric_row(label: str, metric: Metric, *, money: bool) -> dict[str, Any]:
         "local": local,
         "openai": openai,
         "difference": difference,
-        "pct": _pct(metric.pct),
+        "pct": pct_text(metric.pct),
         "exceeds": metric.exceeds,
     }
 
 
 def _metric_rows(comparison: Any) -> dict[str, dict[str, Any]]:
     return {
-        "tokens": _metric_row("Tokens", comparison.tokens, money=False),
-        "requests": _metric_row("Requests", comparison.requests, money=False),
-        "cost": _metric_row("Cost (USD)", comparison.cost, money=True),
+        "tokens": _metric_row("Tokens", comparison.tokens, is_money=False),
+        "requests": _metric_row("Requests", comparison.requests, is_money=False),
+        "cost": _metric_row("Cost (USD)", comparison.cost, is_money=True),
     }
 
 
@@ -187,8 +183,8 @@ def build_context(
         "totals": None
         if result is None
         else {
-            "local": report.totals(result.local),
-            "openai": report.totals(result.openai),
+            "local": totals(result.local),
+            "openai": totals(result.openai),
             "difference": report.difference(result.comparison),
         },
         "groups": [report.group_dict(g) for g in shown],

@@ -40,7 +40,7 @@ from typing import Final, Literal
 import structlog
 
 from recon_job.errors import NotifyError
-from recon_job.notify.base import Message
+from recon_job.models import Message
 
 log = structlog.get_logger(__name__)
 

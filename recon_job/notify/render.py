@@ -58,8 +58,7 @@ from jinja2 import (
 
 from recon_job.causes import likely_causes
 from recon_job.errors import ConfigError
-from recon_job.models import GroupResult, ReconResult, Usage, UsageKey, Window
-from recon_job.notify.base import AlertEvent, Message
+from recon_job.models import AlertEvent, GroupResult, Message, ReconResult, Usage, UsageKey, Window
 from recon_job.notify.context import (
     EVENT_TITLES,
     PAYLOAD_SCHEMA,

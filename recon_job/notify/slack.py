@@ -35,7 +35,7 @@ import structlog
 
 from recon_job.errors import NotifyError
 from recon_job.http import parse_retry_after
-from recon_job.notify.base import Message
+from recon_job.models import Message
 from recon_job.notify.render import mrkdwn_escape
 from recon_job.notify.webhook import (
     DEFAULT_TIMEOUT,

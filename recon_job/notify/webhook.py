@@ -57,7 +57,7 @@ import structlog
 
 from recon_job.errors import NotifyError
 from recon_job.http import failure_kind, parse_retry_after
-from recon_job.notify.base import Message
+from recon_job.models import Message
 
 log = structlog.get_logger(__name__)
 

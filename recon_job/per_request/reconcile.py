@@ -30,42 +30,22 @@ modules that do them: :mod:`~recon_job.per_request.billing` (the billing file),
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 
 import structlog
 
-from recon_job import job
-from recon_job.config.settings import NdjsonSourceSettings, Settings, SqlSourceSettings
 from recon_job.errors import ConfigError
-from recon_job.per_request.billing import CENT_HEADERS as CENT_HEADERS
-from recon_job.per_request.billing import EV_BILLING_READ as EV_BILLING_READ
-from recon_job.per_request.billing import ID_HEADERS as ID_HEADERS
-from recon_job.per_request.billing import TIME_HEADERS as TIME_HEADERS
-from recon_job.per_request.billing import USD_HEADERS as USD_HEADERS
-from recon_job.per_request.billing import BilledRequest, read_billing
-from recon_job.per_request.classify import MAX_DUPLICATES_LISTED as MAX_DUPLICATES_LISTED
-from recon_job.per_request.classify import RequestReconReport, RequestRow, RequestStatus, classify
-from recon_job.per_request.classify import within as within
+from recon_job.per_request.billing import read_billing
+from recon_job.per_request.classify import RequestReconReport, classify
 from recon_job.per_request.local import LocalRequest, log_requests, table_requests
 from recon_job.per_request.writeback import STATUS_COLUMN, WRITEBACK_COLUMNS, RequestTable
-from recon_job.report.requests import money as money
-from recon_job.report.requests import render_text, report_dict
-from recon_job.sources.ndjson.source import NdjsonOptions
+from recon_job.pricing import PriceTable
+from recon_job.sources.ndjson import NdjsonOptions
 
-__all__ = [
-    "BilledRequest",
-    "LocalRequest",
-    "RequestReconReport",
-    "RequestRow",
-    "RequestStatus",
-    "classify",
-    "read_billing",
-    "reconcile_requests",
-    "render_text",
-    "report_dict",
-]
+__all__ = ["RequestSource", "TableSpec", "reconcile_requests"]
 
 log = structlog.get_logger(__name__)
 
@@ -74,31 +54,43 @@ EV_FINISHED = "recon.requests.finished"
 _PROGRESS_EVERY = 10_000
 
 
-def pick_source(
-    settings: Settings, name: str | None
-) -> tuple[str, SqlSourceSettings | NdjsonSourceSettings | None]:
-    """The named ``[[sources]]`` entry, the only one, or (None) the ``[logs]`` NDJSON source."""
-    names = [s.name for s in settings.sources]
-    if name is not None:
-        for candidate in settings.sources:
-            if candidate.name == name:
-                return name, candidate
-        listed = ", ".join(names) if names else "none ([logs] is used without --source)"
-        raise ConfigError(f"no source named {name!r}; configured [[sources]]: {listed}")
-    if len(settings.sources) > 1:
-        raise ConfigError(
-            f"several sources are configured ({', '.join(names)}); choose one with --source NAME"
-        )
-    if settings.sources:
-        return names[0], settings.sources[0]
-    return "logs", None
+@dataclass(frozen=True)
+class TableSpec:
+    """A database table of logged requests (a ``kind = "sql"`` source): readable and writable."""
+
+    #: SQLAlchemy URL; a secret, kept out of ``repr``.
+    url: str = field(repr=False)
+    table: str
+    #: Canonical name -> column; includes ``request_id``.
+    columns: Mapping[str, str]
+    filter: str | None = None
+    cost_unit: str = "usd"
+    #: Zone of a timestamp column stored without one.
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True)
+class RequestSource:
+    """Where the logged requests are and how they are judged; built by ``recon_job.wiring``."""
+
+    #: The source's name in the report (``logs`` for ``[logs]``).
+    name: str
+    #: Prices records that carry no cost.
+    pricer: PriceTable
+    #: Percent: an estimate within this of the actual cost is matched.
+    pct: Decimal
+    #: USD: an estimate within this of the actual cost is matched.
+    floor: Decimal
+    #: The table, for a database source (the only kind that can be written back).
+    table: TableSpec | None = None
+    #: The logs, for an NDJSON source.
+    logs: NdjsonOptions | None = None
 
 
 def reconcile_requests(
-    settings: Settings,
+    source: RequestSource,
     billing_path: str | Path,
     *,
-    source: str | None = None,
     apply: bool = False,
     batch_size: int = 1000,
     progress: Callable[[int, int], None] | None = None,
@@ -111,20 +103,19 @@ def reconcile_requests(
     """
     if batch_size < 1:
         raise ConfigError(f"batch size must be at least 1, not {batch_size}")
-    name, chosen = pick_source(settings, source)
-    if apply and not isinstance(chosen, SqlSourceSettings):
+    name, pricer = source.name, source.pricer
+    if apply and source.table is None:
         raise ConfigError(
             f"write-back needs a database source; {name!r} is NDJSON logs, which are never "
             'modified — leave out --apply, or choose a kind = "sql" source with --source'
         )
-    pricer = job.price_table(settings, job.model_namer(settings))
     billed = read_billing(billing_path)
-    r = settings.reconcile
     skipped: dict[str, int] = {}
     notes: list[str] = []
     written = 0
-    if isinstance(chosen, SqlSourceSettings):
-        table = _open_table(name, chosen)
+    if source.table is not None:
+        spec = source.table
+        table = RequestTable(spec.url, spec.table, spec.columns, filter=spec.filter, name=name)
         try:
             existing = table.existing_columns()
             table.check_mapped_columns(existing)
@@ -138,36 +129,24 @@ def reconcile_requests(
             local = table_requests(
                 table,
                 pricer,
-                cost_unit=chosen.cost_unit,
-                timezone=chosen.timestamp_timezone,
+                cost_unit=spec.cost_unit,
+                timezone=spec.timezone,
                 skipped=skipped,
             )
-            report = classify(
-                billed, _counted(local, progress), pct=r.threshold_pct, floor=r.cost_floor
-            )
+            report = classify(billed, _counted(local, progress), pct=source.pct, floor=source.floor)
             if apply:
                 written = table.write(report.updates(), batch_size=batch_size, progress=progress)
         finally:
             table.close()
     else:
-        logs = chosen or settings.logs
-        options = NdjsonOptions(
-            paths=tuple(logs.paths),
-            timezone=logs.timezone,
-            fields=dict(logs.fields),
-            project_ids=tuple(settings.openai.project_ids),
-            cost_unit=logs.cost_unit,
-            workers=1,
-        )
-        local = log_requests(options, pricer, skipped)
-        report = classify(
-            billed, _counted(local, progress), pct=r.threshold_pct, floor=r.cost_floor
-        )
+        assert source.logs is not None  # wiring sets one of table and logs
+        local = log_requests(source.logs, pricer, skipped)
+        report = classify(billed, _counted(local, progress), pct=source.pct, floor=source.floor)
     report = replace(
         report,
         source=name,
         billing_file=str(billing_path),
-        writable=isinstance(chosen, SqlSourceSettings),
+        writable=source.table is not None,
         applied=apply,
         written=written,
         skipped=dict(sorted(skipped.items())),
@@ -175,22 +154,6 @@ def reconcile_requests(
     )
     log.info(EV_FINISHED, source=name, applied=apply, written=written, **report.counts)
     return report
-
-
-def _open_table(name: str, source: SqlSourceSettings) -> RequestTable:
-    if "request_id" not in source.columns:
-        raise ConfigError(
-            f"sources: {name!r} maps no request_id column; add request_id = "
-            '"openai_request_id" (your column) to its columns'
-        )
-    assert source.url is not None  # settings validation guarantees it
-    return RequestTable(
-        source.url.get_secret_value(),
-        source.table,
-        source.columns,
-        filter=source.filter,
-        name=name,
-    )
 
 
 def _counted(

@@ -24,8 +24,9 @@ from typing import Any
 import sqlalchemy as sa
 import structlog
 from sqlalchemy import exc
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine
 
+from recon_job.database import display_url, first_line, is_transient, parse_url
 from recon_job.errors import LogSourceError
 
 log = structlog.get_logger(__name__)
@@ -60,10 +61,6 @@ ROW_FIELDS = (
 #: One update: (request id, actual cost in cents or None, reconciliation status).
 Update = tuple[str, Decimal | None, str]
 
-# Drivers recon-job ships extras for; SQLAlchemy's defaults (psycopg2, mysqlclient) are not.
-_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}
-_DEFAULT_DRIVERS.update({"mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"})
-
 
 class RequestTable:
     """One configured table of per-request usage rows (a ``kind = "sql"`` source)."""
@@ -80,7 +77,7 @@ class RequestTable:
         """``columns`` maps canonical names to column names and must include ``request_id``."""
         self.name = name or table
         self.url = _parse_url(url, self.name)
-        self.display_url = self.url.render_as_string(hide_password=True)
+        self.display_url = display_url(self.url)
         self.schema, _, self.table_name = table.rpartition(".")
         self.columns = dict(columns)
         self.request_column = self.columns["request_id"]
@@ -121,15 +118,10 @@ class RequestTable:
 
     def _clean(self, error: BaseException) -> str:
         """The first line of a driver message, with the password cut out should it appear."""
-        text = str(getattr(error, "orig", None) or error).strip().splitlines()
-        first = text[0] if text else type(error).__name__
-        password = self.url.password
-        return first.replace(str(password), "***") if password else first
+        return first_line(error, self.url)
 
     def _error(self, error: exc.SQLAlchemyError, doing: str) -> LogSourceError:
-        if isinstance(error, exc.OperationalError | exc.InterfaceError) and (
-            error.connection_invalidated or _is_connect_failure(error)
-        ):
+        if is_transient(error):
             return LogSourceError(
                 f"source {self.name!r}: database {self.display_url} is unreachable while "
                 f"{doing} ({self._clean(error)}); check that it is running and reachable, "
@@ -314,8 +306,8 @@ class RequestTable:
 
 def _parse_url(url: str, name: str) -> URL:
     try:
-        parsed = make_url(url)
-    except exc.ArgumentError as e:
+        return parse_url(url)
+    except ValueError as e:
         raise LogSourceError(
             f"source {name!r}: cannot parse its database URL; expected e.g. "
             "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db or "
@@ -323,28 +315,3 @@ def _parse_url(url: str, name: str) -> URL:
             permanent=True,
             reason="bad_database_url",
         ) from e
-    driver = _DEFAULT_DRIVERS.get(parsed.drivername)
-    return parsed.set(drivername=driver) if driver else parsed
-
-
-def _is_connect_failure(error: exc.SQLAlchemyError) -> bool:
-    # A failed connect surfaces as OperationalError before any statement ran; the driver's
-    # wording differs, so look for the phrases psycopg and PyMySQL use.
-    text = str(getattr(error, "orig", error)).lower()
-    return any(
-        marker in text
-        for marker in (
-            "connection refused",
-            "can't connect",
-            "could not connect",
-            "connection failed",
-            "timeout",
-            "timed out",
-            "server closed the connection",
-            "lost connection",
-            "gone away",
-            "name or service not known",
-            "could not translate host name",
-            "no route to host",
-        )
-    )

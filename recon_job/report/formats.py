@@ -32,6 +32,11 @@ def pct(value: Decimal | None) -> str | None:
     return None if value is None else str(value.quantize(_SIX))
 
 
+def pct_text(value: Decimal | None) -> str:
+    """A percentage for people: signed, two decimals (``+5.00%``), ``n/a`` when undefined."""
+    return "n/a" if value is None else f"{value:+.2f}%"
+
+
 def usage_counts(usage: Usage, *, total: str = "tokens") -> dict[str, int]:
     """The token and request counts of ``usage``, the token total under the key ``total``."""
     return {

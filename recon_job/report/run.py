@@ -2,24 +2,17 @@
 
 Money is a decimal string, exact, with at least 6 decimals (``"0.003400"``); percentages are
 decimal strings with 6 decimals, or null when OpenAI's figure is zero (no division by zero).
-Both are written by :mod:`recon_job.report.formats` (``money``, ``pct`` and ``totals`` are importable
-from here too). The JSON schema is documented in the README and stable: fields are only ever added.
+Both are written by :mod:`recon_job.report.formats` . The JSON schema is documented in the README and stable: fields are only ever added.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from recon_job.models import Comparison, GroupResult, ReconResult, Status, Usage, Window
-from recon_job.report.formats import money as money
-from recon_job.report.formats import pct as pct
-from recon_job.report.formats import totals as totals
-
-if TYPE_CHECKING:
-    from recon_job.job import RunOutcome
-    from recon_job.store.records import RunRecord
+from recon_job.models import Comparison, GroupResult, ReconResult, RunOutcome, Status, Usage, Window
+from recon_job.report.formats import money, pct, pct_text, totals
 
 SCHEMA_VERSION = 1
 
@@ -143,10 +136,6 @@ def outcome_dict(outcome: RunOutcome) -> dict[str, Any]:
     return doc
 
 
-def _fmt_pct(value: Decimal | None) -> str:
-    return "n/a" if value is None else f"{value:+.2f}%"
-
-
 def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
     """A short, readable report: status, totals side by side, then the drifting groups."""
     lines = [f"run {outcome.run_id} · {outcome.window.key} · status: {outcome.status}"]
@@ -164,11 +153,11 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
     for label, name in zip(labels, counts, strict=True):
         m = getattr(c, name)
         local, openai, diff = f"{int(m.local):,}", f"{int(m.openai):,}", f"{int(m.difference):+,}"
-        lines.append(f"{label:10}{local:>18}{openai:>18}{diff:>18}{_fmt_pct(m.pct):>10}")
+        lines.append(f"{label:10}{local:>18}{openai:>18}{diff:>18}{pct_text(m.pct):>10}")
     m = c.cost
     lines.append(
         f"{'cost USD':10}{money(m.local):>18}{money(m.openai):>18}{money(m.difference):>18}"
-        f"{_fmt_pct(m.pct):>10}"
+        f"{pct_text(m.pct):>10}"
     )
     for source in sources_list(result):
         lines.append(
@@ -187,9 +176,9 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
             gc = g.comparison
             lines.append(
                 f"  {g.key.day} {g.key.model}{project}: tokens {int(gc.tokens.local):,} vs "
-                f"{int(gc.tokens.openai):,} ({_fmt_pct(gc.tokens.pct)}), requests "
+                f"{int(gc.tokens.openai):,} ({pct_text(gc.tokens.pct)}), requests "
                 f"{int(gc.requests.local):,} vs {int(gc.requests.openai):,}, cost "
-                f"{money(gc.cost.local)} vs {money(gc.cost.openai)} ({_fmt_pct(gc.cost.pct)})"
+                f"{money(gc.cost.local)} vs {money(gc.cost.openai)} ({pct_text(gc.cost.pct)})"
             )
         if len(drifting) > max_rows:
             lines.append(f"  ... and {len(drifting) - max_rows} more (use --format json)")
@@ -211,56 +200,3 @@ def _alert_lines(outcome: RunOutcome) -> list[str]:
         + (" (from an earlier run)" if a.get("earlier") else "")
         for a in outcome.alerts
     ]
-
-
-def run_record_dict(run: RunRecord) -> dict[str, Any]:
-    """One past run, as ``recon-job history --format json`` lists it."""
-    diff = run.difference
-    return {
-        "run_id": run.id,
-        "window": window_dict(run.window),
-        "status": str(run.status),
-        "trigger": run.trigger,
-        "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "threshold_pct": None if run.threshold_pct is None else str(run.threshold_pct),
-        "local": None if run.local is None else totals(run.local),
-        "openai": None if run.openai is None else totals(run.openai),
-        "difference": None
-        if diff is None
-        else {
-            "tokens": diff.tokens,
-            "tokens_pct": pct(diff.tokens_pct),
-            "requests": diff.requests,
-            "requests_pct": pct(diff.requests_pct),
-            "cost": money(diff.cost),
-            "cost_pct": pct(diff.cost_pct),
-        },
-        "groups": run.group_count,
-        "mismatches": run.mismatch_count,
-        "pending_days": [d.isoformat() for d in run.pending_days],
-        "unpriced_models": unpriced_list(run.unpriced),
-        "skipped": dict(sorted(run.skipped.items())),
-        "error": None
-        if run.error_reason is None
-        else {"reason": run.error_reason, "message": run.error_message},
-        "tool_version": run.tool_version,
-    }
-
-
-def run_summary(run: RunRecord) -> str:
-    """A one-line description of a past run for ``recon-job history``."""
-    if run.error_reason is not None:
-        return f"{run.error_reason}: {run.error_message or ''}".strip()
-    diff = run.difference
-    if diff is None:
-        return "not finished" if run.finished_at is None else ""
-    text = (
-        f"tokens {_fmt_pct(diff.tokens_pct)}, requests {_fmt_pct(diff.requests_pct)}, "
-        f"cost {money(diff.cost)} ({_fmt_pct(diff.cost_pct)})"
-    )
-    if run.mismatch_count:
-        text += f", {run.mismatch_count} group(s) out of tolerance"
-    if run.unpriced:
-        text += f", unpriced: {', '.join(sorted(run.unpriced))}"
-    return text

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import structlog
 
-from recon_job import job, windows
+from recon_job import job, windows, wiring
 from recon_job.config.settings import Settings
 from recon_job.errors import Interrupted
-from recon_job.models import Status, Window
+from recon_job.models import RunOutcome, Status, Window
 from recon_job.notify.base import Transport
 from recon_job.store import HistoryStore
 
@@ -50,7 +50,7 @@ class DueReport:
     """What one ``run_due`` call did: the runs, the periods it skipped and the rows it reaped."""
 
     #: Every run made, oldest period first (failed runs included).
-    runs: tuple[job.RunOutcome, ...] = ()
+    runs: tuple[RunOutcome, ...] = ()
     #: ``(period key, reason)``; reason ``locked`` or ``complete``. No run row for either.
     skipped: tuple[tuple[str, str], ...] = ()
     #: Ids of ``running`` rows marked ``abandoned`` (their runner had died).
@@ -130,7 +130,7 @@ def run_due(
         raise ValueError("force re-runs one explicit window: pass only=")
     own_store = store is None
     history = store or HistoryStore(settings.history.database_url.get_secret_value())
-    runs: list[job.RunOutcome] = []
+    runs: list[RunOutcome] = []
     skipped: list[tuple[str, str]] = []
     abandoned: list[int] = []
     try:
@@ -140,6 +140,16 @@ def run_due(
             [only] if only is not None else due_windows(settings, history, now=now, kinds=kinds)
         )
         log.info(EV_DUE_PLANNED, periods=[w.key for w in planned], trigger=trigger)
+        deps = wiring.deps(
+            settings,
+            store=history,
+            clock=clock,
+            stop=stop,
+            trigger=trigger,
+            openai_csv=openai_csv,
+            sources_=sources,
+            channels=channels,
+        )
         for window in planned:
             if stop is not None and stop.is_set():
                 log.warning(EV_DUE_STOPPED, before=window.key)
@@ -156,18 +166,7 @@ def run_due(
                     _skip(skipped, window, SKIP_COMPLETE)
                     continue
                 try:
-                    outcome = job.run_once(
-                        settings,
-                        window,
-                        now=clock(),
-                        clock=clock,
-                        sources=sources,
-                        store=history,
-                        trigger=trigger,
-                        openai_csv=openai_csv,
-                        channels=channels,
-                        stop=stop,
-                    )
+                    outcome = job.run_once(deps, window, clock())
                 except Interrupted as e:
                     log.warning(EV_DUE_STOPPED, during=window.key, run_id=e.run_id)
                     return _report(
@@ -200,7 +199,7 @@ def _skip(skipped: list[tuple[str, str]], window: Window, reason: str) -> None:
 
 
 def _report(
-    runs: list[job.RunOutcome],
+    runs: list[RunOutcome],
     skipped: list[tuple[str, str]],
     abandoned: list[int],
     *,

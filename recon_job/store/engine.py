@@ -9,15 +9,16 @@ lock up front and so avoids ``SQLITE_BUSY_SNAPSHOT`` that no busy timeout can wa
 
 from __future__ import annotations
 
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, exc
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from recon_job import database
+from recon_job.database import display_url, first_line, redact_url_text
 from recon_job.errors import StoreError
 
 DEFAULT_URL = "sqlite:///recon_history.db"
@@ -32,23 +33,6 @@ URL_HELP = (
     "(PostgreSQL needs: pip install 'recon-job[postgres]')"
 )
 
-# Connection failures PostgreSQL reports as OperationalError that retrying cannot fix.
-_PERMANENT_MARKERS = (
-    "password authentication failed",
-    "no pg_hba.conf entry",
-    "does not exist",
-    "unable to open database file",
-    "file is not a database",
-    "readonly database",
-)
-
-_USERINFO = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
-
-
-def redact_url_text(text: str) -> str:
-    """Hide the password of any URL written inside ``text`` (for URLs too broken to parse)."""
-    return _USERINFO.sub(r"\1:***@", text)
-
 
 def parse_url(url: str) -> URL:
     """Parse a database URL; ``postgresql://`` and ``postgres://`` mean psycopg 3.
@@ -56,22 +40,13 @@ def parse_url(url: str) -> URL:
     Raises a permanent ``StoreError`` saying which forms are expected when it cannot be parsed.
     """
     try:
-        parsed = make_url(url)
-    except exc.ArgumentError as e:
+        return database.parse_url(url)
+    except ValueError as e:
         raise StoreError(
             f"cannot parse history database URL {redact_url_text(url)!r}: {URL_HELP}",
             permanent=True,
             reason="store_bad_url",
         ) from e
-    # psycopg 3 is the PostgreSQL driver recon-job ships; SQLAlchemy's default is psycopg2.
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
-
-
-def display_url(url: URL) -> str:
-    """The URL as it may appear in messages and logs: never with its password."""
-    return url.render_as_string(hide_password=True)
 
 
 def create_store_engine(url: URL, *, busy_timeout: float) -> Engine:
@@ -98,7 +73,7 @@ def create_store_engine(url: URL, *, busy_timeout: float) -> Engine:
         engine = create_engine(url, pool_pre_ping=backend != "sqlite", **kwargs)
     except (exc.ArgumentError, ImportError) as e:
         raise StoreError(
-            f"cannot use history database {display_url(url)}: {_first_line(e)}; {URL_HELP}",
+            f"cannot use history database {display_url(url)}: {first_line(e)}; {URL_HELP}",
             permanent=True,
             reason="store_bad_url",
         ) from e
@@ -141,12 +116,8 @@ def to_store_error(error: BaseException, *, url: URL, action: str) -> StoreError
     bad credentials, a missing database and everything else (constraint violations, bad data)
     are permanent. The message names the database without its password.
     """
-    detail = _first_line(error.orig if isinstance(error, exc.StatementError) else error)
-    transient = isinstance(error, exc.OperationalError | exc.InterfaceError | exc.TimeoutError) or (
-        isinstance(error, exc.DBAPIError) and error.connection_invalidated
-    )
-    if any(marker in detail.lower() for marker in _PERMANENT_MARKERS):
-        transient = False
+    detail = database.first_line(error, url)
+    transient = database.is_transient(error)
     hint = ""
     if "database is locked" in detail:
         hint = " (another process held the write lock longer than the busy timeout; retry)"
@@ -158,11 +129,3 @@ def to_store_error(error: BaseException, *, url: URL, action: str) -> StoreError
         permanent=not transient,
         reason="store_unavailable" if transient else "store_error",
     )
-
-
-def _first_line(error: BaseException | None) -> str:
-    """The first line of an error's text (drivers append SQL, parameters and hints below it)."""
-    text = str(error).strip() if error is not None else ""
-    if not text:
-        return type(error).__name__
-    return text.splitlines()[0].strip()

@@ -24,6 +24,7 @@ from alembic.util.exc import CommandError
 from sqlalchemy import exc, insert, select
 from sqlalchemy.orm import Session
 
+from recon_job.database import display_url
 from recon_job.errors import StoreError
 from recon_job.models import Comparison, ReconResult, Usage, Window
 from recon_job.store import migrate
@@ -31,7 +32,6 @@ from recon_job.store.engine import (
     DEFAULT_URL,
     WRITE_OPTION,
     create_store_engine,
-    display_url,
     parse_url,
     to_store_error,
 )

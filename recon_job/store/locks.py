@@ -32,8 +32,9 @@ from filelock import FileLock, Timeout
 from sqlalchemy import exc, text
 from sqlalchemy.engine import URL
 
+from recon_job.database import display_url
 from recon_job.errors import StoreError
-from recon_job.store.engine import create_store_engine, display_url, parse_url, to_store_error
+from recon_job.store.engine import create_store_engine, parse_url, to_store_error
 
 log = structlog.get_logger(__name__)
 

@@ -29,7 +29,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from recon_job.alerts import NotificationState
-from recon_job.notify.base import AlertEvent
+from recon_job.models import AlertEvent
 from recon_job.store.outbox_records import (
     DELIVERED,
     OPEN_STATUSES,

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Literal, cast, get_args
 
 from recon_job.alerts import NotificationState
-from recon_job.notify.base import AlertEvent, Message
+from recon_job.models import AlertEvent, Message
 from recon_job.store.schema import Outbox
 
 OutboxStatus = Literal["pending", "sending", "sent", "partial", "failed", "dead", "suppressed"]

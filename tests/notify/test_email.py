@@ -10,7 +10,7 @@ from email.message import EmailMessage
 import pytest
 
 from recon_job.errors import NotifyError
-from recon_job.notify.base import Message
+from recon_job.models import Message
 from recon_job.notify.email import (
     EmailOptions,
     EmailTransport,

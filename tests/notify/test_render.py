@@ -12,8 +12,16 @@ import pytest
 
 from recon_job.compare import reconcile
 from recon_job.errors import ConfigError
-from recon_job.models import ReconResult, Tolerance, Usage, UsageKey, UsageTotals, Window
-from recon_job.notify.base import AlertEvent, Message
+from recon_job.models import (
+    AlertEvent,
+    Message,
+    ReconResult,
+    Tolerance,
+    Usage,
+    UsageKey,
+    UsageTotals,
+    Window,
+)
 from recon_job.notify.render import (
     PAYLOAD_SCHEMA,
     TEMPLATES,

@@ -16,7 +16,7 @@ from werkzeug import Request, Response
 
 from recon_job.errors import NotifyError
 from recon_job.http import make_session
-from recon_job.notify.base import Message
+from recon_job.models import Message
 from recon_job.notify.render import PAYLOAD_SCHEMA, sample_message
 from recon_job.notify.webhook import (
     WebhookTransport,

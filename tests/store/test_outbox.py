@@ -13,8 +13,17 @@ import sqlalchemy as sa
 
 from recon_job.alerts import NotificationState
 from recon_job.errors import StoreError
-from recon_job.models import Comparison, Metric, ReconResult, Status, Tolerance, Usage, Window
-from recon_job.notify.base import AlertEvent, Message
+from recon_job.models import (
+    AlertEvent,
+    Comparison,
+    Message,
+    Metric,
+    ReconResult,
+    Status,
+    Tolerance,
+    Usage,
+    Window,
+)
 from recon_job.store import HistoryStore, OutboxItem, RunStatus
 
 DAY = Window("daily", date(2026, 3, 14), date(2026, 3, 15))

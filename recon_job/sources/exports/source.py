@@ -54,8 +54,8 @@ from recon_job.sources.exports.rows import (
 from recon_job.sources.exports.rows import TIME_COLUMNS as TIME_COLUMNS
 from recon_job.sources.exports.rows import ExportKind as ExportKind
 from recon_job.sources.exports.rows import detect_export_kind as detect_export_kind
-from recon_job.sources.openai.base import GROUP_BY_KEYS
 from recon_job.sources.openai.costs import ALL_LINE_ITEMS, parse_line_item
+from recon_job.sources.openai.options import GROUP_BY_KEYS
 from recon_job.sources.openai.usage import UNKNOWN_MODEL
 
 log = structlog.get_logger(__name__)

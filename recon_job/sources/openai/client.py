@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import requests
 import structlog
@@ -29,9 +29,7 @@ from recon_job.sources.openai.errors import (
     status_error,
     transport_error,
 )
-
-if TYPE_CHECKING:
-    from recon_job.sources.openai.base import OpenAIOptions
+from recon_job.sources.openai.options import OpenAIOptions
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,8 @@ import structlog
 
 from recon_job.errors import UsageApiError
 from recon_job.models import UNATTRIBUTED, Usage, UsageKey, UsageTotals, Window
-from recon_job.sources.openai.base import OpenAISource, optional_str, schema_error
+from recon_job.sources.openai.base import OpenAISource, optional_str
+from recon_job.sources.openai.errors import schema_error
 
 log = structlog.get_logger(__name__)
 

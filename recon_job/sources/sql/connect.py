@@ -7,7 +7,6 @@ no such database, a bad filter). Messages show the URL with its password masked 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -17,26 +16,14 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
 
+from recon_job.database import first_line, is_transient
 from recon_job.errors import LogSourceError
 
 if TYPE_CHECKING:
-    from recon_job.sources.sql.source import SqlTableOptions
+    from recon_job.sources.sql.options import SqlTableOptions
 
 #: Seconds to wait for a connection unless the URL sets ``connect_timeout`` itself.
 CONNECT_TIMEOUT_S = 10
-
-# MySQL/MariaDB error codes worth retrying: cannot connect, unknown host, server gone, lost
-# connection, too many connections, lock wait timeout, deadlock, query interrupted or timed out.
-_MYSQL_TRANSIENT = frozenset({1040, 1053, 1205, 1213, 1317, 1927, 2002, 2003, 2005, 2006, 2013})
-_MYSQL_TRANSIENT |= {2055, 3024}
-# PostgreSQL SQLSTATE classes worth retrying: connection, resources, operator intervention
-# (shutdown, statement timeout), transaction rollback (deadlock, serialization).
-_PG_TRANSIENT_CLASSES = ("08", "53", "57", "40")
-# psycopg reports errors during connection without a SQLSTATE; these mean the server refused us
-# for good (wrong role or password, no such database, pg_hba rules).
-_PG_REFUSED = re.compile(
-    r"authentication failed|does not exist|no pg_hba\.conf entry|permission denied", re.I
-)
 
 
 @contextmanager
@@ -80,9 +67,9 @@ def open_connection(options: SqlTableOptions) -> Iterator[sa.Connection]:
 
 def database_error(options: SqlTableOptions, e: sa_exc.DBAPIError, stage: str) -> LogSourceError:
     """Translate a driver error, keeping the URL's password out of the message."""
-    detail = _redact(_first_line(e.orig) if e.orig is not None else str(e), options.url)
+    detail = first_line(e, options.url)
     where = f"database {options.display_url}"
-    if _transient(e, make_url(options.url).get_backend_name()):
+    if is_transient(e):
         if stage == "connect":
             return LogSourceError(
                 f"cannot reach {where}: {detail} — check that the server is up and "
@@ -136,43 +123,3 @@ def _read_only_sqlite(url: URL) -> URL:
     if database in ("", ":memory:") or database.startswith("file:"):
         return url
     return url.set(database=f"file:{database}", query={**url.query, "mode": "ro", "uri": "true"})
-
-
-def _transient(e: sa_exc.DBAPIError, backend: str) -> bool:
-    """True when retrying later can help (server down or busy), False when it cannot."""
-    orig = e.orig
-    text = str(orig)
-    if backend == "sqlite":
-        return "database is locked" in text or "database is busy" in text
-    code = orig.args[0] if orig is not None and orig.args else None
-    if isinstance(code, int):  # pymysql
-        return code in _MYSQL_TRANSIENT
-    sqlstate = getattr(orig, "sqlstate", None)
-    if isinstance(sqlstate, str):  # psycopg, once connected
-        return sqlstate.startswith(_PG_TRANSIENT_CLASSES)
-    # psycopg errors while connecting carry no SQLSTATE: refused at the door (role, password,
-    # database) is permanent, anything else (refused port, unknown host, timeout) the network.
-    return isinstance(e, sa_exc.OperationalError) and not _PG_REFUSED.search(text)
-
-
-def _first_line(orig: BaseException) -> str:
-    args = orig.args
-    text = str(args[1]) if len(args) > 1 and isinstance(args[0], int) else str(orig)
-    return " ".join(text.strip().splitlines()[0].split()) if text.strip() else type(orig).__name__
-
-
-def _redact(text: str, url: str) -> str:
-    """``text`` with the URL's password masked, should a driver ever echo it."""
-    try:
-        password = make_url(url).password
-    except (sa_exc.ArgumentError, ValueError):
-        return text
-    return text.replace(str(password), "***") if password else text
-
-
-def display_url(url: str) -> str:
-    """``url`` with its password masked, for messages and logs."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (sa_exc.ArgumentError, ValueError):
-        return "<unparseable URL>"

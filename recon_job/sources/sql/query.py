@@ -23,7 +23,7 @@ from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import Pricer
 
 if TYPE_CHECKING:
-    from recon_job.sources.sql.source import SqlTableOptions
+    from recon_job.sources.sql.options import SqlTableOptions
 
 TimestampKind = Literal["instant", "wall", "sqlite_text", "epoch"]
 

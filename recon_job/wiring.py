@@ -1,0 +1,454 @@
+"""Settings -> components: the ONLY place that maps :class:`~recon_job.config.Settings` to options.
+
+Every component (a source, a transport, the price table, the model namer) takes plain options or
+values, never the settings; this module reads the settings once and builds them. The kinds of
+local source and of notification channel are plain registries keyed by the configuration value
+(:data:`SOURCES`, :data:`TRANSPORTS`), so adding a kind is adding one entry.
+
+:func:`deps` builds everything one run needs (:class:`recon_job.job.Deps`); ``run``,
+``run --due``, the daemon and ``check-config`` all go through it, so they build — and so check —
+the same things.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from recon_job.alerts import AlertPolicy
+from recon_job.config import (
+    LogsSettings,
+    NdjsonSourceSettings,
+    Settings,
+    SourceSettings,
+    SqlSourceSettings,
+)
+from recon_job.delivery import Alerting
+from recon_job.errors import ConfigError
+from recon_job.job import Deps, Sources
+from recon_job.modelnames import ModelNamer
+from recon_job.models import Tolerance, WindowKind
+from recon_job.notify.base import Transport
+from recon_job.pricing import PriceTable
+from recon_job.sources.base import UsageSource
+from recon_job.store import HistoryStore
+
+#: Builds one local source from its settings: (source settings, all settings, namer, pricer).
+SourceFactory = Callable[[Any, Settings, ModelNamer, PriceTable], UsageSource]
+#: Builds one notification channel from the settings (None when it is not configured).
+TransportFactory = Callable[[Settings], Transport | None]
+
+
+def model_namer(settings: Settings) -> ModelNamer:
+    """The model-name normaliser both sides go through."""
+    return ModelNamer(
+        aliases=dict(settings.models.aliases),
+        strip_date_suffix=settings.models.strip_date_suffix,
+    )
+
+
+def price_table(settings: Settings, namer: ModelNamer) -> PriceTable:
+    """The bundled price table with the user's file over it; aliases must name priced models."""
+    from recon_job.config.prices import load_price_table
+
+    table = load_price_table(settings.pricing.file, namer=namer)
+    known = table.models()
+    problems = []
+    for alias, target in sorted(settings.models.aliases.items()):
+        if target not in known:
+            close = difflib.get_close_matches(target, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(
+                f"models.aliases: {alias!r} maps to {target!r}, which is not a model in the "
+                f"price table{hint}; fix the alias or add the model to your pricing file"
+            )
+    if problems:
+        raise ConfigError(problems)
+    return table
+
+
+def tolerance(settings: Settings) -> Tolerance:
+    """The mismatch rule from the settings."""
+    r = settings.reconcile
+    return Tolerance(
+        threshold_pct=r.threshold_pct,
+        cost_floor=r.cost_floor,
+        token_floor=r.token_floor,
+        request_floor=r.request_floor,
+    )
+
+
+def settle(settings: Settings) -> timedelta:
+    """How long after its end a UTC day counts as settled."""
+    return timedelta(hours=settings.reconcile.settle_hours)
+
+
+# --- local sources ------------------------------------------------------------------------
+
+
+def _ndjson(
+    logs: LogsSettings, settings: Settings, namer: ModelNamer, pricer: PriceTable
+) -> UsageSource:
+    from recon_job.sources.ndjson import NdjsonLogSource
+
+    return NdjsonLogSource(ndjson_options(logs, settings), pricer, namer)
+
+
+def ndjson_options(logs: LogsSettings, settings: Settings) -> Any:
+    """The NDJSON reading options of ``logs`` (``[logs]`` or an ndjson ``[[sources]]``)."""
+    from recon_job.sources.ndjson import NdjsonOptions
+
+    o = settings.openai
+    return NdjsonOptions(
+        paths=tuple(logs.paths),
+        timezone=logs.timezone,
+        fields=dict(logs.fields),
+        group_by=tuple(o.group_by),
+        project_ids=tuple(o.project_ids),
+        cost_unit=logs.cost_unit,
+        workers=settings.logs.workers,
+    )
+
+
+def sql_options(source: SqlSourceSettings, settings: Settings) -> Any:
+    """The table options of one SQL ``[[sources]]`` entry."""
+    from recon_job.sources.sql import SqlTableOptions
+
+    assert source.url is not None  # settings validation guarantees it
+    o = settings.openai
+    return SqlTableOptions(
+        url=source.url.get_secret_value(),
+        table=source.table,
+        columns=dict(source.columns),
+        cost_unit=source.cost_unit,
+        filter=source.filter,
+        timestamp_timezone=source.timestamp_timezone,
+        group_by=tuple(o.group_by),
+        project_ids=tuple(o.project_ids),
+    )
+
+
+def _sql(
+    source: SqlSourceSettings, settings: Settings, namer: ModelNamer, pricer: PriceTable
+) -> UsageSource:
+    from recon_job.sources.sql import SqlTableSource
+
+    return SqlTableSource(sql_options(source, settings), pricer, namer)
+
+
+#: Local source kinds by their ``kind`` value in ``[[sources]]``.
+SOURCES: Mapping[str, SourceFactory] = {"ndjson": _ndjson, "sql": _sql}
+
+
+def local_sources(
+    settings: Settings, *, namer: ModelNamer, pricer: PriceTable
+) -> tuple[tuple[str, UsageSource], ...]:
+    """``[[sources]]`` by name, or the one NDJSON source of ``[logs]`` when none is listed."""
+    if not settings.sources:
+        return (("logs", _ndjson(settings.logs, settings, namer, pricer)),)
+    return tuple(
+        (source.name, SOURCES[source.kind](source, settings, namer, pricer))
+        for source in settings.sources
+    )
+
+
+def source_settings(settings: Settings) -> tuple[SourceSettings | LogsSettings, ...]:
+    """The configured local sources' settings: ``[[sources]]``, or ``[logs]`` alone."""
+    return tuple(settings.sources) if settings.sources else (settings.logs,)
+
+
+def ndjson_sources(settings: Settings) -> tuple[LogsSettings, ...]:
+    """The NDJSON sources' settings among :func:`source_settings`."""
+    return tuple(
+        s
+        for s in source_settings(settings)
+        if isinstance(s, NdjsonSourceSettings) or type(s) is LogsSettings
+    )
+
+
+# --- OpenAI's side ------------------------------------------------------------------------
+
+
+def api_sources(settings: Settings) -> tuple[UsageSource, ...]:
+    """OpenAI's Usage API (tokens, requests) and Costs API (dollars), sharing one session."""
+    from recon_job.http import Deadline, make_session
+    from recon_job.sources.openai import OpenAICostsSource, OpenAIOptions, OpenAIUsageSource
+
+    o = settings.openai
+    if o.admin_key is None or not o.admin_key.get_secret_value():
+        raise ConfigError(
+            "no OpenAI admin key: set OPENAI_ADMIN_KEY (or OPENAI_ADMIN_KEY_FILE) to an admin key "
+            "(sk-admin-...) from platform.openai.com/settings/organization/admin-keys, or "
+            "reconcile offline from dashboard exports with --openai-from-csv"
+        )
+    options = OpenAIOptions(
+        base_url=o.base_url,
+        admin_key=o.admin_key.get_secret_value(),
+        project_ids=tuple(o.project_ids),
+        api_key_ids=tuple(o.api_key_ids),
+        group_by=tuple(o.group_by),
+        connect_timeout=o.connect_timeout_seconds,
+        read_timeout=o.read_timeout_seconds,
+        max_pages=o.max_pages,
+    )
+    deadline = Deadline(o.deadline_seconds)
+    session = make_session(
+        retries=o.max_retries, max_retry_after=o.max_retry_after_seconds, deadline=deadline
+    )
+    return (
+        OpenAIUsageSource(options, session, deadline),
+        OpenAICostsSource(options, session, deadline),
+    )
+
+
+def csv_sources(settings: Settings, files: Sequence[str | Path]) -> tuple[UsageSource, ...]:
+    """The dashboard's Activity and Cost exports in place of the two APIs: both are needed."""
+    from recon_job.sources.exports import CsvActivitySource, CsvCostSource, detect_export_kind
+
+    kinds = {str(f): detect_export_kind(f) for f in files}
+    activity = [f for f, kind in kinds.items() if kind in ("activity", "empty")]
+    cost = [f for f, kind in kinds.items() if kind in ("cost", "empty")]
+    problems = []
+    if not cost:
+        problems.append(
+            "--openai-from-csv needs the Cost export too (Usage dashboard -> Cost -> Export, "
+            "group by line item, 1-day interval): dollars come only from it"
+        )
+    if not activity:
+        problems.append(
+            "--openai-from-csv needs the Activity export too (Usage dashboard -> Activity -> "
+            "Export, 1-day interval): tokens and requests come only from it"
+        )
+    if problems:
+        raise ConfigError(problems)
+    o = settings.openai
+    return (
+        CsvActivitySource(
+            activity,
+            organization_id=o.organization_id,
+            group_by=tuple(o.group_by),
+            project_ids=tuple(o.project_ids),
+        ),
+        CsvCostSource(
+            cost,
+            organization_id=o.organization_id,
+            group_by=tuple(o.group_by),
+            project_ids=tuple(o.project_ids),
+        ),
+    )
+
+
+def sources(
+    settings: Settings,
+    *,
+    namer: ModelNamer,
+    pricer: PriceTable,
+    openai_csv: Sequence[str | Path] = (),
+) -> Sources:
+    """The configured local sources, and OpenAI's APIs (or dashboard CSV exports instead)."""
+    local = local_sources(settings, namer=namer, pricer=pricer)
+    official = csv_sources(settings, openai_csv) if openai_csv else api_sources(settings)
+    return Sources(local=local, official=official)
+
+
+# --- notification channels ----------------------------------------------------------------
+
+
+def _email(settings: Settings) -> Transport | None:
+    e = settings.email
+    if not (e.configured and e.host and e.sender):
+        return None
+    from recon_job.notify.email import EmailOptions, EmailTransport
+
+    return EmailTransport(
+        EmailOptions(
+            host=e.host,
+            port=e.effective_port,
+            sender=e.sender,
+            recipients=tuple(e.recipients),
+            security=e.security,
+            username=e.username,
+            password=e.password.get_secret_value() if e.password else None,
+            timeout=e.timeout_seconds,
+            cafile=str(e.cafile) if e.cafile else None,
+        )
+    )
+
+
+def _post_session() -> Any:
+    from recon_job.http import make_session
+
+    # POSTs are never retried by the session; retries are the relay's, at its next pass.
+    return make_session(retries=0)
+
+
+def _slack(settings: Settings) -> Transport | None:
+    s = settings.slack
+    if s.webhook_url is None:
+        return None
+    from recon_job.notify.slack import SlackTransport
+
+    return SlackTransport(
+        s.webhook_url.get_secret_value(), _post_session(), timeout=(5.0, s.timeout_seconds)
+    )
+
+
+def _webhook(settings: Settings) -> Transport | None:
+    w = settings.webhook
+    if w.url is None:
+        return None
+    from recon_job.notify.webhook import WebhookTransport
+
+    return WebhookTransport(
+        w.url.get_secret_value(),
+        _post_session(),
+        w.secret.get_secret_value() if w.secret else None,
+        timeout=(5.0, w.timeout_seconds),
+    )
+
+
+#: Notification channels by name; each factory returns None when its channel is not set.
+TRANSPORTS: Mapping[str, TransportFactory] = {
+    "email": _email,
+    "slack": _slack,
+    "webhook": _webhook,
+}
+
+
+def transports(settings: Settings) -> dict[str, Transport]:
+    """The configured channels by name; raises ``ConfigError`` listing every problem."""
+    from recon_job.config.checks import channel_problems
+
+    problems = channel_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    built = {name: factory(settings) for name, factory in TRANSPORTS.items()}
+    return {name: transport for name, transport in built.items() if transport is not None}
+
+
+def policies(settings: Settings) -> dict[WindowKind, AlertPolicy]:
+    """The alert lifecycle rules per window kind."""
+    send_resolved = {
+        "email": settings.email.send_resolved,
+        "slack": settings.slack.send_resolved,
+        "webhook": settings.webhook.send_resolved,
+    }
+    kinds: tuple[WindowKind, ...] = ("daily", "monthly", "range")
+    return {
+        kind: AlertPolicy(
+            repeat_interval=settings.alerts.repeat_interval(kind),
+            send_resolved=send_resolved,
+            summaries=settings.alerts.summaries,
+        )
+        for kind in kinds
+    }
+
+
+def alerting(settings: Settings, *, channels: Mapping[str, Transport] | None = None) -> Alerting:
+    """The channels (default: the configured ones, none when alerts are off) and their rules."""
+    if channels is None:
+        channels = transports(settings) if settings.alerts.enabled else {}
+    return Alerting(
+        channels=channels,
+        policies=policies(settings),
+        templates_dir=settings.alerts.templates_dir,
+        max_attempts=settings.alerts.max_attempts,
+    )
+
+
+def deps(
+    settings: Settings,
+    *,
+    store: HistoryStore,
+    clock: Callable[[], datetime],
+    stop: threading.Event | None = None,
+    trigger: str = "run",
+    openai_csv: Sequence[str | Path] = (),
+    sources_: Sources | None = None,
+    channels: Mapping[str, Transport] | None = None,
+) -> Deps:
+    """Everything a run needs. Raises ``ConfigError`` before anything is recorded.
+
+    ``sources_`` and ``channels`` replace the configured ones (tests, embedding; ``{}`` sends
+    nothing, as ``--no-alerts`` does).
+    """
+    namer = model_namer(settings)
+    if sources_ is None:
+        pricer = price_table(settings, namer)
+        sources_ = sources(settings, namer=namer, pricer=pricer, openai_csv=openai_csv)
+    return Deps(
+        sources=sources_,
+        store=store,
+        namer=namer,
+        tolerance=tolerance(settings),
+        settle=settle(settings),
+        alerting=alerting(settings, channels=channels),
+        clock=clock,
+        stop=stop,
+        trigger=trigger,
+    )
+
+
+# --- per-request reconciliation -----------------------------------------------------------
+
+
+def request_source(settings: Settings, name: str | None) -> Any:
+    """The logged requests ``reconcile-requests`` reads: the named ``[[sources]]`` entry, the
+    only one, or the ``[logs]`` NDJSON source; with the price table and the matching rule."""
+    from recon_job.per_request import RequestSource, TableSpec
+
+    chosen_name, chosen = _pick_source(settings, name)
+    r = settings.reconcile
+    pricer = price_table(settings, model_namer(settings))
+    if isinstance(chosen, SqlSourceSettings):
+        if "request_id" not in chosen.columns:
+            raise ConfigError(
+                f"sources: {chosen_name!r} maps no request_id column; add request_id = "
+                '"openai_request_id" (your column) to its columns'
+            )
+        assert chosen.url is not None  # settings validation guarantees it
+        table = TableSpec(
+            url=chosen.url.get_secret_value(),
+            table=chosen.table,
+            columns=dict(chosen.columns),
+            filter=chosen.filter,
+            cost_unit=chosen.cost_unit,
+            timezone=chosen.timestamp_timezone,
+        )
+        return RequestSource(chosen_name, pricer, r.threshold_pct, r.cost_floor, table=table)
+    from recon_job.sources.ndjson import NdjsonOptions
+
+    logs = chosen or settings.logs
+    options = NdjsonOptions(
+        paths=tuple(logs.paths),
+        timezone=logs.timezone,
+        fields=dict(logs.fields),
+        project_ids=tuple(settings.openai.project_ids),
+        cost_unit=logs.cost_unit,
+        workers=1,
+    )
+    return RequestSource(chosen_name, pricer, r.threshold_pct, r.cost_floor, logs=options)
+
+
+def _pick_source(
+    settings: Settings, name: str | None
+) -> tuple[str, SqlSourceSettings | NdjsonSourceSettings | None]:
+    """The named ``[[sources]]`` entry, the only one, or (None) the ``[logs]`` NDJSON source."""
+    names = [s.name for s in settings.sources]
+    if name is not None:
+        for candidate in settings.sources:
+            if candidate.name == name:
+                return name, candidate
+        listed = ", ".join(names) if names else "none ([logs] is used without --source)"
+        raise ConfigError(f"no source named {name!r}; configured [[sources]]: {listed}")
+    if len(settings.sources) > 1:
+        raise ConfigError(
+            f"several sources are configured ({', '.join(names)}); choose one with --source NAME"
+        )
+    if settings.sources:
+        return names[0], settings.sources[0]
+    return "logs", None
