@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import ClassVar
 
 from recon_job.models import Tier, Usage
 
 D = Decimal
+#: The repository root.
+ROOT = Path(__file__).resolve().parent.parent
+#: ``tests/fixtures``: API pages, NDJSON, CSV and billing samples.
+FIXTURES = ROOT / "tests" / "fixtures"
 
 #: A ``[[sources]] kind = "sql"`` column mapping for the app's ``token_usage`` table, as the
 #: issue shows it: canonical name -> column name.

@@ -15,9 +15,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
-from tests.notify.conftest import Server, SmtpFactory
-from tests.test_cli_e2e import (
+from tests.e2e import (
     D1,
     Ran,
     cli,
@@ -26,6 +24,8 @@ from tests.test_cli_e2e import (
     workdir_fixture,  # noqa: F401
     write_logs,
 )
+from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
+from tests.notify.conftest import Server, SmtpFactory
 
 SMTP_TO = "finance@example.com"
 WEBHOOK_SECRET = "whsec_e2e_0123456789abcdef"

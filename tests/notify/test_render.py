@@ -34,6 +34,7 @@ from recon_job.notify.render import (
     sample_result,
     top_groups,
 )
+from tests.helpers import ROOT
 
 DAY = date(2026, 3, 14)
 WINDOW = Window("daily", DAY, date(2026, 3, 15))
@@ -164,7 +165,7 @@ def test_a_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
 def test_the_built_in_templates_check_out() -> None:
     assert check_templates(None) == []
     assert check_templates(Path("/nonexistent/templates")) != []
-    shipped = Path(__file__).parents[2] / "recon_job" / "notify" / "templates"
+    shipped = ROOT / "recon_job" / "notify" / "templates"
     assert sorted(p.name for p in shipped.glob("*.j2")) == sorted(TEMPLATES)
 
 

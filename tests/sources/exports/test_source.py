@@ -19,14 +19,15 @@ from hypothesis import strategies as st
 from recon_job.errors import ConfigError, LogSourceError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.exports.source import CsvActivitySource, CsvCostSource, detect_export_kind
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "csv"
+CSV = FIXTURES / "csv"
 D = Decimal
 
-REAL_COST = FIXTURES / "cost_2026-08-01_2026-08-31.csv"
-REAL_ACTIVITY = FIXTURES / "completions_usage_2026-08-01_2026-08-31.csv"
-EMPTY_COST = FIXTURES / "cost_2025-01-01_2025-01-03.csv"
-EMPTY_ACTIVITY = FIXTURES / "completions_usage_2025-01-01_2025-01-03.csv"
+REAL_COST = CSV / "cost_2026-08-01_2026-08-31.csv"
+REAL_ACTIVITY = CSV / "completions_usage_2026-08-01_2026-08-31.csv"
+EMPTY_COST = CSV / "cost_2025-01-01_2025-01-03.csv"
+EMPTY_ACTIVITY = CSV / "completions_usage_2025-01-01_2025-01-03.csv"
 AUGUST = Window("monthly", date(2026, 8, 1), date(2026, 9, 1))
 
 
@@ -40,11 +41,11 @@ def one_day(day: date) -> Window:
 
 
 def cost(*names: str, window: Window, **options: Any) -> UsageTotals:
-    return CsvCostSource([FIXTURES / name for name in names], **options).fetch(window)
+    return CsvCostSource([CSV / name for name in names], **options).fetch(window)
 
 
 def activity(*names: str, window: Window, **options: Any) -> UsageTotals:
-    return CsvActivitySource([FIXTURES / name for name in names], **options).fetch(window)
+    return CsvActivitySource([CSV / name for name in names], **options).fetch(window)
 
 
 def costs_by_model(totals: UsageTotals) -> dict[str, Decimal]:
@@ -121,8 +122,8 @@ def test_the_real_exports_keep_project_and_api_key_when_grouped_by_them() -> Non
     ],
 )
 def test_it_tells_the_export_kind_by_header_names(name: str, kind: str) -> None:
-    assert detect_export_kind(FIXTURES / name) == kind
-    assert detect_export_kind(str(FIXTURES / name)) == kind
+    assert detect_export_kind(CSV / name) == kind
+    assert detect_export_kind(str(CSV / name)) == kind
 
 
 def test_the_kind_comes_from_the_header_not_the_file_name(tmp_path: Path) -> None:

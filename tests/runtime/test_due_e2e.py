@@ -22,8 +22,8 @@ import pytest
 
 from recon_job.store import HistoryStore, RunRecord, RunStatus
 from tests.databases import postgres_server_or_skip, temporary_postgres_database
+from tests.e2e import cli
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
-from tests.test_cli_e2e import cli
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from recon_job.errors import LogSourceError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.ndjson.source import LogRecord, NdjsonOptions, iter_records
 from tests.helpers import FakePricer
-from tests.sources.test_ndjson_logs import FIXTURES, MARCH, fetch, rec, write
+from tests.sources.ndjson.helpers import MARCH, NDJSON, fetch, rec, write
 
 D = Decimal
 
@@ -42,7 +42,7 @@ def summed(found: list[LogRecord], group_by: tuple[str, ...] = ("model",)) -> di
 
 
 def test_it_yields_every_built_in_shape_as_logged() -> None:
-    found = records(FIXTURES / "shapes.ndjson")
+    found = records(NDJSON / "shapes.ndjson")
 
     assert len(found) == 11
     assert found[0] == LogRecord(
@@ -74,7 +74,7 @@ def test_it_yields_every_built_in_shape_as_logged() -> None:
 
 def test_a_window_leaves_out_other_days_without_counting_them_as_skips() -> None:
     skipped: dict[str, int] = {}
-    opts = NdjsonOptions(paths=(str(FIXTURES / "shapes.ndjson"),))
+    opts = NdjsonOptions(paths=(str(NDJSON / "shapes.ndjson"),))
 
     found = list(iter_records(opts, MARCH, skipped))
 
@@ -97,10 +97,10 @@ def test_its_records_and_skips_add_up_to_what_fetch_reports(
     fixture: str, options: dict[str, Any]
 ) -> None:
     skipped: dict[str, int] = {}
-    opts = NdjsonOptions(paths=(str(FIXTURES / fixture),), **options)
+    opts = NdjsonOptions(paths=(str(NDJSON / fixture),), **options)
 
     found = list(iter_records(opts, MARCH, skipped))
-    totals: UsageTotals = fetch(FIXTURES / fixture, **options)
+    totals: UsageTotals = fetch(NDJSON / fixture, **options)
 
     assert summed(found, opts.group_by) == totals.groups
     assert skipped == totals.skipped

@@ -11,8 +11,8 @@ from pydantic import BaseModel
 
 from recon_job.config import ENV_VARS, SECRET_KEYS, Settings, load_settings
 from recon_job.errors import ConfigError
+from tests.helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "recon.example.toml"
 
 

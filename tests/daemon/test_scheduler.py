@@ -36,8 +36,8 @@ from recon_job.errors import StoreError
 from recon_job.runtime.due import DueReport
 from recon_job.runtime.ping import Pinger
 from recon_job.store import HistoryStore
+from tests.e2e import cli
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
-from tests.test_cli_e2e import cli
 
 CHECK = "5b0c9a3e-1111-2222-3333-444455556666"
 

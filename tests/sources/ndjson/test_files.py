@@ -20,7 +20,7 @@ from recon_job.sources.ndjson import source as ndjson_logs
 from recon_job.sources.ndjson.files import EVENT_GZIP_TRUNCATED, Task, plan_tasks, read_lines
 from recon_job.sources.ndjson.source import NdjsonOptions
 from tests.helpers import FakePricer
-from tests.sources.test_ndjson_logs import MARCH, fetch, rec
+from tests.sources.ndjson.helpers import MARCH, fetch, rec
 
 
 def lines_of(tasks: list[Task]) -> tuple[list[bytes], dict[str, int], dict[str, int]]:

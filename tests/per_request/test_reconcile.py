@@ -34,12 +34,11 @@ from recon_job.per_request import (
 from recon_job.per_request import reconcile_requests as reconcile
 from recon_job.report.requests import render_text, report_dict
 from tests.databases import ALL, SERVERS, Database
-from tests.helpers import TOKEN_USAGE_COLUMNS
+from tests.helpers import FIXTURES, ROOT, TOKEN_USAGE_COLUMNS
 
 D = Decimal
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures" / "billing"
-REQUESTS_CSV = FIXTURES / "requests.csv"
+BILLING = FIXTURES / "billing"
+REQUESTS_CSV = BILLING / "requests.csv"
 SECRET = "hunter2secret"
 MARCH_2 = date(2026, 3, 2)
 
@@ -179,7 +178,7 @@ def test_it_reads_a_billing_file_with_timestamps_models_and_exact_amounts() -> N
 
 
 def test_it_reads_cents_under_any_header_case_after_a_bom() -> None:
-    rows = read_billing(FIXTURES / "cents_bom.csv")
+    rows = read_billing(BILLING / "cents_bom.csv")
     assert [(r.request_id, r.actual, r.timestamp) for r in rows] == [
         ("req-a", D("0.125"), None),
         ("req-b", D("1E-38"), None),  # 36 decimals of cents, kept exactly
@@ -188,7 +187,7 @@ def test_it_reads_cents_under_any_header_case_after_a_bom() -> None:
 
 
 def test_a_header_only_file_has_no_requests() -> None:
-    assert read_billing(FIXTURES / "header_only.csv") == []
+    assert read_billing(BILLING / "header_only.csv") == []
 
 
 @pytest.mark.parametrize(
@@ -214,7 +213,7 @@ def test_bad_billing_files_give_one_message_naming_file_line_and_column(
     fixture: str, fragments: list[str]
 ) -> None:
     with pytest.raises(LogSourceError) as info:
-        read_billing(FIXTURES / fixture)
+        read_billing(BILLING / fixture)
     assert info.value.permanent
     for fragment in fragments:
         assert fragment in str(info.value)
@@ -512,7 +511,7 @@ def test_a_missing_table_is_a_permanent_error(tmp_path: Path) -> None:
 def test_a_bad_billing_file_stops_before_the_database_is_touched(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://app:{SECRET}@127.0.0.1:1/app"
     with pytest.raises(LogSourceError, match="negative"):
-        reconcile_requests(sql_settings(tmp_path, url), FIXTURES / "negative.csv", apply=True)
+        reconcile_requests(sql_settings(tmp_path, url), BILLING / "negative.csv", apply=True)
 
 
 @pytest.mark.parametrize("server_db", SERVERS, indirect=True)

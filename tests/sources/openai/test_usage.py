@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -29,8 +28,9 @@ from tests.fakeopenai import (  # noqa: F401
     fake_openai_fixture,
     fast_session_fixture,
 )
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
+PAGES = FIXTURES / "openai"
 KEY = "sk-admin-TEST.test.0123456789.abcdefghij.klmnopqrst.uvwxyzLAST8KEY"
 BASE = "https://api.openai.test/v1"
 URL = f"{BASE}/organization/usage/completions"
@@ -39,7 +39,7 @@ WINDOW = Window("range", AUG1, AUG3)  # 2025-08-01 and 2025-08-02: 1754006400..1
 
 
 def fixture(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    data: dict[str, Any] = json.loads((PAGES / name).read_text())
     return data
 
 

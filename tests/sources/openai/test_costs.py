@@ -7,7 +7,6 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -32,8 +31,9 @@ from tests.fakeopenai import (  # noqa: F401
     fake_openai_fixture,
     fast_session_fixture,
 )
+from tests.helpers import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures" / "openai"
+PAGES = FIXTURES / "openai"
 KEY = "sk-admin-COST.cost.0123456789.abcdefghij.klmnopqrst.uvwxyzLAST8KEY"
 BASE = "https://api.openai.test/v1"
 URL = f"{BASE}/organization/costs"
@@ -240,7 +240,7 @@ class TestParsing:
     def test_reference_payload_b_sums_exactly_per_model_and_keeps_opaque_items(
         self, session: requests.Session
     ) -> None:
-        responses.get(URL, body=(FIXTURES / "costs_line_items.json").read_text())
+        responses.get(URL, body=(PAGES / "costs_line_items.json").read_text())
         totals = fetch(session, group_by=("model", "project_id"))
         assert totals.groups == {
             UsageKey(AUG1, GPT4O, "proj_abc"): Usage(cost=Decimal("0.2468600000000000")),

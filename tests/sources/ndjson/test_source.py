@@ -6,7 +6,6 @@ import gzip
 import shutil
 import tempfile
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,50 +16,16 @@ from hypothesis import strategies as st
 
 from recon_job.errors import ConfigError, LogSourceError
 from recon_job.modelnames import ModelNamer
-from recon_job.models import Usage, UsageKey, UsageTotals, Window
+from recon_job.models import Usage
 from recon_job.sources.ndjson import files as ndjson_files
 from recon_job.sources.ndjson import source as ndjson_logs
-from recon_job.sources.ndjson.source import NdjsonLogSource, NdjsonOptions
+from recon_job.sources.ndjson.source import NdjsonOptions
 from tests.helpers import FakePricer
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "ndjson"
-MARCH = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
-D = Decimal
-
-
-def fetch(*paths: str | Path, window: Window = MARCH, **options: Any) -> UsageTotals:
-    pricer = options.pop("pricer", FakePricer())
-    namer = options.pop("namer", None)
-    opts = NdjsonOptions(paths=tuple(str(p) for p in paths), **options)
-    return NdjsonLogSource(opts, pricer, namer).fetch(window)
-
-
-def write(path: Path, *lines: str | bytes) -> Path:
-    data = b"".join((line.encode() if isinstance(line, str) else line) + b"\n" for line in lines)
-    path.write_bytes(data)
-    return path
-
-
-def rec(ts: object = "2026-03-10T08:00:00Z", model: str = "gpt-4o-mini", **fields: Any) -> str:
-    fields.setdefault("prompt_tokens", 10)
-    fields.setdefault("completion_tokens", 1)
-    return orjson.dumps({"timestamp": ts, "model": model, **fields}).decode()
-
-
-def key(day: int, model: str, project: str | None = None, api_key: str | None = None) -> UsageKey:
-    return UsageKey(date(2026, 3, day), model, project, api_key)
-
-
-def accounted(totals: UsageTotals) -> int:
-    info = totals.info
-    return info["records_counted"] + info["outside_window"] + sum(totals.skipped.values())
-
-
-# -- shapes, pricing, cost ---------------------------------------------------------------------
+from tests.sources.ndjson.helpers import MARCH, NDJSON, D, accounted, fetch, key, rec, write
 
 
 def test_it_reads_every_built_in_shape_and_prices_cost_less_records_per_tier() -> None:
-    totals = fetch(FIXTURES / "shapes.ndjson", namer=ModelNamer())
+    totals = fetch(NDJSON / "shapes.ndjson", namer=ModelNamer())
 
     assert totals.groups == {
         key(10, "gpt-4o-mini"): Usage(1500, 400, 250, 2, D("0.0018")),
@@ -83,7 +48,7 @@ def test_it_reads_every_built_in_shape_and_prices_cost_less_records_per_tier() -
 
 
 def test_it_reports_a_snapshot_name_unpriced_under_its_raw_name_without_a_namer() -> None:
-    totals = fetch(FIXTURES / "shapes.ndjson")
+    totals = fetch(NDJSON / "shapes.ndjson")
 
     assert totals.groups[key(10, "gpt-4o-mini-2024-07-18")].cost == 0
     assert totals.unpriced == {
@@ -172,7 +137,7 @@ def test_it_keeps_raw_model_names_in_group_keys_but_normalises_unpriced_names(
 
 
 def test_it_counts_every_bad_line_under_its_reason() -> None:
-    totals = fetch(FIXTURES / "bad_lines.ndjson")
+    totals = fetch(NDJSON / "bad_lines.ndjson")
 
     assert totals.skipped == {
         "bad_cost": 2,
@@ -271,7 +236,7 @@ def test_a_byte_order_mark_and_crlf_line_ends_are_tolerated(tmp_path: Path) -> N
 
 
 def test_naive_times_in_a_dst_zone_land_on_the_right_utc_day() -> None:
-    totals = fetch(FIXTURES / "helsinki_dst.ndjson", timezone="Europe/Helsinki")
+    totals = fetch(NDJSON / "helsinki_dst.ndjson", timezone="Europe/Helsinki")
 
     # 10**i input tokens for line i: see the fixture. 03-30 02:30 EEST is 03-29 23:30 UTC,
     # while 03-29 02:30 EET is 03-29 00:30 UTC; 04-01 00:59 local is still March in UTC.
@@ -285,7 +250,7 @@ def test_naive_times_in_a_dst_zone_land_on_the_right_utc_day() -> None:
 
 
 def test_naive_times_default_to_utc() -> None:
-    totals = fetch(FIXTURES / "helsinki_dst.ndjson")
+    totals = fetch(NDJSON / "helsinki_dst.ndjson")
 
     assert {k.day.day: u.input_tokens for k, u in totals.groups.items()} == {
         1: 10_000_000,
@@ -348,7 +313,7 @@ def test_timestamp_key_variants_and_a_wrapped_response_are_understood(tmp_path: 
 
 
 def test_a_project_filter_drops_other_projects_and_keeps_unlabelled_records() -> None:
-    totals = fetch(FIXTURES / "shapes.ndjson", project_ids=("proj_a",))
+    totals = fetch(NDJSON / "shapes.ndjson", project_ids=("proj_a",))
 
     assert totals.skipped == {"other_project": 1}
     assert totals.groups[key(10, "gpt-4o-mini")].input_tokens == 1000
@@ -422,7 +387,7 @@ def test_invalid_options_are_reported_all_at_once() -> None:
 
 
 def test_a_directory_reads_plain_rotated_and_gzipped_logs_only() -> None:
-    totals = fetch(FIXTURES / "rotated")
+    totals = fetch(NDJSON / "rotated")
 
     assert totals.info["files_read"] == 5
     assert {k.day.day: u.input_tokens for k, u in totals.groups.items()} == {
@@ -434,7 +399,7 @@ def test_a_directory_reads_plain_rotated_and_gzipped_logs_only() -> None:
 
 
 def test_globs_recurse_and_overlapping_paths_are_read_once(tmp_path: Path) -> None:
-    shutil.copytree(FIXTURES / "rotated", tmp_path / "logs" / "app")
+    shutil.copytree(NDJSON / "rotated", tmp_path / "logs" / "app")
 
     totals = fetch(
         str(tmp_path / "logs" / "**" / "*.ndjson*"),
@@ -453,7 +418,7 @@ def test_a_glob_that_matches_nothing_is_an_error(tmp_path: Path) -> None:
 
 def test_a_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(LogSourceError, match=r"log file '.*nope\.ndjson' does not exist"):
-        fetch(FIXTURES / "shapes.ndjson", tmp_path / "nope.ndjson")
+        fetch(NDJSON / "shapes.ndjson", tmp_path / "nope.ndjson")
 
 
 def test_a_directory_without_logs_is_an_error(tmp_path: Path) -> None:
