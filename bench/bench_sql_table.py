@@ -93,7 +93,7 @@ def child(url: str, runs: int, baseline: bool) -> None:
     """Fetch in this fresh process and print the figures as JSON (the child side)."""
     from recon_job.models import Window
     from recon_job.pricing import PriceTable
-    from recon_job.sources.sql.source import SqlTableOptions, SqlTableSource
+    from recon_job.sources.sql import SqlTableOptions, SqlTableSource
 
     options = SqlTableOptions(
         url=url,
@@ -175,7 +175,7 @@ def plan(url: str) -> str:
     """The top of PostgreSQL's plan for the month query, to show how the rows are reached."""
     from recon_job.models import Window
     from recon_job.pricing import PriceTable
-    from recon_job.sources.sql.source import SqlTableOptions, SqlTableSource
+    from recon_job.sources.sql import SqlTableOptions, SqlTableSource
 
     options = SqlTableOptions(
         url=url, table="token_usage", columns=COLUMNS, filter="environment = 'production'"

@@ -291,6 +291,19 @@ RECORD_FIELDS: frozenset[str] = frozenset(RECORD_FIELD_NAMES)
 #: How a request was billed. ``standard`` covers OpenAI's ``default``/``auto``/``scale`` tiers.
 Tier = Literal["standard", "batch", "flex", "priority"]
 TIERS: tuple[Tier, ...] = ("standard", "batch", "flex", "priority")
+#: ``service_tier`` values billed at their own rates; every other value is ``standard``.
+_PRICED_SERVICE_TIERS: Mapping[str, Tier] = {"flex": "flex", "priority": "priority"}
+#: Day zero of Unix epoch timestamps.
+EPOCH = date(1970, 1, 1)
+
+
+def tier_of(batch: bool, service_tier: object) -> Tier:
+    """The billing tier of a request: ``batch`` first, else its ``service_tier`` (any case)."""
+    if batch:
+        return "batch"
+    if isinstance(service_tier, str):
+        return _PRICED_SERVICE_TIERS.get(service_tier.strip().lower(), "standard")
+    return "standard"
 
 
 #: Why a notification is sent. ``opened``: a window starts drifting; ``updated``: more groups

@@ -1,1 +1,13 @@
-"""Usage sources: where the local and the official figures come from (see ``base``)."""
+"""Usage sources: where the figures of both sides come from.
+
+Every source implements :class:`~recon_job.sources.base.UsageSource` (one method,
+``fetch(window) -> UsageTotals``). Local sources — the application's NDJSON logs (:mod:`.ndjson`)
+and its database table (:mod:`.sql`) — estimate cost with a :class:`~.base.Pricer` when a record
+carries none, summing per UTC day and group first (:mod:`.aggregate`). Official sources report what
+OpenAI counted and billed: its organization Usage and Costs APIs (:mod:`.openai`) or, offline, the
+usage dashboard's CSV exports (:mod:`.exports`).
+"""
+
+from recon_job.sources.base import Pricer, UsageSource
+
+__all__ = ["Pricer", "UsageSource"]

@@ -35,15 +35,15 @@ import structlog
 
 from recon_job.errors import ConfigError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
-from recon_job.sources.exports.rows import ACTIVITY_REQUIRED as ACTIVITY_REQUIRED
-from recon_job.sources.exports.rows import COST_REQUIRED as COST_REQUIRED
-from recon_job.sources.exports.rows import DAY_SECONDS as DAY_SECONDS
 from recon_job.sources.exports.rows import (
+    DAY_SECONDS,
     EPOCH,
     EXTRA_FIELD,
     MAX_EPOCH,
     REQUIRED_BY_KIND,
+    TIME_COLUMNS,
     Cell,
+    ExportKind,
     amount,
     csv_error,
     kind_of,
@@ -51,9 +51,6 @@ from recon_job.sources.exports.rows import (
     show,
     whole,
 )
-from recon_job.sources.exports.rows import TIME_COLUMNS as TIME_COLUMNS
-from recon_job.sources.exports.rows import ExportKind as ExportKind
-from recon_job.sources.exports.rows import detect_export_kind as detect_export_kind
 from recon_job.sources.openai.costs import ALL_LINE_ITEMS, parse_line_item
 from recon_job.sources.openai.options import GROUP_BY_KEYS
 from recon_job.sources.openai.usage import UNKNOWN_MODEL

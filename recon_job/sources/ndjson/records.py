@@ -20,7 +20,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from recon_job.errors import ConfigError
-from recon_job.models import RECORD_FIELDS, Tier, Window
+from recon_job.models import EPOCH, RECORD_FIELDS, Tier, Window, tier_of
 
 #: Canonical field names a ``NdjsonOptions.fields`` mapping may map to a dotted record path.
 CANONICAL_FIELDS = RECORD_FIELDS
@@ -31,8 +31,6 @@ GROUP_FIELDS = frozenset({"model", "project_id", "api_key_id"})
 OUTSIDE_WINDOW = "outside_window"
 
 _NUMERIC = re.compile(r"-?\d+(?:\.\d+)?")
-_EPOCH = date(1970, 1, 1)
-_TIERS: dict[str, Tier] = {"flex": "flex", "priority": "priority"}
 _TIMESTAMP_KEYS = ("timestamp", "ts", "time", "created_at", "created")
 
 
@@ -157,15 +155,6 @@ def record_cost(obj: dict[str, Any], cents: bool) -> Decimal | None:
     return None if raw is None else parse_cost(raw, False)
 
 
-def tier_of(batch: Any, service_tier: Any) -> Tier:
-    """The billing tier of a record from its ``batch`` flag and ``service_tier``."""
-    if batch is True:
-        return "batch"
-    if type(service_tier) is str:
-        return _TIERS.get(service_tier, "standard")
-    return "standard"
-
-
 def _tokens(value: Any) -> int | str:
     """A token count, or the skip reason for an unusable one."""
     if type(value) is int:
@@ -268,7 +257,7 @@ class RecordParser:
         service_tier = self._get(obj, "service_tier", "service_tier")
         if service_tier is None and "service_tier" not in self.paths and wrapped:
             service_tier = response.get("service_tier")
-        tier = tier_of(self._get(obj, "batch", "batch"), service_tier)
+        tier = tier_of(self._get(obj, "batch", "batch") is True, service_tier)
 
         api_key = self._get(obj, "api_key_id", "api_key_id")
         if api_key is not None and type(api_key) is not str:
@@ -363,7 +352,7 @@ class RecordParser:
         if index in self.epoch_days:
             return self.epoch_days[index]
         try:
-            day: date | None = _EPOCH + timedelta(days=index)
+            day: date | None = EPOCH + timedelta(days=index)
         except OverflowError:
             day = None
         if len(self.epoch_days) > 100_000:

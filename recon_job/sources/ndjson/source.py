@@ -25,7 +25,7 @@ import orjson
 import structlog
 
 from recon_job.modelnames import ModelNamer
-from recon_job.models import ZERO, Tier, UsageTotals, Window
+from recon_job.models import ZERO, Tier, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import Pricer
 from recon_job.sources.ndjson.files import (
@@ -43,7 +43,6 @@ from recon_job.sources.ndjson.records import (
     NdjsonOptions,
     RecordParser,
     record_cost,
-    tier_of,
 )
 
 __all__ = [
@@ -333,7 +332,7 @@ class _Scan(RecordParser):
                     general(obj)  # a cost that is there but unusable: bad_cost
                     continue
             if tier is not None and ("batch" in obj or "service_tier" in obj):
-                tier = tier_of(obj.get("batch"), obj.get("service_tier"))
+                tier = tier_of(obj.get("batch") is True, obj.get("service_tier"))
             group: Any = model
             if grouped:
                 api_key = None

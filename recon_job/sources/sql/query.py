@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from recon_job.errors import LogSourceError
 from recon_job.modelnames import ModelNamer
-from recon_job.models import ZERO, Tier, UsageTotals, Window
+from recon_job.models import EPOCH, ZERO, Tier, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import Pricer
 
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
 TimestampKind = Literal["instant", "wall", "sqlite_text", "epoch"]
 
-_EPOCH = date(1970, 1, 1)
-_TIERS: dict[str, Tier] = {"flex": "flex", "priority": "priority"}
 _TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes"})
 # Result labels, also used in GROUP BY: grouping by the output name avoids repeating an
 # expression's bind parameters there (PostgreSQL would see two different parameters).
@@ -51,7 +49,7 @@ class AggregateQuery:
         self.kind = self._timestamp_kind()
         #: What a day *number* from the day expression counts from (epoch, or the window start
         #: for the MySQL/MariaDB zone ``CASE``); dates and ISO text need no base.
-        self.day_base = _EPOCH if self.kind == "epoch" else None
+        self.day_base = EPOCH if self.kind == "epoch" else None
 
     def _timestamp_kind(self) -> TimestampKind:
         column = self.col["timestamp"]
@@ -274,13 +272,10 @@ def _naive(moment: datetime) -> datetime:
 
 def _tier(batch: Any, service_tier: Any) -> Tier:
     """The billing tier from a row's ``batch`` flag and ``service_tier``."""
-    if batch is True or (type(batch) is int and batch == 1):
-        return "batch"
-    if isinstance(batch, str) and batch.strip().lower() in _TRUE_TEXT:
-        return "batch"
-    if isinstance(service_tier, str):
-        return _TIERS.get(service_tier.strip().lower(), "standard")
-    return "standard"
+    flag = batch is True or (type(batch) is int and batch == 1)
+    if isinstance(batch, str):
+        flag = batch.strip().lower() in _TRUE_TEXT
+    return tier_of(flag, service_tier)
 
 
 def _text(value: Any) -> str | None:

@@ -59,11 +59,9 @@ from recon_job.errors import LogSourceError
 from recon_job.modelnames import ModelNamer
 from recon_job.models import UsageTotals, Window
 from recon_job.sources.base import Pricer
-from recon_job.sources.sql.connect import CONNECT_TIMEOUT_S as CONNECT_TIMEOUT_S
 from recon_job.sources.sql.connect import database_error, open_connection
 from recon_job.sources.sql.options import SqlTableOptions
 from recon_job.sources.sql.query import AggregateQuery, QueryTotals
-from recon_job.sources.sql.query import TimestampKind as TimestampKind
 
 logger = structlog.get_logger(__name__)
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from recon_job.errors import ConfigError, LogSourceError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
-from recon_job.sources.exports.source import CsvActivitySource, CsvCostSource, detect_export_kind
+from recon_job.sources.exports import CsvActivitySource, CsvCostSource, detect_export_kind
 from tests.helpers import FIXTURES
 
 CSV = FIXTURES / "csv"

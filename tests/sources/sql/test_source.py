@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from recon_job.errors import ConfigError, LogSourceError
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
-from recon_job.sources.sql.source import SqlTableOptions, SqlTableSource
+from recon_job.sources.sql import SqlTableOptions, SqlTableSource
 from tests.databases import ALL, SERVERS, Database
 from tests.helpers import TOKEN_USAGE_COLUMNS as COLUMNS
 from tests.helpers import FakePricer
