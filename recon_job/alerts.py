@@ -90,8 +90,14 @@ class NotificationState:
 class AlertSets:
     """The alerts of one run as seen by one channel."""
 
+    #: Alert fingerprints firing now (ignored when ``failed``: the drift is inhibited).
     firing: frozenset[str]
+    #: Alert fingerprints the channel last heard firing that no longer fire.
     resolved: frozenset[str]
+    #: The run could not get OpenAI's figures.
+    failed: bool = False
+    #: Every day of the window is settled (a ``summary`` waits for that).
+    settled: bool = True
 
 
 @dataclass(frozen=True)
@@ -151,7 +157,11 @@ def alert_sets(result: ReconResult, state: NotificationState | None) -> AlertSet
         if unsettled:
             now_firing.add(alert)
     current = frozenset(now_firing)
-    return AlertSets(firing=current, resolved=frozenset(previous - current))
+    return AlertSets(
+        firing=current,
+        resolved=frozenset(previous - current),
+        settled=result.status is Status.RECONCILED,
+    )
 
 
 def _drift(alerts: frozenset[str]) -> frozenset[str]:
@@ -159,50 +169,41 @@ def _drift(alerts: frozenset[str]) -> frozenset[str]:
 
 
 def _effective(
-    state: NotificationState | None,
-    firing: frozenset[str],
-    resolved: frozenset[str],
-    failed: bool,
+    state: NotificationState | None, run: AlertSets
 ) -> tuple[frozenset[str], frozenset[str]]:
     """Apply the inhibition rule: a failed run fires ``fetch_failed`` and mutes drift."""
-    if not failed:
-        return firing, resolved
+    if not run.failed:
+        return run.firing, run.resolved
     known = _drift(state.firing) if state is not None else frozenset()
     return known | {FETCH_FAILED}, frozenset()
 
 
 def decide(
-    *,
-    group_key: str,
     channel: str,
     state: NotificationState | None,
-    firing: frozenset[str],
-    resolved: frozenset[str],
-    failed: bool,
+    run: AlertSets,
     policy: AlertPolicy,
     now: datetime,
-    settled: bool = True,
 ) -> AlertEvent | None:
-    """The notification ``channel`` needs for ``group_key`` now, or None to stay quiet.
+    """The notification ``channel`` needs now, or None to stay quiet.
 
     Alertmanager's five-way ``needsUpdate`` (module docstring), then inhibition and summaries.
-    ``firing``/``resolved`` come from :func:`alert_sets` (ignored when ``failed``: the drift is
-    inhibited). A ``resolved`` returned for a channel without ``send_resolved`` is not to be
-    sent, only recorded: see :func:`plan`. ``settled`` is False while the window has unsettled
-    days; a ``summary`` (``policy.summaries``) waits for a settled, reconciled window.
+    ``run`` comes from :func:`alert_sets` (its firing/resolved sets are ignored when it
+    ``failed``: the drift is inhibited). A ``resolved`` returned for a channel without
+    ``send_resolved`` is not to be sent, only recorded: see :func:`plan`. A ``summary``
+    (``policy.summaries``) waits for a settled, reconciled window.
     """
-    del group_key  # Part of the identity; the decision itself depends on the sets only.
-    firing, resolved = _effective(state, firing, resolved, failed)
+    firing, resolved = _effective(state, run)
     if state is None:
         # Rule 1.
         if firing:
-            return "failed" if failed else "opened"
-        if policy.summaries and settled and not failed:
+            return "failed" if run.failed else "opened"
+        if policy.summaries and run.settled and not run.failed:
             return "summary"
         return None
     if not firing <= state.firing:
         # Rule 2. "opened" when the receiver knew of no drift (first drift, or after a failure).
-        if failed:
+        if run.failed:
             return "failed"
         return "updated" if _drift(state.firing) else "opened"
     if not firing:
@@ -213,21 +214,15 @@ def decide(
         return "updated"
     # Rule 5. None (never delivered) counts as long ago, like Alertmanager's zero timestamp.
     if state.last_sent_at is None or state.last_sent_at <= now - policy.repeat_interval:
-        return "failed" if failed else "repeat"
+        return "failed" if run.failed else "repeat"
     return None
 
 
 def next_state(
-    *,
-    state: NotificationState | None,
-    event: AlertEvent,
-    firing: frozenset[str],
-    resolved: frozenset[str],
-    failed: bool,
-    now: datetime,
+    state: NotificationState | None, event: AlertEvent, run: AlertSets, now: datetime
 ) -> NotificationState:
     """The state to store once ``event`` is delivered (or suppressed, for rule 3) at ``now``."""
-    firing, resolved = _effective(state, firing, resolved, failed)
+    firing, resolved = _effective(state, run)
     return NotificationState(firing=firing, resolved=resolved, last_sent_at=now, last_event=event)
 
 
@@ -273,30 +268,14 @@ def plan(
     """
     planned: list[Notification] = []
     for channel, state in states.items():
-        failed = result is None
-        sets = AlertSets(frozenset(), frozenset()) if result is None else alert_sets(result, state)
-        settled = result is not None and result.status is Status.RECONCILED
-        event = decide(
-            group_key=group_key,
-            channel=channel,
-            state=state,
-            firing=sets.firing,
-            resolved=sets.resolved,
-            failed=failed,
-            policy=policy,
-            now=now,
-            settled=settled,
-        )
+        if result is None:
+            sets = AlertSets(frozenset(), frozenset(), failed=True, settled=False)
+        else:
+            sets = alert_sets(result, state)
+        event = decide(channel, state, sets, policy, now)
         if event is None:
             continue
-        new = next_state(
-            state=state,
-            event=event,
-            firing=sets.firing,
-            resolved=sets.resolved,
-            failed=failed,
-            now=now,
-        )
+        new = next_state(state, event, sets, now)
         deliver = event != "resolved" or policy.sends_resolved(channel)
         if not deliver:
             new = replace(new, last_sent_at=state.last_sent_at if state is not None else None)

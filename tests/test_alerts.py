@@ -14,6 +14,7 @@ from recon_job.alerts import (
     FETCH_FAILED,
     TOTAL_DRIFT,
     AlertPolicy,
+    AlertSets,
     NotificationState,
     alert_sets,
     decide,
@@ -194,17 +195,8 @@ def test_it_decides_like_alertmanager(case: Case) -> None:
         summaries=case.summaries,
     )
 
-    event = decide(
-        group_key=GROUP,
-        channel=case.channel,
-        state=case.state,
-        firing=case.firing,
-        resolved=case.resolved,
-        failed=case.failed,
-        policy=policy,
-        now=NOW,
-        settled=case.settled,
-    )
+    run = AlertSets(case.firing, case.resolved, failed=case.failed, settled=case.settled)
+    event = decide(case.channel, case.state, run, policy, NOW)
 
     assert event == case.expected
 
@@ -289,17 +281,8 @@ def test_a_firing_alert_whose_day_is_now_pending_keeps_firing() -> None:
     sets = alert_sets(result, _state({A}))
     assert sets.firing == {A}
     assert sets.resolved == frozenset()
-    event = decide(
-        group_key=week.key,
-        channel="webhook",
-        state=_state({A}),
-        firing=sets.firing,
-        resolved=sets.resolved,
-        failed=False,
-        policy=AlertPolicy(),
-        now=NOW,
-        settled=False,
-    )
+    assert not sets.settled
+    event = decide("webhook", _state({A}), sets, AlertPolicy(), NOW)
     assert event is None
 
 
@@ -431,14 +414,7 @@ def test_a_suppressed_resolved_keeps_the_last_send_time_and_clears_firing() -> N
 
 
 def test_next_state_records_what_was_sent() -> None:
-    state = next_state(
-        state=_state({A}),
-        event="failed",
-        firing=F({B}),
-        resolved=F(),
-        failed=True,
-        now=NOW,
-    )
+    state = next_state(_state({A}), "failed", AlertSets(F({B}), F(), failed=True), NOW)
     assert state == NotificationState(frozenset({A, FETCH_FAILED}), frozenset(), NOW, "failed")
 
 

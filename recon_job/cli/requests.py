@@ -37,7 +37,8 @@ from recon_job.cli.common import (
     "--fail-on-discrepancy", is_flag=True, help="Exit 1 on discrepancies, unbilled ids or errors."
 )
 @config_option
-def reconcile_requests(
+# click passes each option as its own parameter.
+def reconcile_requests(  # noqa: PLR0913
     billing: str,
     source: str | None,
     apply: bool,
