@@ -13,6 +13,7 @@ import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
@@ -28,21 +29,63 @@ _OPENAI_KEY = re.compile(r"sk-(?:admin-|proj-|svcacct-)?[A-Za-z0-9_\-]{8,}")
 MASK = "***"
 
 
+#: Shorter values are not scrubbed by value: masking every ``v1`` or ``api`` would garble logs.
+MIN_SECRET_LENGTH = 6
+# A URL path segment or query value that reads as a word ("services", "hooks", "json") names a
+# route, not a credential; anything else (digits, mixed case, base64) is treated as a token.
+_WORDLIKE = re.compile(r"[a-z]+(?:[-_.][a-z]+)*")
+
+
+def secret_parts(value: str | None) -> tuple[str, ...]:
+    """``value`` and, when it is a URL, every part of it that is a credential on its own.
+
+    A webhook URL's path *is* its token (Slack: ``/services/T…/B…/X…``) and a query may carry
+    one (``?token=…``), while receivers and HTTP libraries quote those parts alone ("Cannot POST
+    /hooks/…", ``no_such_hook: token …``, "Max retries exceeded with url: /services/…"). So the
+    parts are the URL, its path with and without the query, the query, every token-like path
+    segment and every token-like query value. Longest first, so a redactor replacing them in this
+    order never leaves the tail of a longer one behind.
+    """
+    if not value:
+        return ()
+    parts = [value]
+    try:
+        url = urlsplit(value) if "://" in value else None
+    except ValueError:  # "Invalid IPv6 URL": the whole value is still scrubbed
+        url = None
+    if url is not None and url.scheme and url.netloc:
+        if len(url.path) > 1:
+            parts += [url.path + (f"?{url.query}" if url.query else ""), url.path]
+        if url.query:
+            parts.append(url.query)
+            parts += [v for _, v in parse_qsl(url.query, keep_blank_values=True) if _token(v)]
+        parts += [segment for segment in url.path.split("/") if _token(segment)]
+    unique = dict.fromkeys(p for p in parts if len(p) >= MIN_SECRET_LENGTH)
+    return tuple(sorted(unique, key=len, reverse=True))
+
+
+def _token(part: str) -> bool:
+    return len(part) >= MIN_SECRET_LENGTH and not _WORDLIKE.fullmatch(part)
+
+
 class Redactor:
     """A structlog processor that masks secrets by key name and by known value."""
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._longest_first: tuple[str, ...] = ()
 
     def add(self, *values: str | None) -> None:
-        """Remember secret values to scrub from every string (short ones are ignored)."""
+        """Remember secret values (and a URL's credential parts) to scrub from every string."""
         for value in values:
-            if value and len(value) >= 6:
-                self._values.add(value)
+            self._values.update(secret_parts(value))
+        # Longest first: replacing a URL's path before its path?query would leave the query
+        # (a secret too) in the text, and set order depends on PYTHONHASHSEED.
+        self._longest_first = tuple(sorted(self._values, key=lambda v: (-len(v), v)))
 
     def scrub(self, text: str) -> str:
         """``text`` with every known secret and anything shaped like an OpenAI key masked."""
-        for value in self._values:
+        for value in self._longest_first:
             if value in text:
                 text = text.replace(value, MASK)
         return _OPENAI_KEY.sub(MASK, text)

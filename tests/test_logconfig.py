@@ -5,10 +5,14 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 
+import pytest
 import structlog
 
-from recon_job.logconfig import MASK, configure_logging
+from recon_job.logconfig import MASK, configure_logging, secret_parts
 
 SECRET = "sk-admin-CANARY.canary.0123456789"
 
@@ -68,3 +72,57 @@ def test_anything_shaped_like_an_openai_key_is_masked_even_if_unregistered() -> 
     configure_logging(fmt="json", stream=out)
     structlog.get_logger("t").warning("recon.test.shape", detail="got sk-proj-abcdefgh12345678")
     assert "abcdefgh12345678" not in out.getvalue()
+
+
+WEBHOOK = (
+    "https://hooks.example.com/services/T0ABC123/B0DEF456/abcdefSECRETtoken?sig=Zq9xW2vY7u&v=json"
+)
+
+
+def test_a_urls_credential_parts_are_secrets_and_route_words_are_not() -> None:
+    parts = secret_parts(WEBHOOK)
+    assert parts[0] == WEBHOOK
+    assert list(parts) == sorted(parts, key=len, reverse=True)
+    for piece in (
+        "/services/T0ABC123/B0DEF456/abcdefSECRETtoken?sig=Zq9xW2vY7u&v=json",
+        "/services/T0ABC123/B0DEF456/abcdefSECRETtoken",
+        "sig=Zq9xW2vY7u&v=json",
+        "T0ABC123",
+        "B0DEF456",
+        "abcdefSECRETtoken",
+        "Zq9xW2vY7u",
+    ):
+        assert piece in parts
+    assert "services" not in parts  # a route word: masking it would garble every log line
+    assert secret_parts(None) == ()
+    assert secret_parts("short") == ()
+
+
+LEAK_SCRIPT = """
+import io, structlog
+from recon_job.logconfig import configure_logging
+out = io.StringIO()
+configure_logging(level="debug", fmt="json", secrets=[{url!r}], stream=out)
+log = structlog.get_logger("t")
+path = "/services/T0ABC123/B0DEF456/abcdefSECRETtoken"
+log.debug("recon.test.leak", a="POST " + path + "?sig=Zq9xW2vY7u&v=json")
+log.debug("recon.test.leak", b="no_such_hook: token abcdefSECRETtoken", c="sig=Zq9xW2vY7u&v=json")
+log.debug("recon.test.leak", d="url: " + path + " failed")
+print(out.getvalue())
+"""
+
+
+@pytest.mark.parametrize("seed", ["0", "1", "2", "3", "42", "12345"])
+def test_no_piece_of_a_webhook_url_survives_debug_logging_whatever_the_hash_seed(
+    seed: str,
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", LEAK_SCRIPT.format(url=WEBHOOK)],
+        env={**os.environ, "PYTHONHASHSEED": seed},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for piece in ("T0ABC123", "B0DEF456", "abcdefSECRETtoken", "Zq9xW2vY7u", "/services/"):
+        assert piece not in run.stdout, (seed, piece, run.stdout)
+    assert run.stdout.count(MASK) >= 4

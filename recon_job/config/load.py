@@ -171,21 +171,17 @@ def describe_error(error: Mapping[str, Any]) -> str:
 
 
 def secret_values(settings: BaseModel) -> list[str]:
-    """Every secret in ``settings`` (and the path of secret URLs), for the log redactor.
+    """Every secret in ``settings``, for the log redactor.
 
-    Paths count because ``requests`` quotes a URL's path alone in some messages ("Max retries
-    exceeded with url: /services/T0/B0/XYZ"), and for webhooks the path is the credential.
+    The redactor also masks each credential part of a secret URL (its path, query, token-like
+    segments: :func:`recon_job.logconfig.secret_parts`), since ``requests`` and receivers quote
+    those alone ("Max retries exceeded with url: /services/T0/B0/XYZ").
     """
     found: list[str] = []
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
-            text = value.get_secret_value()
-            found.append(text)
-            parts = urlsplit(text)
-            if parts.scheme and len(parts.path) > 1:
-                found.append(parts.path + (f"?{parts.query}" if parts.query else ""))
-                found.append(parts.path)
+            found.append(value.get_secret_value())
         elif isinstance(value, BaseModel):
             found.extend(secret_values(value))
         elif isinstance(value, tuple):
