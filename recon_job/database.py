@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from typing import Final
+from urllib.parse import urlsplit
 
 from sqlalchemy import exc
 from sqlalchemy.engine import URL, make_url
@@ -53,6 +54,9 @@ def parse_url(url: str) -> URL:
     Raises ValueError with a message that never repeats the URL (it may hold a password).
     """
     try:
+        # urlsplit too: SQLAlchemy accepts a host like "[bad" that the driver then chokes on
+        # with "Invalid IPv6 URL" at connect time.
+        urlsplit(url)
         parsed = make_url(url)
     except (exc.ArgumentError, ValueError) as e:
         raise ValueError(
