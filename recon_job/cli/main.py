@@ -18,8 +18,6 @@ from typing import Any
 
 import click
 
-from recon_job import __version__
-
 #: Command name -> "module:attribute" of the click command.
 COMMANDS: Mapping[str, str] = {
     "run": "recon_job.cli.run:run",
@@ -69,6 +67,6 @@ class LazyGroup(click.Group):
     lazy=COMMANDS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.version_option(__version__, prog_name="recon-job")
+@click.version_option(package_name="recon-job", prog_name="recon-job")
 def main() -> None:
     """Reconcile your own OpenAI usage logs against OpenAI's Usage and Costs APIs."""
