@@ -65,7 +65,7 @@ def alerts_list(limit: int, fmt: str, config: str | None) -> None:
 
     settings = setup(config, fmt)
     try:
-        store = HistoryStore(settings.history.database_url.get_secret_value())
+        store = HistoryStore(settings.history.database_url.get_secret_value(), create=False)
         try:
             records = store.list_notifications(limit)
         finally:

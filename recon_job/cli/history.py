@@ -27,7 +27,7 @@ def history(limit: int, fmt: str, config: str | None) -> None:
 
     settings = setup(config, fmt)
     try:
-        store = HistoryStore(settings.history.database_url.get_secret_value())
+        store = HistoryStore(settings.history.database_url.get_secret_value(), create=False)
         try:
             runs = store.list_runs(limit)
         finally:

@@ -49,11 +49,13 @@ def parse_url(url: str) -> URL:
         ) from e
 
 
-def create_store_engine(url: URL, *, busy_timeout: float) -> Engine:
+def create_store_engine(url: URL, *, busy_timeout: float, create: bool = True) -> Engine:
     """Create the engine for ``url``, with the SQLite pragmas and BEGIN handling installed.
 
-    Raises a permanent ``StoreError`` for an unknown dialect or a driver that is not installed.
-    Does not connect.
+    A SQLite file's directory is created when ``create``; otherwise the file must exist. Raises a
+    permanent ``StoreError`` for an unknown dialect, a driver that is not installed, or a SQLite
+    path that cannot be used (its parent is a file, a read-only filesystem, a missing file when
+    not ``create``). Does not connect.
     """
     kwargs: dict[str, Any] = {}
     backend = url.get_backend_name()
@@ -65,7 +67,7 @@ def create_store_engine(url: URL, *, busy_timeout: float) -> Engine:
             kwargs["poolclass"] = StaticPool
             kwargs["connect_args"] = {"check_same_thread": False}
         elif not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _sqlite_directory(Path(database).expanduser(), create=create)
     elif backend == "postgresql" and "connect_timeout" not in url.query:
         # A server that drops packets would otherwise hang the run for the OS TCP timeout.
         kwargs["connect_args"] = {"connect_timeout": 10}
@@ -129,3 +131,25 @@ def to_store_error(error: BaseException, *, url: URL, action: str) -> StoreError
         permanent=not transient,
         reason="store_unavailable" if transient else "store_error",
     )
+
+
+def _sqlite_directory(path: Path, *, create: bool) -> None:
+    """Make sure a SQLite file can live at ``path``: its directory exists (or is created)."""
+    if not create:
+        if not path.is_file():
+            raise StoreError(
+                f"there is no history database at {path}: nothing has been recorded there "
+                "yet; check RECON_DATABASE_URL (recon-job run creates it)",
+                permanent=True,
+                reason="store_missing",
+            )
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(
+            f"cannot create the history database {path}: its directory {path.parent} cannot "
+            f"be created ({e.strerror or type(e).__name__}); check RECON_DATABASE_URL",
+            permanent=True,
+            reason="store_path",
+        ) from e

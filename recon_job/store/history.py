@@ -81,8 +81,13 @@ class HistoryStore(RunStateStore, OutboxStore):
         *,
         busy_timeout: float = 5.0,
         tool_version: str | None = None,
+        create: bool = True,
     ) -> None:
         """Open the history database at ``url`` and bring its schema to head.
+
+        With ``create=False`` (the reading commands) a database that does not exist yet — a
+        missing SQLite file, an empty PostgreSQL database — is a permanent ``StoreError``
+        (``store_missing``), never created: a mistyped path must not leave an empty database.
 
         ``url`` is a SQLAlchemy URL: ``sqlite:///recon_history.db`` (relative to the working
         directory; parent directories are created), ``sqlite://`` (in memory, for tests), or
@@ -96,11 +101,18 @@ class HistoryStore(RunStateStore, OutboxStore):
         self.url = display_url(self._url)
         """The database URL, password hidden."""
         self._tool_version = tool_version or _tool_version()
-        self._engine = create_store_engine(self._url, busy_timeout=busy_timeout)
+        self._engine = create_store_engine(self._url, busy_timeout=busy_timeout, create=create)
         # Same pool; on SQLite its transactions begin with BEGIN IMMEDIATE.
         self._writer = self._engine.execution_options(**{WRITE_OPTION: True})
         try:
             with self._errors("create or upgrade the schema"):
+                if not create and migrate.current_revision(self._engine) is None:
+                    raise StoreError(
+                        f"the history database {self.url} holds no recon-job history yet; "
+                        "check RECON_DATABASE_URL (recon-job run creates it)",
+                        permanent=True,
+                        reason="store_missing",
+                    )
                 before, after = migrate.upgrade(self._engine, self._writer)
         except BaseException:
             self._engine.dispose()

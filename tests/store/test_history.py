@@ -41,6 +41,7 @@ from recon_job.models import (
 from recon_job.store import HistoryStore, RunStatus
 from recon_job.store.migrate import head_revision
 from recon_job.store.schema import Base
+from tests.databases import postgres_server_or_skip, temporary_postgres_database
 
 POSTGRES_ENV = "RECON_TEST_POSTGRES_URL"
 
@@ -492,3 +493,41 @@ def test_a_bad_url_is_a_permanent_error_saying_what_is_expected(url: str) -> Non
     assert "postgresql+psycopg://" in str(info.value)
     assert "recon-job[postgres]" in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+def test_a_sqlite_path_under_a_regular_file_is_a_permanent_error_naming_it(tmp_path: Path) -> None:
+    blocker = tmp_path / "notadir"
+    blocker.write_text("", encoding="utf-8")
+    with pytest.raises(StoreError, match=r"notadir/history\.db.*directory .*notadir") as caught:
+        HistoryStore(f"sqlite:///{blocker / 'history.db'}")
+    assert caught.value.permanent
+    assert caught.value.reason == "store_path"
+
+
+def test_a_read_only_open_never_creates_a_sqlite_file_or_its_directories(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "history.db"
+    with pytest.raises(StoreError, match=r"no history database at .*typo/history\.db") as caught:
+        HistoryStore(f"sqlite:///{missing}", create=False)
+    assert caught.value.permanent
+    assert caught.value.reason == "store_missing"
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_read_only_open_reads_an_existing_history(sqlite_path: Path) -> None:
+    HistoryStore(f"sqlite:///{sqlite_path}").close()
+    with HistoryStore(f"sqlite:///{sqlite_path}", create=False) as store:
+        assert store.list_runs() == []
+
+
+@pytest.mark.postgres
+def test_a_read_only_open_of_an_empty_postgresql_database_creates_no_table() -> None:
+    server = postgres_server_or_skip()
+    for url in temporary_postgres_database(server):
+        with pytest.raises(StoreError, match="holds no recon-job history yet") as caught:
+            HistoryStore(url, create=False)
+        assert caught.value.reason == "store_missing"
+        engine = sa.create_engine(url)
+        try:
+            assert sa.inspect(engine).get_table_names() == []
+        finally:
+            engine.dispose()
