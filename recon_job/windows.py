@@ -37,7 +37,9 @@ _KEY_FORMS = "daily:YYYY-MM-DD, monthly:YYYY-MM or range:YYYY-MM-DD..YYYY-MM-DD"
 
 
 def daily(day: date) -> Window:
-    """The window of one UTC day."""
+    """The window of one UTC day; ValueError for a day after :data:`LAST_DAY`."""
+    if day > LAST_DAY:
+        raise ValueError(f"{day.isoformat()} is too far in the future")
     return Window("daily", day, day + _ONE_DAY)
 
 
@@ -59,6 +61,8 @@ def date_range(first: date, last_inclusive: date) -> Window:
         raise ValueError(
             f"range end {last_inclusive.isoformat()} is before its start {first.isoformat()}"
         )
+    if last_inclusive > LAST_DAY:
+        raise ValueError(f"{last_inclusive.isoformat()} is too far in the future")
     return Window("range", first, last_inclusive + _ONE_DAY)
 
 
@@ -93,14 +97,25 @@ def is_settled(day: date, now: datetime, settle: timedelta) -> bool:
     return day_start(day + _ONE_DAY) + settle <= _utc(now)
 
 
+#: The last day a window can cover: its exclusive end must still be a date.
+LAST_DAY = date.max - _ONE_DAY
+
+
 def parse_day(text: str) -> date:
     """A UTC day from ``YYYY-MM-DD``; ValueError with a readable message otherwise."""
     value = text.strip()
     if _DAY_RE.fullmatch(value):
         try:
-            return date.fromisoformat(value)
+            day = date.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            if day > LAST_DAY:
+                raise ValueError(
+                    f"{text!r} is too far in the future; the last usable day is "
+                    f"{LAST_DAY.isoformat()}"
+                )
+            return day
     raise ValueError(f"{text!r} is not a day; use YYYY-MM-DD")
 
 

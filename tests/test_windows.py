@@ -10,6 +10,7 @@ import pytest
 
 from recon_job.models import Window
 from recon_job.windows import (
+    LAST_DAY,
     PeriodKind,
     daily,
     date_range,
@@ -517,3 +518,14 @@ def test_a_bad_period_key_is_rejected_readably(key: str) -> None:
         parse_period_key(key)
     assert repr(key) in str(info.value)
     assert "daily:YYYY-MM-DD, monthly:YYYY-MM or range:YYYY-MM-DD..YYYY-MM-DD" in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["9999-12-31", " 9999-12-31"])
+def test_a_day_whose_window_would_end_after_the_last_date_is_refused_readably(text: str) -> None:
+    with pytest.raises(ValueError, match="future; the last usable day is 9999-12-30"):
+        parse_day(text)
+    with pytest.raises(ValueError, match="too far in the future"):
+        daily(date.max)
+    with pytest.raises(ValueError, match="too far in the future"):
+        date_range(date(9999, 12, 1), date.max)
+    assert daily(LAST_DAY).end == date.max
