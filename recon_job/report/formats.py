@@ -6,12 +6,17 @@ so a figure reads the same wherever it appears. Imports only :mod:`recon_job.mod
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from recon_job.models import MONEY, Usage
 
 _SIX = Decimal("0.000001")
+_MILLION = Decimal(1_000_000)
+#: Percentages with this many integer digits or more are rounded to significant digits.
+_HUGE_PCT_DIGITS = 18
+_WIDE = Context(prec=_HUGE_PCT_DIGITS + 8)
+_SIGNIFICANT = Context(prec=7, Emax=999_999_999, Emin=-999_999_999)
 
 
 def money(value: Decimal, *, keep_zeros: bool = False) -> str:
@@ -27,14 +32,37 @@ def money(value: Decimal, *, keep_zeros: bool = False) -> str:
     return format(shown, "f")
 
 
+def pct_value(value: Decimal | None) -> Decimal | None:
+    """A percentage rounded for reporting: 6 decimals, or 7 significant digits when huge.
+
+    A percentage relative to a tiny official figure can be astronomically large (local $0.036
+    against an OpenAI cost of 1e-36 is +3.6e36 %). Quantizing that to 6 decimals needs 43
+    digits, more than the default context holds, so it is rounded to significant digits instead
+    (``3.600E+36``); every context used here is wide enough that rounding never overflows.
+    """
+    if value is None:
+        return None
+    if not value.is_finite() or value.adjusted() >= _HUGE_PCT_DIGITS:
+        return _SIGNIFICANT.plus(value)
+    return value.quantize(_SIX, context=_WIDE)
+
+
 def pct(value: Decimal | None) -> str | None:
-    """A percentage with 6 decimals, or None when undefined."""
-    return None if value is None else str(value.quantize(_SIX))
+    """A percentage as a decimal string (6 decimals; see :func:`pct_value`), None if undefined."""
+    shown = pct_value(value)
+    return None if shown is None else str(shown)
 
 
 def pct_text(value: Decimal | None) -> str:
-    """A percentage for people: signed, two decimals (``+5.00%``), ``n/a`` when undefined."""
-    return "n/a" if value is None else f"{value:+.2f}%"
+    """A percentage for people: signed, two decimals (``+5.00%``), ``n/a`` when undefined.
+
+    Beyond ±1,000,000 % the figure says "far off" better in scientific notation (``+3.60e+36%``).
+    """
+    if value is None:
+        return "n/a"
+    if not value.is_finite() or value.copy_abs() >= _MILLION:
+        return f"{value:+.2e}%"
+    return f"{value:+.2f}%"
 
 
 def usage_counts(usage: Usage, *, total: str = "tokens") -> dict[str, int]:
