@@ -3,7 +3,9 @@
 The public Python API (see ``recon_job.api`` for the shapes)::
 
     fetch_openai_usage(api_key, start_date, end_date, bucket_width="1d")
-    parse_openai_usage_response(response)
+    fetch_openai_costs(api_key, start_date, end_date)
+    parse_openai_usage_response(response, costs=None)
+    parse_openai_costs_response(response)
     parse_usage_logs(log_dir, start_date=None, end_date=None)
     calculate_usage_stats(records)
     compare_usage(local_stats, openai_stats)
@@ -19,7 +21,9 @@ __all__ = [
     "__version__",
     "calculate_usage_stats",
     "compare_usage",
+    "fetch_openai_costs",
     "fetch_openai_usage",
+    "parse_openai_costs_response",
     "parse_openai_usage_response",
     "parse_usage_logs",
 ]
@@ -28,7 +32,9 @@ if TYPE_CHECKING:
     from recon_job.api import (
         calculate_usage_stats,
         compare_usage,
+        fetch_openai_costs,
         fetch_openai_usage,
+        parse_openai_costs_response,
         parse_openai_usage_response,
         parse_usage_logs,
     )

@@ -1,4 +1,4 @@
-"""The Python API: five functions for notebooks and scripts, thin wrappers over the real modules.
+"""The Python API: functions for notebooks and scripts, thin wrappers over the real modules.
 
 Dates are inclusive UTC days, as ``date`` objects or ``YYYY-MM-DD`` strings. *Stats* are plain
 dicts so they print and serialise easily::
@@ -10,26 +10,34 @@ dicts so they print and serialise easily::
 
 Model names in stats are normalised (``gpt-4o-2024-08-06`` -> ``gpt-4o``), so both sides
 compare. ``compare_usage`` applies the same rule as the job: a mismatch is over the threshold
-*and* over the floor.
+*and* over the floor. OpenAI's dollars come from the Costs API (``fetch_openai_costs``), passed
+to ``parse_openai_usage_response(usage, costs=...)``.
+
+The library never prints: until the application configures logging (structlog or the standard
+``logging`` module), recon-job's log events go to the standard library's loggers, which drop
+info and below and send warnings to stderr.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from recon_job import compare, windows
+from recon_job.config.prices import load_price_table
 from recon_job.http import make_session
+from recon_job.logconfig import library_defaults
 from recon_job.modelnames import ModelNamer
-from recon_job.models import EMPTY, Tolerance, Usage, Window
+from recon_job.models import EMPTY, UNATTRIBUTED, Tolerance, Usage, Window
 from recon_job.pricing import PriceTable
-from recon_job.report.formats import usage_counts
+from recon_job.report.formats import pct_value, usage_counts
 from recon_job.sources.ndjson.source import LogRecord, NdjsonOptions, iter_records
 from recon_job.sources.openai import OpenAIClient, OpenAIOptions
 from recon_job.sources.openai.base import array_params, optional_int, require_int
+from recon_job.sources.openai.costs import COSTS_LIMIT, COSTS_PATH, parse_amount, parse_line_item
 from recon_job.sources.openai.usage import USAGE_PATH
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -37,6 +45,8 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _LIMITS = {"1d": 31, "1h": 168, "1m": 1440}
 _WIDTH_SECONDS = {"1d": 86400, "1h": 3600, "1m": 60}
 _NAMER = ModelNamer()
+
+library_defaults()
 
 
 def _as_day(value: date | str | None, name: str) -> date | None:
@@ -76,33 +86,75 @@ def fetch_openai_usage(  # noqa: PLR0913
     """
     if bucket_width not in _LIMITS:
         raise ValueError(f"bucket_width must be one of {sorted(_LIMITS)}, not {bucket_width!r}")
-    window = _window(start_date, end_date)
-    options = OpenAIOptions(
+    options = _options(api_key, base_url, group_by, project_ids)
+    return _fetch(
+        options,
+        _window(start_date, end_date),
+        endpoint=("Usage", USAGE_PATH),
+        width=bucket_width,
+        params=array_params("group_by", options.group_by),
+    )
+
+
+def fetch_openai_costs(
+    api_key: str,
+    start_date: date | str,
+    end_date: date | str,
+    *,
+    base_url: str | None = None,
+    project_ids: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Every page of ``/organization/costs`` (daily, grouped by line item), like
+    :func:`fetch_openai_usage`: what OpenAI billed, the source of truth for dollars."""
+    options = _options(api_key, base_url, ("model",), project_ids)
+    return _fetch(
+        options,
+        _window(start_date, end_date),
+        endpoint=("Costs", COSTS_PATH),
+        width="1d",
+        params=array_params("group_by", ["line_item"]),
+    )
+
+
+def _options(
+    api_key: str, base_url: str | None, group_by: Iterable[str], project_ids: Iterable[str]
+) -> OpenAIOptions:
+    return OpenAIOptions(
         base_url=(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
         admin_key=api_key,
         group_by=tuple(group_by),
         project_ids=tuple(project_ids),
     )
-    params = [
+
+
+def _fetch(
+    options: OpenAIOptions,
+    window: Window,
+    *,
+    endpoint: tuple[str, str],
+    width: str,
+    params: list[tuple[str, str]],
+) -> dict[str, Any]:
+    """Every page of one endpoint over ``window`` as one response-shaped dict."""
+    name, path = endpoint
+    query = [
         ("start_time", str(int(window.start_at.timestamp()))),
         ("end_time", str(int(window.end_at.timestamp()))),
-        ("bucket_width", bucket_width),
-        ("limit", str(_LIMITS[bucket_width])),
-        *array_params("group_by", options.group_by),
+        ("bucket_width", width),
+        ("limit", str(COSTS_LIMIT if name == "Costs" else _LIMITS[width])),
+        *params,
         *array_params("project_ids", options.project_ids),
     ]
     with make_session() as session:
-        fetched = OpenAIClient(options, session).fetch(
-            endpoint="Usage", path=USAGE_PATH, params=params
-        )
-    width = _WIDTH_SECONDS[bucket_width]
+        fetched = OpenAIClient(options, session).fetch(endpoint=name, path=path, params=query)
+    seconds = _WIDTH_SECONDS[width]
     return {
         "object": "page",
         "data": [
             {
                 "object": "bucket",
                 "start_time": b.start_time,
-                "end_time": b.start_time + width,
+                "end_time": b.start_time + seconds,
                 "results": [dict(r) for r in b.results],
             }
             for b in fetched.buckets
@@ -135,24 +187,55 @@ def _stats(
     }
 
 
-def parse_openai_usage_response(response: Mapping[str, Any] | list[Any]) -> dict[str, Any]:
+def parse_openai_usage_response(
+    response: Mapping[str, Any] | list[Any], *, costs: Mapping[str, Any] | list[Any] | None = None
+) -> dict[str, Any]:
     """Stats from a Usage API response (one page, ``fetch_openai_usage``'s result, or a list
     of buckets). Every result of every bucket is summed; cached tokens are inside input tokens.
-    The Usage API carries no dollars, so ``cost`` is None.
+
+    The Usage API carries no dollars: ``cost`` is None unless ``costs`` (a Costs API response,
+    ``fetch_openai_costs``'s result) is given; then each model's and day's cost is what OpenAI
+    billed for it, and the total is every line item's dollars (tool calls and storage included).
     """
-    buckets = response.get("data", []) if isinstance(response, Mapping) else response
     parts: list[tuple[date, str, Usage]] = []
+    for day, result in _results(response):
+        usage = Usage(
+            input_tokens=require_int(result, "input_tokens", "Usage"),
+            cached_tokens=optional_int(result, "input_cached_tokens", "Usage"),
+            output_tokens=require_int(result, "output_tokens", "Usage"),
+            requests=require_int(result, "num_model_requests", "Usage"),
+        )
+        parts.append((day, _NAMER.normalize(result.get("model") or UNATTRIBUTED), usage))
+    if costs is not None:
+        parts.extend(_cost_parts(costs))
+    return _stats(parts, costed=costs is not None, unpriced=set())
+
+
+def parse_openai_costs_response(response: Mapping[str, Any] | list[Any]) -> dict[str, Any]:
+    """Stats from a Costs API response: dollars per model (from each line item) and per day.
+
+    Token and request counts are 0 (the Costs API has none); a line item that names no model
+    (``web search tool calls``) is kept under its own text, and an ungrouped answer under
+    ``(all)``.
+    """
+    return _stats(list(_cost_parts(response)), costed=True, unpriced=set())
+
+
+def _results(response: Mapping[str, Any] | list[Any]) -> Iterator[tuple[date, Mapping[str, Any]]]:
+    buckets = response.get("data", []) if isinstance(response, Mapping) else response
     for bucket in buckets:
         day = datetime.fromtimestamp(int(bucket["start_time"]), tz=UTC).date()
         for result in bucket.get("results", bucket.get("result", [])):
-            usage = Usage(
-                input_tokens=require_int(result, "input_tokens", "Usage"),
-                cached_tokens=optional_int(result, "input_cached_tokens", "Usage"),
-                output_tokens=require_int(result, "output_tokens", "Usage"),
-                requests=require_int(result, "num_model_requests", "Usage"),
-            )
-            parts.append((day, _NAMER.normalize(result.get("model") or "(all)"), usage))
-    return _stats(parts, costed=False, unpriced=set())
+            yield day, result
+
+
+def _cost_parts(response: Mapping[str, Any] | list[Any]) -> Iterator[tuple[date, str, Usage]]:
+    for day, result in _results(response):
+        line_item = result.get("line_item")
+        parsed = parse_line_item(line_item) if isinstance(line_item, str) else None
+        model = UNATTRIBUTED if line_item is None else (parsed.model if parsed else line_item)
+        cost = parse_amount(result.get("amount")) or Decimal(0)
+        yield day, _NAMER.normalize(model), Usage(cost=cost)
 
 
 def parse_usage_logs(
@@ -183,7 +266,7 @@ def calculate_usage_stats(
     (cached tokens at the cached rate); models without a price are listed in
     ``unpriced_models`` and left out of ``cost``, never counted as $0.
     """
-    table = prices or PriceTable.load()
+    table = prices or load_price_table()
     unpriced: set[str] = set()
     parts: list[tuple[date, str, Usage]] = []
     for r in records:
@@ -240,13 +323,13 @@ def compare_usage(
         "exceeds": exceeds,
         "difference": {
             "tokens": int(c.tokens.difference),
-            "tokens_pct": c.tokens.pct,
+            "tokens_pct": pct_value(c.tokens.pct),
             "input_tokens": int(c.input_tokens.difference),
             "cached_tokens": int(c.cached_tokens.difference),
             "output_tokens": int(c.output_tokens.difference),
             "requests": int(c.requests.difference),
-            "requests_pct": c.requests.pct,
+            "requests_pct": pct_value(c.requests.pct),
             "cost": c.cost.difference if has_cost else None,
-            "cost_pct": c.cost.pct if has_cost else None,
+            "cost_pct": pct_value(c.cost.pct) if has_cost else None,
         },
     }

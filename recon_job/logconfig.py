@@ -109,6 +109,30 @@ class Redactor:
 REDACTOR = Redactor()
 
 
+def library_defaults() -> None:
+    """Route recon-job's log events to the standard library's loggers, unless configured.
+
+    structlog's own default prints every event to stdout, which a library must never do: used
+    from a notebook or another program (``recon_job.api``), recon-job's events then go to the
+    ``logging`` loggers named after its modules, which drop info and below and print warnings on
+    stderr until the application configures ``logging`` itself. Does nothing once structlog was
+    configured (by :func:`configure_logging`, or by the application).
+    """
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.processors.format_exc_info,
+            REDACTOR,
+            structlog.processors.KeyValueRenderer(key_order=["event"]),
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+
+
 def configure_logging(
     *,
     level: str = "info",

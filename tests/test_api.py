@@ -13,12 +13,15 @@ import recon_job
 from recon_job.errors import UsageApiError
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
 
+D = Decimal
 D1, D2 = date(2026, 8, 1), date(2026, 8, 2)
 
 
 def test_the_documented_names_are_importable_from_the_package() -> None:
     for name in (
         "fetch_openai_usage",
+        "fetch_openai_costs",
+        "parse_openai_costs_response",
         "parse_openai_usage_response",
         "parse_usage_logs",
         "calculate_usage_stats",
@@ -157,3 +160,59 @@ def test_compare_usage_applies_the_threshold_and_the_floors() -> None:
     )
     assert usage_only["reconciled"] is True
     assert usage_only["difference"]["cost"] is None
+
+
+def test_costs_are_fetched_and_compared_so_the_readme_snippet_compares_dollars(
+    fake_openai: FakeOpenAI, tmp_path: Path
+) -> None:
+    """Issue 9 #32: without the Costs API the snippet's difference["cost"] was always None."""
+    fake_openai.add_usage(D1, "gpt-4o-2024-08-06", input_tokens=1_000_000, requests=1)
+    fake_openai.add_cost(D1, "gpt-4o-2024-08-06, input", "2.5")
+    fake_openai.add_cost(D1, "web search tool calls", "0.01")
+    usage = recon_job.fetch_openai_usage(
+        fake_openai.admin_key, D1, D1, base_url=fake_openai.base_url
+    )
+    costs = recon_job.fetch_openai_costs(
+        fake_openai.admin_key, D1, D1, base_url=fake_openai.base_url
+    )
+    assert [r.path for r in fake_openai.requests][-1].endswith("/organization/costs")
+    assert fake_openai.requests[-1].param("group_by[]") == "line_item"
+    assert recon_job.parse_openai_costs_response(costs)["by_model"]["gpt-4o"]["cost"] == D("2.5")
+
+    openai_stats = recon_job.parse_openai_usage_response(usage, costs=costs)
+    assert openai_stats["cost"] == D("2.51")
+    assert openai_stats["by_model"]["gpt-4o"]["cost"] == D("2.5")
+    assert openai_stats["by_model"]["web search tool calls"]["cost"] == D("0.01")
+    logs = write(
+        tmp_path,
+        [
+            {
+                "timestamp": "2026-08-01T10:00:00Z",
+                "model": "gpt-4o",
+                "prompt_tokens": 1_000_000,
+                "completion_tokens": 0,
+            }
+        ],
+    )
+    local_stats = recon_job.calculate_usage_stats(recon_job.parse_usage_logs(logs))
+    verdict = recon_job.compare_usage(local_stats, openai_stats)
+    assert verdict["difference"]["cost"] == D("-0.01")
+    assert verdict["difference"]["cost_pct"] == D("-0.398406")  # 6 decimals, not 60 digits
+    assert verdict["reconciled"] is True
+
+
+def test_the_library_prints_nothing_on_stdout(
+    fake_openai: FakeOpenAI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import structlog
+
+    structlog.reset_defaults()
+    from recon_job.logconfig import library_defaults
+
+    library_defaults()
+    fake_openai.add_usage(D1, "gpt-4o", input_tokens=10, requests=1)
+    response = recon_job.fetch_openai_usage(
+        fake_openai.admin_key, D1, D1, base_url=fake_openai.base_url
+    )
+    recon_job.parse_openai_usage_response(response)
+    assert capsys.readouterr().out == ""
