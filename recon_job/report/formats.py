@@ -17,6 +17,9 @@ _MILLION = Decimal(1_000_000)
 _HUGE_PCT_DIGITS = 18
 _WIDE = Context(prec=_HUGE_PCT_DIGITS + 8)
 _SIGNIFICANT = Context(prec=7, Emax=999_999_999, Emin=-999_999_999)
+_WIDE_MONEY = Context(prec=120, Emax=999_999_999, Emin=-999_999_999)
+#: Decimals shown at most for a tiny amount; below that it reads "<$0.0000000001".
+_MAX_MONEY_PLACES = 10
 
 
 def money(value: Decimal, *, keep_zeros: bool = False) -> str:
@@ -30,6 +33,34 @@ def money(value: Decimal, *, keep_zeros: bool = False) -> str:
     if isinstance(exponent, int) and exponent >= -6:
         return format(value.quantize(_SIX, context=MONEY), "f")
     return format(shown, "f")
+
+
+def money_text(value: Decimal, *, places: int = 2) -> str:
+    """USD for people: ``$18,047.83``, ``-$0.60``, with ``places`` decimals.
+
+    A non-zero figure that would round to zero keeps two significant digits instead
+    (``$0.0034``, never ``$0.00``), so a small cost never reads as free.
+    """
+    shown = value.quantize(Decimal(1).scaleb(-places), context=_WIDE_MONEY)
+    sign = "-" if value < 0 else ""
+    if shown == 0 and value != 0:
+        digits = max(places, -value.adjusted() + 1)
+        if digits > _MAX_MONEY_PLACES:
+            return f"{sign}<${Decimal(1).scaleb(-_MAX_MONEY_PLACES):.{_MAX_MONEY_PLACES}f}"
+        shown = value.quantize(Decimal(1).scaleb(-digits), context=_WIDE_MONEY)
+        return f"{sign}${abs(shown):,.{digits}f}"
+    return f"{sign if shown else ''}${abs(shown):,.{places}f}"
+
+
+def signed_money_text(value: Decimal, *, places: int = 2) -> str:
+    """A difference in USD for people: ``+$0.42``, ``-$1,200.00``, ``$0.00`` when none."""
+    text = money_text(value, places=places)
+    return text if value <= 0 else f"+{text}"
+
+
+def count_text(value: int | Decimal, *, signed: bool = False) -> str:
+    """A count with thousands separators (``1,529``), signed for differences (``+12``)."""
+    return f"{int(value):+,}" if signed else f"{int(value):,}"
 
 
 def pct_value(value: Decimal | None) -> Decimal | None:

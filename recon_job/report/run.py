@@ -2,7 +2,8 @@
 
 Money is a decimal string, exact, with at least 6 decimals (``"0.003400"``); percentages are
 decimal strings with 6 decimals, or null when OpenAI's figure is zero (no division by zero).
-Both are written by :mod:`recon_job.report.formats` . The JSON schema is documented in the README and stable: fields are only ever added.
+Both are written by :mod:`recon_job.report.formats`. The JSON schema is documented in the README
+and stable: fields are only ever added. The text report is for people: money as ``$1,234.56``.
 """
 
 from __future__ import annotations
@@ -11,8 +12,26 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from recon_job.models import Comparison, GroupResult, ReconResult, RunOutcome, Status, Usage, Window
-from recon_job.report.formats import money, pct, pct_text, totals
+from recon_job.causes import likely_causes
+from recon_job.models import (
+    Comparison,
+    GroupResult,
+    Metric,
+    ReconResult,
+    RunOutcome,
+    Status,
+    Usage,
+    Window,
+)
+from recon_job.report.formats import (
+    count_text,
+    money,
+    money_text,
+    pct,
+    pct_text,
+    signed_money_text,
+    totals,
+)
 
 SCHEMA_VERSION = 1
 
@@ -137,51 +156,147 @@ def outcome_dict(outcome: RunOutcome) -> dict[str, Any]:
 
 
 def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
-    """A short, readable report: status, totals side by side, then the drifting groups."""
+    """A short, readable report: the verdict, totals side by side, what drifts and why.
+
+    Money reads ``$1,234.56`` with the same two decimals throughout (more only for an amount that
+    would otherwise round to zero); counts carry thousands separators; every column is aligned.
+    Local means your logs or table, OpenAI its Usage and Costs APIs; difference = local − OpenAI.
+    """
     lines = [f"run {outcome.run_id} · {outcome.window.key} · status: {outcome.status}"]
     result = outcome.result
     if result is None:
         error = outcome.error
         lines.append(f"failed: {error}" if error is not None else "failed")
-        lines.extend(_alert_lines(outcome))
-        return "\n".join(lines) + "\n"
-    c = result.comparison
-    lines.append(f"threshold {result.tolerance.threshold_pct}% (difference = local - OpenAI)")
-    lines.append(f"{'':10}{'local':>18}{'OpenAI':>18}{'difference':>18}{'%':>10}")
-    counts = ("tokens", "input_tokens", "cached_tokens", "output_tokens", "requests")
-    labels = ("tokens", "input", "cached", "output", "requests")
-    for label, name in zip(labels, counts, strict=True):
-        m = getattr(c, name)
-        local, openai, diff = f"{int(m.local):,}", f"{int(m.openai):,}", f"{int(m.difference):+,}"
-        lines.append(f"{label:10}{local:>18}{openai:>18}{diff:>18}{pct_text(m.pct):>10}")
-    m = c.cost
-    lines.append(
-        f"{'cost USD':10}{money(m.local):>18}{money(m.openai):>18}{money(m.difference):>18}"
-        f"{pct_text(m.pct):>10}"
+    else:
+        lines += _verdict(result)
+        lines += _totals_table(result)
+        lines += _source_lines(result)
+        lines += _group_table(result, max_rows)
+        lines += _cause_lines(result)
+        lines += _footnotes(result)
+    lines += _alert_lines(outcome)
+    return "\n".join(lines) + "\n"
+
+
+def _rule(result: ReconResult) -> str:
+    t = result.tolerance
+    return (
+        f"over {t.threshold_pct}% and over {money_text(t.cost_floor)} / "
+        f"{count_text(t.token_floor)} tokens / {count_text(t.request_floor)} requests"
     )
-    for source in sources_list(result):
-        lines.append(
-            f"  source {source['name']}: {source['tokens']:,} tokens "
-            f"({source['share_tokens_pct'] or '0'}%), {source['requests']:,} requests, "
-            f"cost {source['cost']} ({source['share_cost_pct'] or '0'}%)"
-        )
+
+
+def _verdict(result: ReconResult) -> list[str]:
+    drifting, total = len(result.mismatches), len(result.groups)
+    if drifting:
+        head = f"{drifting:,} of {total:,} groups out of tolerance ({_rule(result)})"
+        if not result.comparison.exceeds:
+            head += "; the window's totals are within tolerance, the drift is in the groups"
+    elif result.status is Status.MISMATCH:
+        head = f"the window's totals are out of tolerance ({_rule(result)})"
+    else:
+        head = f"every group within tolerance ({_rule(result)})"
+    lines = [head]
     if result.pending_days:
         days = ", ".join(d.isoformat() for d in result.pending_days)
-        lines.append(f"pending (not settled yet): {days}")
+        lines.append(f"pending (not settled yet, not judged): {days}")
+    return lines
+
+
+def _table(rows: list[tuple[str, ...]], *, left: int = 1) -> list[str]:
+    """Rows as aligned columns: the first ``left`` columns left-aligned, the others right."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(width) if i < left else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def _totals_table(result: ReconResult) -> list[str]:
+    c = result.comparison
+    rows = [("", "local (yours)", "OpenAI", "difference", "%")]
+    for label, m in (
+        ("tokens", c.tokens),
+        ("  input", c.input_tokens),
+        ("  cached", c.cached_tokens),
+        ("  output", c.output_tokens),
+        ("requests", c.requests),
+    ):
+        rows.append(_count_row(label, m))
+    m = c.cost
+    rows.append(
+        (
+            "cost",
+            money_text(m.local),
+            money_text(m.openai),
+            signed_money_text(m.difference),
+            pct_text(m.pct),
+        )
+    )
+    return ["", *_table(rows)]
+
+
+def _count_row(label: str, m: Metric) -> tuple[str, ...]:
+    return (
+        label,
+        count_text(m.local),
+        count_text(m.openai),
+        count_text(m.difference, signed=True),
+        pct_text(m.pct),
+    )
+
+
+def _source_lines(result: ReconResult) -> list[str]:
+    return [
+        f"  source {s['name']}: {s['tokens']:,} tokens ({s['share_tokens_pct'] or '0'}%), "
+        f"{s['requests']:,} requests, cost {money_text(Decimal(s['cost']))} "
+        f"({s['share_cost_pct'] or '0'}%)"
+        for s in sources_list(result)
+    ]
+
+
+def _group_table(result: ReconResult, max_rows: int) -> list[str]:
     drifting = result.mismatches
-    if drifting:
-        lines.append(f"{len(drifting)} group(s) out of tolerance:")
-        for g in drifting[:max_rows]:
-            project = f" {g.key.project_id}" if g.key.project_id else ""
-            gc = g.comparison
-            lines.append(
-                f"  {g.key.day} {g.key.model}{project}: tokens {int(gc.tokens.local):,} vs "
-                f"{int(gc.tokens.openai):,} ({pct_text(gc.tokens.pct)}), requests "
-                f"{int(gc.requests.local):,} vs {int(gc.requests.openai):,}, cost "
-                f"{money(gc.cost.local)} vs {money(gc.cost.openai)} ({pct_text(gc.cost.pct)})"
+    if not drifting:
+        return []
+    rows = [
+        ("group", "tokens local", "OpenAI", "%", "requests local", "OpenAI", "cost local", "OpenAI")
+        + ("%",)
+    ]
+    for g in drifting[:max_rows]:
+        gc = g.comparison
+        name = " ".join(p for p in (str(g.key.day), g.key.model, g.key.project_id) if p)
+        rows.append(
+            (
+                name + (f" {g.key.api_key_id}" if g.key.api_key_id else ""),
+                count_text(gc.tokens.local),
+                count_text(gc.tokens.openai),
+                pct_text(gc.tokens.pct),
+                count_text(gc.requests.local),
+                count_text(gc.requests.openai),
+                money_text(gc.cost.local),
+                money_text(gc.cost.openai),
+                pct_text(gc.cost.pct),
             )
-        if len(drifting) > max_rows:
-            lines.append(f"  ... and {len(drifting) - max_rows} more (use --format json)")
+        )
+    lines = ["", "out of tolerance:", *("  " + line for line in _table(rows))]
+    if len(drifting) > max_rows:
+        lines.append(f"  … and {len(drifting) - max_rows:,} more (use --format json)")
+    return lines
+
+
+def _cause_lines(result: ReconResult) -> list[str]:
+    if result.status is Status.RECONCILED:
+        return []
+    causes = likely_causes(result)
+    return ["", "likely causes:", *(f"  - {cause}" for cause in causes)] if causes else []
+
+
+def _footnotes(result: ReconResult) -> list[str]:
+    lines: list[str] = []
     for model, usage in sorted(result.unpriced.items()):
         lines.append(
             f"unpriced: {model} ({usage.requests:,} requests, {usage.total_tokens:,} tokens) has "
@@ -190,8 +305,7 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
     if result.skipped:
         parts = ", ".join(f"{r} {n:,}" for r, n in sorted(result.skipped.items()))
         lines.append(f"skipped log records: {parts}")
-    lines.extend(_alert_lines(outcome))
-    return "\n".join(lines) + "\n"
+    return ["", *lines] if lines else []
 
 
 def _alert_lines(outcome: RunOutcome) -> list[str]:
