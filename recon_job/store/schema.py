@@ -133,9 +133,10 @@ class RunGroup(Base):
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
     run_id: Mapped[int] = mapped_column(_ID, ForeignKey("runs.id", ondelete="CASCADE"))
     day: Mapped[date]
-    model: Mapped[str] = mapped_column(String(200))
-    project_id: Mapped[str | None] = mapped_column(String(200))
-    api_key_id: Mapped[str | None] = mapped_column(String(200))
+    #: As logged or reported, any length (a log line may hold anything).
+    model: Mapped[str] = mapped_column(Text)
+    project_id: Mapped[str | None] = mapped_column(Text)
+    api_key_id: Mapped[str | None] = mapped_column(Text)
 
     local_input_tokens: Mapped[int]
     local_cached_tokens: Mapped[int]

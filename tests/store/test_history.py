@@ -531,3 +531,25 @@ def test_a_read_only_open_of_an_empty_postgresql_database_creates_no_table() -> 
             assert sa.inspect(engine).get_table_names() == []
         finally:
             engine.dispose()
+
+
+def test_a_model_name_of_any_length_is_stored(db_url: str, store: HistoryStore) -> None:
+    """Issue 9 #17: a 201-character model name made PostgreSQL refuse every later result."""
+    long_name = "m" * 5000
+    key = UsageKey(DAY.start, long_name, "p" * 300, "k" * 300)
+    comparison = Comparison(*(_metric(1, 1) for _ in range(6)))
+    result = ReconResult(
+        window=DAY,
+        status=Status.RECONCILED,
+        tolerance=Tolerance(),
+        local=Usage(1, 0, 0, 1),
+        openai=Usage(1, 0, 0, 1),
+        comparison=comparison,
+        groups=(
+            GroupResult(key, Usage(1, 0, 0, 1), Usage(1, 0, 0, 1), comparison, Status.RECONCILED),
+        ),
+    )
+    run_id = store.start_run(DAY, started_at=T0, trigger="test")
+    store.finish_run(run_id, result, finished_at=T0, outbox=())
+    (group,) = store.run_groups(run_id)
+    assert group.key == key
