@@ -5,7 +5,8 @@ own ("Failure to do so can cause your program to hang indefinitely", requests qu
 every session made here mounts a urllib3 ``Retry`` with the rules of reliability.md §5.2:
 
 * only ``GET`` is retried by the adapter — a ``POST`` (a webhook, a Pushgateway push) is never
-  replayed behind the caller's back;
+  replayed behind the caller's back, unless the caller says that replaying it is safe
+  (``allowed_methods``: a dead-man's-switch ping, idempotent for the monitor);
 * 500/502/503/504 and connect/read failures are retried with exponential backoff and jitter;
 * 429 is retried **only** when the server sent ``Retry-After`` — OpenAI omits it for 429s that
   "require user action" (``insufficient_quota``), and retrying those only burns the budget;
@@ -28,9 +29,9 @@ import importlib.metadata
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC
-from typing import Any, Final, Self, cast
+from typing import Any, Final, Self, TypedDict, Unpack, cast
 
 import requests
 import structlog
@@ -248,14 +249,25 @@ class CappedRetry(Retry):
         return new
 
 
+class RetryOptions(TypedDict, total=False):
+    """How a session from :func:`make_session` retries; every key is optional."""
+
+    #: Bounds every kind of retry (connect, read, status) and their total (default 4).
+    retries: int
+    #: Seconds; backoff is ``backoff_factor * 2**(n-1)`` plus jitter up to it (default 0.5).
+    backoff_factor: float
+    #: Seconds; the longest backoff (default 30).
+    backoff_max: float
+    #: Seconds; a longer server-requested ``Retry-After`` is not slept (default 60).
+    max_retry_after: float
+    #: Retries that would sleep past it are not attempted (default: none).
+    deadline: Deadline | None
+    #: Methods the adapter may replay (default ``GET`` only).
+    allowed_methods: Collection[str]
+
+
 def make_session(
-    *,
-    user_agent: str | None = None,
-    retries: int = 4,
-    backoff_factor: float = 0.5,
-    backoff_max: float = 30.0,
-    max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
-    deadline: Deadline | None = None,
+    *, user_agent: str | None = None, **options: Unpack[RetryOptions]
 ) -> requests.Session:
     """A session that retries idempotent GETs safely (see the module docstring).
 
@@ -263,32 +275,39 @@ def make_session(
     request is sent at most ``retries + 1`` times. Backoff is ``backoff_factor * 2**(n-1)``
     seconds plus up to ``backoff_factor`` of jitter, none before the first retry, at most
     ``backoff_max``. ``deadline``, when given, stops retries that would sleep past it.
+    ``allowed_methods`` are the methods the adapter may replay; add ``POST`` only for requests
+    that are idempotent for the receiver (a dead-man's-switch ping), never for a webhook.
 
     The session has no default timeout: pass ``timeout=`` on every request (see
     :func:`timeout_for`). Close the session when done (it is a context manager).
     """
-    retry = CappedRetry(
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=_retry(options))
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = user_agent or _default_user_agent()
+    return session
+
+
+def _retry(options: RetryOptions) -> CappedRetry:
+    retries = options.get("retries", 4)
+    backoff_factor = options.get("backoff_factor", 0.5)
+    return CappedRetry(
         total=retries,
         connect=retries,
         read=retries,
         status=retries,
         other=0,
-        allowed_methods=frozenset({"GET"}),
+        allowed_methods=frozenset(options.get("allowed_methods", ("GET",))),
         status_forcelist=RETRY_STATUSES,
         backoff_factor=backoff_factor,
         backoff_jitter=backoff_factor,
-        backoff_max=backoff_max,
+        backoff_max=options.get("backoff_max", 30.0),
         respect_retry_after_header=True,
         raise_on_status=False,
-        max_retry_after=max_retry_after,
-        deadline=deadline,
+        max_retry_after=options.get("max_retry_after", DEFAULT_MAX_RETRY_AFTER),
+        deadline=options.get("deadline"),
     )
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    session.headers["User-Agent"] = user_agent or _default_user_agent()
-    return session
 
 
 def max_retry_after(session: requests.Session, url: str) -> float:
