@@ -34,9 +34,9 @@ from recon_job.models import (
     Status,
     Tolerance,
     Usage,
-    UsageKey,
     UsageTotals,
     Window,
+    group_order,
     sum_usage,
 )
 
@@ -64,7 +64,7 @@ def reconcile(
     else RECONCILED. Groups come sorted by day, model, project and API key.
     """
     pending = frozenset(pending_days)
-    keys = sorted(set(local.groups) | set(official.groups), key=_sort_key)
+    keys = sorted(set(local.groups) | set(official.groups), key=group_order)
     # When OpenAI's dollars are not attributed to models (an ungrouped Costs answer or dashboard
     # export), a model's local cost has nothing to be compared with: only the totals decide cost.
     unattributed = any(k.model == UNATTRIBUTED and u.cost for k, u in official.groups.items())
@@ -151,10 +151,6 @@ def metric(
         pct=pct,
         exceeds=relatively_off and size > floor,
     )
-
-
-def _sort_key(key: UsageKey) -> tuple[date, str, str, str]:
-    return (key.day, key.model, key.project_id or "", key.api_key_id or "")
 
 
 def _merge_counts(local: Mapping[str, int], official: Mapping[str, int]) -> dict[str, int]:

@@ -100,6 +100,14 @@ class UsageKey:
     api_key_id: str | None = None
 
 
+def group_order(key: UsageKey) -> tuple[date, str, str, str]:
+    """The one sort key of groups: by day, model, project and API key; a missing id sorts first.
+
+    A dataclass ordering would compare None with a str id and fail, so None counts as ``""``.
+    """
+    return (key.day, key.model, key.project_id or "", key.api_key_id or "")
+
+
 @dataclass(frozen=True, slots=True)
 class Usage:
     """Additive usage counters for one group (or a total)."""
@@ -309,7 +317,8 @@ def tier_of(batch: bool, service_tier: object) -> Tier:
 #: Why a notification is sent. ``opened``: a window starts drifting; ``updated``: more groups
 #: drift; ``repeat``: still drifting after ``repeat_interval``; ``resolved``: all back in
 #: tolerance; ``failed``: the run could not get OpenAI's figures; ``summary``: an all-clear report
-#: (opt-in); ``channel_failing``: another channel keeps failing; ``test``: ``recon-job alerts test``.
+#: (opt-in); ``channel_failing``: another channel keeps failing; ``test``:
+#: ``recon-job alerts test``.
 AlertEvent = Literal[
     "opened", "updated", "repeat", "resolved", "failed", "summary", "channel_failing", "test"
 ]

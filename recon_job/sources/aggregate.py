@@ -12,7 +12,7 @@ from datetime import date
 from typing import Any
 
 from recon_job.modelnames import ModelNamer
-from recon_job.models import ZERO, Tier, Usage, UsageKey, UsageTotals
+from recon_job.models import ZERO, Tier, Usage, UsageKey, UsageTotals, group_order
 from recon_job.sources.base import Pricer
 
 #: What an aggregate is summed by: UTC day, model as logged, project id, API key id, and the
@@ -64,8 +64,3 @@ def price_aggregates(
         unpriced={name: Usage(i, c, o, n) for name, (i, c, o, n) in sorted(unpriced.items())},
         info=dict(info),
     )
-
-
-def group_order(key: UsageKey) -> tuple[date, str, str, str]:
-    """Sort key of a group: UsageKey's own ordering fails on None vs str ids; None sorts first."""
-    return (key.day, key.model, key.project_id or "", key.api_key_id or "")
