@@ -91,8 +91,8 @@ WINDOWS = {
 
 def child(url: str, runs: int, baseline: bool) -> None:
     """Fetch in this fresh process and print the figures as JSON (the child side)."""
+    from recon_job.config import load_price_table
     from recon_job.models import Window
-    from recon_job.pricing import PriceTable
     from recon_job.sources.sql import SqlTableOptions, SqlTableSource
 
     options = SqlTableOptions(
@@ -102,7 +102,7 @@ def child(url: str, runs: int, baseline: bool) -> None:
         cost_unit="cents",
         filter="environment = 'production'",
     )
-    source = SqlTableSource(options, PriceTable.load())
+    source = SqlTableSource(options, load_price_table())
     windows = {name: Window(*spec) for name, spec in WINDOWS.items()}  # type: ignore[arg-type]
     # Warm up imports, the driver and the dialect on a window with no rows, then measure.
     source.fetch(Window("daily", date(2020, 1, 1), date(2020, 1, 2)))
@@ -173,14 +173,14 @@ def load(admin: sa.Engine, name: str, rows: int) -> tuple[str, float]:
 
 def plan(url: str) -> str:
     """The top of PostgreSQL's plan for the month query, to show how the rows are reached."""
+    from recon_job.config import load_price_table
     from recon_job.models import Window
-    from recon_job.pricing import PriceTable
     from recon_job.sources.sql import SqlTableOptions, SqlTableSource
 
     options = SqlTableOptions(
         url=url, table="token_usage", columns=COLUMNS, filter="environment = 'production'"
     )
-    source = SqlTableSource(options, PriceTable.load())
+    source = SqlTableSource(options, load_price_table())
     with source.connect() as conn:
         month = Window(*WINDOWS["month"])  # type: ignore[arg-type]
         compiled = source.statement(conn, month).compile(conn)

@@ -1,47 +1,34 @@
-"""The effective-dated price table that turns token usage into USD.
+"""The effective-dated price table that turns token usage into USD: lookup and arithmetic only.
 
-Prices come from the bundled ``recon_job/data/pricing.toml`` (OpenAI list prices, its header
-documents the file format and the sources), optionally overridden per model by a user file. A
-price applies from its ``effective`` UTC day until the next entry's day, so usage is always priced
-at what OpenAI charged on the day it happened, not at today's price.
+A price applies from its ``effective`` UTC day until the next entry's day, so usage is always
+priced at what OpenAI charged on the day it happened, not at today's price.
 
 Nothing here guesses: an unknown model, a day before a model's first price, a tier without
 published rates, or a token class without a rate (cached tokens on an embedding model) gives
 ``None`` — *unpriced* — never ``$0`` and never the standard price.
 
-The only I/O is reading the TOML files in :meth:`PriceTable.load`.
+No I/O: the bundled ``recon_job/data/pricing.toml`` (OpenAI list prices; its header documents the
+file format and the sources) and a user's file over it are read and validated by
+:mod:`recon_job.config.prices`, which builds the :class:`PriceTable`.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Context, Decimal, InvalidOperation
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from datetime import date
+from decimal import Context, Decimal
 
-from recon_job.errors import ConfigError
 from recon_job.modelnames import ModelNamer
 from recon_job.models import TIERS, Tier, Usage
 
-#: Where the bundled table lives inside the package, as named in error messages.
-BUNDLED_SOURCE = "recon_job/data/pricing.toml"
+#: The Batch API's price as a share of the standard one, unless a price file says otherwise.
+DEFAULT_BATCH_DISCOUNT = Decimal("0.5")
 
 _PER = 1_000_000
 #: Wide enough that no product or sum of realistic token counts and rates is ever rounded.
 _EXACT = Context(prec=60)
-_RATE_KEYS = ("input", "cached_input", "output")
-_TIER_KEYS = ("batch", "flex", "priority")
-_ENTRY_KEYS = ("effective", *_RATE_KEYS, *_TIER_KEYS)
-_TOP_KEYS = ("batch_discount", "models")
-
-#: Records one validation problem: (where, what is wrong).
-_Report = Callable[[str, str], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,68 +103,16 @@ class PriceTable:
     #: Price periods per model name, oldest first, effective days strictly increasing.
     entries: Mapping[str, tuple[PriceEntry, ...]]
     #: Multiplier for batch prices of entries without explicit batch rates (0.5 = half price).
-    batch_discount: Decimal = Decimal("0.5")
+    batch_discount: Decimal = DEFAULT_BATCH_DISCOUNT
     #: Normalises a logged or reported model name before lookup.
     namer: ModelNamer = field(default_factory=ModelNamer)
-    #: Where the prices came from (file names), for messages.
-    source: str = BUNDLED_SOURCE
+    #: Where the prices came from (file names), for messages; empty when built in memory.
+    source: str = ""
     # Memo of name -> table key (or None): sources price millions of records with few names,
     # and normalising runs a regex.
     _resolved: dict[str, str | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
-
-    @classmethod
-    def load(cls, user_file: Path | None = None, namer: ModelNamer | None = None) -> PriceTable:
-        """The bundled table; every model listed in ``user_file`` gets the user's entries instead.
-
-        A user file may also set ``batch_discount``. Raises :class:`ConfigError` listing every
-        problem of the file when it cannot be read or is invalid.
-        """
-        bundled_text = (
-            resources.files("recon_job")
-            .joinpath("data", "pricing.toml")
-            .read_text(encoding="utf-8")
-        )
-        entries, discount = _parse(_loads(bundled_text, BUNDLED_SOURCE), BUNDLED_SOURCE)
-        merged: dict[str, tuple[PriceEntry, ...]] = dict(entries)
-        source = BUNDLED_SOURCE
-        if user_file is not None:
-            name = str(user_file)
-            try:
-                text = user_file.read_text(encoding="utf-8")
-            except OSError as e:
-                raise ConfigError(
-                    f"{name}: cannot read the price file ({e.strerror or e}); "
-                    "fix the path or leave the setting out to use the bundled prices"
-                ) from e
-            except UnicodeDecodeError as e:
-                raise ConfigError(f"{name}: not UTF-8 text ({e.reason})") from e
-            data = _loads(text, name)
-            user_entries, user_discount = _parse(data, name)
-            merged.update(user_entries)
-            if user_discount is not None:
-                discount = user_discount
-            source = f"{BUNDLED_SOURCE} + {name}"
-        return cls(
-            entries=merged,
-            batch_discount=Decimal("0.5") if discount is None else discount,
-            namer=namer or ModelNamer(),
-            source=source,
-        )
-
-    @classmethod
-    def from_mapping(
-        cls, data: Mapping[str, Any], source: str, namer: ModelNamer | None = None
-    ) -> PriceTable:
-        """A table from parsed TOML data (the file's shape); ``source`` names it in errors."""
-        entries, discount = _parse(data, source)
-        return cls(
-            entries=entries,
-            batch_discount=Decimal("0.5") if discount is None else discount,
-            namer=namer or ModelNamer(),
-            source=source,
-        )
 
     def models(self) -> set[str]:
         """Every model name the table prices (on some day)."""
@@ -240,158 +175,3 @@ class PriceTable:
         periods = self.entries[key]
         index = bisect.bisect_right([p.effective for p in periods], day) - 1
         return periods[index] if index >= 0 else None
-
-
-def _loads(text: str, source: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML: {e}") from e
-
-
-def _parse(
-    data: Mapping[str, Any], source: str
-) -> tuple[dict[str, tuple[PriceEntry, ...]], Decimal | None]:
-    """Validate TOML data; every problem is collected and raised together as one ConfigError."""
-    problems: list[str] = []
-
-    def problem(where: str, text: str) -> None:
-        problems.append(f"{source}: {where}: {text}")
-
-    for key in data:
-        if key not in _TOP_KEYS:
-            problem(key, f"unknown key (expected {' or '.join(_TOP_KEYS)})")
-
-    discount: Decimal | None = None
-    if "batch_discount" in data:
-        discount = _amount(data["batch_discount"], "batch_discount", problem)
-        if discount is not None and not (0 < discount <= 1):
-            problem(
-                "batch_discount", f"{discount} must be above 0 and at most 1 (0.5 = half price)"
-            )
-            discount = None
-
-    entries: dict[str, tuple[PriceEntry, ...]] = {}
-    models = data.get("models", {})
-    if not isinstance(models, Mapping):
-        problem("models", 'must be a table of [[models."NAME"]] entries')
-        models = {}
-    for model, raw_list in models.items():
-        where = f"models.{model}"
-        if isinstance(raw_list, Mapping):
-            raw_list = [raw_list]  # [models."x"] written instead of [[models."x"]]: one entry
-        if not isinstance(raw_list, list) or not raw_list:
-            problem(where, f'must be one or more [[models."{model}"]] entries')
-            continue
-        parsed: list[PriceEntry] = []
-        previous: date | None = None
-        for index, raw in enumerate(raw_list):
-            entry = _entry(raw, f"{where}[{index}]", problem)
-            # Order is checked even for entries with other problems, so all are reported at once.
-            effective = _effective(raw.get("effective") if isinstance(raw, Mapping) else None)
-            if effective is not None:
-                if previous is not None and effective <= previous:
-                    problem(
-                        f"{where}[{index}].effective",
-                        f"{effective} is not after the previous entry's {previous}; "
-                        "list price periods oldest first, one per day",
-                    )
-                previous = effective
-            if entry is not None:
-                parsed.append(entry)
-        entries[str(model)] = tuple(parsed)
-
-    if problems:
-        raise ConfigError(problems)
-    return entries, discount
-
-
-def _entry(raw: Any, where: str, problem: _Report) -> PriceEntry | None:
-    if not isinstance(raw, Mapping):
-        problem(where, "must be a table with effective, input, cached_input, output")
-        return None
-    for key in raw:
-        if key not in _ENTRY_KEYS:
-            problem(f"{where}.{key}", f"unknown key (expected one of {', '.join(_ENTRY_KEYS)})")
-    raw_effective = raw.get("effective")
-    effective = _effective(raw_effective)
-    ok = effective is not None
-    if raw_effective is None:
-        problem(f"{where}.effective", "missing (the first UTC day of this price, e.g. 2025-06-10)")
-    elif effective is None:
-        problem(f"{where}.effective", f"{raw_effective!r} is not a date like 2025-06-10")
-    standard = _rates(raw, where, problem)
-    tiers: dict[str, Rates | None] = {}
-    for tier in _TIER_KEYS:
-        if tier not in raw:
-            tiers[tier] = None
-        elif not isinstance(raw[tier], Mapping):
-            problem(f"{where}.{tier}", "must be a table like { input = ..., output = ... }")
-            ok = False
-        else:
-            tier_where = f"{where}.{tier}"
-            for key in raw[tier]:
-                if key not in _RATE_KEYS:
-                    problem(
-                        f"{tier_where}.{key}",
-                        f"unknown key (expected one of {', '.join(_RATE_KEYS)})",
-                    )
-            tiers[tier] = _rates(raw[tier], tier_where, problem)
-            ok = ok and tiers[tier] is not None
-    if not ok or standard is None or effective is None:
-        return None
-    return PriceEntry(
-        effective=effective,
-        standard=standard,
-        batch=tiers["batch"],
-        flex=tiers["flex"],
-        priority=tiers["priority"],
-    )
-
-
-def _effective(value: Any) -> date | None:
-    """A TOML date (or an ISO ``YYYY-MM-DD`` string) as a date; None when it is not one."""
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            value = date.fromisoformat(value)
-    if isinstance(value, datetime) or not isinstance(value, date):
-        return None
-    return value
-
-
-def _rates(raw: Mapping[str, Any], where: str, problem: _Report) -> Rates | None:
-    values: dict[str, Decimal | None] = {}
-    ok = True
-    for key in _RATE_KEYS:
-        if key not in raw:
-            values[key] = None
-            continue
-        value = _amount(raw[key], f"{where}.{key}", problem)
-        ok = ok and value is not None
-        values[key] = value
-    if "input" not in raw:
-        problem(f"{where}.input", "missing (USD per 1M input tokens)")
-        return None
-    input_rate = values["input"]
-    if not ok or input_rate is None:
-        return None
-    return Rates(input=input_rate, cached_input=values["cached_input"], output=values["output"])
-
-
-def _amount(value: Any, where: str, problem: _Report) -> Decimal | None:
-    """A non-negative finite Decimal from a TOML string or number (via its text, never float)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        problem(where, f"{value!r} is not a number")
-        return None
-    try:
-        amount = Decimal(value.strip() if isinstance(value, str) else str(value))
-    except InvalidOperation:
-        problem(where, f"{value!r} is not a number")
-        return None
-    if not amount.is_finite():
-        problem(where, f"{value!r} is not a number")
-        return None
-    if amount < 0:
-        problem(where, f"{value!r} is negative")
-        return None
-    return amount

@@ -1,8 +1,11 @@
-"""Tests of the effective-dated price table (recon_job.pricing)."""
+"""Tests of the effective-dated price table (recon_job.pricing): lookup and arithmetic.
+
+The tables come from :mod:`recon_job.config.prices`, whose reading and validation of price files
+is tested in ``tests/config/test_prices.py``.
+"""
 
 from __future__ import annotations
 
-import tomllib
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -10,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from recon_job.errors import ConfigError
+from recon_job.config.prices import BUNDLED_SOURCE, load_price_table, price_table_from
 from recon_job.modelnames import ModelNamer
 from recon_job.models import TIERS, Tier, Usage
-from recon_job.pricing import BUNDLED_SOURCE, PriceTable, Rates
+from recon_job.pricing import PriceTable, Rates
 from recon_job.sources.base import Pricer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +43,7 @@ O3_CUT = date(2025, 6, 10)
 
 @pytest.fixture(scope="module")
 def table() -> PriceTable:
-    return PriceTable.load()
+    return load_price_table()
 
 
 def small_table(**extra: Any) -> PriceTable:
@@ -58,7 +61,7 @@ def small_table(**extra: Any) -> PriceTable:
         },
         **extra,
     }
-    return PriceTable.from_mapping(data, "test.toml")
+    return price_table_from(data, "test.toml")
 
 
 # --- cached tokens ----------------------------------------------------------------------------
@@ -159,7 +162,7 @@ def test_explicit_batch_rates_win_over_the_discount() -> None:
             ]
         }
     }
-    table = PriceTable.from_mapping(data, "t.toml")
+    table = price_table_from(data, "t.toml")
 
     assert table.rates("m", TODAY, "batch") == Rates(Decimal("0.7"), None, Decimal(3))
 
@@ -225,7 +228,7 @@ def test_a_snapshot_name_prices_as_its_alias(table: PriceTable, name: str) -> No
 
 
 def test_the_namer_aliases_are_applied() -> None:
-    table = PriceTable.load(namer=ModelNamer(aliases={"my-deployment": "gpt-4.1-mini"}))
+    table = load_price_table(namer=ModelNamer(aliases={"my-deployment": "gpt-4.1-mini"}))
 
     assert table.rates("my-deployment", TODAY, "standard") == table.rates(
         "gpt-4.1-mini", TODAY, "standard"
@@ -239,7 +242,7 @@ def test_a_snapshot_listed_in_the_table_wins_over_its_alias() -> None:
             "gpt-4o-2024-05-13": [{"effective": date(2024, 1, 1), "input": "5.00"}],
         }
     }
-    table = PriceTable.from_mapping(data, "t.toml")
+    table = price_table_from(data, "t.toml")
 
     assert table.price_version("gpt-4o-2024-05-13", TODAY) == "gpt-4o-2024-05-13@2024-01-01"
     assert table.price_version("gpt-4o-2024-08-06", TODAY) == "gpt-4o@2024-01-01"
@@ -297,184 +300,6 @@ def test_every_bundled_tier_prices_a_typical_usage(table: PriceTable) -> None:
                 assert cost > 0, (model, tier)
 
 
-# --- user overrides ---------------------------------------------------------------------------
-
-
-def test_a_user_file_replaces_one_model_and_adds_another(tmp_path: Path) -> None:
-    user = tmp_path / "prices.toml"
-    user.write_text(
-        'batch_discount = "0.25"\n'
-        '[[models."gpt-4o"]]\n'
-        "effective = 2026-01-01\n"
-        'input = "1.00"\n'
-        'cached_input = "0.10"\n'
-        'output = "4.00"\n'
-        '[[models."my-model"]]\n'
-        "effective = 2026-01-01\n"
-        "input = 3\n"
-        "cached_input = 0.3\n"
-        "output = 12\n",
-        encoding="utf-8",
-    )
-
-    table = PriceTable.load(user)
-
-    # The user's list replaces the bundled gpt-4o list entirely: no price before 2026.
-    assert table.rates("gpt-4o", date(2025, 12, 31), "standard") is None
-    assert table.rates("gpt-4o", TODAY, "standard") == Rates(
-        Decimal("1.00"), Decimal("0.10"), Decimal("4.00")
-    )
-    assert table.rates("gpt-4o", TODAY, "priority") is None
-    assert table.rates("my-model", TODAY, "standard") == Rates(
-        Decimal(3), Decimal("0.3"), Decimal(12)
-    )
-    assert table.rates("my-model", TODAY, "batch") == Rates(
-        Decimal("0.75"), Decimal("0.075"), Decimal("3")
-    )
-    assert table.rates("o3", TODAY, "standard") == Rates(
-        Decimal("2.00"), Decimal("0.50"), Decimal("8.00")
-    )
-    assert str(user) in table.source
-
-
-def test_a_missing_user_file_is_a_config_error(tmp_path: Path) -> None:
-    missing = tmp_path / "nope.toml"
-
-    with pytest.raises(ConfigError, match="cannot read the price file") as info:
-        PriceTable.load(missing)
-    assert str(missing) in str(info.value)
-
-
-def test_a_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.toml"
-    bad.write_text('[[models."x"]]\ninput = \n', encoding="utf-8")
-
-    with pytest.raises(ConfigError, match="not valid TOML") as info:
-        PriceTable.load(bad)
-    assert str(bad) in str(info.value)
-
-
-# --- validation -------------------------------------------------------------------------------
-
-BAD_FILE = """\
-colour = "blue"
-batch_discount = "2"
-
-[[models."gpt-4o"]]
-effective = 2024-10-01
-input = "2.50"
-cached_input = "-1"
-output = "abc"
-turbo = { input = "1" }
-
-[[models."gpt-4o"]]
-effective = 2024-10-01
-input = "2.00"
-flex = { input = "1", speed = "fast" }
-
-[[models."gpt-4o"]]
-effective = 2024-09-01
-input = "NaN"
-output = true
-
-[[models."o3"]]
-effective = 2025-04-16
-output = "8"
-priority = { output = "14" }
-
-[[models."o4-mini"]]
-input = "1.10"
-
-[[models."gpt-5"]]
-effective = "soon"
-input = "1.25"
-"""
-
-EXPECTED_PROBLEMS = [
-    "config/pricing.toml: colour: unknown key",
-    "config/pricing.toml: batch_discount: 2 must be above 0 and at most 1",
-    "config/pricing.toml: models.gpt-4o[0].turbo: unknown key",
-    "config/pricing.toml: models.gpt-4o[0].cached_input: '-1' is negative",
-    "config/pricing.toml: models.gpt-4o[0].output: 'abc' is not a number",
-    "config/pricing.toml: models.gpt-4o[1].effective: 2024-10-01 is not after the previous",
-    "config/pricing.toml: models.gpt-4o[1].flex.speed: unknown key",
-    "config/pricing.toml: models.gpt-4o[2].input: 'NaN' is not a number",
-    "config/pricing.toml: models.gpt-4o[2].output: True is not a number",
-    "config/pricing.toml: models.gpt-4o[2].effective: 2024-09-01 is not after the previous",
-    "config/pricing.toml: models.o3[0].input: missing",
-    "config/pricing.toml: models.o3[0].priority.input: missing",
-    "config/pricing.toml: models.o4-mini[0].effective: missing",
-    "config/pricing.toml: models.gpt-5[0].effective: 'soon' is not a date",
-]
-
-
-def test_every_validation_problem_is_reported_at_once() -> None:
-    data = tomllib.loads(BAD_FILE)
-
-    with pytest.raises(ConfigError) as info:
-        PriceTable.from_mapping(data, "config/pricing.toml")
-
-    problems = info.value.problems
-    for expected in EXPECTED_PROBLEMS:
-        assert any(p.startswith(expected) for p in problems), (expected, problems)
-    assert len(problems) == len(EXPECTED_PROBLEMS), problems
-    assert f"configuration has {len(EXPECTED_PROBLEMS)} problems" in str(info.value)
-    assert info.value.permanent
-
-
-def test_a_user_file_with_problems_lists_them_with_its_path(tmp_path: Path) -> None:
-    user = tmp_path / "pricing.toml"
-    user.write_text(
-        '[[models."gpt-4o"]]\neffective = 2024-10-01\ninput = "x"\noutput = "-2"\n',
-        encoding="utf-8",
-    )
-
-    with pytest.raises(ConfigError) as info:
-        PriceTable.load(user)
-
-    assert info.value.problems == [
-        f"{user}: models.gpt-4o[0].input: 'x' is not a number",
-        f"{user}: models.gpt-4o[0].output: '-2' is negative",
-    ]
-
-
-@pytest.mark.parametrize(
-    ("data", "message"),
-    [
-        ({"models": []}, "models: must be a table"),
-        ({"models": {"m": []}}, "models.m: must be one or more"),
-        ({"models": {"m": ["x"]}}, "models.m[0]: must be a table"),
-        (
-            {"models": {"m": [{"effective": date(2025, 1, 1), "input": "1", "flex": "cheap"}]}},
-            "models.m[0].flex: must be a table",
-        ),
-        ({"batch_discount": "0"}, "batch_discount: 0 must be above 0"),
-        ({"batch_discount": [1]}, "batch_discount: [1] is not a number"),
-    ],
-)
-def test_malformed_structure_is_reported(data: dict[str, Any], message: str) -> None:
-    with pytest.raises(ConfigError) as info:
-        PriceTable.from_mapping(data, "f.toml")
-    assert len(info.value.problems) == 1
-    assert info.value.problems[0].startswith(f"f.toml: {message}")
-
-
-def test_a_single_table_entry_is_accepted_as_one_period() -> None:
-    data = {"models": {"m": {"effective": date(2025, 1, 1), "input": 1.5}}}
-
-    table = PriceTable.from_mapping(data, "t.toml")
-
-    assert table.rates("m", TODAY, "standard") == Rates(Decimal("1.5"))
-
-
-def test_numbers_are_read_via_their_text_not_float_math() -> None:
-    data = {"models": {"m": [{"effective": date(2025, 1, 1), "input": 0.1, "output": 0.3}]}}
-
-    rates = PriceTable.from_mapping(data, "t.toml").rates("m", TODAY, "standard")
-
-    assert rates == Rates(Decimal("0.1"), None, Decimal("0.3"))
-
-
 def test_an_explicit_alias_wins_over_an_exact_table_entry() -> None:
     data = {
         "models": {
@@ -484,7 +309,7 @@ def test_an_explicit_alias_wins_over_an_exact_table_entry() -> None:
     }
     namer = ModelNamer(aliases={"gpt-4o-2024-05-13": "gpt-4o"})
 
-    table = PriceTable.from_mapping(data, "t.toml", namer)
+    table = price_table_from(data, "t.toml", namer)
 
     assert table.price_version("gpt-4o-2024-05-13", TODAY) == "gpt-4o@2024-01-01"
 

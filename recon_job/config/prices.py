@@ -1,13 +1,307 @@
-"""The price file: the bundled table and a user's file over it, validated, as a PriceTable."""
+"""The price file: its shape as pydantic models, the bundled table, and a user's file over it.
+
+:class:`PriceFile` is the file (documented in the header of ``recon_job/data/pricing.toml``):
+``batch_discount`` and ``models``, each model a list of price periods with an ``effective`` day,
+``input``/``cached_input``/``output`` rates and optional ``batch``/``flex``/``priority`` tables.
+Unknown keys are refused everywhere. Amounts are read via their text — ``Decimal(str(x))`` for a
+TOML number, never float arithmetic — and negative, NaN or infinite ones are refused. Every
+problem is reported at once, each with its path (``models.gpt-4o[1].priority.output``).
+
+:func:`load_price_table` reads the bundled table (``importlib.resources``) and a user's file, and
+builds the pure :class:`~recon_job.pricing.PriceTable`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import tomllib
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from importlib import resources
 from pathlib import Path
+from typing import Annotated, Any
 
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PlainValidator,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from recon_job.config.load import RULE_ERROR, Problem, rule, rule_errors, with_problems
+from recon_job.errors import ConfigError
 from recon_job.modelnames import ModelNamer
-from recon_job.pricing import PriceTable
+from recon_job.pricing import DEFAULT_BATCH_DISCOUNT, PriceEntry, PriceTable, Rates
+
+#: Where the bundled table lives inside the package, as named in messages.
+BUNDLED_SOURCE = "recon_job/data/pricing.toml"
+
+
+def _amount(value: object) -> Decimal:
+    """A non-negative finite Decimal from a TOML string or number (via its text, never float)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise rule(f"{value!r} is not a number")
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else str(value))
+    except InvalidOperation:
+        raise rule(f"{value!r} is not a number") from None
+    if not amount.is_finite():
+        raise rule(f"{value!r} is not a number")
+    if amount < 0:
+        raise rule(f"{value!r} is negative")
+    return amount
+
+
+def _discount(value: object) -> Decimal:
+    discount = _amount(value)
+    if not 0 < discount <= 1:
+        raise rule(f"{discount} must be above 0 and at most 1 (0.5 = half price)")
+    return discount
+
+
+def _effective(value: object) -> date:
+    """A TOML date (or an ISO ``YYYY-MM-DD`` string) as a date; a datetime is not one."""
+    day = value
+    if isinstance(day, str):
+        with contextlib.suppress(ValueError):
+            day = date.fromisoformat(day)
+    if isinstance(day, datetime) or not isinstance(day, date):
+        raise rule(f"{value!r} is not a date like 2025-06-10")
+    return day
+
+
+def _one_or_more(value: object) -> object:
+    # [models."x"] written instead of [[models."x"]]: one period.
+    return [value] if isinstance(value, Mapping) else value
+
+
+Amount = Annotated[Decimal, PlainValidator(_amount)]
+Discount = Annotated[Decimal, PlainValidator(_discount)]
+Effective = Annotated[date, PlainValidator(_effective)]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RatesTable(_Table):
+    """One tier's rates, USD per 1M tokens: ``{ input = ..., output = ... }``."""
+
+    #: Uncached input tokens. Required.
+    input: Amount
+    #: Input tokens read from the prompt cache; unset: usage with cached tokens is unpriced.
+    cached_input: Amount | None = None
+    #: Output tokens (reasoning included); unset: usage with output tokens is unpriced.
+    output: Amount | None = None
+
+    def rates(self) -> Rates:
+        """These rates for the price table."""
+        return Rates(input=self.input, cached_input=self.cached_input, output=self.output)
+
+
+class PeriodTable(RatesTable):
+    """One ``[[models."NAME"]]`` entry: a model's prices from its effective day on."""
+
+    #: First UTC day these prices apply (a TOML date).
+    effective: Effective
+    #: Explicit Batch API rates; unset: standard × ``batch_discount``.
+    batch: RatesTable | None = None
+    #: Flex processing rates; unset: flex is unpriced.
+    flex: RatesTable | None = None
+    #: Priority processing rates; unset: priority is unpriced.
+    priority: RatesTable | None = None
+
+    def entry(self) -> PriceEntry:
+        """This period for the price table."""
+        return PriceEntry(
+            effective=self.effective,
+            standard=self.rates(),
+            batch=self.batch.rates() if self.batch else None,
+            flex=self.flex.rates() if self.flex else None,
+            priority=self.priority.rates() if self.priority else None,
+        )
+
+
+Periods = Annotated[list[PeriodTable], BeforeValidator(_one_or_more), Field(min_length=1)]
+
+
+class PriceFile(_Table):
+    """A price file: the bundled table, or a user's file whose models replace the bundled ones."""
+
+    #: Multiplier for the default batch price (0 < discount <= 1); unset: 0.5, or the bundled.
+    batch_discount: Discount | None = None
+    #: Price periods per model name, oldest first, effective days strictly increasing.
+    models: dict[str, Periods] = Field(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _check_order(cls, data: Any, handler: ModelWrapValidatorHandler[PriceFile]) -> PriceFile:
+        # Read from the raw data, so the order is checked even for periods with other problems
+        # and every problem is reported at once.
+        order = _order_problems(data)
+        try:
+            parsed = handler(data)
+        except ValidationError as e:
+            raise with_problems(e, order) from None
+        if order:
+            raise rule_errors(cls.__name__, order)
+        return parsed
+
+    def entries(self) -> dict[str, tuple[PriceEntry, ...]]:
+        """The price periods per model, for the price table."""
+        return {name: tuple(p.entry() for p in periods) for name, periods in self.models.items()}
+
+
+def _order_problems(data: Any) -> list[Problem]:
+    models = data.get("models") if isinstance(data, Mapping) else None
+    if not isinstance(models, Mapping):
+        return []
+    return [
+        problem
+        for name, periods in models.items()
+        if isinstance(periods, list)
+        for problem in _period_order(str(name), periods)
+    ]
+
+
+def _period_order(name: str, periods: list[Any]) -> list[Problem]:
+    found: list[Problem] = []
+    previous: date | None = None
+    for index, raw in enumerate(periods):
+        try:
+            day = _effective(raw.get("effective") if isinstance(raw, Mapping) else None)
+        except PydanticCustomError:
+            continue  # reported by the period's own validation
+        if previous is not None and day <= previous:
+            message = (
+                f"{day} is not after the previous entry's {previous}; "
+                "list price periods oldest first, one per day"
+            )
+            found.append((("models", name, index, "effective"), message, day))
+        previous = day
+    return found
+
+
+# What a problem pydantic reports itself means here, by the depth of its location:
+# 1 a top-level key, 2 a model's list, 3 a period, 4 a period's key, 5 a tier table's key.
+_EXPECTED = {
+    1: " or ".join(PriceFile.model_fields),
+    4: "one of " + ", ".join(PeriodTable.model_fields),
+    5: "one of " + ", ".join(RatesTable.model_fields),
+}
+_NOT_A_TABLE = {
+    1: 'must be a table of [[models."NAME"]] entries',
+    3: "must be a table with effective, input, cached_input, output",
+    4: "must be a table like { input = ..., output = ... }",
+}
+_MISSING = {
+    "effective": "missing (the first UTC day of this price, e.g. 2025-06-10)",
+    "input": "missing (USD per 1M input tokens)",
+}
+
+
+def _message(error: ErrorDetails) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == RULE_ERROR:
+        return error["msg"]
+    if kind == "extra_forbidden":
+        return f"unknown key (expected {_EXPECTED.get(len(loc), 'no other key')})"
+    if kind == "missing":
+        return _MISSING.get(str(loc[-1]), "missing")
+    if kind in ("model_type", "dict_type"):
+        return _NOT_A_TABLE.get(len(loc), error["msg"])
+    if kind in ("list_type", "too_short"):
+        return f'must be one or more [[models."{loc[-1]}"]] entries'
+    return error["msg"]
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """``("models", "gpt-4o", 1, "priority")`` as ``models.gpt-4o[1].priority``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text or "price file"
+
+
+def parse_price_file(data: Mapping[str, Any], source: str) -> PriceFile:
+    """``data`` (a price file's TOML content) validated; ``source`` names it in the messages.
+
+    Raises :class:`ConfigError` listing every problem, each as ``source: path: what``.
+    """
+    try:
+        return PriceFile.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(
+            [f"{source}: {_where(error['loc'])}: {_message(error)}" for error in e.errors()]
+        ) from None
+
+
+def price_table_from(
+    data: Mapping[str, Any], source: str, namer: ModelNamer | None = None
+) -> PriceTable:
+    """A price table from one file's TOML content alone (no bundled prices)."""
+    parsed = parse_price_file(data, source)
+    return PriceTable(
+        entries=parsed.entries(),
+        batch_discount=parsed.batch_discount or DEFAULT_BATCH_DISCOUNT,
+        namer=namer or ModelNamer(),
+        source=source,
+    )
+
+
+def _loads(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from e
+
+
+@functools.cache
+def bundled_prices() -> PriceFile:
+    """The bundled ``recon_job/data/pricing.toml``, read and validated once per process."""
+    text = resources.files("recon_job").joinpath("data", "pricing.toml").read_text("utf-8")
+    return parse_price_file(_loads(text, BUNDLED_SOURCE), BUNDLED_SOURCE)
+
+
+def read_price_file(path: Path) -> PriceFile:
+    """A user's price file, validated; :class:`ConfigError` when unreadable or invalid."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(
+            f"{name}: cannot read the price file ({e.strerror or e}); "
+            "fix the path or leave the setting out to use the bundled prices"
+        ) from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{name}: not UTF-8 text ({e.reason})") from e
+    return parse_price_file(_loads(text, name), name)
 
 
 def load_price_table(user_file: Path | None = None, namer: ModelNamer | None = None) -> PriceTable:
-    """The bundled table; every model listed in ``user_file`` gets the user's entries instead."""
-    return PriceTable.load(user_file, namer=namer)
+    """The bundled table; every model listed in ``user_file`` gets the user's entries instead.
+
+    A user file may also set ``batch_discount``. Raises :class:`ConfigError` listing every
+    problem of the file when it cannot be read or is invalid.
+    """
+    bundled = bundled_prices()
+    entries, discount, source = bundled.entries(), bundled.batch_discount, BUNDLED_SOURCE
+    if user_file is not None:
+        user = read_price_file(user_file)
+        entries.update(user.entries())
+        if user.batch_discount is not None:
+            discount = user.batch_discount
+        source = f"{BUNDLED_SOURCE} + {user_file}"
+    return PriceTable(
+        entries=entries,
+        batch_discount=discount or DEFAULT_BATCH_DISCOUNT,
+        namer=namer or ModelNamer(),
+        source=source,
+    )
