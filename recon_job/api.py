@@ -121,7 +121,8 @@ def _options(
 ) -> OpenAIOptions:
     return OpenAIOptions(
         base_url=(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/"),
-        admin_key=api_key,
+        # Secret files end in a newline; the settings strip it for a run, this is the API.
+        admin_key=api_key.strip(),
         group_by=tuple(group_by),
         project_ids=tuple(project_ids),
     )

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from recon_job.config.load import Problem, rule_errors
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -96,6 +98,7 @@ class EmailSettings(_Section):
     def _check_complete(self) -> EmailSettings:
         if not self.host:
             return self
+        found: list[Problem] = []
         missing = [
             name
             for name, value in (
@@ -105,13 +108,26 @@ class EmailSettings(_Section):
             if not value
         ]
         if missing:
-            raise ValueError(
-                f"email is on (RECON_SMTP_HOST is set) but {' and '.join(missing)} is not"
+            found.append(
+                (
+                    (),
+                    f"email is on (RECON_SMTP_HOST is set) but {' and '.join(missing)} is not",
+                    None,
+                )
             )
         if self.username and self.security == "none":
-            raise ValueError(
-                "refusing to log in to SMTP without TLS; set RECON_SMTP_SECURITY to ssl or starttls"
+            found.append(
+                (
+                    (),
+                    "refusing to log in to SMTP without TLS; set RECON_SMTP_SECURITY to ssl or "
+                    "starttls",
+                    None,
+                )
             )
+        if self.username and not (self.password and self.password.get_secret_value()):
+            found.append(((), "an SMTP username is set but no password", None))
+        if found:
+            raise rule_errors(type(self).__name__, found)
         return self
 
 

@@ -10,13 +10,19 @@ Everything here works on plain dicts and models, so it imports nothing of
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+#: The pydantic error type of recon-job's own rules: the message is final, shown as written.
+RULE_ERROR = "recon_rule"
+#: One problem a validator found: where (relative to what it validates), what, and the value.
+Problem = tuple[tuple[str | int, ...], str, Any]
 
 #: The documented environment variables: name -> (section, key, comma-separated list?).
 ENV_VARS: dict[str, tuple[str, str, bool]] = {
@@ -120,12 +126,14 @@ def resolve_source_urls(data: dict[str, Any], environ: Mapping[str, str]) -> lis
     return problems
 
 
-def _has_password(url: str) -> bool:
+def has_password(url: str) -> bool:
+    """True when ``url`` carries a password (``scheme://user:password@host``)."""
     netloc = urlsplit(url).netloc
     return "@" in netloc and ":" in netloc.split("@", 1)[0]
 
 
 def read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The TOML file as a dict, with secrets removed, and the problems found reading it."""
     problems: list[str] = []
     try:
         with path.open("rb") as fh:
@@ -137,7 +145,7 @@ def read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
     except tomllib.TOMLDecodeError as e:
         return {}, [f"config file {str(path)!r} is not valid TOML: {e}"]
     for index, source in enumerate(data.get("sources") or []):
-        if isinstance(source, dict) and _has_password(str(source.get("url", ""))):
+        if isinstance(source, dict) and has_password(str(source.get("url", ""))):
             problems.append(
                 f"{path}: sources.{index}.url carries a password; put the URL in an environment "
                 "variable and name it with url_env instead"
@@ -145,7 +153,7 @@ def read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
             del source["url"]
     for section, key in sorted(SECRET_KEYS):
         if isinstance(data.get(section), dict) and key in data[section]:
-            if key == "database_url" and not _has_password(str(data[section][key])):
+            if key == "database_url" and not has_password(str(data[section][key])):
                 continue
             problems.append(
                 f"{path}: [{section}] {key} is a secret and is not read from the config file; "
@@ -155,18 +163,66 @@ def read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
     return data, problems
 
 
+def rule(message: str) -> PydanticCustomError:
+    """A problem found by one of recon-job's own rules, for pydantic, its message as written."""
+    # The message goes in as context, so braces in it ("{ input = ... }") are never a template.
+    return PydanticCustomError(RULE_ERROR, "{message}", {"message": message})
+
+
+def _details(problems: Iterable[Problem]) -> list[InitErrorDetails]:
+    return [InitErrorDetails(type=rule(m), loc=loc, input=value) for loc, m, value in problems]
+
+
+def rule_errors(title: str, problems: Iterable[Problem]) -> ValidationError:
+    """Every problem a validator found, as one error to raise from inside the validator.
+
+    pydantic-core merges a ``ValidationError`` raised by a validator into the model's own
+    errors, each under its location (pydantic-core#510), so several problems of one setting are
+    listed apart instead of the first hiding the rest.
+    """
+    return ValidationError.from_exception_data(title, _details(problems))
+
+
+def with_problems(error: ValidationError, problems: Iterable[Problem]) -> ValidationError:
+    """``error``'s problems and more, as one error to raise (pydantic has no public merge).
+
+    For a wrap validator that checks the raw input too, so its findings are reported along with
+    the problems of the parts rather than only once every part is valid.
+    """
+    details: list[InitErrorDetails] = []
+    for found in error.errors():
+        if found["type"] == RULE_ERROR:
+            details.extend(_details([(found["loc"], found["msg"], found["input"])]))
+            continue
+        detail = InitErrorDetails(type=found["type"], loc=found["loc"], input=found["input"])
+        if "ctx" in found:
+            detail["ctx"] = found["ctx"]
+        details.append(detail)
+    return ValidationError.from_exception_data(error.title, [*details, *_details(problems)])
+
+
+def _is_secret(loc: tuple[Any, ...]) -> bool:
+    where = ".".join(str(p) for p in loc)
+    # A SQL source's URL may carry a password even when it came from url_env.
+    source_url = len(loc) > 1 and loc[0] == "sources" and loc[-1] == "url"
+    return source_url or any(where.startswith(f"{s}.{k}") for s, k in SECRET_KEYS)
+
+
 def describe_error(error: Mapping[str, Any]) -> str:
-    where = ".".join(str(p) for p in error.get("loc", ())) or "settings"
+    """One pydantic error as a line: ``section.key: what is wrong (got value)``, secrets hidden."""
+    loc = tuple(error.get("loc", ()))
+    where = ".".join(str(p) for p in loc) or "settings"
     message = str(error.get("msg", "invalid value"))
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    if error.get("type") == "extra_forbidden":
+    kind = error.get("type")
+    if kind == "extra_forbidden":
         return f"{where}: unknown setting (see config/recon.example.toml for every key)"
     value = error.get("input")
-    if error.get("type") != "missing" and isinstance(value, str | int | float | Decimal):
-        secret = any(where.startswith(f"{s}.{k}") for s, k in SECRET_KEYS)
-        shown = "<hidden>" if secret else repr(value)
-        return f"{where}: {message} (got {shown})"
+    # Our own rules name the value where it helps; a secret's is never shown.
+    shown = kind not in ("missing", RULE_ERROR) and isinstance(value, str | int | float | Decimal)
+    if shown:
+        return f"{where}: {message} (got {'<hidden>' if _is_secret(loc) else repr(value)})"
     return f"{where}: {message}"
 
 

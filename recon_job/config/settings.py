@@ -15,19 +15,17 @@ secrets file, never from the TOML file, and are held as ``SecretStr`` so they ne
 Every problem is collected and reported at once as one :class:`~recon_job.errors.ConfigError`.
 
 The input side (environment variables, the TOML file, secrets) lives in
-:mod:`recon_job.config.load`; :data:`ENV_VARS`, :data:`SECRET_KEYS` and :func:`secret_values`
-are re-exported here.
+:mod:`recon_job.config.load`; the local sources' sections in :mod:`recon_job.config.sources`.
 """
 
 from __future__ import annotations
 
 import os
-import zoneinfo
 from collections.abc import Mapping
 from contextvars import ContextVar
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -36,6 +34,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_validator,
     model_validator,
 )
@@ -49,13 +48,21 @@ from pydantic_settings import (
 from recon_job.config.alerts import AlertsSettings, EmailSettings, SlackSettings, WebhookSettings
 from recon_job.config.daemon import DaemonSettings
 from recon_job.config.load import (
+    Problem,
     describe_error,
     documented_env,
     read_toml,
     resolve_source_urls,
+    rule_errors,
+    with_problems,
+)
+from recon_job.config.sources import (
+    LogsSettings,
+    NdjsonSourceSettings,
+    SourceSettings,
+    SqlSourceSettings,
 )
 from recon_job.errors import ConfigError
-from recon_job.models import RECORD_FIELDS
 
 GroupKey = Literal["model", "project_id", "api_key_id"]
 
@@ -100,59 +107,36 @@ class OpenAISettings(_Section):
             raise ValueError(f"{value!r} is not an http(s) URL like https://api.openai.com/v1")
         return value.rstrip("/")
 
+    @field_validator("admin_key")
+    @classmethod
+    def _check_admin_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        # Secret files usually end in a newline; an empty one means no key. Anything else odd
+        # would make requests reject the header with the key quoted in its message.
+        key = value.get_secret_value().strip()
+        if not key:
+            return None
+        if not all("!" <= char <= "~" for char in key):
+            raise ValueError(
+                "the OpenAI admin key contains spaces or non-ASCII characters; "
+                "check OPENAI_ADMIN_KEY"
+            )
+        return SecretStr(key)
+
+    @field_validator("project_ids")
+    @classmethod
+    def _check_project_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not p for p in value):
+            raise ValueError("project_ids may not contain an empty id")
+        return value
+
     @field_validator("group_by")
     @classmethod
     def _check_group_by(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if "model" not in value:
             raise ValueError("must include 'model' (reconciliation is per model)")
         return tuple(dict.fromkeys(value))
-
-
-class LogsSettings(_Section):
-    """Where the local usage logs are and how to read them."""
-
-    #: Files, directories or glob patterns (``**`` allowed), ``.gz`` and rotated files included;
-    #: ``RECON_LOG_PATHS`` (comma-separated).
-    paths: tuple[str, ...] = ("logs/usage_tracking.ndjson*",)
-    #: Time zone for timestamps without an offset (IANA name, e.g. ``Europe/Helsinki``).
-    timezone: str = "UTC"
-    #: Unit of a logged cost field: ``usd`` or ``cents``.
-    cost_unit: Literal["usd", "cents"] = "usd"
-    #: Processes that scan large plain files in parallel: 0 = one per CPU, 1 = no parallelism.
-    workers: int = Field(0, ge=0, le=64)
-    #: Field mapping for other record shapes: canonical name -> dotted path in the record.
-    fields: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"{value!r} is not a known time zone; use an IANA name such as 'UTC' "
-                "or 'Europe/Berlin'"
-            ) from None
-        return value
-
-    @field_validator("paths")
-    @classmethod
-    def _check_paths(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        cleaned = tuple(p.strip() for p in value if p.strip())
-        if not cleaned:
-            raise ValueError("needs at least one path or glob of NDJSON usage logs")
-        return cleaned
-
-    @field_validator("fields")
-    @classmethod
-    def _check_fields(cls, value: dict[str, str]) -> dict[str, str]:
-        known = RECORD_FIELDS
-        unknown = sorted(set(value) - known)
-        if unknown:
-            raise ValueError(
-                f"unknown field name(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
-        return value
 
 
 class ModelsSettings(_Section):
@@ -187,45 +171,27 @@ class ReconcileSettings(_Section):
     settle_hours: float = Field(24.0, ge=0, le=24 * 31)
 
 
-class NdjsonSourceSettings(LogsSettings):
-    """One named NDJSON local source in ``[[sources]]`` (same keys as ``[logs]``)."""
-
-    kind: Literal["ndjson"]
-    #: Shown in the report's per-source shares (``production``, ``staging`` ...).
-    name: str = Field(min_length=1)
-
-
-class SqlSourceSettings(_Section):
-    """One named database table in ``[[sources]]``: the app's own per-request usage rows."""
-
-    kind: Literal["sql"]
-    #: Shown in the report's per-source shares.
-    name: str = Field(min_length=1)
-    #: SQLAlchemy URL of the app's database; in the file only without a password.
-    url: SecretStr | None = None
-    #: Environment variable holding the URL (or ``<NAME>_FILE``, a file holding it).
-    url_env: str | None = None
-    #: Table name, optionally ``schema.table``.
-    table: str = Field(min_length=1)
-    #: Canonical name -> column: timestamp, model, input_tokens, output_tokens (required);
-    #: cached_tokens, cost, request_id, project_id, api_key_id, batch, service_tier.
-    columns: dict[str, str]
-    #: Unit of the cost column: ``usd`` or ``cents``.
-    cost_unit: Literal["usd", "cents"] = "usd"
-    #: An SQL condition rows must meet, e.g. ``environment = 'production'``.
-    filter: str | None = None
-    #: Zone of a timestamp column stored without a time zone.
-    timestamp_timezone: str = "UTC"
-
-
-SourceSettings = Annotated[NdjsonSourceSettings | SqlSourceSettings, Field(discriminator="kind")]
-
-
 class HistorySettings(_Section):
     """Where run history is kept."""
 
     #: SQLAlchemy URL; ``RECON_DATABASE_URL``. PostgreSQL needs ``recon-job[postgres]``.
     database_url: SecretStr = SecretStr("sqlite:///recon_history.db")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr) -> SecretStr:
+        # Only a URL that is set is parsed (the default needs no SQLAlchemy import), by the
+        # parser the history store uses.
+        from recon_job.database import parse_url
+
+        try:
+            parse_url(value.get_secret_value())
+        except ValueError:
+            raise ValueError(
+                "not a database URL; use e.g. sqlite:///recon_history.db or "
+                "postgresql+psycopg://user@host/db"
+            ) from None
+        return value
 
 
 class RunsSettings(_Section):
@@ -279,17 +245,46 @@ class Settings(BaseSettings):
     #: NDJSON source of ``[logs]``.
     sources: tuple[SourceSettings, ...] = ()
 
+    @field_validator("sources", mode="wrap")
+    @classmethod
+    def _check_names(
+        cls, value: Any, handler: ValidatorFunctionWrapHandler
+    ) -> tuple[SourceSettings, ...]:
+        # Names are read from the raw entries, so a repeated name is reported along with the
+        # problems of the entries themselves.
+        entries = value if isinstance(value, list | tuple) else ()
+        names = [s.get("name") for s in entries if isinstance(s, Mapping)]
+        duplicates = sorted({str(n) for n in names if names.count(n) > 1})
+        found: list[Problem] = []
+        if duplicates:
+            found.append(((), f"names must be unique; repeated: {', '.join(duplicates)}", None))
+        try:
+            sources: tuple[SourceSettings, ...] = handler(value)
+        except ValidationError as e:
+            raise with_problems(e, found) from None
+        if found:
+            raise rule_errors(cls.__name__, found)
+        return sources
+
     @model_validator(mode="after")
     def _check_sources(self) -> Settings:
-        names = [source.name for source in self.sources]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"sources: names must be unique; repeated: {', '.join(duplicates)}")
-        for source in self.sources:
-            if isinstance(source, SqlSourceSettings) and source.url is None:
-                hint = f"set {source.url_env}" if source.url_env else "set url_env (or url)"
-                raise ValueError(f"sources: {source.name!r} has no database URL; {hint}")
+        o = self.openai
+        found = [
+            (("sources", index, source.kind, *loc), message, value)
+            for index, source in enumerate(self.sources)
+            if isinstance(source, SqlSourceSettings)
+            for loc, message, value in source.grouping_problems(o.group_by, o.project_ids)
+        ]
+        if found:
+            raise rule_errors(type(self).__name__, found)
         return self
+
+    @property
+    def log_sources(self) -> tuple[LogsSettings, ...]:
+        """The NDJSON logs a run reads: the ``ndjson`` ``[[sources]]``, or ``[logs]`` alone."""
+        if not self.sources:
+            return (self.logs,)
+        return tuple(s for s in self.sources if isinstance(s, NdjsonSourceSettings))
 
     @classmethod
     def settings_customise_sources(

@@ -62,7 +62,11 @@ _POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 @dataclass(frozen=True)
 class EmailOptions:
-    """How to reach the SMTP server and whom to write to."""
+    """How to reach the SMTP server and whom to write to.
+
+    Validated data: the rules (addresses, a complete setup, no login without TLS) are checked on
+    the settings they are built from (:class:`recon_job.config.EmailSettings`).
+    """
 
     #: SMTP server host name (certificates are checked against it).
     host: str
@@ -84,35 +88,6 @@ class EmailOptions:
     cafile: str | None = None
     #: The name sent in EHLO; None: ``socket.getfqdn()`` (may do a DNS lookup).
     local_hostname: str | None = None
-
-    def problems(self) -> list[str]:
-        """What is wrong with these options, all at once (empty: fine). For config load."""
-        problems: list[str] = []
-        if not self.host:
-            problems.append("the SMTP host is empty")
-        if not 0 < self.port < 65536:
-            problems.append(f"the SMTP port {self.port} is not a valid port")
-        if self.security not in SECURITY_MODES:
-            problems.append(
-                f"SMTP security {self.security!r} is not one of {', '.join(SECURITY_MODES)}"
-            )
-        if self.security == "none" and self.username:
-            problems.append(
-                "SMTP security is 'none' but a username is set: the password would be sent "
-                "unencrypted; use 'starttls' or 'ssl'"
-            )
-        if self.username and not self.password:
-            problems.append("an SMTP username is set but no password")
-        if self.timeout <= 0:
-            problems.append("the SMTP timeout must be positive")
-        for what, value in [("sender", self.sender), *(("recipient", r) for r in self.recipients)]:
-            try:
-                parse_address(value)
-            except ValueError as e:
-                problems.append(f"email {what}: {e}")
-        if not self.recipients:
-            problems.append("no email recipients are configured")
-        return problems
 
 
 def parse_address(text: str) -> Address:

@@ -318,6 +318,7 @@ def test_a_variable_and_its_file_twin_together_are_an_error(tmp_path: Path) -> N
 
 def test_every_secret_and_the_path_of_secret_urls_reach_the_redactor() -> None:
     from recon_job.config import secret_values
+    from recon_job.logconfig import secret_parts
 
     settings = load_settings(
         environ={
@@ -327,7 +328,8 @@ def test_every_secret_and_the_path_of_secret_urls_reach_the_redactor() -> None:
             "RECON_PING_URL": "https://hc-ping.com/5b0c9a3e-1111",
         }
     )
-    found = secret_values(settings)
+    # The redactor masks each secret and every credential part of it (secret_parts).
+    found = {part for secret in secret_values(settings) for part in secret_parts(secret)}
     for expected in (
         "sk-admin-abcdefghijkl",
         "https://hooks.slack.com/services/T0/B0/XYZ",
@@ -336,3 +338,68 @@ def test_every_secret_and_the_path_of_secret_urls_reach_the_redactor() -> None:
         "/5b0c9a3e-1111",
     ):
         assert expected in found
+
+
+def test_the_admin_key_from_a_secret_file_loses_its_newline_and_the_base_url_its_slash(
+    tmp_path: Path,
+) -> None:
+    key = tmp_path / "key"
+    key.write_text("sk-admin-fromafile123\n\n", encoding="utf-8")
+    settings = load_settings(
+        environ={
+            "OPENAI_ADMIN_KEY_FILE": str(key),
+            "OPENAI_BASE_URL": "https://proxy.example/v1/",
+            "RECON_PROJECT_IDS": "proj_a",
+        }
+    )
+    assert settings.openai.admin_key is not None
+    assert settings.openai.admin_key.get_secret_value() == "sk-admin-fromafile123"
+    assert settings.openai.base_url == "https://proxy.example/v1"
+    assert settings.openai.project_ids == ("proj_a",)
+    # A blank key is no key: runs that call OpenAI say so (recon_job.config.checks).
+    blank = load_settings(environ={"OPENAI_ADMIN_KEY": "  \n"})
+    assert blank.openai.admin_key is None
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"OPENAI_ADMIN_KEY": "sk-admin-a b"}, "contains spaces or non-ASCII characters"),
+        ({"RECON_GROUP_BY": "model,user_id"}, "openai.group_by.1"),
+        ({"RECON_OPENAI__READ_TIMEOUT_SECONDS": "0"}, "openai.read_timeout_seconds"),
+        ({"RECON_OPENAI__MAX_PAGES": "0"}, "openai.max_pages"),
+        ({"OPENAI_BASE_URL": "ftp://x"}, "openai.base_url"),
+        ({"RECON_OPENAI__PROJECT_IDS": '["proj_a", ""]'}, "may not contain an empty id"),
+    ],
+)
+def test_bad_openai_settings_are_refused_without_echoing_the_key(
+    env: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError, match=problem) as info:
+        load_settings(environ={"OPENAI_ADMIN_KEY": "sk-admin-abcdefgh", **env})
+    assert "sk-admin-a" not in str(info.value)
+
+
+def test_every_email_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            environ={
+                "RECON_SMTP_HOST": "smtp.example.com",
+                "RECON_SMTP_SECURITY": "none",
+                "RECON_SMTP_USERNAME": "bot",
+                "RECON_EMAIL_FROM": "r@example.com",
+            }
+        )
+    assert info.value.problems == [
+        "email: email is on (RECON_SMTP_HOST is set) but RECON_EMAIL_TO is not",
+        "email: refusing to log in to SMTP without TLS; set RECON_SMTP_SECURITY to ssl or starttls",
+        "email: an SMTP username is set but no password",
+    ]
+
+
+def test_a_history_url_is_parsed_when_it_is_set() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"RECON_DATABASE_URL": "postgresql+psycopg://u:hunter22@[bad/x"})
+    [problem] = info.value.problems
+    assert problem.startswith("history.database_url: not a database URL")
+    assert "hunter22" not in problem
