@@ -5,14 +5,14 @@ values, never the settings; this module reads the settings once and builds them.
 local source and of notification channel are plain registries keyed by the configuration value
 (:data:`SOURCES`, :data:`TRANSPORTS`), so adding a kind is adding one entry.
 
-:func:`deps` builds everything one run needs (:class:`recon_job.job.Deps`); ``run``,
-``run --due``, the daemon and ``check-config`` all go through it, so they build — and so check —
-the same things.
+:func:`deps` builds everything one run needs (:class:`recon_job.job.Deps`) for ``run``,
+``run --due`` and the daemon. It first runs :func:`recon_job.config.checks.problems`, the checks
+``check-config`` runs, so a run refuses exactly what ``check-config`` reports. Every rule about a
+setting lives in :mod:`recon_job.config`; the options built here carry validated data only.
 """
 
 from __future__ import annotations
 
-import difflib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -24,8 +24,13 @@ from recon_job.config import (
     LogsSettings,
     NdjsonSourceSettings,
     Settings,
-    SourceSettings,
     SqlSourceSettings,
+    Uses,
+    admin_key_problems,
+    alias_problems,
+    channel_problems,
+    load_price_table,
+    problems,
 )
 from recon_job.delivery import Alerting
 from recon_job.errors import ConfigError
@@ -53,21 +58,10 @@ def model_namer(settings: Settings) -> ModelNamer:
 
 def price_table(settings: Settings, namer: ModelNamer) -> PriceTable:
     """The bundled price table with the user's file over it; aliases must name priced models."""
-    from recon_job.config.prices import load_price_table
-
     table = load_price_table(settings.pricing.file, namer=namer)
-    known = table.models()
-    problems = []
-    for alias, target in sorted(settings.models.aliases.items()):
-        if target not in known:
-            close = difflib.get_close_matches(target, sorted(known), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            problems.append(
-                f"models.aliases: {alias!r} maps to {target!r}, which is not a model in the "
-                f"price table{hint}; fix the alias or add the model to your pricing file"
-            )
-    if problems:
-        raise ConfigError(problems)
+    found = alias_problems(settings, table.models())
+    if found:
+        raise ConfigError(found)
     return table
 
 
@@ -156,20 +150,6 @@ def local_sources(
     )
 
 
-def source_settings(settings: Settings) -> tuple[SourceSettings | LogsSettings, ...]:
-    """The configured local sources' settings: ``[[sources]]``, or ``[logs]`` alone."""
-    return tuple(settings.sources) if settings.sources else (settings.logs,)
-
-
-def ndjson_sources(settings: Settings) -> tuple[LogsSettings, ...]:
-    """The NDJSON sources' settings among :func:`source_settings`."""
-    return tuple(
-        s
-        for s in source_settings(settings)
-        if isinstance(s, NdjsonSourceSettings) or type(s) is LogsSettings
-    )
-
-
 # --- OpenAI's side ------------------------------------------------------------------------
 
 
@@ -179,12 +159,8 @@ def api_sources(settings: Settings) -> tuple[UsageSource, ...]:
     from recon_job.sources.openai import OpenAICostsSource, OpenAIOptions, OpenAIUsageSource
 
     o = settings.openai
-    if o.admin_key is None or not o.admin_key.get_secret_value():
-        raise ConfigError(
-            "no OpenAI admin key: set OPENAI_ADMIN_KEY (or OPENAI_ADMIN_KEY_FILE) to an admin key "
-            "(sk-admin-...) from platform.openai.com/settings/organization/admin-keys, or "
-            "reconcile offline from dashboard exports with --openai-from-csv"
-        )
+    if o.admin_key is None:
+        raise ConfigError(admin_key_problems(settings))
     options = OpenAIOptions(
         base_url=o.base_url,
         admin_key=o.admin_key.get_secret_value(),
@@ -212,19 +188,19 @@ def csv_sources(settings: Settings, files: Sequence[str | Path]) -> tuple[UsageS
     kinds = {str(f): detect_export_kind(f) for f in files}
     activity = [f for f, kind in kinds.items() if kind in ("activity", "empty")]
     cost = [f for f, kind in kinds.items() if kind in ("cost", "empty")]
-    problems = []
+    found = []
     if not cost:
-        problems.append(
+        found.append(
             "--openai-from-csv needs the Cost export too (Usage dashboard -> Cost -> Export, "
             "group by line item, 1-day interval): dollars come only from it"
         )
     if not activity:
-        problems.append(
+        found.append(
             "--openai-from-csv needs the Activity export too (Usage dashboard -> Activity -> "
             "Export, 1-day interval): tokens and requests come only from it"
         )
-    if problems:
-        raise ConfigError(problems)
+    if found:
+        raise ConfigError(found)
     o = settings.openai
     return (
         CsvActivitySource(
@@ -321,11 +297,9 @@ TRANSPORTS: Mapping[str, TransportFactory] = {
 
 def transports(settings: Settings) -> dict[str, Transport]:
     """The configured channels by name; raises ``ConfigError`` listing every problem."""
-    from recon_job.config.checks import channel_problems
-
-    problems = channel_problems(settings)
-    if problems:
-        raise ConfigError(problems)
+    found = channel_problems(settings)
+    if found:
+        raise ConfigError(found)
     built = {name: factory(settings) for name, factory in TRANSPORTS.items()}
     return {name: transport for name, transport in built.items() if transport is not None}
 
@@ -373,9 +347,19 @@ def deps(
 ) -> Deps:
     """Everything a run needs. Raises ``ConfigError`` before anything is recorded.
 
-    ``sources_`` and ``channels`` replace the configured ones (tests, embedding; ``{}`` sends
-    nothing, as ``--no-alerts`` does).
+    First come the checks ``check-config`` runs (:func:`recon_job.config.checks.problems`), every
+    problem listed at once; those of a part the caller replaces are skipped. ``sources_`` and
+    ``channels`` replace the configured ones (tests, embedding; ``{}`` sends nothing, as
+    ``--no-alerts`` does); ``openai_csv`` replaces OpenAI's APIs.
     """
+    uses = Uses(
+        local_sources=sources_ is None,
+        openai_api=sources_ is None and not openai_csv,
+        channels=channels is None,
+    )
+    found = problems(settings, uses)
+    if found:
+        raise ConfigError(found)
     namer = model_namer(settings)
     if sources_ is None:
         pricer = price_table(settings, namer)

@@ -1,4 +1,8 @@
-"""``recon-job check-config``: every problem of the settings and inputs, listed at once."""
+"""``recon-job check-config``: every problem of the settings and inputs, listed at once.
+
+It runs the checks every run runs (:func:`recon_job.config.problems`), so a configuration it
+accepts is one a run accepts, and what it refuses a run refuses with the same message.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,7 @@ from recon_job.cli.common import EXIT_PERMANENT, config_option
 @config_option
 def check_config(config: str | None) -> None:
     """Validate the settings, the price table and the inputs; list every problem at once."""
-    from recon_job.config import load_settings
-    from recon_job.config.checks import describe, problems
+    from recon_job.config import describe, load_settings, problems
     from recon_job.errors import ConfigError
 
     try:
