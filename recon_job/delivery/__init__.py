@@ -8,6 +8,7 @@ nothing and sends at most one duplicate, recognisable by its dedupe key.
 from recon_job.delivery.plan import Alerting, Planned, deliver, plan_run, shown_alerts
 from recon_job.delivery.relay import (
     RelayOutcome,
+    RelayPolicy,
     RelayReport,
     channel_failing_message,
     exponential_backoff,
@@ -18,6 +19,7 @@ __all__ = [
     "Alerting",
     "Planned",
     "RelayOutcome",
+    "RelayPolicy",
     "RelayReport",
     "channel_failing_message",
     "deliver",

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from recon_job import alerts
-from recon_job.delivery.relay import RelayReport, relay
+from recon_job.delivery.relay import RelayPolicy, RelayReport, relay
 from recon_job.errors import ReconError
 from recon_job.models import ReconResult, Window, WindowKind
 from recon_job.notify.base import Transport
+from recon_job.notify.context import Notice
 from recon_job.notify.render import render_message
 from recon_job.store import HistoryStore, OutboxItem
 
@@ -85,7 +86,7 @@ def plan_run(
     for n in planned:
         state = states.get(n.channel)
         resolved = sorted(state.firing - n.state.firing) if state is not None else []
-        message = render_message(
+        notice = Notice(
             event=n.event,
             group_key=window.key,
             dedupe_key=n.dedupe_key,
@@ -93,10 +94,10 @@ def plan_run(
             result=result,
             error=None if error is None else (error.reason, str(error)),
             firing=result.mismatches if result is not None else (),
-            resolved=resolved,
+            resolved=tuple(resolved),
             run_id=run_id,
-            templates_dir=alerting.templates_dir,
         )
+        message = render_message(notice, templates_dir=alerting.templates_dir)
         items.append(
             OutboxItem(n.channel, message, run_id, state=n.state, suppressed=not n.deliver)
         )
@@ -118,7 +119,8 @@ def deliver(
     clock: Callable[[], datetime],
 ) -> RelayReport:
     """Send everything due in the outbox, this run's rows and any a crash left behind."""
-    return relay(store, alerting.channels, now=now, clock=clock, max_attempts=alerting.max_attempts)
+    policy = RelayPolicy(max_attempts=alerting.max_attempts)
+    return relay(store, alerting.channels, now=now, clock=clock, policy=policy)
 
 
 def shown_alerts(planned: Planned, report: RelayReport | None) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ channel's :class:`~recon_job.notify.base.Transport`. The rules, from reliability
 * **Transient errors back off** per row (30 s × 2^(attempts−1), at most 1 h) until
   ``max_attempts``; then the row is ``dead``, like a permanent error.
 * **A dead channel is reported through the others**: one ``channel_failing`` message per failing
-  channel, per other channel and per UTC day (its own dedupe key).
+  channel, per other channel and per UTC day (its own dedupe key), rendered from the templates in
+  ``recon_job/notify/templates/channel_failing/``.
 * **At-least-once.** The delivery is recorded after the transport returned; a crash in between
   (fault point ``after_send``) leaves the row ``sending`` and the next pass after its lease sends
   it again, with the same dedupe key so the duplicate is recognisable (R23).
@@ -21,7 +22,6 @@ channel's :class:`~recon_job.notify.base.Transport`. The rules, from reliability
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +34,7 @@ from recon_job.errors import NotifyError
 from recon_job.faults import fault_point
 from recon_job.models import AlertEvent, Message
 from recon_job.notify.base import Transport
+from recon_job.notify.render import CHANNEL_FAILING_TEMPLATES, render_parts
 from recon_job.store.outbox_records import OutboxItem, OutboxRow, OutboxStatus, Outcome
 
 if TYPE_CHECKING:
@@ -63,6 +64,26 @@ def exponential_backoff(attempts: int) -> timedelta:
     """Wait before retrying a row that failed ``attempts`` times: 30 s, doubling, at most 1 h."""
     seconds = 30 * 2 ** min(max(attempts - 1, 0), 20)
     return min(timedelta(seconds=seconds), timedelta(hours=1))
+
+
+@dataclass(frozen=True)
+class RelayPolicy:
+    """How a relay pass claims rows and treats failures."""
+
+    #: Delivery attempts per row before it is given up (``dead``).
+    max_attempts: int = 8
+    #: The wait before retrying a row that failed N times.
+    backoff: Callable[[int], timedelta] = exponential_backoff
+    #: The longest a channel's ``Retry-After`` defers its rows.
+    retry_after_cap: timedelta = RETRY_AFTER_CAP
+    #: How long a claimed row is this pass's before another relay may reclaim it.
+    lease: timedelta = timedelta(seconds=60)
+    #: Rows claimed per round.
+    limit: int = 100
+
+
+#: The relay's rules unless a caller says otherwise.
+DEFAULT_POLICY = RelayPolicy()
 
 
 @dataclass(frozen=True)
@@ -129,40 +150,26 @@ def channel_failing_message(
 ) -> Message:
     """The plain message telling ``target`` that ``channel`` cannot deliver (no secrets).
 
-    ``error`` comes from the transport's ``NotifyError``, whose message never holds a secret.
+    Rendered from the package's ``channel_failing/`` templates (the HTML part autoescaped, the
+    Slack part mrkdwn-escaped). ``error`` comes from the transport's ``NotifyError``, whose
+    message never holds a secret.
     Its dedupe key is one per (failing channel, target channel, UTC day), so a channel that keeps
     failing is reported once a day, not once per row.
     """
     reason = " ".join(reason.split()) or "unknown"
     key_text = json.dumps(["channel_failing", channel, target, day.isoformat()])
     key = hashlib.sha256(key_text.encode("utf-8")).hexdigest()[:32]
-    subject = f"recon-job cannot deliver to {channel}: {reason}"
-    text = (
-        f"recon-job could not deliver a notification to its {channel} channel and has stopped "
-        f"retrying it.\n\nReason: {reason}\nError: {error}\n\n"
-        f"Alerts for {channel} are marked dead in the outbox (see `recon-job alerts list`). "
-        f"Fix the {channel} settings, then check them with "
-        f"`recon-job alerts test --channel {channel}`.\n"
+    parts = render_parts(
+        CHANNEL_FAILING_TEMPLATES, {"channel": channel, "reason": reason, "error": error}
     )
-    esc = html.escape
-    page = (
-        f"<p>recon-job could not deliver a notification to its <b>{esc(channel)}</b> channel "
-        f"and has stopped retrying it.</p>"
-        f"<p>Reason: <code>{esc(reason)}</code><br>Error: {esc(error)}</p>"
-        f"<p>Alerts for {esc(channel)} are marked dead in the outbox (see "
-        f"<code>recon-job alerts list</code>). Fix the {esc(channel)} settings, then check "
-        f"them with <code>recon-job alerts test --channel {esc(channel)}</code>.</p>"
-    )
-    # Slack mrkdwn: only &, < and > are control characters.
-    slack = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return Message(
         dedupe_key=key,
         event="channel_failing",
         group_key=f"channel:{channel}",
-        subject=subject,
-        text=text,
-        html=page,
-        slack_text=slack,
+        subject=parts.subject,
+        text=parts.text,
+        html=parts.html,
+        slack_text=parts.slack_text,
         payload={
             "version": 1,
             "event": "channel_failing",
@@ -180,25 +187,22 @@ def relay(
     *,
     now: datetime,
     clock: Callable[[], datetime],
-    max_attempts: int = 8,
-    backoff: Callable[[int], timedelta] = exponential_backoff,
-    retry_after_cap: timedelta = RETRY_AFTER_CAP,
-    lease: timedelta = timedelta(seconds=60),
-    limit: int = 100,
+    policy: RelayPolicy = DEFAULT_POLICY,
 ) -> RelayReport:
     """Send every outbox row due at ``now`` through ``transports`` (channel -> transport).
 
-    ``clock`` gives the time of each attempt (rows are sent one after another). Returns what
-    happened to each claimed row. Database errors propagate as ``StoreError``; a row whose
-    delivery could not be recorded stays ``sending`` and is retried after its lease.
+    ``clock`` gives the time of each attempt (rows are sent one after another); ``policy``
+    says how many attempts a row gets, how long it waits between them and how rows are claimed.
+    Returns what happened to each claimed row. Database errors propagate as ``StoreError``; a
+    row whose delivery could not be recorded stays ``sending`` and is retried after its lease.
     """
-    pass_ = _Pass(store, transports, clock, max_attempts, backoff, retry_after_cap)
-    for row in store.claim_due(now, lease=lease, limit=limit):
+    pass_ = _Pass(store, transports, clock, policy)
+    for row in store.claim_due(now, lease=policy.lease, limit=policy.limit):
         pass_.handle(row)
     if pass_.channel_failing:
         # Tell the other channels now, not at the next run (a day later for a daily job). One
         # extra round only: a notice that fails in turn waits for the next pass.
-        for row in store.claim_due(clock(), lease=lease, limit=limit):
+        for row in store.claim_due(clock(), lease=policy.lease, limit=policy.limit):
             pass_.handle(row)
     report = RelayReport(tuple(pass_.outcomes), channel_failing=pass_.channel_failing)
     log.info(
@@ -220,16 +224,12 @@ class _Pass:
         store: HistoryStore,
         transports: Mapping[str, Transport],
         clock: Callable[[], datetime],
-        max_attempts: int,
-        backoff: Callable[[int], timedelta],
-        retry_after_cap: timedelta,
+        policy: RelayPolicy,
     ) -> None:
         self.store = store
         self.transports = transports
         self.clock = clock
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.retry_after_cap = retry_after_cap
+        self.policy = policy
         self.outcomes: list[RelayOutcome] = []
         self.channel_failing = 0
         #: Channel -> until when it asked us to wait (a 429's Retry-After).
@@ -278,7 +278,7 @@ class _Pass:
             self._finish(row, "permanent", error.reason, message)
             return
         if error.retry_after is not None:
-            wait = min(timedelta(seconds=max(error.retry_after, 0.0)), self.retry_after_cap)
+            wait = min(timedelta(seconds=max(error.retry_after, 0.0)), self.policy.retry_after_cap)
             until = self.clock() + wait
             self.deferred[row.channel] = until
             log.warning(
@@ -290,8 +290,8 @@ class _Pass:
 
     def _transient(self, row: OutboxRow, reason: str, error: str) -> None:
         retry_at = None
-        if row.attempts < self.max_attempts:
-            retry_at = self.clock() + self.backoff(row.attempts)
+        if row.attempts < self.policy.max_attempts:
+            retry_at = self.clock() + self.policy.backoff(row.attempts)
         self._finish(row, "transient", reason, error, retry_at=retry_at)
 
     def _finish(

@@ -1,15 +1,41 @@
-"""The one interface every notification channel implements, and the message they all send.
+"""The one interface every notification channel implements, and the base of the HTTP channels.
 
-A :class:`Message` is rendered once, from Jinja templates, when the run's result is committed;
-it is stored in the outbox as it is and sent later by the relay, so it holds no secret. Every
-channel gets the same message and picks the parts it needs.
+:class:`Transport` is the interface: ``notify(message)`` returns None or raises ``NotifyError``.
+Every channel gets the same :class:`~recon_job.models.Message` (rendered once, stored in the
+outbox, holding no secret) and picks the parts it needs.
+
+:class:`HttpTransport` holds what the channels that POST one request per message (Slack, the
+generic webhook) share, as healthchecks' ``HttpTransport`` does for its integrations:
+
+* one POST, never following a redirect (a redirect to an internal address is an SSRF path,
+  reliability.md §8) and never retried here — retries are the relay's, at its next pass;
+* errors built from scratch, with nothing chained: ``requests`` puts the full URL in its
+  exception texts, and the URL (a Slack webhook's path, a webhook's token) is a secret;
+* the status rules: 429 → transient with ``retry_after`` from ``Retry-After``; 5xx, timeouts
+  and connection errors → transient; 3xx → permanent ("redirect not followed"); other 4xx →
+  permanent;
+* the start of a response body, on one line, with the URL's parts and other secrets masked.
+
+:func:`mrkdwn_escape` is the one Slack mrkdwn escape: the Slack blocks and the templates'
+``mrkdwn`` filter both use it.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Final, Protocol
+from urllib.parse import urlsplit
 
+import requests
+
+from recon_job.errors import NotifyError
+from recon_job.http import failure_kind, parse_retry_after
 from recon_job.models import Message
+
+#: Default ``(connect, read)`` timeout of an HTTP channel, in seconds.
+DEFAULT_TIMEOUT: Final = (5.0, 10.0)
 
 
 class Transport(Protocol):
@@ -28,3 +54,189 @@ class Transport(Protocol):
     def notify(self, message: Message) -> None:
         """Deliver ``message``; raise ``NotifyError`` on failure."""
         ...
+
+
+def mrkdwn_escape(value: object) -> str:
+    """Escape ``&``, ``<`` and ``>`` for Slack mrkdwn, so data can't form links or @mentions.
+
+    Slack reads ``<!channel>`` and ``<https://x|text>`` as control sequences; its docs ask for
+    exactly these three characters to be escaped in message text.
+    """
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The parts of ``url`` to mask in anything shown: itself, its path and its query."""
+    parts = urlsplit(url)
+    return tuple(p for p in (url, parts.path, parts.query) if p and p != "/")
+
+
+def body_excerpt(response: requests.Response, *secrets: str | None, limit: int = 200) -> str:
+    """The start of a response body on one line, with ``secrets`` (URL, its path…) masked.
+
+    Receivers echo request paths in error pages ("Cannot POST /hooks/<token>"), so the URL's
+    parts are scrubbed even from what the server said.
+    """
+    try:
+        head = next(response.iter_content(2000), b"")
+    except requests.RequestException:
+        head = b""  # a body cut short says nothing more than the status already does
+    text = " ".join(head.decode("utf-8", "replace").split())
+    for secret in sorted((s for s in secrets if s and len(s) > 1), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text[:limit]
+
+
+@dataclass(frozen=True)
+class Wording:
+    """What an HTTP channel says when a POST fails, outcome by outcome.
+
+    Each text is a ``str.format`` template: ``{status}`` is the HTTP status, ``{detail}`` the
+    masked start of the body as ``": <excerpt>"`` (empty when there is none) and ``{seconds}``
+    the wait after a 429. None of them may contain the URL.
+    """
+
+    #: The receiver in connection errors: "could not connect to the <receiver>".
+    receiver: str
+    #: A 429.
+    rate_limited: str
+    #: A 5xx.
+    server_error: str
+    #: A 3xx (never followed).
+    redirect: str
+    #: Any other status that did not deliver.
+    rejected: str
+
+
+class HttpTransport(abc.ABC):
+    """Base of a channel that POSTs one request per message to a URL that is a secret.
+
+    A subclass sets ``channel`` and ``wording``, builds its body in :meth:`notify`, sends it
+    with :meth:`post` and raises :meth:`failure` for a response that did not deliver. It may
+    name more secrets to mask (:meth:`secrets`), its own reasons (:meth:`reason`) and a wait
+    for a 429 without ``Retry-After`` (``default_retry_after``).
+    """
+
+    #: ``slack`` or ``webhook``.
+    channel: str
+    #: What the channel says when a POST fails.
+    wording: ClassVar[Wording]
+    #: Seconds to wait after a 429 that names no (valid) ``Retry-After``; None: no wait named.
+    default_retry_after: ClassVar[float | None] = None
+
+    def __init__(
+        self,
+        url: str,
+        session: requests.Session,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+    ) -> None:
+        self._url = url
+        self._session = session
+        #: ``(connect, read)`` seconds of every POST.
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"  # never the URL: it is a secret
+
+    @abc.abstractmethod
+    def notify(self, message: Message) -> None:
+        """Deliver ``message``; raise ``NotifyError`` on failure."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """What to mask in anything shown: the URL's parts, plus a subclass's own secrets."""
+        return url_secrets(self._url)
+
+    def post(self, body: bytes, headers: Mapping[str, str]) -> requests.Response:
+        """POST ``body`` once, without following redirects; connection faults → ``NotifyError``.
+
+        The response is streamed: only the start of a body is ever read (:meth:`excerpt`), so a
+        receiver answering with megabytes costs nothing. Use it as a context manager.
+        """
+        try:
+            return self._session.post(
+                self._url,
+                data=body,
+                headers=dict(headers),
+                timeout=self.timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.RequestException as e:
+            error = _request_failure(e, self.timeout, self.wording.receiver)
+        # Raised outside the except block, so neither __cause__ nor __context__ holds requests'
+        # exception: its text contains the URL, i.e. the channel's token (reliability.md §8).
+        raise error
+
+    def excerpt(self, response: requests.Response) -> str:
+        """The start of ``response``'s body on one line, every secret masked."""
+        return body_excerpt(response, *self.secrets())
+
+    def reason(self, status: int, excerpt: str) -> str:
+        """The machine-readable reason of a 5xx or a rejection: ``http_<status>``."""
+        return f"http_{status}"
+
+    def failure(self, response: requests.Response, excerpt: str) -> NotifyError:
+        """The error for ``response``, which did not deliver; ``excerpt`` is its masked body.
+
+        429 → transient with ``retry_after``; 5xx → transient; 3xx → permanent (redirects are
+        not followed); anything else → permanent.
+        """
+        status = response.status_code
+        words = {"status": status, "detail": f": {excerpt}" if excerpt else ""}
+        if status == 429:
+            value = response.headers.get("Retry-After")
+            seconds = None if value is None else parse_retry_after(value)
+            if seconds is None:
+                seconds = self.default_retry_after
+            return NotifyError(
+                self.wording.rate_limited.format(**words, seconds=seconds),
+                permanent=False,
+                reason="rate_limited",
+                retry_after=seconds,
+            )
+        if status >= 500:
+            return NotifyError(
+                self.wording.server_error.format(**words),
+                permanent=False,
+                reason=self.reason(status, excerpt),
+            )
+        if 300 <= status < 400:
+            return NotifyError(
+                self.wording.redirect.format(**words), permanent=True, reason="redirect"
+            )
+        return NotifyError(
+            self.wording.rejected.format(**words),
+            permanent=True,
+            reason=self.reason(status, excerpt),
+        )
+
+
+def _request_failure(
+    exc: requests.RequestException, timeout: tuple[float, float], receiver: str
+) -> NotifyError:
+    if isinstance(exc, requests.Timeout) or failure_kind(exc) == "timeout":
+        seconds = timeout[0] if isinstance(exc, requests.ConnectTimeout) else timeout[1]
+        return NotifyError(
+            f"{receiver} timed out after {seconds:g} s", permanent=False, reason="timeout"
+        )
+    if isinstance(exc, requests.ConnectionError):
+        return NotifyError(
+            f"could not connect to the {receiver}", permanent=False, reason="connection"
+        )
+    return NotifyError(
+        f"could not send to the {receiver} ({type(exc).__name__}); check its URL",
+        permanent=True,
+        reason="request",
+    )
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "HttpTransport",
+    "Transport",
+    "Wording",
+    "body_excerpt",
+    "mrkdwn_escape",
+    "url_secrets",
+]

@@ -26,11 +26,22 @@ Its schema, ``recon-job.alert/v1``, only ever gains fields::
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
 from recon_job.causes import likely_causes
-from recon_job.models import AlertEvent, GroupResult, Metric, ReconResult, Status, UsageKey, Window
+from recon_job.models import (
+    AlertEvent,
+    Comparison,
+    GroupResult,
+    Metric,
+    ReconResult,
+    Status,
+    UsageKey,
+    Window,
+    group_order,
+)
 from recon_job.report import run as report
 from recon_job.report.formats import money, pct_text, totals
 
@@ -82,7 +93,7 @@ def _metric_row(label: str, metric: Metric, *, is_money: bool) -> dict[str, Any]
     }
 
 
-def _metric_rows(comparison: Any) -> dict[str, dict[str, Any]]:
+def _metric_rows(comparison: Comparison) -> dict[str, dict[str, Any]]:
     return {
         "tokens": _metric_row("Tokens", comparison.tokens, is_money=False),
         "requests": _metric_row("Requests", comparison.requests, is_money=False),
@@ -98,16 +109,14 @@ def group_name(key: UsageKey) -> str:
 
 
 def top_groups(groups: Sequence[GroupResult]) -> list[GroupResult]:
-    """``groups`` by largest |cost difference|, then largest |token difference|, then by key."""
+    """``groups`` by largest |cost difference|, then largest |token difference|, then in group
+    order (day, model, project, API key)."""
     return sorted(
         groups,
         key=lambda g: (
             -abs(g.comparison.cost.difference),
             -abs(g.comparison.tokens.difference),
-            g.key.day,
-            g.key.model,
-            g.key.project_id or "",
-            g.key.api_key_id or "",
+            group_order(g.key),
         ),
     )
 
@@ -115,23 +124,31 @@ def top_groups(groups: Sequence[GroupResult]) -> list[GroupResult]:
 # --- context and payload ----------------------------------------------------------------
 
 
-def build_context(
-    *,
-    event: AlertEvent,
-    group_key: str,
-    dedupe_key: str,
-    window: Window,
-    result: ReconResult | None,
-    error: tuple[str, str] | None = None,
-    firing: Sequence[GroupResult] = (),
-    resolved: Sequence[str] = (),
-    run_id: int | None = None,
-    max_groups: int = 10,
-) -> dict[str, Any]:
-    """The one context every template renders from; ``context["data"]`` feeds the payload."""
-    drifting = top_groups(firing if firing else (result.mismatches if result else ()))
-    shown = drifting[: max(0, max_groups)]
-    window_ctx = {
+@dataclass(frozen=True)
+class Notice:
+    """What one notification is about: everything its context and payload are built from."""
+
+    #: Why it is sent (``opened`` … ``test``).
+    event: AlertEvent
+    #: The alert group: the window's key (``daily:2026-03-14``).
+    group_key: str
+    #: Stable across retries and re-runs (see :attr:`recon_job.models.Message.dedupe_key`).
+    dedupe_key: str
+    window: Window
+    #: The run's result; None when the run failed, and then ``error`` says why.
+    result: ReconResult | None
+    #: ``(reason, message)`` of a failed run.
+    error: tuple[str, str] | None = None
+    #: The groups to report as drifting; empty: the result's mismatches.
+    firing: tuple[GroupResult, ...] = ()
+    #: The names of the groups back within tolerance (:func:`group_name`).
+    resolved: tuple[str, ...] = ()
+    #: The run's row id in the history database, when there is one.
+    run_id: int | None = None
+
+
+def _window_context(window: Window) -> dict[str, str]:
+    return {
         "kind": window.kind,
         "key": window.key,
         "start": window.start.isoformat(),
@@ -139,47 +156,55 @@ def build_context(
         "first_day": window.start.isoformat(),
         "last_day": window.last_day.isoformat(),
     }
-    status = str(result.status) if result is not None else str(Status.FAILED)
-    skipped = dict(sorted(result.skipped.items())) if result is not None else {}
-    context: dict[str, Any] = {
-        "event": event,
-        "event_title": EVENT_TITLES.get(event, event),
-        "group_key": group_key,
-        "dedupe_key": dedupe_key,
-        "run_id": run_id,
-        "window": window_ctx,
-        "status": status,
-        "threshold_pct": str(result.tolerance.threshold_pct) if result is not None else None,
-        "totals": _metric_rows(result.comparison) if result is not None else {},
-        "groups": [
-            {
-                "name": group_name(g.key),
-                "day": g.key.day.isoformat(),
-                "model": g.key.model,
-                "project_id": g.key.project_id,
-                "api_key_id": g.key.api_key_id,
-                "status": str(g.status),
-                **_metric_rows(g.comparison),
-            }
-            for g in shown
-        ],
-        "groups_total": len(drifting),
-        "groups_more": len(drifting) - len(shown),
-        "resolved": list(resolved),
+
+
+def _group_context(group: GroupResult) -> dict[str, Any]:
+    key = group.key
+    return {
+        "name": group_name(key),
+        "day": key.day.isoformat(),
+        "model": key.model,
+        "project_id": key.project_id,
+        "api_key_id": key.api_key_id,
+        "status": str(group.status),
+        **_metric_rows(group.comparison),
+    }
+
+
+def _result_context(result: ReconResult | None) -> dict[str, Any]:
+    """The parts of the context that only a result has (empty ones for a failed run)."""
+    if result is None:
+        return {
+            "status": str(Status.FAILED),
+            "threshold_pct": None,
+            "totals": {},
+            "unpriced": [],
+            "skipped": [],
+            "skipped_total": 0,
+            "pending_days": [],
+            "likely_causes": [],
+        }
+    skipped = dict(sorted(result.skipped.items()))
+    return {
+        "status": str(result.status),
+        "threshold_pct": str(result.tolerance.threshold_pct),
+        "totals": _metric_rows(result.comparison),
         "unpriced": [
             {"model": m, "requests": f"{u.requests:,}", "tokens": f"{u.total_tokens:,}"}
             for m, u in sorted(result.unpriced.items())
-        ]
-        if result is not None
-        else [],
+        ],
         "skipped": [{"reason": r, "count": f"{n:,}"} for r, n in skipped.items()],
         "skipped_total": sum(skipped.values()),
-        "pending_days": [d.isoformat() for d in result.pending_days] if result else [],
-        "likely_causes": likely_causes(result) if result is not None else [],
-        "error": {"reason": error[0], "message": error[1]} if error is not None else None,
+        "pending_days": [d.isoformat() for d in result.pending_days],
+        "likely_causes": likely_causes(result),
     }
-    context["data"] = {
-        "window": report.window_dict(window),
+
+
+def _payload_data(notice: Notice, shown: Sequence[GroupResult]) -> dict[str, Any]:
+    """The payload's figures, as ``recon-job run --format json`` writes them."""
+    result = notice.result
+    return {
+        "window": report.window_dict(notice.window),
         "totals": None
         if result is None
         else {
@@ -189,9 +214,34 @@ def build_context(
         },
         "groups": [report.group_dict(g) for g in shown],
         "unpriced_models": report.unpriced_list(result.unpriced) if result is not None else [],
-        "skipped": skipped,
+        "skipped": dict(sorted(result.skipped.items())) if result is not None else {},
     }
-    return context
+
+
+def build_context(notice: Notice, *, max_groups: int = 10) -> dict[str, Any]:
+    """The one context every template renders from; ``context["data"]`` feeds the payload.
+
+    At most ``max_groups`` drifting groups are listed; ``groups_total`` counts them all.
+    """
+    result = notice.result
+    drifting = top_groups(notice.firing or (result.mismatches if result is not None else ()))
+    shown = drifting[: max(0, max_groups)]
+    error = notice.error
+    return {
+        "event": notice.event,
+        "event_title": EVENT_TITLES.get(notice.event, notice.event),
+        "group_key": notice.group_key,
+        "dedupe_key": notice.dedupe_key,
+        "run_id": notice.run_id,
+        "window": _window_context(notice.window),
+        **_result_context(result),
+        "groups": [_group_context(g) for g in shown],
+        "groups_total": len(drifting),
+        "groups_more": len(drifting) - len(shown),
+        "resolved": list(notice.resolved),
+        "error": {"reason": error[0], "message": error[1]} if error is not None else None,
+        "data": _payload_data(notice, shown),
+    }
 
 
 def build_payload(context: Mapping[str, Any], *, summary: str) -> dict[str, Any]:
@@ -222,6 +272,7 @@ def build_payload(context: Mapping[str, Any], *, summary: str) -> dict[str, Any]
 __all__ = [
     "EVENT_TITLES",
     "PAYLOAD_SCHEMA",
+    "Notice",
     "build_context",
     "build_payload",
     "group_name",

@@ -1,7 +1,7 @@
 """Render a notification from Jinja templates: one context, one file per message part.
 
 The templates live in ``recon_job/notify/templates/`` and each renders one part of a
-:class:`~recon_job.notify.base.Message`:
+:class:`~recon_job.models.Message`:
 
 =================  ==========================================================================
 ``subject.txt.j2``  the email subject and Slack header; one line (CR/LF are removed afterwards)
@@ -11,7 +11,8 @@ The templates live in ``recon_job/notify/templates/`` and each renders one part 
 =================  ==========================================================================
 
 A user's ``templates_dir`` is searched first, then the package, so a user overrides any single
-file and keeps the others. Every template sees the same context (:func:`build_context`):
+file and keeps the others. Every template sees the same context, built from one
+:class:`~recon_job.notify.context.Notice` by :func:`~recon_job.notify.context.build_context`:
 
 * ``event`` (``opened`` … ``test``), ``event_title``, ``group_key``, ``dedupe_key``, ``run_id``
 * ``window``: ``kind``, ``key``, ``start``, ``end`` (exclusive), ``first_day``, ``last_day``
@@ -32,15 +33,20 @@ come from logs and from OpenAI: untrusted data. ``StrictUndefined`` turns a typo
 template into an error at render time instead of a silently empty field.
 
 The context and the webhook payload (schema ``recon-job.alert/v1``) are built in
-:mod:`recon_job.notify.context`, the likely causes in :mod:`recon_job.causes`; their
-names are re-exported here.
+:mod:`recon_job.notify.context`, the likely causes in :mod:`recon_job.causes`.
+
+The relay's ``channel_failing`` notice has its own four templates in ``templates/channel_failing/``
+(context: ``channel``, ``reason``, ``error``), rendered through the same environment by
+:func:`render_parts`; they are not overridable: the notice says a channel's settings are broken,
+so it does not depend on the user's templates.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -56,23 +62,16 @@ from jinja2 import (
     select_autoescape,
 )
 
-from recon_job.causes import likely_causes
 from recon_job.errors import ConfigError
-from recon_job.models import AlertEvent, GroupResult, Message, ReconResult, Usage, UsageKey, Window
-from recon_job.notify.context import (
-    EVENT_TITLES,
-    PAYLOAD_SCHEMA,
-    build_context,
-    build_payload,
-    group_name,
-    top_groups,
-)
+from recon_job.models import Message, ReconResult, Usage, UsageKey, Window
+from recon_job.notify.base import mrkdwn_escape
+from recon_job.notify.context import Notice, build_context, build_payload
 
 SUBJECT_TEMPLATE: Final = "subject.txt.j2"
 TEXT_TEMPLATE: Final = "body.txt.j2"
 HTML_TEMPLATE: Final = "body.html.j2"
 SLACK_TEMPLATE: Final = "slack.txt.j2"
-#: Every template file, one per message part.
+#: Every template file of an alert, one per message part (a user may override each).
 TEMPLATES: Final = (SUBJECT_TEMPLATE, TEXT_TEMPLATE, HTML_TEMPLATE, SLACK_TEMPLATE)
 
 _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]+")
@@ -88,13 +87,38 @@ def one_line(text: str) -> str:
     return _SPACES.sub(" ", _LINE_BREAKS.sub(" ", text)).strip()
 
 
-def mrkdwn_escape(value: object) -> str:
-    """Escape ``&``, ``<`` and ``>`` for Slack mrkdwn, so data can't form links or @mentions.
+@dataclass(frozen=True)
+class TemplateSet:
+    """The template file of each part of one kind of message."""
 
-    Slack reads ``<!channel>`` and ``<https://x|text>`` as control sequences; its docs ask for
-    exactly these three characters to be escaped in message text.
-    """
-    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    subject: str
+    text: str
+    #: Autoescaped: its name ends in ``.html.j2``.
+    html: str
+    slack: str
+
+
+#: An alert's templates (:data:`TEMPLATES`).
+ALERT_TEMPLATES: Final = TemplateSet(SUBJECT_TEMPLATE, TEXT_TEMPLATE, HTML_TEMPLATE, SLACK_TEMPLATE)
+#: The relay's notice that a channel is failing; context ``channel``, ``reason``, ``error``.
+CHANNEL_FAILING_TEMPLATES: Final = TemplateSet(
+    "channel_failing/subject.txt.j2",
+    "channel_failing/body.txt.j2",
+    "channel_failing/body.html.j2",
+    "channel_failing/slack.txt.j2",
+)
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Every rendered part of one message."""
+
+    #: One line, no CR/LF (an email header).
+    subject: str
+    text: str
+    html: str
+    #: Leading and trailing blank lines removed.
+    slack_text: str
 
 
 @functools.lru_cache(maxsize=16)
@@ -132,51 +156,44 @@ def _render(env: Environment, name: str, context: Mapping[str, Any], where: Path
         raise ConfigError(f"template {name}{origin}: {e.message or type(e).__name__}") from e
 
 
-def render_message(
-    *,
-    event: AlertEvent,
-    group_key: str,
-    dedupe_key: str,
-    window: Window,
-    result: ReconResult | None,
-    error: tuple[str, str] | None = None,
-    firing: Sequence[GroupResult] = (),
-    resolved: Sequence[str] = (),
-    run_id: int | None = None,
-    templates_dir: Path | None = None,
-    max_groups: int = 10,
-) -> Message:
-    """Render every part of one notification.
+def render_parts(
+    templates: TemplateSet, context: Mapping[str, Any], templates_dir: Path | None = None
+) -> Parts:
+    """Render every part of one message from ``templates`` with ``context``.
 
-    ``result`` is None when the run failed; then ``error`` is ``(reason, message)``.
-    ``firing`` are the groups to report as drifting (default: the result's mismatches);
-    ``resolved`` names the groups back within tolerance. At most ``max_groups`` groups are
-    listed. Raises :class:`~recon_job.errors.ConfigError` when a template is broken (a syntax
-    error, an undefined variable), naming the template.
+    ``templates_dir`` overrides the package's templates file by file. Raises
+    :class:`~recon_job.errors.ConfigError` when a template is broken (a syntax error, an
+    undefined variable), naming the template.
     """
-    context = build_context(
-        event=event,
-        group_key=group_key,
-        dedupe_key=dedupe_key,
-        window=window,
-        result=result,
-        error=error,
-        firing=firing,
-        resolved=resolved,
-        run_id=run_id,
-        max_groups=max_groups,
-    )
     env = environment(templates_dir)
-    subject = one_line(_render(env, SUBJECT_TEMPLATE, context, templates_dir))
+    return Parts(
+        subject=one_line(_render(env, templates.subject, context, templates_dir)),
+        text=_render(env, templates.text, context, templates_dir),
+        html=_render(env, templates.html, context, templates_dir),
+        slack_text=_render(env, templates.slack, context, templates_dir).strip(),
+    )
+
+
+def render_message(
+    notice: Notice, *, templates_dir: Path | None = None, max_groups: int = 10
+) -> Message:
+    """Render every part of the notification ``notice`` describes, and its webhook payload.
+
+    At most ``max_groups`` drifting groups are listed. Raises
+    :class:`~recon_job.errors.ConfigError` when a template is broken (a syntax error, an
+    undefined variable), naming the template.
+    """
+    context = build_context(notice, max_groups=max_groups)
+    parts = render_parts(ALERT_TEMPLATES, context, templates_dir)
     return Message(
-        dedupe_key=dedupe_key,
-        event=event,
-        group_key=group_key,
-        subject=subject,
-        text=_render(env, TEXT_TEMPLATE, context, templates_dir),
-        html=_render(env, HTML_TEMPLATE, context, templates_dir),
-        slack_text=_render(env, SLACK_TEMPLATE, context, templates_dir).strip(),
-        payload=build_payload(context, summary=subject),
+        dedupe_key=notice.dedupe_key,
+        event=notice.event,
+        group_key=notice.group_key,
+        subject=parts.subject,
+        text=parts.text,
+        html=parts.html,
+        slack_text=parts.slack_text,
+        payload=build_payload(context, summary=parts.subject),
     )
 
 
@@ -220,14 +237,8 @@ def sample_result() -> ReconResult:
 def sample_message(dedupe_key: str = "test", *, templates_dir: Path | None = None) -> Message:
     """A sample drift alert for ``recon-job alerts test``, rendered with the real templates."""
     result = sample_result()
-    return render_message(
-        event="test",
-        group_key=result.window.key,
-        dedupe_key=dedupe_key,
-        window=result.window,
-        result=result,
-        templates_dir=templates_dir,
-    )
+    notice = Notice("test", result.window.key, dedupe_key, result.window, result)
+    return render_message(notice, templates_dir=templates_dir)
 
 
 def check_templates(templates_dir: Path | None) -> list[str]:
@@ -240,38 +251,31 @@ def check_templates(templates_dir: Path | None) -> list[str]:
         return [f"templates directory {templates_dir} does not exist"]
     try:
         sample_message(templates_dir=templates_dir)
-        render_message(
-            event="failed",
-            group_key="daily:2026-03-14",
-            dedupe_key="check",
-            window=Window("daily", date(2026, 3, 14), date(2026, 3, 15)),
-            result=None,
-            error=("sample", "a sample failure"),
-            templates_dir=templates_dir,
+        window = Window("daily", date(2026, 3, 14), date(2026, 3, 15))
+        failed = Notice(
+            "failed", window.key, "check", window, None, error=("sample", "a sample failure")
         )
+        render_message(failed, templates_dir=templates_dir)
     except ConfigError as e:
         return list(e.problems)
     return []
 
 
 __all__ = [
-    "EVENT_TITLES",
+    "ALERT_TEMPLATES",
+    "CHANNEL_FAILING_TEMPLATES",
     "HTML_TEMPLATE",
-    "PAYLOAD_SCHEMA",
     "SLACK_TEMPLATE",
     "SUBJECT_TEMPLATE",
     "TEMPLATES",
     "TEXT_TEMPLATE",
-    "build_context",
-    "build_payload",
+    "Parts",
+    "TemplateSet",
     "check_templates",
     "environment",
-    "group_name",
-    "likely_causes",
-    "mrkdwn_escape",
     "one_line",
     "render_message",
+    "render_parts",
     "sample_message",
     "sample_result",
-    "top_groups",
 ]

@@ -30,20 +30,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-import requests
 import structlog
 
 from recon_job.errors import NotifyError
-from recon_job.http import parse_retry_after
 from recon_job.models import Message
-from recon_job.notify.render import mrkdwn_escape
-from recon_job.notify.webhook import (
-    DEFAULT_TIMEOUT,
-    body_excerpt,
-    post,
-    url_secrets,
-    validate_slack_webhook_url,
-)
+from recon_job.notify.base import HttpTransport, Wording, mrkdwn_escape
 
 log = structlog.get_logger(__name__)
 
@@ -178,88 +169,57 @@ def build_body(message: Message) -> dict[str, Any]:
     return {"text": message.slack_text or message.subject, "blocks": build_blocks(message)}
 
 
-class SlackTransport:
+def _error_code(text: str) -> str:
+    """``text`` when it is one of Slack's error codes (``channel_not_found``), else ``""``."""
+    return text if _ERROR_CODE.match(text) else ""
+
+
+class SlackTransport(HttpTransport):
     """Post a :class:`Message` to a Slack incoming webhook."""
 
     channel = "slack"
+    wording = Wording(
+        receiver="Slack webhook",
+        rate_limited="Slack is rate limiting this webhook (429); retry after {seconds:g} s",
+        server_error="Slack failed ({status}){detail}",
+        redirect="Slack webhook answered {status} (a redirect, not followed); check the URL",
+        rejected="Slack rejected the message ({status}){detail}",
+    )
+    # Never slept here: the relay defers the channel. "Continuing to send messages after being
+    # rate limited runs the risk of having your application permanently disabled" (Slack).
+    default_retry_after = DEFAULT_RETRY_AFTER
 
-    def __init__(
-        self,
-        webhook_url: str,
-        session: requests.Session,
-        *,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-    ) -> None:
-        self._url = webhook_url
-        self._session = session
-        self.timeout = timeout
-
-    def __repr__(self) -> str:
-        return "SlackTransport()"
+    def reason(self, status: int, excerpt: str) -> str:
+        """Slack's error code (``channel_not_found`` …) when it sent one, else ``http_<status>``."""
+        return _error_code(excerpt) or super().reason(status, excerpt)
 
     def notify(self, message: Message) -> None:
         """POST once; raise ``NotifyError`` unless Slack answers 200 ``ok``."""
         body = json.dumps(build_body(message), ensure_ascii=False).encode("utf-8")
         started = time.monotonic()
-        with post(
-            self._session,
-            self._url,
-            body=body,
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            timeout=self.timeout,
-            what="Slack webhook",
-        ) as response:
-            status = response.status_code
-            text = body_excerpt(response, *url_secrets(self._url))
-            if status == 200 and text == "ok":
-                log.debug(
-                    EVENT_SENT,
-                    dedupe_key=message.dedupe_key,
-                    seconds=round(time.monotonic() - started, 3),
-                )
-                return
-            if status == 429:
-                value = response.headers.get("Retry-After")
-                seconds = None if value is None else parse_retry_after(value)
+        headers = {"Content-Type": "application/json; charset=utf-8"}
+        with self.post(body, headers) as response:
+            text = self.excerpt(response)
+            if response.status_code != 200:
+                raise self.failure(response, text)
+            if text != "ok":
                 raise NotifyError(
-                    f"Slack is rate limiting this webhook (429); retry after "
-                    f"{seconds if seconds is not None else DEFAULT_RETRY_AFTER:g} s",
-                    permanent=False,
-                    reason="rate_limited",
-                    retry_after=seconds if seconds is not None else DEFAULT_RETRY_AFTER,
-                )
-            code = text if _ERROR_CODE.match(text) else ""
-            shown = f": {text}" if text else ""
-            if status >= 500:
-                raise NotifyError(
-                    f"Slack failed ({status}){shown}",
-                    permanent=False,
-                    reason=code or f"http_{status}",
-                )
-            if status == 200:
-                raise NotifyError(
-                    f"Slack answered 200 but not 'ok'{shown}",
+                    "Slack answered 200 but not 'ok'" + (f": {text}" if text else ""),
                     permanent=True,
-                    reason=code or "unexpected_response",
+                    reason=_error_code(text) or "unexpected_response",
                 )
-            if 300 <= status < 400:
-                raise NotifyError(
-                    f"Slack webhook answered {status} (a redirect, not followed); check the URL",
-                    permanent=True,
-                    reason="redirect",
-                )
-            raise NotifyError(
-                f"Slack rejected the message ({status}){shown}",
-                permanent=True,
-                reason=code or f"http_{status}",
+            log.debug(
+                EVENT_SENT,
+                dedupe_key=message.dedupe_key,
+                seconds=round(time.monotonic() - started, 3),
             )
 
 
 __all__ = [
+    "DEFAULT_RETRY_AFTER",
     "MAX_BLOCKS",
     "MAX_SECTION",
     "SlackTransport",
     "build_blocks",
     "build_body",
-    "validate_slack_webhook_url",
 ]

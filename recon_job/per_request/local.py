@@ -14,9 +14,8 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from recon_job.models import Usage
+from recon_job.models import Usage, tier_of
 from recon_job.pricing import PriceTable
-from recon_job.sources.ndjson.records import tier_of
 from recon_job.sources.ndjson.source import NdjsonOptions, iter_records
 
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ def table_requests(
             out = _count(m.get("output_tokens") or 0)
             if inp is not None and cached is not None and out is not None:
                 batch = m.get("batch")
-                tier = tier_of(None if batch is None else bool(batch), m.get("service_tier"))
+                tier = tier_of(bool(batch), m.get("service_tier"))
                 cost = pricer.cost(model, day, tier, Usage(inp, cached, out, 1))
         yield LocalRequest(request_id, cost, model, day)
 

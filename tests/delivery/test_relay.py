@@ -14,7 +14,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from recon_job.alerts import NotificationState
-from recon_job.delivery.relay import channel_failing_message, exponential_backoff, relay
+from recon_job.delivery.relay import (
+    RelayPolicy,
+    channel_failing_message,
+    exponential_backoff,
+    relay,
+)
 from recon_job.errors import NotifyError
 from recon_job.faults import FAULT_EXIT_STATUS, FAULT_POINT_ENV
 from recon_job.models import AlertEvent, Message
@@ -240,6 +245,38 @@ def test_the_channel_failing_message_is_plain_and_escaped() -> None:
     assert other.dedupe_key != message.dedupe_key
 
 
+def test_the_channel_failing_message_keeps_its_words_in_every_part() -> None:
+    message = channel_failing_message(
+        "slack", "channel_not_found", error="Slack rejected it (404)", target="email", day=T0.date()
+    )
+
+    assert message.subject == "recon-job cannot deliver to slack: channel_not_found"
+    assert message.text == (
+        "recon-job could not deliver a notification to its slack channel and has stopped "
+        "retrying it.\n\nReason: channel_not_found\nError: Slack rejected it (404)\n\n"
+        "Alerts for slack are marked dead in the outbox (see `recon-job alerts list`). "
+        "Fix the slack settings, then check them with "
+        "`recon-job alerts test --channel slack`.\n"
+    )
+    assert message.slack_text == message.text.strip()
+    assert " ".join(message.html.split()) == (
+        "<p>recon-job could not deliver a notification to its <b>slack</b> channel and has "
+        "stopped retrying it.</p> <p>Reason: <code>channel_not_found</code><br>Error: Slack "
+        "rejected it (404)</p> <p>Alerts for slack are marked dead in the outbox (see "
+        "<code>recon-job alerts list</code>). Fix the slack settings, then check them with "
+        "<code>recon-job alerts test --channel slack</code>.</p>"
+    )
+    assert (message.event, message.group_key) == ("channel_failing", "channel:slack")
+    assert message.payload == {
+        "version": 1,
+        "event": "channel_failing",
+        "channel": "slack",
+        "reason": "channel_not_found",
+        "error": "Slack rejected it (404)",
+        "dedupe_key": message.dedupe_key,
+    }
+
+
 def test_a_partial_delivery_counts_as_delivered_and_is_never_resent(store: HistoryStore) -> None:
     (email_id,) = _enqueue(store, "email")
     refused = PartialDelivery("1 of 2 recipients refused: 550", permanent=True, reason="smtp_550")
@@ -266,7 +303,7 @@ def test_a_row_is_dead_after_max_attempts(store: HistoryStore) -> None:
     clock = Clock()
 
     for _ in range(3):
-        relay(store, transports, now=clock.now, clock=clock, max_attempts=3)
+        relay(store, transports, now=clock.now, clock=clock, policy=RelayPolicy(max_attempts=3))
         clock.now += timedelta(hours=1)
 
     assert len(email.calls) == 3
@@ -289,7 +326,8 @@ def test_a_row_whose_lease_ran_out_mid_pass_is_left_for_reclaiming(store: Histor
     (email_id,) = _enqueue(store, "email")
     email = Fake("email")
     clock = Clock(T0 + timedelta(minutes=5))  # the pass got stuck past the lease
-    report = relay(store, {"email": email}, now=T0, clock=clock, lease=timedelta(seconds=60))
+    policy = RelayPolicy(lease=timedelta(seconds=60))
+    report = relay(store, {"email": email}, now=T0, clock=clock, policy=policy)
     assert email.calls == []
     assert report.alerts()[0]["status"] == "sending"
     assert relay(store, {"email": email}, now=clock.now, clock=clock).sent == 1

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from recon_job.causes import likely_causes
 from recon_job.compare import reconcile
 from recon_job.errors import ConfigError
 from recon_job.models import (
@@ -22,17 +23,17 @@ from recon_job.models import (
     UsageTotals,
     Window,
 )
+from recon_job.notify.context import PAYLOAD_SCHEMA, Notice, top_groups
 from recon_job.notify.render import (
-    PAYLOAD_SCHEMA,
+    CHANNEL_FAILING_TEMPLATES,
     TEMPLATES,
     check_templates,
     environment,
-    likely_causes,
     one_line,
     render_message,
+    render_parts,
     sample_message,
     sample_result,
-    top_groups,
 )
 from tests.helpers import ROOT
 
@@ -57,15 +58,17 @@ def result_of(
     )
 
 
-def render(result: ReconResult | None, event: AlertEvent = "opened", **kw: object) -> Message:
-    return render_message(
-        event=event,
-        group_key=WINDOW.key,
-        dedupe_key="k",
-        window=WINDOW,
-        result=result,
-        **kw,  # type: ignore[arg-type]
-    )
+def render(
+    result: ReconResult | None,
+    event: AlertEvent = "opened",
+    *,
+    error: tuple[str, str] | None = None,
+    resolved: tuple[str, ...] = (),
+    templates_dir: Path | None = None,
+    max_groups: int = 10,
+) -> Message:
+    notice = Notice(event, WINDOW.key, "k", WINDOW, result, error=error, resolved=resolved)
+    return render_message(notice, templates_dir=templates_dir, max_groups=max_groups)
 
 
 def usage(tokens: int, requests: int, cost: str, cached: int = 0) -> Usage:
@@ -169,6 +172,30 @@ def test_the_built_in_templates_check_out() -> None:
     assert sorted(p.name for p in shipped.glob("*.j2")) == sorted(TEMPLATES)
 
 
+def test_the_channel_failing_templates_are_shipped_and_their_html_is_escaped() -> None:
+    shipped = ROOT / "recon_job" / "notify" / "templates"
+    names = [
+        CHANNEL_FAILING_TEMPLATES.subject,
+        CHANNEL_FAILING_TEMPLATES.text,
+        CHANNEL_FAILING_TEMPLATES.html,
+        CHANNEL_FAILING_TEMPLATES.slack,
+    ]
+    assert all((shipped / name).is_file() for name in names)
+    autoescape = environment().autoescape
+    assert callable(autoescape)
+    assert [autoescape(name) for name in names] == [False, False, True, False]
+
+    parts = render_parts(
+        CHANNEL_FAILING_TEMPLATES, {"channel": "email", "reason": "r\nx", "error": XSS}
+    )
+
+    assert parts.subject == "recon-job cannot deliver to email: r x"
+    assert XSS in parts.text
+    assert XSS not in parts.html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in parts.html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in parts.slack_text
+
+
 # --- groups and events ----------------------------------------------------------------------
 
 
@@ -218,7 +245,7 @@ def test_a_failed_run_renders_its_error_without_figures() -> None:
 def test_a_resolved_notice_lists_the_groups_back_in_tolerance() -> None:
     result = result_of({"m": usage(100_000, 100, "1")}, {"m": usage(100_000, 100, "1")})
 
-    message = render(result, "resolved", resolved=["2026-03-14 m"])
+    message = render(result, "resolved", resolved=("2026-03-14 m",))
 
     assert "Drift resolved" in message.subject
     assert "2026-03-14 m" in message.text

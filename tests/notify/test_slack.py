@@ -15,6 +15,7 @@ from recon_job.compare import reconcile
 from recon_job.errors import NotifyError
 from recon_job.http import make_session
 from recon_job.models import Tolerance, Usage, UsageKey, UsageTotals
+from recon_job.notify.context import Notice
 from recon_job.notify.render import render_message, sample_message, sample_result
 from recon_job.notify.slack import MAX_BLOCKS, MAX_SECTION, SlackTransport, build_blocks
 from tests.notify.conftest import HOST
@@ -172,15 +173,9 @@ def test_block_kit_limits_hold_for_huge_alerts() -> None:
         window=base.window,
         tolerance=Tolerance(),
     )
-    message = render_message(
-        event="opened",
-        group_key=result.window.key,
-        dedupe_key="big",
-        window=result.window,
-        result=result,
-        max_groups=300,
-        resolved=[f"2026-03-14 model-{i}" for i in range(500)],
-    )
+    resolved = tuple(f"2026-03-14 model-{i}" for i in range(500))
+    notice = Notice("opened", result.window.key, "big", result.window, result, resolved=resolved)
+    message = render_message(notice, max_groups=300)
     message = replace(message, subject="S" * 400, slack_text="t" * 5000)
 
     blocks = build_blocks(message)
@@ -200,12 +195,7 @@ def test_the_more_line_counts_groups_left_out_by_max_groups() -> None:
         _many_groups(12, 1), UsageTotals(), window=base.window, tolerance=Tolerance()
     )
     message = render_message(
-        event="opened",
-        group_key=result.window.key,
-        dedupe_key="k",
-        window=result.window,
-        result=result,
-        max_groups=5,
+        Notice("opened", result.window.key, "k", result.window, result), max_groups=5
     )
 
     [groups] = [
@@ -225,9 +215,7 @@ def test_data_cannot_form_slack_links_or_mentions() -> None:
         }
     )
     result = reconcile(local, UsageTotals(), window=base.window, tolerance=Tolerance())
-    message = render_message(
-        event="opened", group_key="g", dedupe_key="k", window=base.window, result=result
-    )
+    message = render_message(Notice("opened", "g", "k", base.window, result))
 
     blocks = build_blocks(message)
     assert blocks[0]["text"]["type"] == "plain_text"  # Slack never parses plain_text
