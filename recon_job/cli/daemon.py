@@ -1,4 +1,9 @@
-"""``recon-job daemon``: the always-on scheduler (see :mod:`recon_job.daemon.scheduler`)."""
+"""``recon-job daemon``: the always-on scheduler (see :mod:`recon_job.daemon.scheduler`).
+
+Only click and :mod:`recon_job.cli.common` are imported at the top: APScheduler, the run loop
+and the logging setup are imported by the command itself, so that the other commands and
+``recon-job --help`` never load them.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,6 @@ import click
 
 from recon_job.cli.common import config_option, fail, setup
 from recon_job.errors import ReconError
-from recon_job.logconfig import REDACTOR
-from recon_job.runtime.ping import secret_values
 
 
 @click.command()
@@ -21,14 +24,15 @@ def daemon(config: str | None) -> None:
     Stops cleanly on SIGTERM (exit 143) or SIGINT (exit 130): the run in progress stops at its
     next checkpoint and is recorded as interrupted. A failing run never stops the daemon.
     """
+    from recon_job.daemon import serve
+    from recon_job.logconfig import REDACTOR
+    from recon_job.runtime import secret_values
+
     settings = setup(config)
     ping_url = settings.daemon.ping_url
     REDACTOR.add(*secret_values(ping_url.get_secret_value() if ping_url else None))
-    # Imported here so that the other commands never load APScheduler.
-    from recon_job.daemon import scheduler
-
     try:
-        code = scheduler.serve(settings)
+        code = serve(settings)
     except ReconError as e:
         fail(e)
     sys.exit(code)

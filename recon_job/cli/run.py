@@ -1,26 +1,30 @@
 """``recon-job run``: one window (or every due period), its output, its exit code, SIGTERM.
 
 The window flags are turned into a :class:`~recon_job.models.Window` by :func:`choose_window`;
-the run itself is :func:`recon_job.runtime.due.run_due`. Exit codes are those of :mod:`recon_job.cli.main`,
-plus 143 after SIGTERM (the run recorded as interrupted).
+the run itself is one tick of the run loop (:func:`recon_job.runtime.run_tick`), the same as a
+daemon tick. Exit codes are those of :mod:`recon_job.cli.main`, plus 143 after SIGTERM (the run
+recorded as interrupted).
+
+Only click, :mod:`recon_job.cli.common` and the pure core are imported at the top: the run loop
+(SQLAlchemy, requests, prometheus-client) is imported by the command itself, so that
+``recon-job --help`` and the other commands do not pay for it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import sys
-import threading
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from recon_job import windows
 from recon_job.cli.common import (
     EXIT_MISMATCH,
+    EXIT_SIGTERM,
     config_option,
     exit_code,
     fail,
@@ -28,18 +32,71 @@ from recon_job.cli.common import (
     setup,
     utcnow,
 )
-from recon_job.config.settings import Settings
-from recon_job.daemon.health import Metrics
 from recon_job.errors import Interrupted, ReconError
 from recon_job.models import Status, Window
-from recon_job.report import run as report
-from recon_job.runtime.due import DueReport, run_due
-from recon_job.runtime.ping import push_metrics, with_pings
 
-#: Exit status after SIGTERM (128 + 15), what Kubernetes expects of a terminated container.
-EXIT_SIGTERM = 143
-#: Seconds a run may take to reach its next checkpoint after SIGTERM before it is cut off.
-SHUTDOWN_BUDGET_SECONDS = 20.0
+if TYPE_CHECKING:
+    from recon_job.config import Settings
+    from recon_job.runtime import DueReport
+
+
+@dataclass(frozen=True)
+class WindowFlags:
+    """The window flags of ``recon-job run``, as given (None: not given)."""
+
+    #: ``--window``: ``daily``, ``monthly`` or ``range``.
+    kind: str | None = None
+    #: ``--date`` (YYYY-MM-DD).
+    day: str | None = None
+    #: ``--month`` (YYYY-MM).
+    month: str | None = None
+    #: ``--start`` (YYYY-MM-DD, inclusive).
+    start: str | None = None
+    #: ``--end`` (YYYY-MM-DD, inclusive).
+    end: str | None = None
+
+    @property
+    def given(self) -> bool:
+        """True when any flag was given."""
+        return any((self.kind, self.day, self.month, self.start, self.end))
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What ``recon-job run`` was asked for, beyond the window."""
+
+    #: ``--due``: every due period (run-once mode: pings, Pushgateway).
+    due: bool = False
+    #: ``--force``: re-run a complete daily or monthly window.
+    force: bool = False
+    #: ``--fail-on-mismatch``: exit 1 on a mismatch.
+    fail_on_mismatch: bool = False
+    #: ``--no-alerts``: send no notifications.
+    no_alerts: bool = False
+    #: ``--openai-from-csv``: OpenAI's figures from dashboard exports.
+    openai_csv: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunExitCodes:
+    """The exit codes of ``recon-job run``; run-once mode pings them as ``/<code>``."""
+
+    fail_on_mismatch: bool = False
+
+    def of_report(self, report: DueReport) -> int:
+        """The exit code of a run (or of every due period run)."""
+        if report.interrupted:
+            return EXIT_SIGTERM
+        errors = [r.error for r in report.runs if r.error is not None]
+        if errors:
+            return min(exit_code(e) for e in errors)  # permanent (2) outranks transient (3)
+        if self.fail_on_mismatch and any(r.status is Status.MISMATCH for r in report.runs):
+            return EXIT_MISMATCH
+        return 0
+
+    def of_error(self, error: ReconError) -> int:
+        """The exit code after ``error``: 143 when a shutdown cut the run short."""
+        return EXIT_SIGTERM if isinstance(error, Interrupted) else exit_code(error)
 
 
 def _day(value: str, flag: str) -> date:
@@ -49,42 +106,37 @@ def _day(value: str, flag: str) -> date:
         raise click.BadParameter(str(e), param_hint=flag) from None
 
 
-def choose_window(
-    kind: str | None,
-    day: str | None,
-    month: str | None,
-    start: str | None,
-    end: str | None,
-    *,
-    now: datetime,
-    settle: timedelta,
-) -> Window:
+def choose_window(flags: WindowFlags, *, now: datetime, settle: timedelta) -> Window:
     """The window the ``run`` flags ask for (defaults: the last settled day, last month)."""
-    if start or end:
-        if not (start and end):
-            raise click.UsageError("--start and --end go together (both inclusive YYYY-MM-DD)")
-        if kind not in (None, "range") or day or month:
-            raise click.UsageError("--start/--end cannot be combined with --window/--date/--month")
-        first, last = _day(start, "--start"), _day(end, "--end")
-        if last < first:
-            raise click.BadParameter(f"{end} is before {start}", param_hint="--end")
-        return windows.date_range(first, last)
-    kind = kind or ("monthly" if month else "daily")
+    if flags.start or flags.end:
+        return _range(flags)
+    kind = flags.kind or ("monthly" if flags.month else "daily")
     if kind == "range":
         raise click.UsageError("--window range needs --start and --end")
     if kind == "daily":
-        if month:
+        if flags.month:
             raise click.UsageError("--month goes with --window monthly")
-        chosen = _day(day, "--date") if day else windows.last_settled_day(now, settle)
-        return windows.daily(chosen)
-    if day:
+        day = _day(flags.day, "--date") if flags.day else windows.last_settled_day(now, settle)
+        return windows.daily(day)
+    if flags.day:
         raise click.UsageError("--date goes with --window daily")
-    if month is None:
+    if flags.month is None:
         return windows.previous_month(now)
     try:
-        return windows.parse_month(month)
+        return windows.parse_month(flags.month)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--month") from None
+
+
+def _range(flags: WindowFlags) -> Window:
+    if not (flags.start and flags.end):
+        raise click.UsageError("--start and --end go together (both inclusive YYYY-MM-DD)")
+    if flags.kind not in (None, "range") or flags.day or flags.month:
+        raise click.UsageError("--start/--end cannot be combined with --window/--date/--month")
+    first, last = _day(flags.start, "--start"), _day(flags.end, "--end")
+    if last < first:
+        raise click.BadParameter(f"{flags.end} is before {flags.start}", param_hint="--end")
+    return windows.date_range(first, last)
 
 
 @click.command()
@@ -121,7 +173,8 @@ def choose_window(
     "--force", is_flag=True, help="Run a daily or monthly window even if it already completed."
 )
 @config_option
-def run(
+# One parameter per option is how click calls a command; they are bundled right away.
+def run(  # noqa: PLR0913
     kind: str | None,
     day: str | None,
     month: str | None,
@@ -140,7 +193,9 @@ def run(
     Each period runs once: a period another runner holds is skipped (``skipped: locked``), a
     completed one too unless --force. Exit 143 after SIGTERM, the run recorded as interrupted.
     """
-    if due and (kind or day or month or start or end or force or openai_csv):
+    flags = WindowFlags(kind, day, month, start, end)
+    request = RunRequest(due, force, fail_on_mismatch, no_alerts, openai_csv)
+    if due and (flags.given or force or openai_csv):
         raise click.UsageError(
             "--due picks the periods itself: it cannot be combined with --window, --date,"
             " --month, --start, --end, --force or --openai-from-csv"
@@ -149,103 +204,76 @@ def run(
     now = utcnow()
     window = None
     if not due:
-        window = choose_window(
-            kind,
-            day,
-            month,
-            start,
-            end,
-            now=now,
-            settle=timedelta(hours=settings.reconcile.settle_hours),
-        )
-    stop = threading.Event()
+        settle = timedelta(hours=settings.reconcile.settle_hours)
+        window = choose_window(flags, now=now, settle=settle)
+    report = _tick(settings, request, window, now=now, fmt=fmt)
+    if window is None:
+        _print_due(report, fmt)
+    else:
+        _print_one(report, window, fmt)
+    if report.interrupted:
+        click.echo("recon-job: interrupted: shutdown requested", err=True)
+    code = RunExitCodes(fail_on_mismatch).of_report(report)
+    if code:
+        sys.exit(code)
 
-    def work() -> DueReport:
-        return run_due(
-            settings,
-            now=now,
-            clock=utcnow,
-            only=window,
-            force=force,
-            stop=stop,
-            trigger="due" if due else "cli",
-            openai_csv=openai_csv,
-            channels={} if no_alerts else None,
-        )
 
+def _tick(
+    settings: Settings, request: RunRequest, window: Window | None, *, now: datetime, fmt: str
+) -> DueReport:
+    """One tick of the run loop for ``window`` (None: every due period), under SIGTERM rules.
+
+    Run-once mode (``--due``: cron, a CronJob) pings the dead-man's switch and pushes its
+    metrics; an explicit window (a backfill by hand) does neither.
+    """
+    from recon_job import runtime
+
+    monitor = runtime.Monitor(
+        pinger=runtime.pinger_for(settings) if request.due else runtime.Pinger(None),
+        exit_codes=RunExitCodes(request.fail_on_mismatch),
+        pushgateway=settings.daemon.pushgateway_url if request.due else None,
+    )
+    rt = runtime.Runtime(
+        settings,
+        clock=utcnow,
+        channels={} if request.no_alerts else None,
+        openai_csv=request.openai_csv,
+        monitor=monitor,
+    )
+    plan = runtime.Plan(only=window, force=request.force, trigger="due" if request.due else "cli")
+    shutdown = runtime.Shutdown(settings.daemon.shutdown_budget_seconds, rt.stop)
     try:
-        with _stop_on_sigterm(stop):
-            if due:
-                # Run-once mode (CronJob, cron): the dead-man's switch hears of every run.
-                outcome = with_pings(
-                    settings,
-                    work,
-                    exit_code=lambda r: _exit_for(r, fail_on_mismatch),
-                    error_exit_code=lambda e: (
-                        EXIT_SIGTERM if isinstance(e, Interrupted) else exit_code(e)
-                    ),
-                    reason=lambda r: r.status,
-                )
-                _push_metrics(settings, outcome)
-            else:
-                outcome = work()
+        with shutdown.handle(signal.SIGTERM), shutdown.interruptible():
+            return runtime.run_tick(rt, plan, now)
     except Interrupted as e:
         click.echo(f"recon-job: {e}", err=True)
         sys.exit(EXIT_SIGTERM)
     except ReconError as e:
         fail(e, fmt)
-    if window is None:
-        _print_due(outcome, fmt)
-    else:
-        _print_one(outcome, window, fmt)
-    if outcome.interrupted:
-        click.echo("recon-job: interrupted: shutdown requested", err=True)
-    code = _exit_for(outcome, fail_on_mismatch)
-    if code:
-        sys.exit(code)
+    finally:
+        monitor.pinger.close()
 
 
-def _exit_for(outcome: DueReport, fail_on_mismatch: bool) -> int:
-    """The exit code of a run (or of every due period run)."""
-    if outcome.interrupted:
-        return EXIT_SIGTERM
-    errors = [r.error for r in outcome.runs if r.error is not None]
-    if errors:
-        return min(exit_code(e) for e in errors)  # permanent (2) outranks transient (3)
-    if fail_on_mismatch and any(r.status is Status.MISMATCH for r in outcome.runs):
-        return EXIT_MISMATCH
-    return 0
-
-
-def _push_metrics(settings: Settings, outcome: DueReport) -> None:
-    """Run-once mode has no /metrics to scrape: push the run's figures when configured."""
-    url = settings.daemon.pushgateway_url
-    if not url:
-        return
-    metrics = Metrics()
-    for ran in outcome.runs:
-        metrics.observe_outcome(ran)
-    push_metrics(url, metrics.registry)
-
-
-def _print_one(outcome: DueReport, window: Window, fmt: str) -> None:
+def _print_one(report: DueReport, window: Window, fmt: str) -> None:
     """An explicit window: its one outcome as before, or one line saying why it was skipped."""
-    if outcome.runs:
-        (ran,) = outcome.runs
+    from recon_job.report import run as output
+
+    if report.runs:
+        (ran,) = report.runs
         if fmt == "json":
-            click.echo(json.dumps(report.outcome_dict(ran), indent=2))
+            click.echo(json.dumps(output.outcome_dict(ran), indent=2))
         else:
-            click.echo(report.render_text(ran), nl=False)
+            click.echo(output.render_text(ran), nl=False)
         return
-    if not outcome.skipped:
+    if not report.skipped:
         return  # interrupted before it started
-    reason = outcome.skipped[0][1]
+    reason = report.skipped[0][1]
     if fmt == "json":
         doc = {
             "run_id": None,
             "status": "skipped",
             "reason": reason,
-            "window": report.window_dict(window),
+            "window": output.window_dict(window),
         }
         click.echo(json.dumps(doc, indent=2))
     else:
@@ -253,52 +281,28 @@ def _print_one(outcome: DueReport, window: Window, fmt: str) -> None:
         click.echo(f"skipped: {reason} {window.key}{hint}")
 
 
-def _print_due(outcome: DueReport, fmt: str) -> None:
+def _print_due(report: DueReport, fmt: str) -> None:
     """``--due``: one block per run, then one line per skipped period (or one JSON document)."""
+    from recon_job.report import run as output
+
     if fmt == "json":
         doc = {
-            "status": outcome.status,
-            "due": [report.outcome_dict(r) for r in outcome.runs],
-            "skipped": [{"period": key, "reason": why} for key, why in outcome.skipped],
-            "abandoned": list(outcome.abandoned),
-            "interrupted": outcome.interrupted,
+            "status": report.status,
+            "due": [output.outcome_dict(r) for r in report.runs],
+            "skipped": [{"period": key, "reason": why} for key, why in report.skipped],
+            "abandoned": list(report.abandoned),
+            "interrupted": report.interrupted,
         }
         click.echo(json.dumps(doc, indent=2))
         return
-    for ran in outcome.runs:
-        click.echo(report.render_text(ran), nl=False)
-    for key, why in outcome.skipped:
+    for ran in report.runs:
+        click.echo(output.render_text(ran), nl=False)
+    for key, why in report.skipped:
         click.echo(f"skipped: {why} {key}")
-    for run_id in outcome.abandoned:
+    for run_id in report.abandoned:
         click.echo(f"abandoned: run {run_id} (its process had died; its period runs again)")
-    if not outcome.runs and not outcome.skipped and not outcome.interrupted:
+    if not report.runs and not report.skipped and not report.interrupted:
         click.echo("nothing due")
 
 
-@contextlib.contextmanager
-def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
-    """While inside, SIGTERM sets ``stop``; the run ends at its next checkpoint (interrupted).
-
-    A step that does not reach a checkpoint within ``SHUTDOWN_BUDGET_SECONDS`` (a hung fetch)
-    is interrupted by raising ``Interrupted`` from a SIGALRM handler, still before Kubernetes'
-    SIGKILL after its 30 s grace period (reliability.md §2.1, R38).
-    """
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-        signal.setitimer(signal.ITIMER_REAL, SHUTDOWN_BUDGET_SECONDS)
-
-    def on_alarm(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted("interrupted: the shutdown budget ran out mid-step")
-
-    previous_term = signal.signal(signal.SIGTERM, on_term)
-    previous_alarm = signal.signal(signal.SIGALRM, on_alarm)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGALRM, previous_alarm)
-
-
-__all__ = ["EXIT_SIGTERM", "SHUTDOWN_BUDGET_SECONDS", "choose_window", "run"]
+__all__ = ["RunExitCodes", "RunRequest", "WindowFlags", "choose_window", "run"]

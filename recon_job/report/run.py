@@ -8,7 +8,7 @@ and stable: fields are only ever added. The text report is for people: money as 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -203,7 +203,7 @@ def _verdict(result: ReconResult) -> list[str]:
     return lines
 
 
-def _table(rows: list[tuple[str, ...]], *, left: int = 1) -> list[str]:
+def _table(rows: Sequence[Sequence[str]], *, left: int = 1) -> list[str]:
     """Rows as aligned columns: the first ``left`` columns left-aligned, the others right."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return [
@@ -217,7 +217,7 @@ def _table(rows: list[tuple[str, ...]], *, left: int = 1) -> list[str]:
 
 def _totals_table(result: ReconResult) -> list[str]:
     c = result.comparison
-    rows = [("", "local (yours)", "OpenAI", "difference", "%")]
+    rows: list[tuple[str, ...]] = [("", "local (yours)", "OpenAI", "difference", "%")]
     for label, m in (
         ("tokens", c.tokens),
         ("  input", c.input_tokens),

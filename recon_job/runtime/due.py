@@ -1,53 +1,74 @@
-"""Run every period that is due, each exactly once, whoever else is trying (run-once and daemon).
+"""Which periods are due, and running each exactly once, whoever else is trying.
 
-``run_due`` is what ``recon-job run --due`` (cron, the Kubernetes CronJob) and every daemon tick
-call. For each period kind it works out the settled periods in the look-back that have no
-completed run and runs them oldest first — catch-up lives here, not in the scheduler
+:func:`run_periods` is the heart of every tick of the run loop (``recon-job run``, ``run --due``
+and each daemon tick, through :func:`recon_job.runtime.tick.run_tick`). For each period kind of
+the :class:`Plan` it works out the settled periods in the look-back that have no completed run
+(:func:`due_windows`) and runs them oldest first — catch-up lives here, not in the scheduler
 (reliability.md §0 rule 2). Each period is run under its period lock on the history database
-(:func:`~recon_job.store.locks.period_lock`): a runner that cannot take it skips the period
-(``locked``, no row, exit 0; rule 3, R32). Under the lock it marks the rows of dead runners
-``abandoned`` and checks completion again, since another runner may have just finished the
-period (``complete``; R33, R34).
+(``HistoryStore.period_lock``): a runner that cannot take it skips the period (``locked``, no
+row, exit 0; rule 3, R32). Under the lock it marks the rows of dead runners ``abandoned`` and
+checks completion again, since another runner may have just finished the period
+(``complete``; R33, R34).
 
-With ``only=`` it runs one explicit window the same way (``recon-job run --date ...``): a
+A plan with ``only`` runs that one window the same way (``recon-job run --date ...``): a
 completed daily or monthly period is skipped unless ``force``; a range is never a period and
 always runs.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
+from typing import Final
 
 import structlog
 
-from recon_job import job, windows, wiring
-from recon_job.config.settings import Settings
+from recon_job import job, windows
+from recon_job.config import Settings
 from recon_job.errors import Interrupted
 from recon_job.models import RunOutcome, Status, Window
-from recon_job.notify.base import Transport
 from recon_job.store import HistoryStore
 
 log = structlog.get_logger(__name__)
 
-EV_DUE_PLANNED = "recon.due.planned"
-EV_DUE_SKIPPED = "recon.due.skipped"
-EV_DUE_STOPPED = "recon.due.stopped"
-EV_DUE_FINISHED = "recon.due.finished"
+EV_DUE_PLANNED: Final = "recon.due.planned"
+EV_DUE_SKIPPED: Final = "recon.due.skipped"
+EV_DUE_STOPPED: Final = "recon.due.stopped"
+EV_DUE_FINISHED: Final = "recon.due.finished"
 
 #: Why a period was not run: another runner holds its lock, or it already has a completed run.
-SKIP_LOCKED = "locked"
-SKIP_COMPLETE = "complete"
+SKIP_LOCKED: Final = "locked"
+SKIP_COMPLETE: Final = "complete"
 
+#: The period kinds, in the order a catch-up runs them.
 PERIOD_KINDS: tuple[windows.PeriodKind, ...] = ("daily", "monthly")
 
 
 @dataclass(frozen=True)
+class Plan:
+    """What one tick runs: the due periods of ``kinds``, or the one window ``only``."""
+
+    #: Period kinds whose due periods are run (ignored with ``only``).
+    kinds: tuple[windows.PeriodKind, ...] = PERIOD_KINDS
+    #: One explicit window instead of the due periods (``recon-job run --date ...``).
+    only: Window | None = None
+    #: Re-run ``only`` even when its period is complete (needs ``only``).
+    force: bool = False
+    #: Recorded with each run: ``due``, ``cli``, ``daemon`` ...
+    trigger: str = "due"
+    #: After the runs, relay what the outbox still holds (the daemon's ticks).
+    relay: bool = False
+    #: The ping body of a tick a shutdown cut short.
+    stop_reason: str = "interrupted: shutdown requested"
+
+    def __post_init__(self) -> None:
+        if self.force and self.only is None:
+            raise ValueError("force re-runs one explicit window: pass only=")
+
+
+@dataclass(frozen=True)
 class DueReport:
-    """What one ``run_due`` call did: the runs, the periods it skipped and the rows it reaped."""
+    """What one tick did: the runs, the periods it skipped and the rows it reaped."""
 
     #: Every run made, oldest period first (failed runs included).
     runs: tuple[RunOutcome, ...] = ()
@@ -55,7 +76,7 @@ class DueReport:
     skipped: tuple[tuple[str, str], ...] = ()
     #: Ids of ``running`` rows marked ``abandoned`` (their runner had died).
     abandoned: tuple[int, ...] = ()
-    #: True when ``stop`` cut the call short; the rest stays due for the next run.
+    #: True when a stop cut the tick short; the rest stays due for the next one.
     interrupted: bool = False
     #: The run marked ``interrupted`` when the stop came mid-run, if any.
     interrupted_run: int | None = None
@@ -72,13 +93,40 @@ class DueReport:
             return "mismatch"
         return "ok" if self.runs else "nothing-due"
 
+    @property
+    def failed(self) -> tuple[RunOutcome, ...]:
+        """The runs that failed."""
+        return tuple(outcome for outcome in self.runs if outcome.error is not None)
+
+
+@dataclass
+class _Progress:
+    """A tick's report while it is being made."""
+
+    runs: list[RunOutcome] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    abandoned: list[int] = field(default_factory=list)
+
+    def skip(self, window: Window, reason: str) -> None:
+        log.info(EV_DUE_SKIPPED, period=window.key, reason=reason)
+        self.skipped.append((window.key, reason))
+
+    def report(self, *, interrupted: bool = False, run_id: int | None = None) -> DueReport:
+        return DueReport(
+            runs=tuple(self.runs),
+            skipped=tuple(self.skipped),
+            abandoned=tuple(self.abandoned),
+            interrupted=interrupted,
+            interrupted_run=run_id,
+        )
+
 
 def due_windows(
     settings: Settings,
     store: HistoryStore,
     *,
     now: datetime,
-    kinds: Sequence[windows.PeriodKind] = PERIOD_KINDS,
+    kinds: tuple[windows.PeriodKind, ...] = PERIOD_KINDS,
 ) -> list[Window]:
     """The settled periods of ``kinds`` in the look-back without a completed run, oldest first.
 
@@ -101,115 +149,68 @@ def due_windows(
     return due
 
 
-def run_due(
-    settings: Settings,
-    *,
-    now: datetime,
-    clock: Callable[[], datetime],
-    kinds: Sequence[windows.PeriodKind] = PERIOD_KINDS,
-    force: bool = False,
-    only: Window | None = None,
-    stop: threading.Event | None = None,
-    store: HistoryStore | None = None,
-    channels: Mapping[str, Transport] | None = None,
-    trigger: str = "due",
-    sources: job.Sources | None = None,
-    openai_csv: Sequence[str | Path] = (),
-) -> DueReport:
-    """Run every due period (or just ``only``) once, under its period lock; see the module doc.
+def run_periods(settings: Settings, deps: job.Deps, plan: Plan, now: datetime) -> DueReport:
+    """Run every due period of ``plan`` (or just ``plan.only``) once, under its period lock.
 
-    ``now`` decides which periods are due; each run starts at ``clock()``. ``force`` re-runs
-    ``only`` even when it is complete (it needs ``only``). ``stop`` is checked before each
-    period and inside each run: once set, the call returns with ``interrupted=True`` (a run in
-    progress is marked ``interrupted``). A transient failure (OpenAI down) ends the call, since
-    the next periods would fail alike; a permanent one (bad input for one day) does not.
-    ``ConfigError`` and ``StoreError`` raise. ``sources``, ``channels`` and ``openai_csv`` are
-    passed to ``job.run_once``.
+    ``now`` decides which periods are due; each run starts at ``deps.clock()``. ``deps.stop``
+    is checked before each period and inside each run: once set, the call returns with
+    ``interrupted=True`` (a run in progress is marked ``interrupted``). A transient failure
+    (OpenAI down) ends the call, since the next periods would fail alike; a permanent one (bad
+    input for one day) does not. ``StoreError`` raises.
     """
-    if force and only is None:
-        raise ValueError("force re-runs one explicit window: pass only=")
-    own_store = store is None
-    history = store or HistoryStore(settings.history.database_url.get_secret_value())
-    runs: list[RunOutcome] = []
-    skipped: list[tuple[str, str]] = []
-    abandoned: list[int] = []
-    try:
-        # Rows of runners on this host that provably died, whatever their period.
-        abandoned.extend(history.reap_stale_runs(now=clock()))
-        planned = (
-            [only] if only is not None else due_windows(settings, history, now=now, kinds=kinds)
+    history = deps.store
+    progress = _Progress()
+    # Rows of runners on this host that provably died, whatever their period.
+    progress.abandoned.extend(history.reap_stale_runs(now=deps.clock()))
+    planned = (
+        [plan.only]
+        if plan.only is not None
+        else due_windows(settings, history, now=now, kinds=plan.kinds)
+    )
+    log.info(EV_DUE_PLANNED, periods=[w.key for w in planned], trigger=plan.trigger)
+    for window in planned:
+        if deps.stop is not None and deps.stop.is_set():
+            log.warning(EV_DUE_STOPPED, before=window.key)
+            return progress.report(interrupted=True)
+        try:
+            outcome = _run_period(deps, window, plan.force, progress)
+        except Interrupted as e:
+            log.warning(EV_DUE_STOPPED, during=window.key, run_id=e.run_id)
+            return progress.report(interrupted=True, run_id=e.run_id)
+        if outcome is None:
+            continue
+        progress.runs.append(outcome)
+        if outcome.error is not None and not outcome.error.permanent:
+            break
+    report = progress.report()
+    log.info(
+        EV_DUE_FINISHED,
+        status=report.status,
+        runs=len(report.runs),
+        skipped=len(report.skipped),
+        abandoned=len(report.abandoned),
+    )
+    return report
+
+
+def _run_period(
+    deps: job.Deps, window: Window, force: bool, progress: _Progress
+) -> RunOutcome | None:
+    """Run ``window`` under its period lock; None when it was skipped (locked, complete)."""
+    history = deps.store
+    with history.period_lock(window.key) as acquired:
+        if not acquired:
+            progress.skip(window, SKIP_LOCKED)
+            return None
+        # We hold the lock, so no live runner has this period (reliability.md R34).
+        progress.abandoned.extend(
+            history.reap_stale_runs(now=deps.clock(), window_key=window.key, lock_held=True)
         )
-        log.info(EV_DUE_PLANNED, periods=[w.key for w in planned], trigger=trigger)
-        deps = wiring.deps(
-            settings,
-            store=history,
-            clock=clock,
-            stop=stop,
-            trigger=trigger,
-            openai_csv=openai_csv,
-            sources_=sources,
-            channels=channels,
-        )
-        for window in planned:
-            if stop is not None and stop.is_set():
-                log.warning(EV_DUE_STOPPED, before=window.key)
-                return _report(runs, skipped, abandoned, interrupted=True)
-            with history.period_lock(window.key) as acquired:
-                if not acquired:
-                    _skip(skipped, window, SKIP_LOCKED)
-                    continue
-                # We hold the lock, so no live runner has this period (reliability.md R34).
-                abandoned.extend(
-                    history.reap_stale_runs(now=clock(), window_key=window.key, lock_held=True)
-                )
-                if not force and window.kind != "range" and _complete(history, window):
-                    _skip(skipped, window, SKIP_COMPLETE)
-                    continue
-                try:
-                    outcome = job.run_once(deps, window, clock())
-                except Interrupted as e:
-                    log.warning(EV_DUE_STOPPED, during=window.key, run_id=e.run_id)
-                    return _report(
-                        runs, skipped, abandoned, interrupted=True, interrupted_run=e.run_id
-                    )
-            runs.append(outcome)
-            if outcome.error is not None and not outcome.error.permanent:
-                break
-        report = _report(runs, skipped, abandoned)
-        log.info(
-            EV_DUE_FINISHED,
-            status=report.status,
-            runs=len(runs),
-            skipped=len(skipped),
-            abandoned=len(abandoned),
-        )
-        return report
-    finally:
-        if own_store:
-            history.close()
+        if not force and window.kind != "range" and _complete(history, window):
+            progress.skip(window, SKIP_COMPLETE)
+            return None
+        return job.run_once(deps, window, deps.clock())
 
 
 def _complete(history: HistoryStore, window: Window) -> bool:
     return window.key in history.completed_periods((window.kind,), since=window.start)
-
-
-def _skip(skipped: list[tuple[str, str]], window: Window, reason: str) -> None:
-    log.info(EV_DUE_SKIPPED, period=window.key, reason=reason)
-    skipped.append((window.key, reason))
-
-
-def _report(
-    runs: list[RunOutcome],
-    skipped: list[tuple[str, str]],
-    abandoned: list[int],
-    *,
-    interrupted: bool = False,
-    interrupted_run: int | None = None,
-) -> DueReport:
-    return DueReport(
-        runs=tuple(runs),
-        skipped=tuple(skipped),
-        abandoned=tuple(abandoned),
-        interrupted=interrupted,
-        interrupted_run=interrupted_run,
-    )

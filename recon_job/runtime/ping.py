@@ -1,30 +1,30 @@
 """Run monitoring from the outside: dead-man's-switch pings and a Prometheus Pushgateway push.
 
 A dead-man's switch (healthchecks.io, or anything speaking its pinging API) alerts when a run
-does *not* report in, which no in-process alert can do. Per run, with one ``rid`` correlating
-the signals (reliability.md §6, §9 F):
+does *not* report in, which no in-process alert can do. Per tick of the run loop, with one
+``rid`` correlating the signals (reliability.md §6, §9 F):
 
-* ``<url>/start?rid=R`` when the run starts;
+* ``<url>/start?rid=R`` when the tick starts;
 * ``<url>?rid=R`` on success, sent only after the results and outbox rows are committed;
-* ``<url>/fail?rid=R``, or ``<url>/<exit code>?rid=R`` from the run-once CLI, with a short
-  redacted reason as the body.
+* ``<url>/fail?rid=R`` (the daemon), or ``<url>/<exit code>?rid=R`` (run-once mode), with a
+  short redacted reason as the body.
 
-Monitoring must never hurt the job: each attempt is bounded (≤ 10 s), retried twice, and every
-failure is swallowed and logged. The URL is never logged — it embeds the check's UUID, which is
-enough to ping (or silence) the check, so it is a secret. A 404 means the check does not exist
-(a typo, or a deleted check): a configuration problem, logged once as such.
+Monitoring must never hurt the job: each attempt is bounded (≤ 10 s), retried twice by the
+urllib3 ``Retry`` of :func:`recon_job.http.make_session` (POST allowed: a ping is idempotent
+for the monitor, a repeated success or fail signal changes nothing), and every failure is
+swallowed and logged. The URL is never logged — it embeds the check's UUID, which is enough to
+ping (or silence) the check, so it is a secret. A 404 means the check does not exist (a typo,
+or a deleted check): a configuration problem, logged once as such.
 
-:func:`with_pings` wraps a whole run-once invocation (``recon-job run --due``) in these pings;
-:func:`push_metrics` pushes a registry to a Pushgateway for run-once mode, where no scraper can
-reach the short-lived process.
+:func:`with_pings` brackets one tick in these pings; :func:`push_metrics` pushes a registry to a
+Pushgateway for run-once mode, where no scraper can reach the short-lived process.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -36,9 +36,6 @@ from prometheus_client.registry import Collector
 
 from recon_job.errors import ReconError
 from recon_job.http import failure_kind, make_session
-
-if TYPE_CHECKING:
-    from recon_job.config.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +49,7 @@ EV_PUSH_SENT: Final = "monitor.push.sent"
 #: Longest a single ping attempt may take, connect plus read (healthchecks' reliability tips:
 #: "you don't want a stuck ping to prevent the actual job from running").
 MAX_PING_SECONDS: Final = 10.0
-#: Retries after a failed attempt (connection error, timeout, 429, 5xx).
+#: Retries after a failed attempt (connection error, timeout, 5xx; 429 with Retry-After).
 PING_RETRIES: Final = 2
 #: Bytes of a failure reason sent as the ping body.
 MAX_REASON_CHARS: Final = 500
@@ -61,9 +58,13 @@ PUSH_JOB: Final = "recon-job"
 
 T = TypeVar("T")
 
+#: How a result ends its pings: ``(0, _)`` pings success; ``(code, reason)`` pings
+#: ``/<code>`` (``None``: ``/fail``) with ``reason`` as the body.
+Verdict = tuple[int | None, str]
+
 
 def new_rid() -> str:
-    """A fresh run id correlating one run's start and end pings."""
+    """A fresh run id correlating one tick's start and end pings."""
     return str(uuid.uuid4())
 
 
@@ -78,25 +79,21 @@ def secret_values(url: str | None) -> tuple[str, ...]:
 class Pinger:
     """healthchecks.io-style pings to ``url``; a no-op when ``url`` is None. Never raises.
 
-    ``session`` defaults to one from :func:`recon_job.http.make_session` without adapter
-    retries: pings are POSTs, which that session never replays, so the retries are done here —
-    safe because a ping is idempotent for the monitor (a repeated success or fail signal changes
-    nothing). ``redact`` scrubs the failure reason before it is sent.
+    ``timeout`` bounds each attempt (at most :data:`MAX_PING_SECONDS`); ``retries`` and
+    ``backoff`` (seconds, urllib3's ``backoff_factor``) configure the session's retries.
+    ``redact`` scrubs the failure reason before it is sent.
     """
 
     def __init__(
         self,
         url: str | None,
-        session: requests.Session | None = None,
         *,
         timeout: float = MAX_PING_SECONDS,
         retries: int = PING_RETRIES,
         backoff: float = 1.0,
         redact: Callable[[str], str] = lambda text: text,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._url = url.rstrip("/") if url else None
-        self._session = session
         timeout = min(timeout, MAX_PING_SECONDS)
         connect = min(3.0, timeout / 2)
         #: ``(connect, read)`` per attempt; their sum is at most :data:`MAX_PING_SECONDS`.
@@ -104,7 +101,7 @@ class Pinger:
         self._retries = retries
         self._backoff = backoff
         self._redact = redact
-        self._sleep = sleep
+        self._session: requests.Session | None = None
         self._not_found_logged = False
 
     @property
@@ -132,99 +129,110 @@ class Pinger:
         try:
             self._send(signal, f"{self._url}{suffix}", rid, body)
         except Exception as e:  # a monitoring bug must not fail the run
-            log.warning(EV_PING_FAILED, signal=signal, error=type(e).__name__, attempts=0)
+            log.warning(EV_PING_FAILED, signal=signal, error=type(e).__name__)
 
     def _send(self, signal: str, url: str, rid: str, body: str) -> None:
-        attempts = self._retries + 1
-        problem: dict[str, object] = {}
-        for attempt in range(1, attempts + 1):
-            if attempt > 1:
-                self._sleep(self._backoff * 2 ** (attempt - 2))
-            try:
-                response = self._get_session().post(
-                    url,
-                    params={"rid": rid},
-                    data=body.encode("utf-8"),
-                    headers={"Content-Type": "text/plain; charset=utf-8"},
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except requests.RequestException as e:
-                # str(e) would name the URL (and so the check's UUID): log the kind only.
-                problem = {"error": failure_kind(e)}
-                continue
+        try:
+            response = self._get_session().post(
+                url,
+                params={"rid": rid},
+                data=body.encode("utf-8"),
+                headers={"Content-Type": "text/plain; charset=utf-8"},
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.RequestException as e:
+            # str(e) would name the URL (and so the check's UUID): log the kind only.
+            log.warning(EV_PING_FAILED, signal=signal, error=failure_kind(e))
+            return
+        with response:
             status = response.status_code
-            response.close()
-            if 200 <= status < 300:
-                log.debug(EV_PING_SENT, signal=signal, attempts=attempt)
-                return
-            if status == 404:
-                if not self._not_found_logged:
-                    self._not_found_logged = True
-                    log.error(
-                        EV_PING_NOT_FOUND,
-                        signal=signal,
-                        status=status,
-                        hint="the ping URL names no check: fix RECON_PING_URL (config problem)",
-                    )
-                return
-            if 400 <= status < 500 and status != 429:
-                log.warning(EV_PING_REJECTED, signal=signal, status=status)
-                return
-            problem = {"status": status}
-        log.warning(EV_PING_FAILED, signal=signal, attempts=attempts, **problem)
+            attempts = _attempts(response)
+        if 200 <= status < 300:
+            log.debug(EV_PING_SENT, signal=signal, attempts=attempts)
+        elif status == 404:
+            self._not_found(signal, status)
+        elif 400 <= status < 500 and status != 429:
+            log.warning(EV_PING_REJECTED, signal=signal, status=status)
+        else:
+            log.warning(EV_PING_FAILED, signal=signal, status=status, attempts=attempts)
+
+    def _not_found(self, signal: str, status: int) -> None:
+        if self._not_found_logged:
+            return
+        self._not_found_logged = True
+        log.error(
+            EV_PING_NOT_FOUND,
+            signal=signal,
+            status=status,
+            hint="the ping URL names no check: fix RECON_PING_URL (config problem)",
+        )
 
     def _get_session(self) -> requests.Session:
         if self._session is None:
-            self._session = make_session(retries=0)
+            self._session = make_session(
+                retries=self._retries,
+                backoff_factor=self._backoff,
+                # A monitor asking for more than one attempt's worth of patience gets none.
+                max_retry_after=MAX_PING_SECONDS,
+                allowed_methods=("POST",),
+            )
         return self._session
 
     def close(self) -> None:
-        """Close the session this pinger made (not one it was given)."""
+        """Close the session this pinger made."""
         if self._session is not None:
             self._session.close()
+            self._session = None
+
+
+def _attempts(response: requests.Response) -> int:
+    """How many times urllib3 sent the request that ``response`` answers."""
+    retries = getattr(response.raw, "retries", None)
+    return len(getattr(retries, "history", ())) + 1
+
+
+def _no_code(_error: ReconError) -> int | None:
+    return None
+
+
+def _success(_result: object) -> Verdict:
+    return (0, "")
 
 
 def with_pings(
-    settings: Settings,
+    pinger: Pinger,
     fn: Callable[[], T],
     *,
-    exit_code: Callable[[T], int] = lambda _result: 0,
-    error_exit_code: Callable[[ReconError], int] = lambda _error: 1,
-    reason: Callable[[T], str] = lambda _result: "",
-    pinger: Pinger | None = None,
+    verdict: Callable[[T], Verdict] = _success,
+    error_code: Callable[[ReconError], int | None] = _no_code,
 ) -> T:
-    """Call ``fn`` between a ``/start`` ping and its outcome ping, for run-once mode.
+    """Call ``fn`` between a ``/start`` ping and its outcome ping; return what it returns.
 
-    ``exit_code(result)`` is the exit code the process will end with: 0 pings success, anything
-    else ``/<code>`` with ``reason(result)`` as the body. A ``ReconError`` from ``fn`` pings
-    ``/<error_exit_code(e)>`` with its reason and is re-raised; any other exception (including
-    ``KeyboardInterrupt``) pings ``/fail`` and is re-raised. Pings never raise and never change
-    what ``fn`` returns. Without ``daemon.ping_url`` this is just ``fn()``.
+    ``verdict(result)`` decides the outcome ping (see :data:`Verdict`). A ``ReconError`` from
+    ``fn`` pings ``/<error_code(e)>`` (``None``: ``/fail``) with ``"<reason>: <message>"`` and
+    is re-raised; any other exception pings ``/fail`` and is re-raised — a bug's message may
+    quote data, so only its type is sent. Pings never raise and never change the result.
     """
-    url = settings.daemon.ping_url
-    own = pinger is None
-    pinger = pinger or Pinger(url.get_secret_value() if url is not None else None)
     rid = new_rid()
+    pinger.start(rid)
     try:
-        pinger.start(rid)
-        try:
-            result = fn()
-        except ReconError as e:
-            pinger.fail(rid, error_exit_code(e), f"{e.reason}: {e}")
-            raise
-        except BaseException as e:
-            pinger.fail(rid, None, f"{type(e).__name__}: the run was stopped")
-            raise
-        code = exit_code(result)
-        if code == 0:
-            pinger.success(rid)
-        else:
-            pinger.fail(rid, code, reason(result) or f"exit code {code}")
-        return result
-    finally:
-        if own:
-            pinger.close()
+        result = fn()
+    except ReconError as e:
+        pinger.fail(rid, error_code(e), f"{e.reason}: {e}")
+        raise
+    except Exception as e:
+        pinger.fail(rid, None, f"{type(e).__name__}: internal error")
+        raise
+    except BaseException as e:  # KeyboardInterrupt, SystemExit
+        pinger.fail(rid, None, f"{type(e).__name__}: the run was stopped")
+        raise
+    code, reason = verdict(result)
+    if code == 0:
+        pinger.success(rid)
+    else:
+        pinger.fail(rid, code, reason or f"exit code {code}")
+    return result
 
 
 class _Sampled(Collector):
@@ -244,7 +252,6 @@ def push_metrics(
     registry: CollectorRegistry,
     *,
     job: str = PUSH_JOB,
-    session: requests.Session | None = None,
     timeout: float = MAX_PING_SECONDS,
 ) -> bool:
     """Push ``registry`` to a Pushgateway (run-once mode); True when it was accepted.
@@ -252,37 +259,39 @@ def push_metrics(
     Uses POST (``pushadd``), which replaces only the metric names pushed: a failed run pushes no
     ``recon_last_success_timestamp_seconds``, so the previous success stays visible instead of
     being wiped as a PUT would (families without samples are left out for the same reason).
-    The request goes through recon-job's HTTP session. Failures are logged and swallowed.
+    The request goes through recon-job's HTTP session, never retried (a push is not replayed
+    behind our back). Failures are logged and swallowed.
     """
     if not pushgateway_url:
         return False
-    http = session or make_session(retries=0)
+    with make_session(retries=0) as http:
 
-    def handler(
-        url: str, method: str, timeout: float | None, headers: list[tuple[str, str]], data: bytes
-    ) -> Callable[[], None]:
-        def send() -> None:
-            response = http.request(
-                method, url, data=data, headers=dict(headers), timeout=timeout or 10.0
+        def handler(
+            url: str,
+            method: str,
+            timeout: float | None,
+            headers: list[tuple[str, str]],
+            data: bytes,
+        ) -> Callable[[], None]:
+            def send() -> None:
+                response = http.request(
+                    method, url, data=data, headers=dict(headers), timeout=timeout or 10.0
+                )
+                response.close()
+                if response.status_code >= 400:
+                    raise OSError(f"Pushgateway answered HTTP {response.status_code}")
+
+            return send
+
+        view = CollectorRegistry(auto_describe=False)
+        view.register(_Sampled(registry))
+        try:
+            pushadd_to_gateway(
+                pushgateway_url, job=job, registry=view, timeout=timeout, handler=handler
             )
-            response.close()
-            if response.status_code >= 400:
-                raise OSError(f"Pushgateway answered HTTP {response.status_code}")
-
-        return send
-
-    view = CollectorRegistry(auto_describe=False)
-    view.register(_Sampled(registry))
-    try:
-        pushadd_to_gateway(
-            pushgateway_url, job=job, registry=view, timeout=timeout, handler=handler
-        )
-    except (OSError, requests.RequestException, ValueError) as e:
-        detail = failure_kind(e) if isinstance(e, requests.RequestException) else str(e)
-        log.warning(EV_PUSH_FAILED, error=type(e).__name__, detail=detail)
-        return False
-    finally:
-        if session is None:
-            http.close()
+        except (OSError, requests.RequestException, ValueError) as e:
+            detail = failure_kind(e) if isinstance(e, requests.RequestException) else str(e)
+            log.warning(EV_PUSH_FAILED, error=type(e).__name__, detail=detail)
+            return False
     log.info(EV_PUSH_SENT, job=job)
     return True

@@ -1,30 +1,13 @@
-"""/healthz and /metrics: when the daemon reports itself unhealthy, and what Prometheus reads.
-
-The server is real (stdlib HTTP on 127.0.0.1, a free port); the clock is a fixed value.
-"""
+"""/healthz's rule: when a kind's latest settled period counts as overdue (a 503)."""
 
 from __future__ import annotations
 
-import json
-import math
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from recon_job.daemon.health import (
-    HealthServer,
-    HealthState,
-    Metrics,
-    RunInfo,
-    expected_period,
-    overdue,
-)
-from recon_job.errors import ConfigError
+from recon_job.daemon.health import Overdue
 
 NOW = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
 SETTLE = timedelta(hours=24)
@@ -52,156 +35,12 @@ LONG_AGO = NOW - timedelta(days=30)
 def test_a_kind_is_overdue_when_its_latest_settled_period_has_no_completed_run(
     kind: Any, last: str | None, since: datetime, expected: bool
 ) -> None:
-    assert overdue(kind, last, now=NOW, settle=SETTLE, margin=MARGIN, since=since) is expected
+    assert Overdue(SETTLE, MARGIN).late(kind, last, now=NOW, since=since) is expected
 
 
 def test_february_is_expected_once_it_has_settled_for_the_margin() -> None:
     # February ends 03-01 00:00, settles 03-02 00:00, is expected by 03-03 12:00.
     at = datetime(2026, 3, 3, 11, 59, tzinfo=UTC)
-    assert expected_period("monthly", now=at, settle=SETTLE, margin=MARGIN).key == "monthly:2026-01"
+    assert Overdue(SETTLE, MARGIN).expected("monthly", now=at).key == "monthly:2026-01"
     at += timedelta(minutes=1)
-    assert expected_period("monthly", now=at, settle=SETTLE, margin=MARGIN).key == "monthly:2026-02"
-
-
-def healthy_state(started: datetime = LONG_AGO) -> HealthState:
-    state = HealthState(
-        clock=lambda: started,
-        settle=SETTLE,
-        overdue_after=MARGIN,
-        next_runs=lambda: {"daily": NOW + timedelta(hours=18), "monthly": None},
-    )
-    state._clock = lambda: NOW
-    state.set_scheduler("running")
-    state.tick(NOW - timedelta(minutes=5))
-    state.record("daily", RunInfo("daily:2026-03-14", "mismatch", NOW - timedelta(hours=6)))
-    state.record("daily", RunInfo("daily:2026-03-15", "failed", NOW - timedelta(hours=5)))
-    state.record("monthly", RunInfo("monthly:2026-02", "reconciled", NOW - timedelta(days=10)))
-    return state
-
-
-@pytest.fixture(name="serve")
-def serve_fixture() -> Iterator[Any]:
-    servers: list[HealthServer] = []
-
-    def start(state: HealthState, metrics: Metrics | None = None) -> str:
-        server = HealthServer("127.0.0.1", 0, state, metrics or Metrics()).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.port}"
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-def get(url: str) -> tuple[int, str, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own server
-            return response.status, response.headers["Content-Type"], response.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers["Content-Type"], e.read().decode()
-
-
-def test_healthz_is_200_with_the_last_runs_while_the_scheduler_runs(serve: Any) -> None:
-    base = serve(healthy_state())
-    code, content_type, text = get(f"{base}/healthz")
-    assert code == 200
-    assert content_type == "application/json"
-    body = json.loads(text)
-    assert body["status"] == "ok"
-    assert body["scheduler"] == "running"
-    assert body["last_tick"] == "2026-03-16T11:55:00+00:00"
-    assert body["last_run"]["daily"] == {
-        "key": "daily:2026-03-15",
-        "status": "failed",
-        "finished_at": "2026-03-16T07:00:00+00:00",
-    }
-    assert body["last_completed"]["daily"]["key"] == "daily:2026-03-14"
-    assert body["last_run"]["monthly"]["key"] == "monthly:2026-02"
-    assert body["next_run"] == {"daily": "2026-03-17T06:00:00+00:00", "monthly": None}
-    assert body["overdue"] == []
-
-
-@pytest.mark.parametrize("scheduler", ["stopping", "stopped"])
-def test_healthz_is_503_when_the_scheduler_is_not_running(serve: Any, scheduler: str) -> None:
-    state = healthy_state()
-    state.set_scheduler(scheduler)
-    code, _, text = get(f"{serve(state)}/healthz")
-    assert code == 503
-    assert json.loads(text)["problems"] == [f"scheduler is {scheduler}"]
-
-
-def test_healthz_is_200_while_the_start_up_catch_up_runs(serve: Any) -> None:
-    state = healthy_state()
-    state.set_scheduler("starting")
-    assert get(f"{serve(state)}/healthz")[0] == 200
-
-
-def test_healthz_is_503_when_a_period_is_overdue(serve: Any) -> None:
-    state = healthy_state()
-    state._clock = lambda: NOW + timedelta(days=2)
-    code, _, text = get(f"{serve(state)}/healthz")
-    assert code == 503
-    body = json.loads(text)
-    assert body["status"] == "unhealthy"
-    assert body["overdue"] == ["daily"]
-
-
-def test_metrics_are_prometheus_text_with_every_series(serve: Any) -> None:
-    metrics = Metrics()
-    end = NOW - timedelta(hours=1)
-    metrics.observe_run("daily", "mismatch", finished_at=end, cost_pct="-12.5", tokens_pct=None)
-    metrics.observe_run(
-        "monthly",
-        "reconciled",
-        finished_at=end,
-        cost_pct=None,
-        tokens_pct="0.1",
-        local={"cost": 3, "tokens": 10},
-    )
-    metrics.observe_run("daily", "failed", finished_at=end)
-    metrics.observe_alert("slack", "sent")
-    metrics.observe_alert("email", "failed")
-    metrics.scheduler_event("job_missed")
-    metrics.tick(NOW)
-    code, content_type, text = get(f"{serve(healthy_state(), metrics)}/metrics")
-    assert code == 200
-    assert content_type.startswith("text/plain")
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-    def value(name: str, **labels: str) -> float:
-        return samples[(name, tuple(sorted(labels.items())))]
-
-    assert value("recon_runs_total", kind="daily", status="mismatch") == 1
-    assert value("recon_runs_total", kind="daily", status="failed") == 1
-    assert value("recon_runs_total", kind="monthly", status="pending") == 0
-    assert value("recon_last_drift_pct", kind="daily", quantity="cost") == -12.5
-    assert value("recon_last_drift_pct", kind="daily", quantity="tokens") == 0
-    assert math.isinf(value("recon_last_drift_pct", kind="monthly", quantity="cost"))
-    assert value("recon_alerts_total", channel="slack", outcome="sent") == 1
-    assert value("recon_alerts_total", channel="email", outcome="failed") == 1
-    assert value("recon_last_success_timestamp_seconds", kind="daily") == end.timestamp()
-    assert value("recon_scheduler_events_total", event="job_missed") == 1
-    assert value("recon_scheduler_events_total", event="job_error") == 0
-    assert value("recon_last_tick_timestamp_seconds") == NOW.timestamp()
-
-
-def test_the_metrics_registry_is_not_the_global_one() -> None:
-    from prometheus_client import REGISTRY
-
-    assert Metrics().registry is not REGISTRY
-    Metrics()  # a second instance does not collide (a global registry would raise)
-
-
-def test_other_paths_are_404(serve: Any) -> None:
-    assert get(f"{serve(healthy_state())}/admin")[0] == 404
-
-
-def test_a_port_in_use_is_a_configuration_error(serve: Any) -> None:
-    base = serve(healthy_state())
-    port = int(base.rsplit(":", 1)[1])
-    with pytest.raises(ConfigError, match=r"daemon\.listen: cannot listen on 127\.0\.0\.1"):
-        HealthServer("127.0.0.1", port, healthy_state(), Metrics())
+    assert Overdue(SETTLE, MARGIN).expected("monthly", now=at).key == "monthly:2026-02"

@@ -1,41 +1,20 @@
-"""``due.run_due``: catch-up oldest first, one run per period, force, and stopping cleanly."""
+"""One tick of the run loop: catch-up oldest first, one run per period, force, stopping cleanly."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 
 from recon_job import job, windows, wiring
 from recon_job.config import Settings, load_settings
 from recon_job.errors import Interrupted, UsageApiError
-from recon_job.models import Usage, UsageKey, UsageTotals, Window
-from recon_job.runtime import due
+from recon_job.runtime import DueReport, Plan, Runtime, run_tick
 from recon_job.store import HistoryStore, RunStatus
-
-#: 2026-03-16 06:00 UTC with a 24 h settle delay: 2026-03-14 is the last settled day and
-#: February the last settled month.
-NOW = datetime(2026, 3, 16, 6, 0, tzinfo=UTC)
-
-
-class Stub:
-    """A source returning the same usage on every day it is asked about; records the windows."""
-
-    def __init__(self, error: Exception | None = None, on_fetch: threading.Event | None = None):
-        self.windows: list[Window] = []
-        self.error = error
-        self.on_fetch = on_fetch
-
-    def fetch(self, window: Window) -> UsageTotals:
-        self.windows.append(window)
-        if self.on_fetch is not None:
-            self.on_fetch.set()
-        if self.error is not None:
-            raise self.error
-        usage = Usage(input_tokens=10, output_tokens=1, requests=1)
-        return UsageTotals(groups={UsageKey(day, "gpt-4o"): usage for day in window.days()})
+from tests.runtime.stubs import NOW, Stub, clock, sources
 
 
 @pytest.fixture
@@ -52,26 +31,23 @@ def settings() -> Settings:
     )
 
 
-def clock() -> datetime:
-    return NOW
-
-
-def sources(official: Stub | None = None, local: Stub | None = None) -> job.Sources:
-    return job.Sources(local=(("logs", local or Stub()),), official=(official or Stub(),))
-
-
 def run_due(
-    settings: Settings, store: HistoryStore, srcs: job.Sources, **kw: object
-) -> due.DueReport:
-    return due.run_due(
+    settings: Settings,
+    store: HistoryStore,
+    srcs: job.Sources,
+    *,
+    stop: threading.Event | None = None,
+    **plan: Any,
+) -> DueReport:
+    runtime = Runtime(
         settings,
-        now=NOW,
         clock=clock,
-        store=store,
-        sources=srcs,
+        stop=stop or threading.Event(),
         channels={},
-        **kw,  # type: ignore[arg-type]
+        sources=srcs,
+        store=store,
     )
+    return run_tick(runtime, Plan(**plan), NOW)
 
 
 def test_it_catches_up_every_due_period_oldest_first_then_has_nothing_due(
@@ -187,10 +163,10 @@ def test_run_once_raises_interrupted_and_never_leaves_the_row_running(
 ) -> None:
     stop = threading.Event()
     stop.set()
+    deps = wiring.deps(
+        settings, store=store, clock=clock, sources_=sources(), channels={}, stop=stop
+    )
     with pytest.raises(Interrupted) as caught:
-        deps = wiring.deps(
-            settings, store=store, clock=clock, sources_=sources(), channels={}, stop=stop
-        )
         job.run_once(deps, windows.daily(date(2026, 3, 14)), NOW)
     assert caught.value.permanent is False
     assert caught.value.reason == "interrupted"

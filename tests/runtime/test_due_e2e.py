@@ -25,7 +25,7 @@ from tests.databases import postgres_server_or_skip, temporary_postgres_database
 from tests.e2e import cli
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -51,8 +51,14 @@ def env(history_url: str) -> dict[str, str]:
     }
 
 
-def start(workdir: Path, fake: FakeOpenAI, history_url: str, *args: str) -> subprocess.Popen[str]:
-    """``recon-job run ARGS`` in the background, with ``cli()``'s environment."""
+def start(
+    workdir: Path,
+    fake: FakeOpenAI,
+    history_url: str,
+    *args: str,
+    extra: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """``recon-job run ARGS`` in the background, with ``cli()``'s environment (and ``extra``)."""
     environ = {
         k: v
         for k, v in os.environ.items()
@@ -66,6 +72,7 @@ def start(workdir: Path, fake: FakeOpenAI, history_url: str, *args: str) -> subp
             "RECON_LOG_FORMAT": "json",
             "RECON_OPENAI__MAX_RETRIES": "0",
             **env(history_url),
+            **(extra or {}),
         }
     )
     return subprocess.Popen(
@@ -185,3 +192,22 @@ def test_run_due_pings_the_dead_mans_switch_with_one_rid_per_run(
         pings = [(r.path.removeprefix(f"/{check}"), r.args["rid"]) for r, _ in monitor.log]
     assert [p for p, _ in pings] == ["/start", "", "/start", "/2"]
     assert pings[0][1] == pings[1][1] != pings[2][1] == pings[3][1]
+
+
+def test_a_fetch_hung_past_the_shutdown_budget_is_cut_short_and_recorded_interrupted(
+    fake_openai: FakeOpenAI, workdir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    fake_openai.delay_next(1, 25.0)  # no checkpoint until the answer comes: a hung fetch
+    budget = {"RECON_DAEMON__SHUTDOWN_BUDGET_SECONDS": "2"}
+    proc = start(workdir, fake_openai, url, "--date", "2026-08-01", extra=budget)
+    wait_for_running(url)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    # Cut short at the budget (2 s, plus the interpreter's exit), not when the answer comes.
+    assert time.monotonic() - began < 10
+    (row,) = runs(url)
+    assert row.status is RunStatus.INTERRUPTED
+    assert row.error_reason == "interrupted"

@@ -22,7 +22,6 @@ from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
-from recon_job.config import load_settings
 from recon_job.errors import StoreError
 from recon_job.logconfig import configure_logging
 from recon_job.runtime.ping import Pinger, push_metrics, secret_values, with_pings
@@ -167,13 +166,9 @@ def test_secret_values_cover_the_url_and_the_check_uuid() -> None:
     assert secret_values(None) == ()
 
 
-def _settings(url: str) -> Any:
-    return load_settings(environ={"RECON_PING_URL": url})
-
-
 def test_with_pings_brackets_a_successful_run(httpserver: HTTPServer) -> None:
     httpserver.expect_request(ANY_PATH).respond_with_data("OK")
-    result = with_pings(_settings(httpserver.url_for(f"/{CHECK}")), lambda: "report")
+    result = with_pings(Pinger(httpserver.url_for(f"/{CHECK}")), lambda: "report")
     assert result == "report"
     [(start, rid, _), (end, rid2, _)] = received(httpserver)
     assert (start, end) == (f"/{CHECK}/start", f"/{CHECK}")
@@ -183,14 +178,14 @@ def test_with_pings_brackets_a_successful_run(httpserver: HTTPServer) -> None:
 
 def test_with_pings_sends_the_exit_code_of_a_failed_run(httpserver: HTTPServer) -> None:
     httpserver.expect_request(ANY_PATH).respond_with_data("OK")
-    settings = _settings(httpserver.url_for(f"/{CHECK}"))
-    with_pings(settings, lambda: "failed", exit_code=lambda r: 3, reason=lambda r: "deadline")
+    p = Pinger(httpserver.url_for(f"/{CHECK}"))
+    with_pings(p, lambda: "failed", verdict=lambda r: (3, "deadline"))
 
     def broken() -> str:
         raise StoreError("database is locked", permanent=False, reason="locked")
 
     with pytest.raises(StoreError):
-        with_pings(settings, broken, error_exit_code=lambda e: 3)
+        with_pings(p, broken, error_code=lambda e: 3)
     paths = [(path, body) for path, _, body in received(httpserver)]
     assert paths == [
         (f"/{CHECK}/start", ""),
@@ -201,8 +196,7 @@ def test_with_pings_sends_the_exit_code_of_a_failed_run(httpserver: HTTPServer) 
 
 
 def test_with_pings_never_changes_the_result_when_the_monitor_is_down() -> None:
-    settings = _settings(f"http://127.0.0.1:9/{CHECK}")
-    assert with_pings(settings, lambda: 42, pinger=Pinger("http://127.0.0.1:9/x", retries=0)) == 42
+    assert with_pings(Pinger(f"http://127.0.0.1:9/{CHECK}", retries=0), lambda: 42) == 42
 
 
 def _registry() -> CollectorRegistry:

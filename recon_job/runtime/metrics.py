@@ -1,0 +1,154 @@
+"""The Prometheus metrics of the run loop, in their own registry (never the global one).
+
+The daemon serves them on ``/metrics``; run-once mode (``recon-job run --due``) pushes them to a
+Pushgateway after its tick (:func:`recon_job.runtime.ping.push_metrics`), since no scraper can
+reach a short-lived process. One registry per :class:`Metrics`, so that two instances (a test,
+an embedding) never collide and nothing else the process registered leaks out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.exposition import generate_latest
+
+from recon_job.models import Status
+
+if TYPE_CHECKING:
+    from recon_job.delivery import RelayReport
+    from recon_job.models import RunOutcome
+
+#: Period kinds with series from the start (``range`` runs are counted as they come).
+KINDS: Final = ("daily", "monthly")
+#: Run statuses that complete a period (as ``store.records.COMPLETE``).
+COMPLETE_STATUSES: Final = frozenset({str(Status.RECONCILED), str(Status.MISMATCH)})
+#: Scheduler events counted in ``recon_scheduler_events_total``.
+SCHEDULER_EVENTS: Final = ("job_error", "job_missed", "job_max_instances", "job_interrupted")
+#: A relayed row's status -> the delivery outcome counted in ``recon_alerts_total``.
+_RELAY_OUTCOMES: Final = {"sent": "sent", "partial": "sent", "dead": "failed"}
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A run's drift, as its result reports it."""
+
+    #: Local minus OpenAI as a percent of OpenAI's cost; None when OpenAI's cost is zero.
+    cost_pct: Decimal | str | None = None
+    #: The same for tokens.
+    tokens_pct: Decimal | str | None = None
+    #: The local ``cost`` (USD) and ``tokens``, to tell 0 % from +Inf when OpenAI shows zero.
+    local: Mapping[str, object] = field(default_factory=dict)
+
+    def value(self, quantity: str) -> float:
+        """The gauge value of ``quantity`` (``cost`` or ``tokens``): +Inf when only we saw any."""
+        pct = self.cost_pct if quantity == "cost" else self.tokens_pct
+        if pct is None:
+            return math.inf if self.local.get(quantity) else 0.0
+        return float(pct)
+
+
+class Metrics:
+    """The run loop's Prometheus metrics, in their own registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        #: The registry /metrics renders and ``ping.push_metrics`` pushes.
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.runs = Counter(
+            "recon_runs",
+            "Reconciliation runs by period kind and status.",
+            ["kind", "status"],
+            registry=r,
+        )
+        self.drift = Gauge(
+            "recon_last_drift_pct",
+            "Local minus OpenAI as a percent of OpenAI's figure, last run per kind "
+            "(+Inf: OpenAI shows zero).",
+            ["kind", "quantity"],
+            registry=r,
+        )
+        self.alerts = Counter(
+            "recon_alerts",
+            "Notification deliveries by channel and outcome (sent, failed, deferred).",
+            ["channel", "outcome"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "recon_last_success_timestamp_seconds",
+            "End of the last run that completed its period (reconciled or mismatch), per kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.scheduler_events = Counter(
+            "recon_scheduler_events",
+            "Scheduler events: job errors, missed fire times, overlapping runs, interruptions.",
+            ["event"],
+            registry=r,
+        )
+        self.last_tick = Gauge(
+            "recon_last_tick_timestamp_seconds", "Start of the last scheduler tick.", registry=r
+        )
+        # Zero series from the start, so rate() and absent() work before the first event.
+        for kind in KINDS:
+            for status in Status:
+                self.runs.labels(kind=kind, status=str(status))
+        for event in SCHEDULER_EVENTS:
+            self.scheduler_events.labels(event=event)
+
+    def observe_run(
+        self, kind: str, status: str, *, finished_at: datetime, drift: Drift | None = None
+    ) -> None:
+        """Count a run; one that did not fail also sets its drift and, when complete, the last
+        success (``drift`` None: no difference)."""
+        self.runs.labels(kind=kind, status=status).inc()
+        if status == str(Status.FAILED):
+            return
+        drift = drift or Drift()
+        for quantity in ("cost", "tokens"):
+            self.drift.labels(kind=kind, quantity=quantity).set(drift.value(quantity))
+        if status in COMPLETE_STATUSES:
+            self.last_success.labels(kind=kind).set(finished_at.timestamp())
+
+    def observe_outcome(self, outcome: RunOutcome) -> None:
+        """Count a run from ``job.run_once`` and its deliveries.
+
+        Deliveries still pending are not counted: the relay pass that settles them counts them
+        (:meth:`observe_relay`).
+        """
+        drift = None
+        if outcome.result is not None:
+            c = outcome.result.comparison
+            local = {"cost": c.cost.local, "tokens": c.tokens.local}
+            drift = Drift(cost_pct=c.cost.pct, tokens_pct=c.tokens.pct, local=local)
+        kind = outcome.window.kind
+        self.observe_run(kind, str(outcome.status), finished_at=outcome.finished_at, drift=drift)
+        for alert in outcome.alerts:
+            if alert.get("status") in ("sent", "failed"):
+                self.observe_alert(str(alert["channel"]), str(alert["status"]))
+
+    def observe_relay(self, report: RelayReport) -> None:
+        """Count the rows a relay pass settled (sent, failed) or left for later (deferred)."""
+        for row in report.outcomes:
+            self.observe_alert(row.channel, _RELAY_OUTCOMES.get(str(row.status), "deferred"))
+
+    def observe_alert(self, channel: str, outcome: str) -> None:
+        """Count one delivery outcome: ``sent``, ``failed`` or ``deferred``."""
+        self.alerts.labels(channel=channel, outcome=outcome).inc()
+
+    def scheduler_event(self, event: str) -> None:
+        """Count a scheduler event (see :data:`SCHEDULER_EVENTS`)."""
+        self.scheduler_events.labels(event=event).inc()
+
+    def tick(self, at: datetime) -> None:
+        """A tick began at ``at``."""
+        self.last_tick.set(at.timestamp())
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of the registry."""
+        return generate_latest(self.registry)
