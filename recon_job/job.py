@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 import structlog
 
 from recon_job import compare, windows
-from recon_job.delivery import Alerting, Planned, deliver, plan_run, shown_alerts
+from recon_job.delivery import Alerting, Planned, RunFacts, deliver, plan_run, shown_alerts
 from recon_job.errors import Interrupted, ReconError
 from recon_job.faults import fault_point
 from recon_job.modelnames import ModelNamer
@@ -55,6 +55,18 @@ class Sources:
 
 
 @dataclass(frozen=True)
+class RunControl:
+    """How a run is driven: who started it, the clock that stamps it, the stop it obeys."""
+
+    #: Stamps the end of a run (and each delivery); the start is the ``now`` passed in.
+    clock: Callable[[], datetime]
+    #: Checked at checkpoints: once set, the run stops and is recorded as ``interrupted``.
+    stop: threading.Event | None = None
+    #: Recorded with the run: ``cli``, ``due``, ``daemon`` ...
+    trigger: str = "run"
+
+
+@dataclass(frozen=True)
 class Deps:
     """Everything one run needs; built by :func:`recon_job.wiring.deps`."""
 
@@ -68,12 +80,22 @@ class Deps:
     settle: timedelta
     #: The channels and their rules (no channel: nothing is planned or sent).
     alerting: Alerting
-    #: Stamps the end of a run (and each delivery); the start is the ``now`` passed in.
-    clock: Callable[[], datetime]
-    #: Checked at checkpoints: once set, the run stops and is recorded as ``interrupted``.
-    stop: threading.Event | None = None
-    #: Recorded with the run: ``cli``, ``due``, ``daemon`` ...
-    trigger: str = "run"
+    control: RunControl
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        """The run's clock."""
+        return self.control.clock
+
+    @property
+    def stop(self) -> threading.Event | None:
+        """The stop event checked at checkpoints."""
+        return self.control.stop
+
+    @property
+    def trigger(self) -> str:
+        """Who started the run."""
+        return self.control.trigger
 
 
 def normalize(totals: UsageTotals, namer: ModelNamer) -> UsageTotals:
@@ -166,9 +188,7 @@ def _failed(
     deps: Deps, window: Window, run_id: int, error: ReconError, now: datetime
 ) -> RunOutcome:
     """Record a run whose sources failed, with its ``failed`` notifications."""
-    planned = plan_run(
-        deps.alerting, deps.store, window=window, run_id=run_id, result=None, error=error, now=now
-    )
+    planned = plan_run(deps.alerting, deps.store, RunFacts(window, run_id, None, error), now=now)
     finished = deps.clock()
     deps.store.fail_run(
         run_id, reason=error.reason, message=str(error), finished_at=finished, outbox=planned.items
@@ -190,9 +210,7 @@ def _finished(
     deps: Deps, window: Window, run_id: int, result: ReconResult, now: datetime
 ) -> RunOutcome:
     """Commit a run's result with its notifications, then deliver them."""
-    planned = plan_run(
-        deps.alerting, deps.store, window=window, run_id=run_id, result=result, error=None, now=now
-    )
+    planned = plan_run(deps.alerting, deps.store, RunFacts(window, run_id, result), now=now)
     # The last checkpoint: after the commit the run is complete and is reported as such.
     _checkpoint(deps.stop, "committing the result")
     finished = deps.clock()

@@ -13,9 +13,9 @@ setting lives in :mod:`recon_job.config`; the options built here carry validated
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from recon_job.config import (
 )
 from recon_job.delivery import Alerting
 from recon_job.errors import ConfigError
-from recon_job.job import Deps, Sources
+from recon_job.job import Deps, RunControl, Sources
 from recon_job.modelnames import ModelNamer
 from recon_job.models import Tolerance, WindowKind
 from recon_job.notify.base import Transport
@@ -334,46 +334,55 @@ def alerting(settings: Settings, *, channels: Mapping[str, Transport] | None = N
     )
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """Parts of a run the caller gives instead of having them built from the settings."""
+
+    #: Local and official sources (tests, embedding): their checks are skipped.
+    sources: Sources | None = None
+    #: Channel name -> transport; ``{}`` sends nothing (``--no-alerts``).
+    channels: Mapping[str, Transport] | None = None
+    #: Dashboard exports read instead of OpenAI's APIs (``--openai-from-csv``).
+    openai_csv: Sequence[str | Path] = ()
+
+
+#: Build every part from the settings.
+NO_OVERRIDES = Overrides()
+
+
 def deps(
     settings: Settings,
-    *,
     store: HistoryStore,
-    clock: Callable[[], datetime],
-    stop: threading.Event | None = None,
-    trigger: str = "run",
-    openai_csv: Sequence[str | Path] = (),
-    sources_: Sources | None = None,
-    channels: Mapping[str, Transport] | None = None,
+    control: RunControl,
+    overrides: Overrides = NO_OVERRIDES,
 ) -> Deps:
     """Everything a run needs. Raises ``ConfigError`` before anything is recorded.
 
     First come the checks ``check-config`` runs (:func:`recon_job.config.checks.problems`), every
-    problem listed at once; those of a part the caller replaces are skipped. ``sources_`` and
-    ``channels`` replace the configured ones (tests, embedding; ``{}`` sends nothing, as
-    ``--no-alerts`` does); ``openai_csv`` replaces OpenAI's APIs.
+    problem listed at once; those of a part the caller replaces (``overrides``) are skipped.
+    ``control`` is how the run is driven: its clock, stop event and trigger.
     """
     uses = Uses(
-        local_sources=sources_ is None,
-        openai_api=sources_ is None and not openai_csv,
-        channels=channels is None,
+        local_sources=overrides.sources is None,
+        openai_api=overrides.sources is None and not overrides.openai_csv,
+        channels=overrides.channels is None,
     )
     found = problems(settings, uses)
     if found:
         raise ConfigError(found)
     namer = model_namer(settings)
-    if sources_ is None:
+    chosen = overrides.sources
+    if chosen is None:
         pricer = price_table(settings, namer)
-        sources_ = sources(settings, namer=namer, pricer=pricer, openai_csv=openai_csv)
+        chosen = sources(settings, namer=namer, pricer=pricer, openai_csv=overrides.openai_csv)
     return Deps(
-        sources=sources_,
+        sources=chosen,
         store=store,
         namer=namer,
         tolerance=tolerance(settings),
         settle=settle(settings),
-        alerting=alerting(settings, channels=channels),
-        clock=clock,
-        stop=stop,
-        trigger=trigger,
+        alerting=alerting(settings, channels=overrides.channels),
+        control=control,
     )
 
 

@@ -11,6 +11,7 @@ import pytest
 from recon_job import job, windows, wiring
 from recon_job.config import Settings, load_settings
 from recon_job.errors import ConfigError, LogSourceError, UsageApiError
+from recon_job.job import RunControl
 from recon_job.models import RunOutcome, Status, Usage, UsageKey, UsageTotals, Window
 from recon_job.store import HistoryStore
 
@@ -56,7 +57,7 @@ def clock() -> datetime:
 def run(
     settings: Settings, store: HistoryStore, sources: job.Sources, window: Window | None = None
 ) -> RunOutcome:
-    deps = wiring.deps(settings, store=store, clock=clock, sources_=sources)
+    deps = wiring.deps(settings, store, RunControl(clock), wiring.Overrides(sources=sources))
     return job.run_once(deps, window or windows.daily(DAY), NOW)
 
 

@@ -5,7 +5,7 @@ A run's notifications are committed with its result (the transactional outbox, r
 nothing and sends at most one duplicate, recognisable by its dedupe key.
 """
 
-from recon_job.delivery.plan import Alerting, Planned, deliver, plan_run, shown_alerts
+from recon_job.delivery.plan import Alerting, Planned, RunFacts, deliver, plan_run, shown_alerts
 from recon_job.delivery.relay import (
     RelayOutcome,
     RelayPolicy,
@@ -21,6 +21,7 @@ __all__ = [
     "RelayOutcome",
     "RelayPolicy",
     "RelayReport",
+    "RunFacts",
     "channel_failing_message",
     "deliver",
     "exponential_backoff",

@@ -60,17 +60,20 @@ class Planned:
     shown: tuple[dict[str, Any], ...]
 
 
-def plan_run(
-    alerting: Alerting,
-    store: HistoryStore,
-    *,
-    window: Window,
-    run_id: int,
-    result: ReconResult | None,
-    error: ReconError | None,
-    now: datetime,
-) -> Planned:
-    """Decide and render the notifications of one run (``result`` None: the run failed)."""
+@dataclass(frozen=True)
+class RunFacts:
+    """What the notifications of one run are about."""
+
+    window: Window
+    run_id: int
+    #: None when the run failed; then ``error`` says why.
+    result: ReconResult | None
+    error: ReconError | None = None
+
+
+def plan_run(alerting: Alerting, store: HistoryStore, run: RunFacts, *, now: datetime) -> Planned:
+    """Decide and render the notifications of one run (``run.result`` None: the run failed)."""
+    window, result, error = run.window, run.result, run.error
     states = {
         channel: store.notification_state(window.key, channel) for channel in alerting.channels
     }
@@ -95,11 +98,11 @@ def plan_run(
             error=None if error is None else (error.reason, str(error)),
             firing=result.mismatches if result is not None else (),
             resolved=tuple(resolved),
-            run_id=run_id,
+            run_id=run.run_id,
         )
         message = render_message(notice, templates_dir=alerting.templates_dir)
         items.append(
-            OutboxItem(n.channel, message, run_id, state=n.state, suppressed=not n.deliver)
+            OutboxItem(n.channel, message, run.run_id, state=n.state, suppressed=not n.deliver)
         )
         shown.append(
             {

@@ -35,7 +35,7 @@ from recon_job.faults import fault_point
 from recon_job.models import AlertEvent, Message
 from recon_job.notify.base import Transport
 from recon_job.notify.render import CHANNEL_FAILING_TEMPLATES, render_parts
-from recon_job.store.outbox_records import OutboxItem, OutboxRow, OutboxStatus, Outcome
+from recon_job.store import Attempt, OutboxItem, OutboxRow, OutboxStatus, Outcome
 
 if TYPE_CHECKING:
     from recon_job.store import HistoryStore
@@ -305,15 +305,14 @@ class _Pass:
     ) -> None:
         now = self.clock()
         delivered = outcome in ("sent", "partial")
-        status = self.store.record_delivery(
-            row.id,
-            now=now,
-            outcome=outcome,
-            reason=reason,
-            error=error,
+        attempt = Attempt(
+            outcome,
+            reason,
+            error,
             retry_at=retry_at,
             new_state=row.delivered_state(now) if delivered else None,
         )
+        status = self.store.record_delivery(row.id, attempt, now=now)
         fields = {"outbox_id": row.id, "channel": row.channel, "alert_event": row.event}
         if status == "sent":
             log.info(EVENT_SENT, **fields)

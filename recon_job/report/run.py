@@ -262,10 +262,8 @@ def _group_table(result: ReconResult, max_rows: int) -> list[str]:
     drifting = result.mismatches
     if not drifting:
         return []
-    rows = [
-        ("group", "tokens local", "OpenAI", "%", "requests local", "OpenAI", "cost local", "OpenAI")
-        + ("%",)
-    ]
+    header = ("group", "tokens local", "OpenAI", "%", "requests local", "OpenAI")
+    rows = [(*header, "cost local", "OpenAI", "%")]
     for g in drifting[:max_rows]:
         gc = g.comparison
         name = " ".join(p for p in (str(g.key.day), g.key.model, g.key.project_id) if p)

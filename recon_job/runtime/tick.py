@@ -152,13 +152,9 @@ def _tick(rt: Runtime, plan: Plan, now: datetime) -> DueReport:
     with _history(rt) as store:
         deps = wiring.deps(
             rt.settings,
-            store=store,
-            clock=rt.clock,
-            stop=rt.stop,
-            trigger=plan.trigger,
-            openai_csv=rt.openai_csv,
-            sources_=rt.sources,
-            channels=rt.channels,
+            store,
+            job.RunControl(rt.clock, rt.stop, plan.trigger),
+            wiring.Overrides(sources=rt.sources, channels=rt.channels, openai_csv=rt.openai_csv),
         )
         report = rt.periods(rt.settings, deps, plan, now)
         for outcome in report.runs:

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from recon_job.store.engine import DEFAULT_URL
 from recon_job.store.history import HistoryStore
-from recon_job.store.outbox_records import NotificationRecord, OutboxItem, OutboxRow, OutboxStatus
+from recon_job.store.outbox_records import (
+    Attempt,
+    NotificationRecord,
+    OutboxItem,
+    OutboxRow,
+    OutboxStatus,
+    Outcome,
+)
 from recon_job.store.records import Difference, GroupRecord, RunRecord, RunStatus
 
 __all__ = [
     "DEFAULT_URL",
+    "Attempt",
     "Difference",
     "GroupRecord",
     "HistoryStore",
@@ -21,6 +29,7 @@ __all__ = [
     "OutboxItem",
     "OutboxRow",
     "OutboxStatus",
+    "Outcome",
     "RunRecord",
     "RunStatus",
 ]

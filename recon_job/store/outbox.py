@@ -33,11 +33,11 @@ from recon_job.models import AlertEvent
 from recon_job.store.outbox_records import (
     DELIVERED,
     OPEN_STATUSES,
+    Attempt,
     NotificationRecord,
     OutboxItem,
     OutboxRow,
     OutboxStatus,
-    Outcome,
     alerts_json,
     message_to_json,
     outbox_row,
@@ -141,25 +141,17 @@ class OutboxStore:
                 )
             )
 
-    def record_delivery(
-        self,
-        outbox_id: int,
-        *,
-        now: datetime,
-        outcome: Outcome,
-        reason: str | None = None,
-        error: str | None = None,
-        retry_at: datetime | None = None,
-        new_state: NotificationState | None = None,
-    ) -> OutboxStatus:
-        """Record one attempt and move the row on; return its new status.
+    def record_delivery(self, outbox_id: int, attempt: Attempt, *, now: datetime) -> OutboxStatus:
+        """Record one attempt at ``now`` and move the row on; return its new status.
 
         ``sent``/``partial``: delivered (a partial delivery reached some recipients and is never
-        resent), and ``new_state`` is written to the notification log in the same transaction.
-        ``transient``: back to ``pending`` at ``retry_at``, or ``dead`` when ``retry_at`` is None
-        (out of attempts). ``permanent``: ``dead``. A row already delivered stays delivered.
-        ``error`` must be short and redacted: it is stored as given.
+        resent), and ``attempt.new_state`` is written to the notification log in the same
+        transaction. ``transient``: back to ``pending`` at ``attempt.retry_at``, or ``dead`` when
+        it is None (out of attempts). ``permanent``: ``dead``. A row already delivered stays
+        delivered. ``attempt.error`` must be short and redacted: it is stored as given.
         """
+        outcome, reason, error = attempt.outcome, attempt.reason, attempt.error
+        retry_at, new_state = attempt.retry_at, attempt.new_state
         with self._errors(f"record a delivery of notification {outbox_id}"), self._write() as s:
             row = s.get(Outbox, outbox_id, with_for_update=True)
             if row is None:

@@ -43,6 +43,22 @@ class OutboxItem:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """The outcome of one delivery attempt, as the relay records it."""
+
+    #: ``sent``, ``partial`` (some recipients got it), ``transient`` or ``permanent``.
+    outcome: Outcome
+    #: A short machine-readable reason (``smtp_550``, ``rate_limited`` ...).
+    reason: str | None = None
+    #: A short, redacted error text: stored as given.
+    error: str | None = None
+    #: When to retry a transient failure; None: out of attempts (the row is ``dead``).
+    retry_at: datetime | None = None
+    #: The notification-log state to write with a delivery, in the same transaction.
+    new_state: NotificationState | None = None
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     """One stored outbox row, detached from the database."""
 

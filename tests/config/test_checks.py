@@ -15,7 +15,7 @@ from recon_job import wiring
 from recon_job.cli.main import main
 from recon_job.config import Settings, Uses, describe, load_settings, problems
 from recon_job.errors import ConfigError
-from recon_job.job import Sources
+from recon_job.job import RunControl, Sources
 from recon_job.store import HistoryStore
 from tests.helpers import ROOT
 
@@ -91,7 +91,7 @@ def test_a_run_refuses_exactly_what_check_config_reports(
     assert len(found) == 4, found  # no admin key, the alias, the log glob, the webhook URL
 
     with pytest.raises(ConfigError) as info:
-        wiring.deps(settings, store=store, clock=clock)
+        wiring.deps(settings, store, RunControl(clock))
 
     assert info.value.problems == found
     assert store.list_runs() == []
@@ -103,7 +103,12 @@ def test_a_run_skips_the_checks_of_the_parts_it_replaces(
     settings = settings_with_problems(tmp_path)
 
     with pytest.raises(ConfigError) as info:
-        wiring.deps(settings, store=store, clock=clock, sources_=Sources((), ()), channels={})
+        wiring.deps(
+            settings,
+            store,
+            RunControl(clock),
+            wiring.Overrides(sources=Sources((), ()), channels={}),
+        )
 
     # The price table is always the configured one: its alias problem stays.
     assert info.value.problems == problems(

@@ -27,6 +27,7 @@ from pytest_httpserver import HTTPServer
 
 from recon_job import job, windows, wiring
 from recon_job.config import load_settings
+from recon_job.job import RunControl
 from recon_job.store import HistoryStore
 from tests.e2e import cli
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
@@ -248,7 +249,7 @@ def test_a_daemon_down_across_two_daily_fire_times_runs_both_missed_periods_once
     *done_before, missed_1, missed_2 = due["daily"]
     # The daemon ran until two daily fire times ago, then was down.
     with HistoryStore(settings.history.database_url.get_secret_value()) as store:
-        deps = wiring.deps(settings, store=store, clock=lambda: datetime.now(UTC), trigger="test")
+        deps = wiring.deps(settings, store, RunControl(lambda: datetime.now(UTC), trigger="test"))
         for window in [*done_before, *due["monthly"]]:
             job.run_once(deps, window, now)
 

@@ -12,6 +12,7 @@ import pytest
 from recon_job import job, windows, wiring
 from recon_job.config import Settings, load_settings
 from recon_job.errors import Interrupted, UsageApiError
+from recon_job.job import RunControl
 from recon_job.runtime import DueReport, Plan, Runtime, run_tick
 from recon_job.store import HistoryStore, RunStatus
 from tests.runtime.stubs import NOW, Stub, clock, sources
@@ -91,7 +92,9 @@ def test_a_pending_run_does_not_complete_its_period(
 ) -> None:
     day = windows.daily(date(2026, 3, 14))
     early = datetime(2026, 3, 15, 1, 0, tzinfo=UTC)  # before the day settled
-    deps = wiring.deps(settings, store=store, clock=clock, sources_=sources(), channels={})
+    deps = wiring.deps(
+        settings, store, RunControl(clock), wiring.Overrides(sources=sources(), channels={})
+    )
     outcome = job.run_once(deps, day, early)
     assert str(outcome.status) == "pending"
     official = Stub()
@@ -164,7 +167,10 @@ def test_run_once_raises_interrupted_and_never_leaves_the_row_running(
     stop = threading.Event()
     stop.set()
     deps = wiring.deps(
-        settings, store=store, clock=clock, sources_=sources(), channels={}, stop=stop
+        settings,
+        store,
+        RunControl(clock, stop=stop),
+        wiring.Overrides(sources=sources(), channels={}),
     )
     with pytest.raises(Interrupted) as caught:
         job.run_once(deps, windows.daily(date(2026, 3, 14)), NOW)

@@ -24,7 +24,7 @@ from recon_job.models import (
     Usage,
     Window,
 )
-from recon_job.store import HistoryStore, OutboxItem, RunStatus
+from recon_job.store import Attempt, HistoryStore, OutboxItem, RunStatus
 
 DAY = Window("daily", date(2026, 3, 14), date(2026, 3, 15))
 T0 = datetime(2026, 3, 15, 6, 0, tzinfo=UTC)
@@ -274,7 +274,7 @@ def test_a_delivery_marks_the_row_sent_and_writes_the_notification_log(
     sent_at = T0 + timedelta(seconds=2)
 
     status = store.record_delivery(
-        outbox_id, now=sent_at, outcome="sent", new_state=row.delivered_state(sent_at)
+        outbox_id, Attempt("sent", new_state=row.delivered_state(sent_at)), now=sent_at
     )
 
     assert status == "sent"
@@ -292,7 +292,7 @@ def test_a_delivery_marks_the_row_sent_and_writes_the_notification_log(
     (second,) = store.enqueue([item("k2", event="repeat")], now=T0)
     store.claim_due(T0)
     newer = NotificationState(frozenset({A}), frozenset(), T0 + timedelta(days=1), "repeat")
-    store.record_delivery(second, now=T0 + timedelta(days=1), outcome="sent", new_state=newer)
+    store.record_delivery(second, Attempt("sent", new_state=newer), now=T0 + timedelta(days=1))
     assert store.notification_state(DAY.key, "email") == newer
 
 
@@ -315,12 +315,8 @@ def test_record_delivery_moves_the_row_on(
     assert (
         store.record_delivery(
             outbox_id,
+            Attempt(outcome, "smtp_550", "550 mailbox unavailable", retry_at, state),
             now=T0,
-            outcome=outcome,
-            reason="smtp_550",
-            error="550 mailbox unavailable",
-            retry_at=retry_at,
-            new_state=state,
         )
         == status
     )
@@ -339,12 +335,12 @@ def test_record_delivery_moves_the_row_on(
 def test_a_delivered_row_is_never_downgraded(store: HistoryStore) -> None:
     (outbox_id,) = store.enqueue([item("k1")], now=T0)
     store.claim_due(T0)
-    store.record_delivery(outbox_id, now=T0, outcome="sent")
-    assert store.record_delivery(outbox_id, now=T0, outcome="transient", retry_at=T0) == "sent"
+    store.record_delivery(outbox_id, Attempt("sent"), now=T0)
+    assert store.record_delivery(outbox_id, Attempt("transient", retry_at=T0), now=T0) == "sent"
     (record,) = store.list_notifications()
     assert record.attempt_count == 2
     with pytest.raises(LookupError):
-        store.record_delivery(12345, now=T0, outcome="sent")
+        store.record_delivery(12345, Attempt("sent"), now=T0)
 
 
 def test_an_older_row_delivered_late_does_not_overwrite_a_newer_state(
@@ -353,9 +349,9 @@ def test_an_older_row_delivered_late_does_not_overwrite_a_newer_state(
     old, new = store.enqueue([item("opened"), item("resolved", event="resolved")], now=T0)
     store.claim_due(T0)
     newest = NotificationState(frozenset(), frozenset({A}), T0, "resolved")
-    store.record_delivery(new, now=T0, outcome="sent", new_state=newest)
+    store.record_delivery(new, Attempt("sent", new_state=newest), now=T0)
     stale = NotificationState(frozenset({A}), frozenset(), T0 + timedelta(minutes=5), "opened")
-    store.record_delivery(old, now=T0 + timedelta(minutes=5), outcome="sent", new_state=stale)
+    store.record_delivery(old, Attempt("sent", new_state=stale), now=T0 + timedelta(minutes=5))
     assert store.notification_state(DAY.key, "email") == newest
 
 
