@@ -358,10 +358,10 @@ def test_an_older_row_delivered_late_does_not_overwrite_a_newer_state(
 def test_notifications_are_listed_newest_first_with_their_attempts(store: HistoryStore) -> None:
     first, second = store.enqueue([item("k1"), item("k2", "slack")], now=T0)
     store.claim_due(T0)
-    store.record_delivery(first, now=T0, outcome="transient", retry_at=T0, error="timed out")
-    store.record_delivery(second, now=T0, outcome="sent")
+    store.record_delivery(first, Attempt("transient", error="timed out", retry_at=T0), now=T0)
+    store.record_delivery(second, Attempt("sent"), now=T0)
     store.claim_due(T0)
-    store.record_delivery(first, now=T0, outcome="transient", retry_at=T0, error="timed out")
+    store.record_delivery(first, Attempt("transient", error="timed out", retry_at=T0), now=T0)
 
     records = store.list_notifications()
     assert [(r.row.id, r.attempt_count) for r in records] == [(second, 1), (first, 2)]
