@@ -1,11 +1,21 @@
-"""Helpers for tests whose point is the real process: run ``python -m recon_job`` for real."""
+"""Running ``recon-job`` in tests: in-process with click's CliRunner, or as a real process.
+
+:func:`cli` invokes the command in this process (fast: no interpreter start, no imports), with
+the environment and working directory a real run would have; it is what exit-code, flag and
+configuration tests use. :func:`cli_process` starts ``python -m recon_job`` for real: only for
+tests whose point is the process itself (signals, crashes at fault points, races, the daemon),
+which carry the ``e2e`` marker.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -13,7 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+from click.testing import CliRunner
 
+from recon_job.logconfig import library_defaults
 from tests.fakeopenai import DEFAULT_ADMIN_KEY, FakeOpenAI, fake_openai_fixture  # noqa: F401
 
 D1 = date(2026, 8, 1)
@@ -42,7 +55,7 @@ def workdir_fixture(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def cli(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
+def _environment(workdir: Path, fake: FakeOpenAI, env: Mapping[str, str]) -> dict[str, str]:
     environ = {
         k: v
         for k, v in os.environ.items()
@@ -60,6 +73,40 @@ def cli(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
         }
     )
     environ.update(env)
+    return environ
+
+
+def _no_key(fake: FakeOpenAI, *streams: str) -> None:
+    for stream in streams:
+        assert fake.admin_key not in stream
+        assert fake.admin_key[-8:] not in stream
+
+
+def cli(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
+    """``recon-job ARGS`` in this process, in ``workdir``, with the test environment."""
+    from recon_job.cli import main
+
+    environ = _environment(workdir, fake, env)
+    # CliRunner sets the variables given and unsets those mapped to None, for the call only.
+    changes: dict[str, str | None] = {k: None for k in os.environ if k not in environ}
+    changes.update(environ)
+    runner = CliRunner()
+    try:
+        with contextlib.chdir(workdir):
+            result = runner.invoke(main, list(args), env=changes, catch_exceptions=False)
+    finally:
+        # The command pointed structlog and the root logger at the runner's streams, which are
+        # closed now: back to the library defaults before anything else logs.
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+        library_defaults()
+    _no_key(fake, result.stdout, result.stderr)
+    return Ran(result.exit_code, result.stdout, result.stderr)
+
+
+def cli_process(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
+    """``python -m recon_job ARGS`` as a real process (signals, crashes, races)."""
+    environ = _environment(workdir, fake, env)
     proc = subprocess.run(
         [sys.executable, "-m", "recon_job", *args],
         cwd=workdir,
@@ -69,9 +116,7 @@ def cli(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
         timeout=60,
         check=False,
     )
-    for stream in (proc.stdout, proc.stderr):
-        assert fake.admin_key not in stream
-        assert fake.admin_key[-8:] not in stream
+    _no_key(fake, proc.stdout, proc.stderr)
     return Ran(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -129,5 +174,3 @@ def drifting_world(fake: FakeOpenAI, workdir: Path) -> None:
         rec(D1, "gpt-4o", 11, prompt_tokens=-5, completion_tokens=1),
     ]
     write_logs(workdir, lines)
-
-

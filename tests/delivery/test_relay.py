@@ -377,6 +377,7 @@ class Appending:
             f.write(message.dedupe_key + "\n")
 
 
+@pytest.mark.e2e
 def test_a_crash_after_sending_causes_at_most_one_recognisable_duplicate(
     tmp_path: Path, store: HistoryStore
 ) -> None:

@@ -19,6 +19,7 @@ from tests.e2e import (
     D1,
     Ran,
     cli,
+    cli_process,
     drifting_world,
     rec,
     workdir_fixture,  # noqa: F401
@@ -50,10 +51,12 @@ def posts(receiver: HTTPServer, path: str) -> list[Request]:
     return [request for request, _ in receiver.log if request.path == path]
 
 
-def run(workdir: Path, fake: FakeOpenAI, env: dict[str, str], *extra: str) -> Ran:
+def run(
+    workdir: Path, fake: FakeOpenAI, env: dict[str, str], *extra: str, process: bool = False
+) -> Ran:
     # --force: these tests re-run one day on purpose; a completed day is otherwise a no-op.
     args = ("run", "--date", "2026-08-01", "--force", "--format", "json")
-    ran = cli(workdir, fake, *args, *extra, **env)
+    ran = (cli_process if process else cli)(workdir, fake, *args, *extra, **env)
     for secret in ("slacksecretpath", "recon-secret-path", WEBHOOK_SECRET):
         assert secret not in ran.stdout
         assert secret not in ran.stderr
@@ -141,6 +144,7 @@ def test_drift_is_notified_once_per_channel_then_resolved_where_enabled(
     assert ("email", "resolved", "suppressed") in states
 
 
+@pytest.mark.e2e
 def test_a_crash_between_commit_and_send_delivers_exactly_once_on_the_next_run(
     fake_openai: FakeOpenAI, workdir: Path, smtp_server: SmtpFactory, receiver: HTTPServer
 ) -> None:
@@ -148,7 +152,8 @@ def test_a_crash_between_commit_and_send_delivers_exactly_once_on_the_next_run(
     env = channels_env(smtp, receiver)
     drifting_world(fake_openai, workdir)
 
-    crashed = run(workdir, fake_openai, env | {"RECON_FAULT_POINT": "after_outbox_commit"})
+    crash = env | {"RECON_FAULT_POINT": "after_outbox_commit"}
+    crashed = run(workdir, fake_openai, crash, process=True)
     assert crashed.code == 137
     assert smtp.recorder.messages == []
     assert receiver.log == []

@@ -309,6 +309,7 @@ def test_a_failed_run_has_no_groups_and_no_totals(db_url: str, store: HistorySto
     assert _scalar(db_url, "SELECT openai_input_tokens FROM runs WHERE id = :id", id=run_id) is None
 
 
+@pytest.mark.e2e
 def test_a_crash_between_start_and_finish_leaves_a_running_row(
     db_url: str, open_store: Callable[..., HistoryStore]
 ) -> None:

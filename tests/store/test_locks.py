@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from recon_job.store.locks import advisory_key, lock_file_path, period_lock
 
 KEY = "daily:2026-03-14"
@@ -33,6 +35,7 @@ def test_a_second_acquirer_gets_false_until_the_first_releases(db_url: str) -> N
         assert again is True
 
 
+@pytest.mark.e2e
 def test_the_lock_is_released_when_its_holding_process_is_killed(db_url: str) -> None:
     with subprocess.Popen(
         [sys.executable, "-c", HOLDER, db_url, KEY], stdout=subprocess.PIPE, text=True
