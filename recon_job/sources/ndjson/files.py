@@ -173,74 +173,121 @@ def _split(
     left: int | None,
 ) -> Iterator[list[bytes]]:
     """Lines of ``stream``; with ``left`` set, of its next ``left`` bytes plus the cut last line."""
-    pending = b""
-    first = task.start == 0
-    discarding = finished = False
-    while not finished:
-        if left is not None and left <= 0:
-            if not pending:
-                break
-            # The range's last line runs past its end: read on to its newline, and no further.
+    lines = _Lines(task, info, skipped)
+    chunks = _chunks(stream, task, info) if left is None else _range_chunks(stream, left, lines)
+    for chunk in chunks:
+        found = lines.feed(chunk)
+        if found:
+            yield found
+    last = lines.rest()
+    if last:
+        yield last
+
+
+def _chunks(
+    stream: io.BufferedIOBase, task: Task, info: MutableMapping[str, int]
+) -> Iterator[bytes]:
+    """Every chunk of a whole file, plain or gzip, up to where a truncated gzip ends."""
+    while True:
+        try:
+            # read1: one decompression step at a time, so a truncated .gz loses nothing before
+            # the point where it ends.
             chunk = stream.read1(CHUNK_BYTES)
-            newline = chunk.find(b"\n")
-            if newline >= 0:
-                chunk = chunk[: newline + 1]
-                finished = True
-        else:
-            try:
-                # read1: one decompression step at a time, so a truncated .gz loses nothing
-                # before the point where it ends.
-                chunk = stream.read1(CHUNK_BYTES if left is None else min(left, CHUNK_BYTES))
-            except EOFError:
-                # A .gz still being written ends mid-stream: keep what decompressed, and let
-                # its cut-off last line count as malformed.
-                info["gzip_truncated"] = info.get("gzip_truncated", 0) + 1
-                logger.warning(EVENT_GZIP_TRUNCATED, path=task.path)
-                break
-            if left is not None:
-                left -= len(chunk)
+        except EOFError:
+            # A .gz still being written ends mid-stream: keep what decompressed, and let its
+            # cut-off last line count as malformed.
+            info["gzip_truncated"] = info.get("gzip_truncated", 0) + 1
+            logger.warning(EVENT_GZIP_TRUNCATED, path=task.path)
+            return
         if not chunk:
-            break
-        buf = pending + chunk if pending else chunk
-        if discarding:
+            return
+        yield chunk
+
+
+def _range_chunks(stream: io.BufferedIOBase, left: int, lines: _Lines) -> Iterator[bytes]:
+    """The next ``left`` bytes of a plain file, then the rest of a last line they cut."""
+    while left > 0:
+        chunk = stream.read1(min(left, CHUNK_BYTES))
+        if not chunk:
+            return
+        left -= len(chunk)
+        yield chunk
+    # The range's last line runs past its end: read on to its newline, and no further.
+    while lines.pending:
+        chunk = stream.read1(CHUNK_BYTES)
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            yield chunk[: newline + 1]
+            return
+        if not chunk:
+            return
+        yield chunk
+
+
+class _Lines:
+    """Splits chunks into whole lines, carrying the part after a chunk's last newline over.
+
+    Skips overlong lines (counted as ``TOO_LONG``) without buffering them, and strips a byte
+    order mark from the first line of a file.
+    """
+
+    def __init__(
+        self, task: Task, info: MutableMapping[str, int], skipped: MutableMapping[str, int]
+    ) -> None:
+        self.info = info
+        self.skipped = skipped
+        #: The start of a line whose newline has not been read yet.
+        self.pending = b""
+        #: True until the file's first line is done (only it may start with a byte order mark).
+        self.first = task.start == 0
+        #: True while skipping the rest of an overlong line.
+        self.discarding = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """The lines ``chunk`` completes, each counted in ``lines_read``."""
+        buf = self.pending + chunk if self.pending else chunk
+        if self.discarding:
             newline = buf.find(b"\n")
             if newline < 0:
-                pending = b""
-                continue
+                self.pending = b""
+                return []
             buf = buf[newline + 1 :]
-            discarding = False
+            self.discarding = False
         lines = buf.split(b"\n")
-        pending = lines.pop()
+        self.pending = lines.pop()
         if lines:
             if len(lines[0]) > MAX_LINE_BYTES:
-                _too_long(info, skipped)
+                self._too_long()
                 del lines[0]
-            elif first and lines[0].startswith(_BOM):
+            elif self.first and lines[0].startswith(_BOM):
                 # Stripped from the whole first line, not from the first chunk, which may end
                 # inside the mark.
                 lines[0] = lines[0][len(_BOM) :]
-            first = False
-            info["lines_read"] += len(lines)
-            yield lines
-        if len(pending) > MAX_LINE_BYTES:
-            _too_long(info, skipped)
-            pending = b""
-            discarding = True
-            first = False
-    if pending:
-        if len(pending) > MAX_LINE_BYTES:
-            _too_long(info, skipped)
-            return
-        if first and pending.startswith(_BOM):
-            pending = pending[len(_BOM) :]
-        if pending:
-            info["lines_read"] += 1
-            yield [pending]
+            self.first = False
+            self.info["lines_read"] += len(lines)
+        if len(self.pending) > MAX_LINE_BYTES:
+            self._too_long()
+            self.pending = b""
+            self.discarding = True
+            self.first = False
+        return lines
 
+    def rest(self) -> list[bytes]:
+        """The last line, when the stream does not end with a newline."""
+        last = self.pending
+        if len(last) > MAX_LINE_BYTES:
+            self._too_long()
+            return []
+        if self.first and last.startswith(_BOM):
+            last = last[len(_BOM) :]
+        if not last:
+            return []
+        self.info["lines_read"] += 1
+        return [last]
 
-def _too_long(info: MutableMapping[str, int], skipped: MutableMapping[str, int]) -> None:
-    info["lines_read"] += 1
-    skipped[TOO_LONG] = skipped.get(TOO_LONG, 0) + 1
+    def _too_long(self) -> None:
+        self.info["lines_read"] += 1
+        self.skipped[TOO_LONG] = self.skipped.get(TOO_LONG, 0) + 1
 
 
 # -- parallel ----------------------------------------------------------------------------------

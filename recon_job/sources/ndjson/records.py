@@ -17,14 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from recon_job.errors import ConfigError
-from recon_job.models import EPOCH, RECORD_FIELDS, Tier, Window, tier_of
-
-#: Canonical field names a ``NdjsonOptions.fields`` mapping may map to a dotted record path.
-CANONICAL_FIELDS = RECORD_FIELDS
-GROUP_FIELDS = frozenset({"model", "project_id", "api_key_id"})
+from recon_job.models import EPOCH, Tier, Window, tier_of
 
 #: What :meth:`RecordParser.check` returns for a valid record dated outside the window: not a
 #: skip reason, since nothing is wrong with it.
@@ -36,7 +31,12 @@ _TIMESTAMP_KEYS = ("timestamp", "ts", "time", "created_at", "created")
 
 @dataclass(frozen=True)
 class NdjsonOptions:
-    """How to find and read the local usage logs."""
+    """How to find and read the local usage logs.
+
+    Validated data: the rules (a known zone, canonical field names with dotted paths, the
+    grouping) are checked on the settings they are built from
+    (:class:`recon_job.config.LogsSettings`).
+    """
 
     #: Files, directories (their log files, not recursive) or glob patterns (``**`` recurses).
     paths: tuple[str, ...]
@@ -54,35 +54,6 @@ class NdjsonOptions:
     cost_unit: Literal["usd", "cents"] = "usd"
     #: Worker processes for large logs: 0 = one per CPU, 1 = always read in-process.
     workers: int = 0
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not self.paths:
-            problems.append("no NDJSON log paths configured — set RECON_LOG_PATHS")
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            problems.append(
-                f"unknown log timezone {self.timezone!r} — use an IANA name like 'Europe/Helsinki'"
-            )
-        for name, path in self.fields.items():
-            if name not in CANONICAL_FIELDS:
-                problems.append(
-                    f"unknown log field {name!r} — expected one of {sorted(CANONICAL_FIELDS)}"
-                )
-            if not path or any(not part for part in path.split(".")):
-                problems.append(f"log field {name!r} maps to an empty path {path!r}")
-        for name in self.group_by:
-            if name not in GROUP_FIELDS:
-                problems.append(f"cannot group logs by {name!r} — use {sorted(GROUP_FIELDS)}")
-        if self.cost_unit not in ("usd", "cents"):
-            problems.append(f"log cost unit must be 'usd' or 'cents', not {self.cost_unit!r}")
-        if type(self.workers) is not int or self.workers < 0:
-            problems.append(
-                f"log reading workers must be 0 (one per CPU) or more, not {self.workers!r}"
-            )
-        if problems:
-            raise ConfigError(problems)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +82,49 @@ class LogRecord:
     project_id: str | None
     #: API key id, when logged as a string.
     api_key_id: str | None
+
+
+#: The (input, output) token-count keys of the record shapes the APIs log, in the order they are
+#: tried: Chat Completions, then Responses. The fast path in ``source`` reads them here too.
+TOKEN_KEYS: tuple[tuple[str, str], ...] = (
+    ("prompt_tokens", "completion_tokens"),
+    ("input_tokens", "output_tokens"),
+)
+#: The objects of a usage that may hold its ``cached_tokens``, when it has none of its own, in
+#: the order they are tried.
+CACHED_DETAILS: tuple[str, ...] = ("prompt_tokens_details", "input_tokens_details")
+_INPUT_KEYS = tuple(input_key for input_key, _ in TOKEN_KEYS)
+
+
+@dataclass(frozen=True, slots=True)
+class _Skip:
+    """What a step of :meth:`RecordParser.check` returns instead of its value: the line's verdict.
+
+    A skip reason, or ``OUTSIDE_WINDOW``. A class of its own because some steps' values are
+    strings too (a model name, an id).
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Tokens:
+    """A record's token counts, as :meth:`RecordParser.check` reads them."""
+
+    input: int
+    cached: int
+    #: None when the record has no output count (embeddings).
+    output: int | None
+    #: ``total_tokens`` as logged (any JSON value), only compared, never counted.
+    total: Any
+
+    def note(self, notes: MutableMapping[str, int]) -> None:
+        """Count the oddities that do not invalidate a record into ``notes``."""
+        if self.total is not None and self.total != self.input + (self.output or 0):
+            _bump(notes, "total_tokens_inconsistent")
+        if self.output is None:
+            # Embeddings usage has no output side: not an error, but worth reporting.
+            _bump(notes, "output_tokens_missing")
 
 
 def _dig(obj: Any, parts: tuple[str, ...]) -> Any:
@@ -148,24 +162,58 @@ def record_cost(obj: dict[str, Any], cents: bool) -> Decimal | None:
 
     None when there is none, or when the one there is unusable (the caller tells which).
     """
+    raw, in_cents = _logged_cost(obj, cents)
+    return None if raw is None else parse_cost(raw, in_cents)
+
+
+def _logged_cost(obj: dict[str, Any], cents: bool) -> tuple[Any, bool]:
+    """The record's own cost as logged, and whether it is in cents.
+
+    ``cost`` is in the configured unit (``cents``); ``cost_usd``, read only when there is no
+    ``cost``, is always USD.
+    """
     raw = obj.get("cost")
     if raw is not None:
-        return parse_cost(raw, cents)
-    raw = obj.get("cost_usd")
-    return None if raw is None else parse_cost(raw, False)
+        return raw, cents
+    return obj.get("cost_usd"), False
 
 
-def _tokens(value: Any) -> int | str:
-    """A token count, or the skip reason for an unusable one."""
+def _tokens(value: Any) -> int | _Skip:
+    """A token count, or why it is unusable."""
     if type(value) is int:
-        return value if value >= 0 else "negative_tokens"
+        return value if value >= 0 else _Skip("negative_tokens")
     if type(value) is float and value.is_integer():
-        return int(value) if value >= 0 else "negative_tokens"
-    return "bad_tokens"
+        return int(value) if value >= 0 else _Skip("negative_tokens")
+    return _Skip("bad_tokens")
 
 
 def _bump(notes: MutableMapping[str, int], name: str) -> None:
     notes[name] = notes.get(name, 0) + 1
+
+
+def _usage(obj: dict[str, Any], response: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Where a record keeps its token counts, and whether that is inside its ``response``.
+
+    The record itself when it has a flat input count, else its ``usage`` object, else its
+    response's (a wrapped API response); an empty dict when it has none of them.
+    """
+    if _first(obj, _INPUT_KEYS) is not None:
+        return obj, False
+    usage = obj.get("usage")
+    if type(usage) is dict:
+        return usage, False
+    usage = response.get("usage")
+    if type(usage) is dict:
+        return usage, True
+    return {}, False
+
+
+def _shape(usage: dict[str, Any]) -> tuple[str, str]:
+    """The (input, output) keys of the first ``TOKEN_KEYS`` shape whose input ``usage`` has."""
+    for input_key, output_key in TOKEN_KEYS:
+        if usage.get(input_key) is not None:
+            return input_key, output_key
+    return TOKEN_KEYS[-1]
 
 
 class RecordParser:
@@ -194,105 +242,98 @@ class RecordParser:
         """The record in one parsed line, ``OUTSIDE_WINDOW``, or the reason to skip the line.
 
         For a record returned, oddities that do not invalidate it (``total_tokens`` that
-        disagree, no output count) are counted in ``notes`` when given.
+        disagree, no output count) are counted in ``notes`` when given. Each step returns its
+        part of the record or a ``_Skip``; they run in the order their reasons take precedence.
         """
         if type(obj) is not dict:
             return "not_an_object"
         response = obj.get("response")
         response = response if type(response) is dict else {}
-
-        ts = self._get(obj, "timestamp", *_TIMESTAMP_KEYS)
-        if ts is None and "timestamp" not in self.paths:
-            ts = _first(response, ("created_at", "created"))
-        if ts is None:
-            return "missing_timestamp"
-        day = self.day_of(ts)
-        if day is None:
-            return "bad_timestamp"
-        window = self.window
-        if window is not None and (day < window.start or day >= window.end):
-            return OUTSIDE_WINDOW
-
-        project = self._get(obj, "project_id", "project_id")
-        if project is not None and type(project) is not str:
-            if self.need_project:
-                return "bad_project_id"
-            project = None
-        if self.project_filter and project is not None and project not in self.project_filter:
-            return "other_project"
-
-        model = self._get(obj, "model", "model")
-        if model is None and "model" not in self.paths:
-            model = response.get("model")
-        if model is None or model == "":
-            return "missing_model"
-        if type(model) is not str:
-            return "bad_model"
-
-        usage: dict[str, Any] = {}
-        wrapped = False
-        if obj.get("prompt_tokens") is not None or obj.get("input_tokens") is not None:
-            usage = obj
-        elif type(obj.get("usage")) is dict:
-            usage = obj["usage"]
-        elif type(response.get("usage")) is dict:
-            usage = response["usage"]
-            wrapped = True
-        counts = self._token_counts(obj, usage)
-        if isinstance(counts, str):
-            return counts
-        inp, cached, out, total = counts
-
-        cost: Decimal | None = None
-        raw_cost = self._get(obj, "cost", "cost")
-        cents = self.cents
-        if raw_cost is None and "cost" not in self.paths:
-            raw_cost = obj.get("cost_usd")
-            cents = False
-        if raw_cost is not None:
-            cost = parse_cost(raw_cost, cents)
-            if cost is None:
-                return "bad_cost"
-
-        service_tier = self._get(obj, "service_tier", "service_tier")
-        if service_tier is None and "service_tier" not in self.paths and wrapped:
-            service_tier = response.get("service_tier")
-        tier = tier_of(self._get(obj, "batch", "batch") is True, service_tier)
-
-        api_key = self._get(obj, "api_key_id", "api_key_id")
-        if api_key is not None and type(api_key) is not str:
-            if self.group_api_key:
-                return "bad_api_key_id"
-            api_key = None
-
-        request_id = self._get(obj, "request_id", "request_id")
-        output = 0 if out is None else out
+        when = self._when(obj, response)
+        if isinstance(when, _Skip):
+            return when.reason
+        project = self._project(obj)
+        if isinstance(project, _Skip):
+            return project.reason
+        model = self._model(obj, response)
+        if isinstance(model, _Skip):
+            return model.reason
+        usage, wrapped = _usage(obj, response)
+        tokens = self._token_counts(obj, usage)
+        if isinstance(tokens, _Skip):
+            return tokens.reason
+        cost = self._cost(obj)
+        if isinstance(cost, _Skip):
+            return cost.reason
+        api_key = self._id(obj, "api_key_id", strict=self.group_api_key)
+        if isinstance(api_key, _Skip):
+            return api_key.reason
         if notes is not None:
-            if total is not None and total != inp + output:
-                _bump(notes, "total_tokens_inconsistent")
-            if out is None:
-                # Embeddings usage has no output side: not an error, but worth reporting.
-                _bump(notes, "output_tokens_missing")
+            tokens.note(notes)
+        request_id = self._get(obj, "request_id", "request_id")
         return LogRecord(
-            day=day,
-            timestamp=ts,
+            day=when[1],
+            timestamp=when[0],
             model=model,
-            input_tokens=inp,
-            cached_tokens=cached,
-            output_tokens=output,
+            input_tokens=tokens.input,
+            cached_tokens=tokens.cached,
+            output_tokens=0 if tokens.output is None else tokens.output,
             cost=cost,
-            tier=tier,
+            tier=self._tier(obj, response if wrapped else {}),
             request_id=request_id if type(request_id) is str else None,
             project_id=project,
             api_key_id=api_key,
         )
 
-    def _token_counts(
-        self, obj: dict[str, Any], usage: dict[str, Any]
-    ) -> tuple[int, int, int | None, Any] | str:
-        """(input, cached, output or None, raw total) from ``usage`` or the mapped paths.
+    # -- the steps of check -------------------------------------------------------------------
 
-        Or a skip reason. The output count is read from the pair the input came from:
+    def _when(self, obj: dict[str, Any], response: dict[str, Any]) -> tuple[Any, date] | _Skip:
+        """The timestamp as logged and its UTC day, when in the window."""
+        ts = self._get(obj, "timestamp", *_TIMESTAMP_KEYS)
+        if ts is None and "timestamp" not in self.paths:
+            ts = _first(response, ("created_at", "created"))
+        if ts is None:
+            return _Skip("missing_timestamp")
+        day = self.day_of(ts)
+        if day is None:
+            return _Skip("bad_timestamp")
+        window = self.window
+        if window is not None and (day < window.start or day >= window.end):
+            return _Skip(OUTSIDE_WINDOW)
+        return ts, day
+
+    def _project(self, obj: dict[str, Any]) -> str | _Skip | None:
+        """The project id, when it passes the project filter."""
+        project = self._id(obj, "project_id", strict=self.need_project)
+        if type(project) is str and self.project_filter and project not in self.project_filter:
+            return _Skip("other_project")
+        return project
+
+    def _id(self, obj: dict[str, Any], name: str, *, strict: bool) -> str | _Skip | None:
+        """A string id; one of another type skips the line when ``strict``, else reads as None.
+
+        Strict means the id matters: it is grouped by (or filtered on, for the project).
+        """
+        value = self._get(obj, name, name)
+        if value is None or type(value) is str:
+            return value
+        return _Skip(f"bad_{name}") if strict else None
+
+    def _model(self, obj: dict[str, Any], response: dict[str, Any]) -> str | _Skip:
+        """The model name as logged."""
+        model = self._get(obj, "model", "model")
+        if model is None and "model" not in self.paths:
+            model = response.get("model")
+        if model is None or model == "":
+            return _Skip("missing_model")
+        if type(model) is not str:
+            return _Skip("bad_model")
+        return model
+
+    def _token_counts(self, obj: dict[str, Any], usage: dict[str, Any]) -> _Tokens | _Skip:
+        """The token counts from ``usage`` or the mapped paths.
+
+        The output count is read from the pair the input came from (``TOKEN_KEYS``):
         ``completion_tokens`` with ``prompt_tokens`` (Chat Completions), ``output_tokens`` with
         ``input_tokens`` (Responses).
         """
@@ -302,28 +343,47 @@ class RecordParser:
             path = paths.get(name)
             return _dig(obj, path) if path is not None else _first(usage, auto)
 
-        chat = usage.get("prompt_tokens") is not None
-        raw_in = pick("input_tokens", "prompt_tokens" if chat else "input_tokens")
+        input_key, output_key = _shape(usage)
+        raw_in = pick("input_tokens", input_key)
         if raw_in is None:
-            return "missing_tokens"
-        raw_out = pick("output_tokens", "completion_tokens" if chat else "output_tokens")
+            return _Skip("missing_tokens")
+        raw_out = pick("output_tokens", output_key)
         raw_cached = pick("cached_tokens", "cached_tokens")
         if raw_cached is None and "cached_tokens" not in paths:
-            details = _first(usage, ("prompt_tokens_details", "input_tokens_details"))
+            details = _first(usage, CACHED_DETAILS)
             if type(details) is dict:
                 raw_cached = details.get("cached_tokens")
         inp = _tokens(raw_in)
-        if isinstance(inp, str):
+        if isinstance(inp, _Skip):
             return inp
         out = None if raw_out is None else _tokens(raw_out)
-        if isinstance(out, str):
+        if isinstance(out, _Skip):
             return out
         cached = 0 if raw_cached is None else _tokens(raw_cached)
-        if isinstance(cached, str):
+        if isinstance(cached, _Skip):
             return cached
         if cached > inp:
-            return "cached_exceeds_input"
-        return inp, cached, out, pick("total_tokens", "total_tokens")
+            return _Skip("cached_exceeds_input")
+        return _Tokens(inp, cached, out, pick("total_tokens", "total_tokens"))
+
+    def _cost(self, obj: dict[str, Any]) -> Decimal | _Skip | None:
+        """The record's own cost in USD; None when it logged none."""
+        path = self.paths.get("cost")
+        if path is not None:
+            raw, cents = _dig(obj, path), self.cents
+        else:
+            raw, cents = _logged_cost(obj, self.cents)
+        if raw is None:
+            return None
+        cost = parse_cost(raw, cents)
+        return _Skip("bad_cost") if cost is None else cost
+
+    def _tier(self, obj: dict[str, Any], response: dict[str, Any]) -> Tier:
+        """The billing tier; ``response`` is where a wrapped record's ``service_tier`` is."""
+        service_tier = self._get(obj, "service_tier", "service_tier")
+        if service_tier is None and "service_tier" not in self.paths:
+            service_tier = response.get("service_tier")
+        return tier_of(self._get(obj, "batch", "batch") is True, service_tier)
 
     # -- timestamps ------------------------------------------------------------------------------
 

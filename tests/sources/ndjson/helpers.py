@@ -47,5 +47,3 @@ def accounted(totals: UsageTotals) -> int:
 
 
 # -- shapes, pricing, cost ---------------------------------------------------------------------
-
-

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recon_job.errors import ConfigError, LogSourceError
+from recon_job.errors import LogSourceError
 from recon_job.sources.ndjson import files as ndjson_files
 from recon_job.sources.ndjson import source as ndjson_logs
 from recon_job.sources.ndjson.files import EVENT_GZIP_TRUNCATED, Task, plan_tasks, read_lines
@@ -214,11 +214,6 @@ def test_small_logs_are_read_in_process(tmp_path: Path) -> None:
 
     assert ndjson_files.parallel_workers([str(path)], 0) == 1
     assert ndjson_files.parallel_workers([str(path)], 1) == 1
-
-
-def test_workers_must_not_be_negative() -> None:
-    with pytest.raises(ConfigError, match="workers must be 0"):
-        NdjsonOptions(paths=("x",), workers=-1)
 
 
 def test_a_worker_result_survives_pickling(tmp_path: Path) -> None:

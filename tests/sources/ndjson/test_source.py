@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from recon_job.errors import ConfigError, LogSourceError
+from recon_job.errors import LogSourceError
 from recon_job.modelnames import ModelNamer
 from recon_job.models import Usage
 from recon_job.sources.ndjson import files as ndjson_files
@@ -367,20 +367,6 @@ def test_a_field_mapping_reads_a_custom_shape(tmp_path: Path) -> None:
 
     assert totals.groups == {key(10, "gpt-4.1", "p1"): Usage(100, 40, 10, 1, D("0.02"))}
     assert totals.skipped == {"missing_tokens": 1}
-
-
-def test_invalid_options_are_reported_all_at_once() -> None:
-    with pytest.raises(ConfigError) as caught:
-        NdjsonOptions(
-            paths=(),
-            timezone="Mars/Olympus",
-            fields={"tokens": "a", "model": "a..b"},
-            group_by=("model", "user"),
-            cost_unit="eur",  # type: ignore[arg-type]
-        )
-
-    assert len(caught.value.problems) == 6
-    assert "Mars/Olympus" in str(caught.value)
 
 
 # -- files, directories, globs ---------------------------------------------------------------------
