@@ -8,7 +8,8 @@ wording the errors :mod:`~recon_job.sources.openai.errors`'; parsing the results
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any, ClassVar
 
@@ -108,6 +109,40 @@ class OpenAISource:
         return self._client.fetch(
             endpoint=self._endpoint, path=self._path, params=self.params(window)
         )
+
+    def _results(
+        self, fetched: Fetched, window: Window, counts: Counter[str]
+    ) -> Iterator[tuple[date, Mapping[str, Any]]]:
+        """Every result of every bucket in ``window``, with the bucket's day.
+
+        Counts ``results``, and ``buckets_outside_window``: we send aligned start and end
+        times, so those should not happen, and are never counted as usage.
+        """
+        for bucket in fetched.buckets:
+            day = bucket.day
+            if day not in window:
+                counts["buckets_outside_window"] += 1
+                continue
+            # A bucket holds one result per group-by combination (reference §1.8).
+            for result in bucket.results:
+                counts["results"] += 1
+                yield day, result
+
+    def _info(
+        self, fetched: Fetched, counts: Counter[str], optional: Sequence[str]
+    ) -> dict[str, int]:
+        """A fetch's ``info``: pages, buckets, results, and the ``optional`` counts not zero.
+
+        Each is named with the endpoint's prefix (``usage_pages``, ``costs_results`` ...).
+        """
+        prefix = self._endpoint.lower()
+        info = {
+            f"{prefix}_pages": fetched.pages,
+            f"{prefix}_buckets": len(fetched.buckets),
+            f"{prefix}_results": counts["results"],
+        }
+        info.update((f"{prefix}_{name}", counts[name]) for name in optional if counts[name])
+        return info
 
     def _key(self, day: date, model: str, result: Mapping[str, Any]) -> UsageKey:
         """The group of one result: project and API key only when grouped by them."""

@@ -22,6 +22,7 @@ import urllib3.exceptions
 from recon_job.errors import UsageApiError
 from recon_job.http import Deadline, max_retry_after, timeout_for
 from recon_job.sources.openai.errors import (
+    RequestContext,
     describe,
     schema_error,
     scrub,
@@ -160,9 +161,7 @@ class OpenAIClient:
                 raise status_error(
                     response,
                     raw,
-                    endpoint,
-                    base_url=options.base_url,
-                    secret=options.admin_key,
+                    self._context(endpoint),
                     cap=max_retry_after(self.session, url),
                 )
         content_type = response.headers.get("Content-Type", "?")
@@ -211,58 +210,55 @@ class OpenAIClient:
         return b"".join(chunks)
 
     def _transport_error(self, exc: Exception, endpoint: str) -> UsageApiError:
-        return transport_error(
-            exc,
-            endpoint,
-            base_url=self.options.base_url,
-            secret=self.options.admin_key,
-            deadline=self.deadline,
-        )
+        return transport_error(exc, self._context(endpoint), deadline=self.deadline)
+
+    def _context(self, endpoint: str) -> RequestContext:
+        return RequestContext(endpoint, self.options.base_url, self.options.admin_key)
 
 
 def _parse_page(body: Any, endpoint: str, secret: str) -> tuple[list[Bucket], bool, str | None]:
     """Check the page envelope (reference §1.4); return its buckets, has_more and next_page."""
-
-    def bad(problem: str) -> UsageApiError:
-        return UsageApiError(
-            f"OpenAI {endpoint} API answered 200 but not with a page of buckets ({problem})",
-            permanent=False,
-            reason="bad_response",
-            status=200,
-        )
-
     if not isinstance(body, dict):
-        return_type = type(body).__name__
-        raise bad(f"a JSON {return_type} instead of an object")
+        raise _not_a_page(endpoint, f"a JSON {type(body).__name__} instead of an object")
     if body.get("object", "page") != "page":
-        raise bad(f"object is {scrub(str(body.get('object'))[:40], secret)!r}")
+        raise _not_a_page(endpoint, f"object is {scrub(str(body.get('object'))[:40], secret)!r}")
     data = body.get("data")
     if not isinstance(data, list):
-        raise bad("no data list")
+        raise _not_a_page(endpoint, "no data list")
     next_page = body.get("next_page")
     if next_page is not None and not isinstance(next_page, str):
-        raise bad("next_page is not a string")
+        raise _not_a_page(endpoint, "next_page is not a string")
     has_more = body.get("has_more", bool(next_page))
     if not isinstance(has_more, bool):
-        raise bad("has_more is not a boolean")
-    buckets = []
-    for item in data:
-        if not isinstance(item, dict):
-            raise schema_error(endpoint, "a bucket is not an object")
-        start = item.get("start_time")
-        if isinstance(start, bool) or not isinstance(start, int):
-            raise schema_error(endpoint, f"a bucket's start_time is {describe(start)}")
-        # The spec named the list ``result`` from 2024-12 to 2025-06 (reference §1.4).
-        results = item["results"] if "results" in item else item.get("result")
-        if not isinstance(results, list):
-            raise schema_error(endpoint, "a bucket has no results list")
-        for result in results:
-            if not isinstance(result, dict):
-                raise schema_error(endpoint, "a result is not an object")
-        bucket = Bucket(start_time=start, results=tuple(results))
-        try:
-            bucket.day  # noqa: B018 - an out-of-range timestamp must fail here, as a schema error
-        except (OverflowError, OSError, ValueError) as e:
-            raise schema_error(endpoint, f"a bucket's start_time {start} is not a date") from e
-        buckets.append(bucket)
-    return buckets, has_more, next_page
+        raise _not_a_page(endpoint, "has_more is not a boolean")
+    return [_bucket(item, endpoint) for item in data], has_more, next_page
+
+
+def _not_a_page(endpoint: str, problem: str) -> UsageApiError:
+    return UsageApiError(
+        f"OpenAI {endpoint} API answered 200 but not with a page of buckets ({problem})",
+        permanent=False,
+        reason="bad_response",
+        status=200,
+    )
+
+
+def _bucket(item: Any, endpoint: str) -> Bucket:
+    """One bucket of a page's ``data``, checked; a schema error when it is not one."""
+    if not isinstance(item, dict):
+        raise schema_error(endpoint, "a bucket is not an object")
+    start = item.get("start_time")
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise schema_error(endpoint, f"a bucket's start_time is {describe(start)}")
+    # The spec named the list ``result`` from 2024-12 to 2025-06 (reference §1.4).
+    results = item["results"] if "results" in item else item.get("result")
+    if not isinstance(results, list):
+        raise schema_error(endpoint, "a bucket has no results list")
+    if not all(isinstance(result, dict) for result in results):
+        raise schema_error(endpoint, "a result is not an object")
+    bucket = Bucket(start_time=start, results=tuple(results))
+    try:
+        bucket.day  # noqa: B018 - an out-of-range timestamp must fail here, as a schema error
+    except (OverflowError, OSError, ValueError) as e:
+        raise schema_error(endpoint, f"a bucket's start_time {start} is not a date") from e
+    return bucket

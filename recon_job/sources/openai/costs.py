@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
@@ -97,6 +97,13 @@ def parse_amount(amount: Any) -> Decimal | None:
     value = amount["value"]
     if value is None:
         return None
+    result = _exact(value)
+    _require_usd(amount.get("currency"))
+    return result
+
+
+def _exact(value: object) -> Decimal:
+    """An amount's ``value`` (a JSON number or a string) as an exact, finite Decimal."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         raise schema_error(_ENDPOINT, f"an amount value is a {type(value).__name__}")
     if isinstance(value, float) and not math.isfinite(value):
@@ -107,7 +114,11 @@ def parse_amount(amount: Any) -> Decimal | None:
         raise schema_error(_ENDPOINT, "an amount value is not a number") from e
     if not result.is_finite():
         raise schema_error(_ENDPOINT, "an amount value is not finite")
-    currency = amount.get("currency")
+    return result
+
+
+def _require_usd(currency: object) -> None:
+    """Nothing for USD (any case); a schema error without a currency, a permanent one for others."""
     if not isinstance(currency, str):
         raise schema_error(_ENDPOINT, "an amount has no currency")
     if currency.strip().lower() != "usd":
@@ -117,7 +128,6 @@ def parse_amount(amount: Any) -> Decimal | None:
             permanent=True,
             reason="currency",
         )
-    return result
 
 
 class OpenAICostsSource(OpenAISource):
@@ -141,42 +151,29 @@ class OpenAICostsSource(OpenAISource):
         """Costs of every UTC day in ``window``; raises ``UsageApiError`` if they cannot be had."""
         fetched = self._fetch(window)
         groups: defaultdict[UsageKey, Usage] = defaultdict(Usage)
-        outside = results = no_amount = opaque = 0
+        counts: Counter[str] = Counter()
         # The default context keeps 28 significant digits but amounts carry up to 36 decimals
         # (reference §3.3): sum with room to spare so no digit OpenAI sent is rounded away.
         with localcontext(prec=SUM_PRECISION):
-            for bucket in fetched.buckets:
-                day = bucket.day
-                if day not in window:
-                    outside += 1
-                    continue
-                for result in bucket.results:
-                    results += 1
-                    line_item = optional_str(result, "line_item", _ENDPOINT)
-                    if line_item is None:
-                        model = ALL_LINE_ITEMS
-                    else:
-                        parsed = parse_line_item(line_item)
-                        if parsed is None:
-                            opaque += 1
-                        model = line_item if parsed is None else parsed.model
-                    cost = parse_amount(result.get("amount"))
-                    if cost is None:
-                        no_amount += 1
-                        cost = Decimal(0)
-                    key = self._key(day, model, result)
-                    groups[key] = groups[key] + Usage(cost=cost)
-        info = {
-            "costs_pages": fetched.pages,
-            "costs_buckets": len(fetched.buckets),
-            "costs_results": results,
-        }
-        for name, count in (
-            ("costs_results_without_amount", no_amount),
-            ("costs_unparsed_line_items", opaque),
-            ("costs_buckets_outside_window", outside),
-        ):
-            if count:
-                info[name] = count
+            for day, result in self._results(fetched, window, counts):
+                line_item = optional_str(result, "line_item", _ENDPOINT)
+                if line_item is None:
+                    model = ALL_LINE_ITEMS
+                else:
+                    parsed = parse_line_item(line_item)
+                    if parsed is None:
+                        counts["unparsed_line_items"] += 1
+                    model = line_item if parsed is None else parsed.model
+                cost = parse_amount(result.get("amount"))
+                if cost is None:
+                    counts["results_without_amount"] += 1
+                    cost = Decimal(0)
+                key = self._key(day, model, result)
+                groups[key] = groups[key] + Usage(cost=cost)
+        info = self._info(
+            fetched,
+            counts,
+            ("results_without_amount", "unparsed_line_items", "buckets_outside_window"),
+        )
         log.info(EVENT_COSTS_FETCHED, window=window.key, groups=len(groups), **info)
         return UsageTotals(groups=dict(groups), info=info)

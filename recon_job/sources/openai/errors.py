@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Final
 
 import requests
@@ -49,6 +50,18 @@ def short(raw: bytes, secret: str, limit: int = 60) -> str:
     return text[:limit] + ("…" if len(text) > limit else "")
 
 
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What a message about a failed request names, and the key it must never show."""
+
+    #: The API's name in messages ("Usage", "Costs").
+    endpoint: str
+    #: Where the request went (the configured base URL).
+    base_url: str
+    #: The admin key: kept out of every message.
+    secret: str
+
+
 def schema_error(endpoint: str, problem: str) -> UsageApiError:
     """A transient error for a page whose results do not have the documented fields."""
     return UsageApiError(
@@ -66,9 +79,10 @@ def describe(value: object) -> str:
 
 
 def transport_error(
-    exc: Exception, endpoint: str, *, base_url: str, secret: str, deadline: Deadline | None
+    exc: Exception, context: RequestContext, *, deadline: Deadline | None
 ) -> UsageApiError:
     """The error of a request that got no response: deadline, timeout or no connection."""
+    endpoint = context.endpoint
     kind = failure_kind(exc)
     if kind != "deadline" and deadline is not None and deadline.expired:
         kind = "deadline"
@@ -79,7 +93,7 @@ def transport_error(
     }[kind]
     log.warning(EVENT_REQUEST_FAILED, endpoint=endpoint, reason=kind, error=type(exc).__name__)
     return UsageApiError(
-        f"OpenAI {endpoint} API {what} at {base_url}: {_cause(exc, secret)}; "
+        f"OpenAI {endpoint} API {what} at {context.base_url}: {_cause(exc, context.secret)}; "
         "nothing was counted for this window (retry later: exit 3 is transient)",
         permanent=False,
         reason=kind,
@@ -122,15 +136,10 @@ def _reason(exc: BaseException) -> BaseException | None:
 
 
 def status_error(
-    response: requests.Response,
-    raw: bytes,
-    endpoint: str,
-    *,
-    base_url: str,
-    secret: str,
-    cap: float,
+    response: requests.Response, raw: bytes, context: RequestContext, *, cap: float
 ) -> UsageApiError:
     """The error of a non-200 response; ``cap`` is the longest Retry-After worth waiting for."""
+    endpoint, base_url, secret = context.endpoint, context.base_url, context.secret
     status = response.status_code
     detail = error_detail(raw, secret)
     suffix = f": {detail}" if detail else ""

@@ -9,7 +9,7 @@ from the Costs API (``openai_costs``), which is OpenAI's source of truth for spe
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Final
 
 import structlog
@@ -48,31 +48,17 @@ class OpenAIUsageSource(OpenAISource):
         """Usage of every UTC day in ``window``; raises ``UsageApiError`` if it cannot be had."""
         fetched = self._fetch(window)
         groups: defaultdict[UsageKey, Usage] = defaultdict(Usage)
-        outside = results = 0
-        for bucket in fetched.buckets:
-            day = bucket.day
-            if day not in window:
-                # We send aligned start/end times, so this should not happen; never count it.
-                outside += 1
-                continue
-            # Sum every result: a bucket holds one per group-by combination (reference §1.8).
-            for result in bucket.results:
-                results += 1
-                model = optional_str(result, "model", _ENDPOINT) or UNKNOWN_MODEL
-                key = self._key(day, model, result)
-                groups[key] = groups[key] + Usage(
-                    input_tokens=require_int(result, "input_tokens", _ENDPOINT),
-                    # Optional: absent from older data; already inside input_tokens (§4.3).
-                    cached_tokens=optional_int(result, "input_cached_tokens", _ENDPOINT),
-                    output_tokens=require_int(result, "output_tokens", _ENDPOINT),
-                    requests=require_int(result, "num_model_requests", _ENDPOINT),
-                )
-        info = {
-            "usage_pages": fetched.pages,
-            "usage_buckets": len(fetched.buckets),
-            "usage_results": results,
-        }
-        if outside:
-            info["usage_buckets_outside_window"] = outside
+        counts: Counter[str] = Counter()
+        for day, result in self._results(fetched, window, counts):
+            model = optional_str(result, "model", _ENDPOINT) or UNKNOWN_MODEL
+            key = self._key(day, model, result)
+            groups[key] = groups[key] + Usage(
+                input_tokens=require_int(result, "input_tokens", _ENDPOINT),
+                # Optional: absent from older data; already inside input_tokens (§4.3).
+                cached_tokens=optional_int(result, "input_cached_tokens", _ENDPOINT),
+                output_tokens=require_int(result, "output_tokens", _ENDPOINT),
+                requests=require_int(result, "num_model_requests", _ENDPOINT),
+            )
+        info = self._info(fetched, counts, ("buckets_outside_window",))
         log.info(EVENT_USAGE_FETCHED, window=window.key, groups=len(groups), **info)
         return UsageTotals(groups=dict(groups), info=info)
