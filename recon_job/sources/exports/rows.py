@@ -12,7 +12,6 @@ import csv
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Final, Literal, TextIO
@@ -53,7 +52,6 @@ REQUIRED_BY_KIND: Final[Mapping[ExportKind, tuple[str, ...]]] = {
 }
 #: Where the row reader puts fields beyond the header.
 EXTRA_FIELD = "\x00extra"
-EPOCH = date(1970, 1, 1)
 #: Year 9999: a start_time beyond it is garbage, and date arithmetic would overflow.
 MAX_EPOCH = 253_402_214_400
 # Token counts above 10**18 or amounts above 10**15 USD are garbage; bounding them also keeps

@@ -34,10 +34,9 @@ from typing import Final, Literal
 import structlog
 
 from recon_job.errors import ConfigError
-from recon_job.models import Usage, UsageKey, UsageTotals, Window
+from recon_job.models import EPOCH, Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.exports.rows import (
     DAY_SECONDS,
-    EPOCH,
     EXTRA_FIELD,
     MAX_EPOCH,
     REQUIRED_BY_KIND,
@@ -77,11 +76,19 @@ _HOW_TO_EXPORT: Final[Mapping[str, str]] = {
 _TAB_NAME: Final[Mapping[str, str]] = {"cost": "a Cost", "activity": "an Activity"}
 
 
+#: One row of an export as the reader gives it: cells by column, extra fields as a list.
+_Row = Mapping[str, str | list[str] | None]
+
+
 @dataclass
 class _FileRead:
-    """What one file contributed: the days it covers and its groups on the window's days."""
+    """One file being read, and what it contributed: the days it covers, its groups in window."""
 
     kind: ExportKind
+    path: Path
+    window: Window
+    #: The header's columns that hold figures (all but the time columns).
+    data_columns: Sequence[str]
     covered: set[date] = field(default_factory=set)
     groups: defaultdict[date, defaultdict[UsageKey, Usage]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(Usage))
@@ -180,11 +187,11 @@ class _CsvExportSource:
                     f"edited — export it again ({_WHERE[self.kind]})",
                     "csv_structure",
                 )
-            read = _FileRead(kind)
             data_columns = [name for name in names if name and name not in TIME_COLUMNS]
+            read = _FileRead(kind, path, window, data_columns)
             for row in reader:
                 # +1: the header line was read before the DictReader started counting.
-                self._row(row, reader.line_num + 1, path, data_columns, window, read)
+                self._row(row, reader.line_num + 1, read)
             if self.project_ids and read.counts["data_rows"] and not read.counts["with_project"]:
                 raise csv_error(
                     f"{path.name} has no project ids, so the project_ids filter cannot be "
@@ -195,15 +202,8 @@ class _CsvExportSource:
         log.debug(EVENT_FILE_READ, path=str(path), kind=kind, days=len(read.covered))
         return read
 
-    def _row(
-        self,
-        row: Mapping[str, str | list[str] | None],
-        line: int,
-        path: Path,
-        data_columns: Sequence[str],
-        window: Window,
-        read: _FileRead,
-    ) -> None:
+    def _row(self, row: _Row, line: int, read: _FileRead) -> None:
+        path = read.path
         extra = row.get(EXTRA_FIELD)
         if isinstance(extra, list) and any(value.strip() for value in extra):
             raise csv_error(
@@ -218,26 +218,7 @@ class _CsvExportSource:
             return value.strip() if isinstance(value, str) else ""
 
         read.counts["rows"] += 1
-        start_text, end_text = text("start_time"), text("end_time")
-        if not start_text or not end_text:
-            raise csv_error(
-                f"{path.name}, line {line}: start_time or end_time is blank; export it again",
-                "csv_value",
-            )
-        # The epoch columns are canonical: the ISO ones carry +00:00 on empty rows and no offset
-        # on data rows of the same file (reference §3.3).
-        start = whole(start_text, Cell(path, line, "start_time"))
-        end = whole(end_text, Cell(path, line, "end_time"))
-        if start > MAX_EPOCH:
-            raise Cell(path, line, "start_time").error(start_text, "is not a plausible time")
-        if end - start != DAY_SECONDS or start % DAY_SECONDS:
-            raise csv_error(
-                f"{path.name}, line {line}: a bucket of {end - start} seconds starting at "
-                f"{start}; recon-job reads 1-day buckets on UTC days only — export again with "
-                "Time interval 1 day",
-                "csv_interval",
-            )
-        day = EPOCH + timedelta(days=start // DAY_SECONDS)
+        day = _bucket_day(text, path, line)
         read.covered.add(day)
         org = text("organization_id")
         if self.organization_id and org and org != self.organization_id:
@@ -247,14 +228,19 @@ class _CsvExportSource:
                 "(switch organization in the dashboard and export again)",
                 "csv_organization",
             )
-        if not any(text(column) for column in data_columns):
+        if not any(text(column) for column in read.data_columns):
             # An empty-day row: only the time columns are filled (reference §3.3). The day is
             # covered and had no usage.
             read.counts["empty_rows"] += 1
             return
         parsed = self._parse(text, path, line, read.counts)
-        if parsed is None:
-            return
+        if parsed is not None:
+            self._add(read, day, text, parsed)
+
+    def _add(
+        self, read: _FileRead, day: date, text: Callable[[str], str], parsed: tuple[str, Usage]
+    ) -> None:
+        """Count a row with usage: its project's, unless filtered out; its group's, in window."""
         model, usage = parsed
         read.counts["data_rows"] += 1
         project_id = text("project_id") or None
@@ -263,7 +249,7 @@ class _CsvExportSource:
         if self.project_ids and project_id not in self.project_ids:
             read.counts["rows_other_projects"] += 1
             return
-        if day not in window:
+        if day not in read.window:
             return
         key = UsageKey(
             day=day,
@@ -352,6 +338,30 @@ class CsvActivitySource(_CsvExportSource):
             counts["batch_requests"] += usage.requests
         model = text("model") if "model" in self.group_by else ""
         return model or UNKNOWN_MODEL, usage
+
+
+def _bucket_day(text: Callable[[str], str], path: Path, line: int) -> date:
+    """The UTC day of a row's 1-day bucket; an error for any other bucket."""
+    start_text, end_text = text("start_time"), text("end_time")
+    if not start_text or not end_text:
+        raise csv_error(
+            f"{path.name}, line {line}: start_time or end_time is blank; export it again",
+            "csv_value",
+        )
+    # The epoch columns are canonical: the ISO ones carry +00:00 on empty rows and no offset
+    # on data rows of the same file (reference §3.3).
+    start = whole(start_text, Cell(path, line, "start_time"))
+    end = whole(end_text, Cell(path, line, "end_time"))
+    if start > MAX_EPOCH:
+        raise Cell(path, line, "start_time").error(start_text, "is not a plausible time")
+    if end - start != DAY_SECONDS or start % DAY_SECONDS:
+        raise csv_error(
+            f"{path.name}, line {line}: a bucket of {end - start} seconds starting at "
+            f"{start}; recon-job reads 1-day buckets on UTC days only — export again with "
+            "Time interval 1 day",
+            "csv_interval",
+        )
+    return EPOCH + timedelta(days=start // DAY_SECONDS)
 
 
 def _days(days: Sequence[date]) -> str:
