@@ -78,15 +78,29 @@ def _bad(name: str, line: int, text: str) -> LogSourceError:
     return LogSourceError(f"{name}: line {line}: {text}", permanent=True, reason="billing_invalid")
 
 
-def _read_rows(name: str, reader: csv.DictReader[str]) -> list[BilledRequest]:
-    if reader.fieldnames is None:
+@dataclass(frozen=True, slots=True)
+class _Columns:
+    """Which header of a billing file holds what, and the file's name for messages."""
+
+    file: str
+    request_id: str
+    amount: str
+    #: What the amount column's figures are divided by to make USD: 1, or 100 for cents.
+    scale: Decimal
+    time: str | None
+    model: str | None
+    currency: str | None
+
+
+def _columns(name: str, fieldnames: Sequence[str] | None) -> _Columns:
+    """The columns to read, picked from the header by :data:`ID_HEADERS` etc."""
+    if fieldnames is None:
         raise LogSourceError(
             f"{name}: the file is empty (no header line); export the billing data again",
             permanent=True,
             reason="billing_invalid",
         )
-    lower = {h.strip().lower(): h for h in reader.fieldnames if h is not None}
-    found = ", ".join(repr(h) for h in reader.fieldnames) or "none"
+    lower = {h.strip().lower(): h for h in fieldnames if h is not None}
 
     def pick(candidates: Sequence[str]) -> str | None:
         return next((lower[c] for c in candidates if c in lower), None)
@@ -99,50 +113,83 @@ def _read_rows(name: str, reader: csv.DictReader[str]) -> list[BilledRequest]:
             if id_col is None
             else f"a cost column ({', '.join(USD_HEADERS + CENT_HEADERS)})"
         )
+        found = ", ".join(repr(h) for h in fieldnames) or "none"
         raise _bad(name, 1, f"no {need}; found columns {found}")
-    time_col, model_col, cur_col = pick(TIME_HEADERS), pick(("model",)), pick(("currency",))
-    scale = Decimal(1) if usd_col else _HUNDRED
+    return _Columns(
+        file=name,
+        request_id=id_col,
+        amount=amount_col,
+        scale=Decimal(1) if usd_col else _HUNDRED,
+        time=pick(TIME_HEADERS),
+        model=pick(("model",)),
+        currency=pick(("currency",)),
+    )
+
+
+def _read_rows(name: str, reader: csv.DictReader[str]) -> list[BilledRequest]:
+    columns = _columns(name, reader.fieldnames)
     seen: dict[str, int] = {}
     out: list[BilledRequest] = []
     start = 2
     for raw in reader:
         line, start = start, reader.line_num + 1
-        request_id = (raw.get(id_col) or "").strip()
-        if not request_id:
-            raise _bad(name, line, f"column {id_col!r} is empty; every row needs a request id")
-        if request_id in seen:
-            raise _bad(
-                name,
-                line,
-                f"column {id_col!r}: request id {request_id!r} is also on line "
-                f"{seen[request_id]}; each request must appear once — remove the duplicate row",
-            )
-        seen[request_id] = line
-        if cur_col is not None and (raw.get(cur_col) or "usd").strip().lower() not in ("usd", ""):
-            raise _bad(name, line, f"column {cur_col!r}: currency {raw[cur_col]!r} is not usd")
-        text = (raw.get(amount_col) or "").strip()
-        try:
-            amount = Decimal(text)
-        except InvalidOperation:
-            amount = Decimal("NaN")
-        if not amount.is_finite():
-            raise _bad(name, line, f"column {amount_col!r}: {text!r} is not a number")
-        if amount < 0:
-            raise _bad(name, line, f"column {amount_col!r}: {text!r} is negative")
-        when = None
-        if time_col is not None and (raw.get(time_col) or "").strip():
-            when = _parse_time(raw[time_col].strip())
-            if when is None:
-                raise _bad(
-                    name,
-                    line,
-                    f"column {time_col!r}: {raw[time_col]!r} is not an epoch or ISO timestamp",
-                )
-        model = (raw.get(model_col) or "").strip() if model_col else ""
-        actual = MONEY.divide(amount, scale)
-        out.append(BilledRequest(request_id, actual, line, when, model or None))
+        out.append(_row(raw, line, columns, seen))
     log.info(EV_BILLING_READ, file=name, rows=len(out))
     return out
+
+
+def _row(raw: dict[str, str], line: int, columns: _Columns, seen: dict[str, int]) -> BilledRequest:
+    """One row as a BilledRequest; its request id is added to ``seen`` (id -> line)."""
+    name, id_col = columns.file, columns.request_id
+    request_id = (raw.get(id_col) or "").strip()
+    if not request_id:
+        raise _bad(name, line, f"column {id_col!r} is empty; every row needs a request id")
+    if request_id in seen:
+        raise _bad(
+            name,
+            line,
+            f"column {id_col!r}: request id {request_id!r} is also on line "
+            f"{seen[request_id]}; each request must appear once — remove the duplicate row",
+        )
+    seen[request_id] = line
+    cur_col = columns.currency
+    if cur_col is not None and (raw.get(cur_col) or "usd").strip().lower() not in ("usd", ""):
+        raise _bad(name, line, f"column {cur_col!r}: currency {raw[cur_col]!r} is not usd")
+    amount = _amount(raw, line, columns)
+    when = _when(raw, line, columns)
+    model = (raw.get(columns.model) or "").strip() if columns.model else ""
+    actual = MONEY.divide(amount, columns.scale)
+    return BilledRequest(request_id, actual, line, when, model or None)
+
+
+def _amount(raw: dict[str, str], line: int, columns: _Columns) -> Decimal:
+    """The row's amount as written (not yet scaled to USD); finite and not negative."""
+    column = columns.amount
+    text = (raw.get(column) or "").strip()
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        amount = Decimal("NaN")
+    if not amount.is_finite():
+        raise _bad(columns.file, line, f"column {column!r}: {text!r} is not a number")
+    if amount < 0:
+        raise _bad(columns.file, line, f"column {column!r}: {text!r} is negative")
+    return amount
+
+
+def _when(raw: dict[str, str], line: int, columns: _Columns) -> datetime | None:
+    """When the request was made, if the file has a time column and the row a time."""
+    column = columns.time
+    if column is None or not (raw.get(column) or "").strip():
+        return None
+    when = _parse_time(raw[column].strip())
+    if when is None:
+        raise _bad(
+            columns.file,
+            line,
+            f"column {column!r}: {raw[column]!r} is not an epoch or ISO timestamp",
+        )
+    return when
 
 
 def _parse_time(text: str) -> datetime | None:

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -126,6 +126,29 @@ def classify(
 ) -> RequestReconReport:
     """Classify every billed request and every in-scope local record (streams ``local``)."""
     by_id = {b.request_id: b for b in billed}
+    scope = _scope(billed, local, by_id)
+    rows = [_billed_row(b, scope, pct, floor) for b in billed]
+    rows += _unbilled_rows(scope, by_id)
+    return _summarise(rows, billed, scope, pct, floor)
+
+
+@dataclass(frozen=True, slots=True)
+class _Scope:
+    """The local records a billing file is matched against, by request id."""
+
+    #: First and last UTC day of the billing file, when it has timestamps.
+    span: tuple[date, date] | None
+    #: The first in-scope record of each request id.
+    kept: dict[str, LocalRequest]
+    #: The second record of each request id logged more than once.
+    dupes: dict[str, LocalRequest]
+    #: Records outside ``span`` and not billed: out of scope, only counted.
+    outside: int
+
+
+def _scope(
+    billed: Sequence[BilledRequest], local: Iterable[LocalRequest], by_id: Mapping[str, object]
+) -> _Scope:
     days = [b.timestamp.date() for b in billed if b.timestamp is not None]
     span = (min(days), max(days)) if days else None
     kept: dict[str, LocalRequest] = {}
@@ -141,56 +164,50 @@ def classify(
             dupes.setdefault(rid, record)
         else:
             kept[rid] = record
+    return _Scope(span, kept, dupes, outside)
 
-    rows: list[RequestRow] = []
-    for b in billed:
-        found = kept.get(b.request_id)
-        if found is None:
-            rows.append(RequestRow(b.request_id, RequestStatus.NOT_FOUND, None, b.actual, None))
-            continue
-        model = found.model or b.model
-        reason = ""
-        if b.request_id in dupes:
-            reason = "duplicate_local_request_id"
-        elif found.estimated is None:
-            reason = "unpriced"
-        if reason:
-            row = RequestRow(b.request_id, RequestStatus.ERROR, None, b.actual, None, model, reason)
-        else:
-            assert found.estimated is not None
-            ok = within(found.estimated, b.actual, pct, floor)
-            status = RequestStatus.MATCHED if ok else RequestStatus.DISCREPANCY
-            diff = MONEY.subtract(found.estimated, b.actual)
-            row = RequestRow(b.request_id, status, found.estimated, b.actual, diff, model)
-        rows.append(row)
-    for rid, record in kept.items():
+
+def _billed_row(b: BilledRequest, scope: _Scope, pct: Decimal, floor: Decimal) -> RequestRow:
+    """The row of one billed request: matched, discrepancy, not found or error."""
+    found = scope.kept.get(b.request_id)
+    if found is None:
+        return RequestRow(b.request_id, RequestStatus.NOT_FOUND, None, b.actual, None)
+    model = found.model or b.model
+    if b.request_id in scope.dupes:
+        reason = "duplicate_local_request_id"
+    elif found.estimated is None:
+        reason = "unpriced"
+    else:
+        ok = within(found.estimated, b.actual, pct, floor)
+        status = RequestStatus.MATCHED if ok else RequestStatus.DISCREPANCY
+        diff = MONEY.subtract(found.estimated, b.actual)
+        return RequestRow(b.request_id, status, found.estimated, b.actual, diff, model)
+    return RequestRow(b.request_id, RequestStatus.ERROR, None, b.actual, None, model, reason)
+
+
+def _unbilled_rows(scope: _Scope, by_id: Mapping[str, object]) -> Iterator[RequestRow]:
+    """A row for each in-scope local record that was not billed: pending, or an error."""
+    for rid, record in scope.kept.items():
         if rid in by_id:
             continue
-        if rid in dupes:
-            rows.append(
-                RequestRow(
-                    rid,
-                    RequestStatus.ERROR,
-                    None,
-                    None,
-                    None,
-                    record.model,
-                    "duplicate_local_request_id",
-                )
+        if rid in scope.dupes:
+            yield RequestRow(
+                rid,
+                RequestStatus.ERROR,
+                None,
+                None,
+                None,
+                record.model,
+                "duplicate_local_request_id",
             )
         else:
-            rows.append(
-                RequestRow(rid, RequestStatus.PENDING, record.estimated, None, None, record.model)
-            )
-    return _summarise(rows, billed, span, outside, dupes, pct, floor)
+            yield RequestRow(rid, RequestStatus.PENDING, record.estimated, None, None, record.model)
 
 
 def _summarise(
     rows: list[RequestRow],
     billed: Sequence[BilledRequest],
-    span: tuple[date, date] | None,
-    outside: int,
-    dupes: dict[str, LocalRequest],
+    scope: _Scope,
     pct: Decimal,
     floor: Decimal,
 ) -> RequestReconReport:
@@ -219,10 +236,10 @@ def _summarise(
         billed_total=billed_total,
         not_found_total=not_found,
         pending_total=pending,
-        duplicate_ids=tuple(sorted(dupes)[:MAX_DUPLICATES_LISTED]),
-        duplicates=len(dupes),
-        span=span,
-        outside_span=outside,
+        duplicate_ids=tuple(sorted(scope.dupes)[:MAX_DUPLICATES_LISTED]),
+        duplicates=len(scope.dupes),
+        span=scope.span,
+        outside_span=scope.outside,
         pct=pct,
         floor=floor,
     )

@@ -14,9 +14,10 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from recon_job.models import Usage, tier_of
+from recon_job.models import Usage
 from recon_job.pricing import PriceTable
 from recon_job.sources.ndjson.source import NdjsonOptions, iter_records
+from recon_job.sources.sql.query import row_tier
 
 if TYPE_CHECKING:
     from recon_job.per_request.writeback import RequestTable
@@ -81,8 +82,7 @@ def table_requests(
             cached = _count(m.get("cached_tokens") or 0)
             out = _count(m.get("output_tokens") or 0)
             if inp is not None and cached is not None and out is not None:
-                batch = m.get("batch")
-                tier = tier_of(bool(batch), m.get("service_tier"))
+                tier = row_tier(m.get("batch"), m.get("service_tier"))
                 cost = pricer.cost(model, day, tier, Usage(inp, cached, out, 1))
         yield LocalRequest(request_id, cost, model, day)
 

@@ -18,6 +18,7 @@ mean (estimated costs) is :mod:`recon_job.per_request.local`'s business.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -60,6 +61,20 @@ ROW_FIELDS = (
 
 #: One update: (request id, actual cost in cents or None, reconciliation status).
 Update = tuple[str, Decimal | None, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One batch of a write-back, as its error message names it."""
+
+    #: 1 for the first batch.
+    number: int
+    #: How many batches the write-back has.
+    of: int
+    #: Index of the batch's first update among all updates (0-based).
+    start: int
+    #: How many updates the batch holds.
+    size: int
 
 
 class RequestTable:
@@ -271,22 +286,16 @@ class RequestTable:
                     conn.execute(statement, params)
             except exc.SQLAlchemyError as e:
                 log.warning(EV_BATCH_FAILED, source=self.name, batch=number, batches=batches)
-                raise self._batch_error(e, number, batches, start, len(chunk), done) from e
+                batch = _Batch(number, batches, start, len(chunk))
+                raise self._batch_error(e, batch, done) from e
             done += len(chunk)
             log.debug(EV_BATCH_WRITTEN, source=self.name, batch=number, rows=len(chunk))
             if progress is not None:
                 progress(done, total)
         return done
 
-    def _batch_error(
-        self,
-        error: exc.SQLAlchemyError,
-        number: int,
-        batches: int,
-        start: int,
-        size: int,
-        done: int,
-    ) -> LogSourceError:
+    def _batch_error(self, error: exc.SQLAlchemyError, batch: _Batch, done: int) -> LogSourceError:
+        number, batches = batch.number, batch.of
         cause = self._error(error, f"writing batch {number} of {batches}")
         if number == 1:
             kept = "nothing was written"
@@ -295,8 +304,9 @@ class RequestTable:
                 f"the {done} updates of batches 1–{number - 1} stay committed "
                 "(each batch is its own transaction)"
             )
+        first, last = batch.start + 1, batch.start + batch.size
         return LogSourceError(
-            f"{cause.message}. Batch {number} of {batches} (updates {start + 1}–{start + size}) "
+            f"{cause.message}. Batch {number} of {batches} (updates {first}–{last}) "
             f"was rolled back entirely; {kept}. Fix the cause and run again: the write-back is "
             "idempotent, so a re-run rewrites the same values",
             permanent=cause.permanent,

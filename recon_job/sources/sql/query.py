@@ -220,7 +220,7 @@ class QueryTotals:
                 # Only SQLite text with an offset suffix can land here: date() honours it.
                 self.info["outside_window"] = self.info.get("outside_window", 0) + n
                 continue
-            tier: Tier | None = None if int(has_cost) else _tier(batch, service_tier)
+            tier: Tier | None = None if int(has_cost) else row_tier(batch, service_tier)
             sums = self.acc.setdefault(
                 (day, str(model), _text(project), _text(api_key), tier), [0, 0, 0, 0, ZERO]
             )
@@ -270,8 +270,13 @@ def _naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
-def _tier(batch: Any, service_tier: Any) -> Tier:
-    """The billing tier from a row's ``batch`` flag and ``service_tier``."""
+def row_tier(batch: Any, service_tier: Any) -> Tier:
+    """The billing tier of a database row from its ``batch`` and ``service_tier`` columns.
+
+    ``batch`` is a boolean, the integer 1, or text such as ``true``/``yes``/``1`` (any case);
+    anything else, NULL included, is not batch. Per-request reconciliation prices a table's rows
+    by the same rule.
+    """
     flag = batch is True or (type(batch) is int and batch == 1)
     if isinstance(batch, str):
         flag = batch.strip().lower() in _TRUE_TEXT
