@@ -55,7 +55,8 @@ def workdir_fixture(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _environment(workdir: Path, fake: FakeOpenAI, env: Mapping[str, str]) -> dict[str, str]:
+def environment(workdir: Path, fake: FakeOpenAI, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a test run: this one, minus recon-job's own variables, plus the fake's."""
     environ = {
         k: v
         for k, v in os.environ.items()
@@ -86,7 +87,7 @@ def cli(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
     """``recon-job ARGS`` in this process, in ``workdir``, with the test environment."""
     from recon_job.cli import main
 
-    environ = _environment(workdir, fake, env)
+    environ = environment(workdir, fake, env)
     # CliRunner sets the variables given and unsets those mapped to None, for the call only.
     changes: dict[str, str | None] = {k: None for k in os.environ if k not in environ}
     changes.update(environ)
@@ -106,7 +107,7 @@ def cli(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
 
 def cli_process(workdir: Path, fake: FakeOpenAI, *args: str, **env: str) -> Ran:
     """``python -m recon_job ARGS`` as a real process (signals, crashes, races)."""
-    environ = _environment(workdir, fake, env)
+    environ = environment(workdir, fake, env)
     proc = subprocess.run(
         [sys.executable, "-m", "recon_job", *args],
         cwd=workdir,

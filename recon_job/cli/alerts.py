@@ -8,8 +8,16 @@ from typing import Any
 
 import click
 
-from recon_job.cli.common import config_option, exit_code, fail, format_option, setup, utcnow
-from recon_job.errors import ConfigError, ReconError, StoreError
+from recon_job.cli.common import (
+    config_option,
+    exit_code,
+    fail,
+    format_option,
+    read_history,
+    setup,
+    utcnow,
+)
+from recon_job.errors import ConfigError, ReconError
 
 
 @click.group()
@@ -61,17 +69,8 @@ def alerts_test(channel: str | None, config: str | None) -> None:
 @config_option
 def alerts_list(limit: int, fmt: str, config: str | None) -> None:
     """Recent notifications and their delivery state, newest first."""
-    from recon_job.store import HistoryStore
-
     settings = setup(config, fmt)
-    try:
-        store = HistoryStore(settings.history.database_url.get_secret_value(), create=False)
-        try:
-            records = store.list_notifications(limit)
-        finally:
-            store.close()
-    except StoreError as e:
-        fail(e, fmt)
+    records = read_history(settings, fmt, lambda store: store.list_notifications(limit))
     rows: list[dict[str, Any]] = [
         {
             "id": r.row.id,

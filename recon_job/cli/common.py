@@ -11,13 +11,16 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
 if TYPE_CHECKING:
     from recon_job.config import Settings
     from recon_job.errors import ReconError
+    from recon_job.store import HistoryStore
+
+T = TypeVar("T")
 
 #: The run completed (or there was nothing to do, or the period was skipped).
 EXIT_OK = 0
@@ -78,6 +81,19 @@ def setup(config: str | None, fmt: str = "text") -> Settings:
         secrets=secret_values(settings),
     )
     return settings
+
+
+def read_history(settings: Settings, fmt: str, read: Callable[[HistoryStore], T]) -> T:
+    """``read(store)`` on the history database, opened for reading (never created); exit 2 or
+    3 when it cannot be read."""
+    from recon_job.errors import StoreError
+    from recon_job.store import HistoryStore
+
+    try:
+        with HistoryStore(settings.history.database_url.get_secret_value(), create=False) as store:
+            return read(store)
+    except StoreError as e:
+        fail(e, fmt)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from recon_job.cli.common import config_option, fail, format_option, setup
+from recon_job.cli.common import config_option, format_option, read_history, setup
 
 
 @click.command()
@@ -21,19 +21,10 @@ from recon_job.cli.common import config_option, fail, format_option, setup
 @config_option
 def history(limit: int, fmt: str, config: str | None) -> None:
     """Past runs, newest first."""
-    from recon_job.errors import StoreError
     from recon_job.report import history as report
-    from recon_job.store import HistoryStore
 
     settings = setup(config, fmt)
-    try:
-        store = HistoryStore(settings.history.database_url.get_secret_value(), create=False)
-        try:
-            runs = store.list_runs(limit)
-        finally:
-            store.close()
-    except StoreError as e:
-        fail(e, fmt)
+    runs = read_history(settings, fmt, lambda store: store.list_runs(limit))
     if fmt == "json":
         click.echo(json.dumps([report.run_record_dict(r) for r in runs], indent=2))
         return

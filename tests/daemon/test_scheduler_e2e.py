@@ -7,7 +7,6 @@ locks are released (reliability.md R36, R38, §9 F).
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -29,7 +28,7 @@ from recon_job import job, windows, wiring
 from recon_job.config import load_settings
 from recon_job.job import RunControl
 from recon_job.store import HistoryStore
-from tests.e2e import cli
+from tests.e2e import cli, environment
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
 
 pytestmark = pytest.mark.e2e
@@ -54,24 +53,8 @@ def free_port() -> int:
 
 
 def base_env(workdir: Path, fake: FakeOpenAI, **extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("RECON_", "OPENAI_")) or k.startswith("RECON_TEST_POSTGRES")
-    }
-    env.update(
-        {
-            "OPENAI_ADMIN_KEY": fake.admin_key,
-            "OPENAI_BASE_URL": fake.base_url,
-            "RECON_LOG_PATHS": str(workdir / "logs" / "*.ndjson*"),
-            "RECON_DATABASE_URL": f"sqlite:///{workdir / 'history.db'}",
-            "RECON_LOG_FORMAT": "json",
-            "RECON_OPENAI__MAX_RETRIES": "1",
-            "RECON_OPENAI__READ_TIMEOUT_SECONDS": "10",
-            **extra,
-        }
-    )
-    return env
+    """The e2e environment, with a longer read timeout: the daemon's runs share the machine."""
+    return environment(workdir, fake, {"RECON_OPENAI__READ_TIMEOUT_SECONDS": "10", **extra})
 
 
 class RunningDaemon:
