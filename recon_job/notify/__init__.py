@@ -4,20 +4,25 @@ This package owns:
 
 * the one channel interface, :class:`Transport` (``notify(message)``, raising ``NotifyError``),
   and :class:`HttpTransport`, the base of the channels that POST (the status rules, no
-  redirects, no secret in any error) — :mod:`.base`;
+  redirects, no secret in any error, every token-like part of the URL masked) — :mod:`.base`;
 * the channels: email over SMTP (:mod:`.email`), Slack incoming webhooks (:mod:`.slack`) and a
   signed generic JSON webhook (:mod:`.webhook`);
-* which URLs those may post to, checked at config load (:mod:`.urls`);
+* which URLs those may post to, checked at config load (:mod:`.urls`), and the same rules
+  applied to the address actually dialled, on every connection (:mod:`.guard`);
 * the messages: one :class:`Notice` made into a template context and the webhook payload
-  (:mod:`.context`), rendered from the Jinja templates in ``templates/`` (:mod:`.render`).
+  (:mod:`.context`), rendered from the Jinja templates in ``templates/`` (:mod:`.render`), with
+  figures written for people (:mod:`.figures`) and sizes bounded whatever the drift
+  (:mod:`.detail`: the top entries listed, the rest counted, sent in full only where asked).
 
 When to notify is the core's (:mod:`recon_job.alerts`); queueing, sending and retrying are
 :mod:`recon_job.delivery`'s.
 """
 
-from recon_job.notify.base import HttpTransport, Transport, Wording, mrkdwn_escape
+from recon_job.notify.base import HttpOptions, HttpTransport, Transport, Wording, mrkdwn_escape
 from recon_job.notify.context import EVENT_TITLES, PAYLOAD_SCHEMA, Notice, build_payload
+from recon_job.notify.detail import LIMITS, Limits, groups_csv, webhook_body
 from recon_job.notify.email import EmailOptions, EmailTransport, PartialDelivery
+from recon_job.notify.guard import ForbiddenAddressError, public_only
 from recon_job.notify.render import (
     CHANNEL_FAILING_TEMPLATES,
     TEMPLATES,
@@ -28,25 +33,32 @@ from recon_job.notify.render import (
 )
 from recon_job.notify.slack import SlackTransport
 from recon_job.notify.urls import validate_slack_webhook_url, validate_webhook_url
-from recon_job.notify.webhook import WebhookTransport, sign, verify_signature
+from recon_job.notify.webhook import WebhookOptions, WebhookTransport, sign, verify_signature
 
 __all__ = [
     "CHANNEL_FAILING_TEMPLATES",
     "EVENT_TITLES",
+    "LIMITS",
     "PAYLOAD_SCHEMA",
     "TEMPLATES",
     "EmailOptions",
     "EmailTransport",
+    "ForbiddenAddressError",
+    "HttpOptions",
     "HttpTransport",
+    "Limits",
     "Notice",
     "PartialDelivery",
     "SlackTransport",
     "Transport",
+    "WebhookOptions",
     "WebhookTransport",
     "Wording",
     "build_payload",
     "check_templates",
+    "groups_csv",
     "mrkdwn_escape",
+    "public_only",
     "render_message",
     "render_parts",
     "sample_message",
@@ -54,4 +66,5 @@ __all__ = [
     "validate_slack_webhook_url",
     "validate_webhook_url",
     "verify_signature",
+    "webhook_body",
 ]

@@ -14,7 +14,12 @@ generic webhook) share, as healthchecks' ``HttpTransport`` does for its integrat
 * the status rules: 429 → transient with ``retry_after`` from ``Retry-After``; 5xx, timeouts
   and connection errors → transient; 3xx → permanent ("redirect not followed"); other 4xx →
   permanent;
-* the start of a response body, on one line, with the URL's parts and other secrets masked.
+* the start of a response body, on one line, with the URL's parts and other secrets masked:
+  the URL, its path and query whole, and every token-like path segment and query value
+  (:func:`recon_job.logconfig.secret_parts`) — Slack answers a revoked hook with
+  ``no_such_hook: token <the last path segment>``, and that text is stored and shown;
+* unless :attr:`HttpOptions.allow_private`, every connection is checked at connect time: the
+  address actually dialled must be public (:mod:`recon_job.notify.guard`, DNS rebinding).
 
 :func:`mrkdwn_escape` is the one Slack mrkdwn escape: the Slack blocks and the templates'
 ``mrkdwn`` filter both use it.
@@ -26,13 +31,15 @@ import abc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import requests
 
 from recon_job.errors import NotifyError
 from recon_job.http import failure_kind, parse_retry_after
+from recon_job.logconfig import secret_parts
 from recon_job.models import Message
+from recon_job.notify.guard import blocked_by, public_only
 
 #: Default ``(connect, read)`` timeout of an HTTP channel, in seconds.
 DEFAULT_TIMEOUT: Final = (5.0, 10.0)
@@ -66,9 +73,21 @@ def mrkdwn_escape(value: object) -> str:
 
 
 def url_secrets(url: str) -> tuple[str, ...]:
-    """The parts of ``url`` to mask in anything shown: itself, its path and its query."""
-    parts = urlsplit(url)
-    return tuple(p for p in (url, parts.path, parts.query) if p and p != "/")
+    """The parts of ``url`` to mask in anything shown, longest first.
+
+    The URL, its path and its query whole (however short), and each credential on its own:
+    every token-like path segment and query value (:func:`recon_job.logconfig.secret_parts`),
+    also as a receiver may quote them percent-decoded.
+    """
+    try:
+        parts = urlsplit(url)
+        whole = [url, parts.path, parts.query]
+    except ValueError:
+        whole = [url]
+    found = [*whole, *secret_parts(url)]
+    found += [unquote(p) for p in found]
+    unique = dict.fromkeys(p for p in found if p and len(p) > 1)
+    return tuple(sorted(unique, key=len, reverse=True))
 
 
 def body_excerpt(response: requests.Response, *secrets: str | None, limit: int = 200) -> str:
@@ -85,6 +104,21 @@ def body_excerpt(response: requests.Response, *secrets: str | None, limit: int =
     for secret in sorted((s for s in secrets if s and len(s) > 1), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text[:limit]
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """How an HTTP channel posts: its timeouts and which addresses it may reach."""
+
+    #: ``(connect, read)`` seconds of every POST.
+    timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    #: Reach private, loopback and link-local addresses too (an intranet receiver, tests).
+    #: Off: every connection is checked at connect time (:mod:`recon_job.notify.guard`).
+    allow_private: bool = False
+
+
+#: Default timeouts, public addresses only.
+DEFAULT_HTTP: Final = HttpOptions()
 
 
 @dataclass(frozen=True)
@@ -111,6 +145,9 @@ class Wording:
 class HttpTransport(abc.ABC):
     """Base of a channel that POSTs one request per message to a URL that is a secret.
 
+    The session is the channel's own: unless ``options.allow_private``, its adapters are
+    replaced by ones that check every address dialled (:func:`recon_job.notify.guard.public_only`).
+
     A subclass sets ``channel`` and ``wording``, builds its body in :meth:`notify`, sends it
     with :meth:`post` and raises :meth:`failure` for a response that did not deliver. It may
     name more secrets to mask (:meth:`secrets`), its own reasons (:meth:`reason`) and a wait
@@ -125,16 +162,17 @@ class HttpTransport(abc.ABC):
     default_retry_after: ClassVar[float | None] = None
 
     def __init__(
-        self,
-        url: str,
-        session: requests.Session,
-        *,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        self, url: str, session: requests.Session, options: HttpOptions = DEFAULT_HTTP
     ) -> None:
         self._url = url
         self._session = session
         #: ``(connect, read)`` seconds of every POST.
-        self.timeout = timeout
+        self.timeout = options.timeout
+        #: Private and loopback addresses allowed (else checked on every connection).
+        self.allow_private = options.allow_private
+        if not options.allow_private:
+            # The config-time URL check cannot see what DNS answers later (reliability.md §8).
+            public_only(session)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"  # never the URL: it is a secret
@@ -215,6 +253,20 @@ class HttpTransport(abc.ABC):
 def _request_failure(
     exc: requests.RequestException, timeout: tuple[float, float], receiver: str
 ) -> NotifyError:
+    blocked = blocked_by(exc)
+    if blocked is not None:
+        where = (
+            f"address {blocked.address} is"
+            if blocked.host == blocked.address
+            else f"host {blocked.host} resolved to {blocked.address},"
+        )
+        return NotifyError(
+            f"not sent: the {receiver} {where} {blocked.why}, when connecting (a DNS answer "
+            "that changed since the settings were checked?); set allow_private only for a "
+            "receiver on your own network",
+            permanent=True,
+            reason="forbidden_address",
+        )
     if isinstance(exc, requests.Timeout) or failure_kind(exc) == "timeout":
         seconds = timeout[0] if isinstance(exc, requests.ConnectTimeout) else timeout[1]
         return NotifyError(
@@ -232,7 +284,9 @@ def _request_failure(
 
 
 __all__ = [
+    "DEFAULT_HTTP",
     "DEFAULT_TIMEOUT",
+    "HttpOptions",
     "HttpTransport",
     "Transport",
     "Wording",

@@ -13,37 +13,49 @@ Its schema, ``recon-job.alert/v1``, only ever gains fields::
       "groups": [{"date", "model", "project_id", "api_key_id", "status",
                   "local": {…}, "openai": {…}, "difference": {…}}, …],
       "groups_total": 3, "resolved": ["…"],
-      "unpriced_models": [{"model", "requests", "input_tokens", "cached_tokens",
-                           "output_tokens"}],
+      "unpriced_models": [{"model", "service_tier", "requests", "input_tokens",
+                           "cached_tokens", "output_tokens"}],
       "skipped": {"malformed_json": 3}, "pending_days": ["2026-03-14"],
-      "likely_causes": ["…"], "error": {"reason", "message"} | null
+      "likely_causes": ["…"], "error": {"reason", "message"} | null,
+      "omitted": {"groups": 4991, "likely_causes": 0, "resolved": 0, "unpriced_models": 0},
+      "full_detail": false
     }
 
 ``local``/``openai``/``difference`` objects are those of ``recon-job run --format json``
 (:mod:`recon_job.report.run`): token counts are integers, money is an exact decimal string.
+
+The lists are bounded (:mod:`recon_job.notify.detail`): ``groups`` holds the top drifting groups
+(largest |cost difference| first), ``likely_causes``, ``resolved`` and ``unpriced_models`` their
+first entries, and ``omitted`` counts what each left out. The stored payload also keeps the
+complete lists under ``detail``; the webhook sends them instead only with
+``[webhook] full_detail = true`` (then ``full_detail`` is true and ``omitted`` all zeros).
+
+The template context writes figures for people (:mod:`recon_job.notify.figures`: ``$1,234.56``,
+``1,529``, ``+5.00%``), the payload keeps them exact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Final
 
 from recon_job.causes import likely_causes
 from recon_job.models import (
     AlertEvent,
-    Comparison,
     GroupResult,
-    Metric,
     ReconResult,
     Status,
     UsageKey,
     Window,
     group_order,
+    unpriced_order,
 )
+from recon_job.notify import figures
+from recon_job.notify.detail import DETAIL, LIMITS, Limits, cut
+from recon_job.notify.figures import metric_rows
 from recon_job.report import run as report
-from recon_job.report.formats import money, pct_text, totals
+from recon_job.report.formats import count_text, totals
 
 #: The webhook payload's schema name and version.
 PAYLOAD_SCHEMA: Final = "recon-job.alert/v1"
@@ -60,45 +72,7 @@ EVENT_TITLES: Final[Mapping[str, str]] = {
 }
 
 
-# --- formatting -------------------------------------------------------------------------
-
-
-def _count(value: Decimal) -> str:
-    return f"{int(value):,}"
-
-
-def _signed_count(value: Decimal) -> str:
-    return f"{int(value):+,}"
-
-
-def _signed_money(value: Decimal) -> str:
-    text = money(value)
-    return text if text.startswith("-") else f"+{text}"
-
-
-def _metric_row(label: str, metric: Metric, *, is_money: bool) -> dict[str, Any]:
-    if is_money:
-        local, openai = money(metric.local), money(metric.openai)
-        difference = _signed_money(metric.difference)
-    else:
-        local, openai = _count(metric.local), _count(metric.openai)
-        difference = _signed_count(metric.difference)
-    return {
-        "label": label,
-        "local": local,
-        "openai": openai,
-        "difference": difference,
-        "pct": pct_text(metric.pct),
-        "exceeds": metric.exceeds,
-    }
-
-
-def _metric_rows(comparison: Comparison) -> dict[str, dict[str, Any]]:
-    return {
-        "tokens": _metric_row("Tokens", comparison.tokens, is_money=False),
-        "requests": _metric_row("Requests", comparison.requests, is_money=False),
-        "cost": _metric_row("Cost (USD)", comparison.cost, is_money=True),
-    }
+# --- groups -------------------------------------------------------------------------------
 
 
 def group_name(key: UsageKey) -> str:
@@ -158,51 +132,142 @@ def _window_context(window: Window) -> dict[str, str]:
     }
 
 
-def _group_context(group: GroupResult) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Grouping:
+    """Which parts of a group key the result is grouped by (a column shows only then)."""
+
+    project: bool = False
+    api_key: bool = False
+
+    @classmethod
+    def of(cls, result: ReconResult | None) -> _Grouping:
+        groups = result.groups if result is not None else ()
+        return cls(
+            project=any(g.key.project_id for g in groups),
+            api_key=any(g.key.api_key_id for g in groups),
+        )
+
+
+def _group_context(group: GroupResult, grouping: _Grouping) -> dict[str, Any]:
     key = group.key
+    title = [key.day.isoformat(), key.model]
+    if grouping.project:
+        title.append(f"project {key.project_id or '(none)'}")
+    if grouping.api_key:
+        title.append(f"API key {key.api_key_id or '(none)'}")
     return {
         "name": group_name(key),
+        "title": " · ".join(title),
         "day": key.day.isoformat(),
         "model": key.model,
         "project_id": key.project_id,
         "api_key_id": key.api_key_id,
         "status": str(group.status),
-        **_metric_rows(group.comparison),
+        **metric_rows(group.comparison),
     }
 
 
-def _result_context(result: ReconResult | None) -> dict[str, Any]:
+def _with_text_lines(groups: list[dict[str, Any]]) -> str:
+    """Give each group context its aligned ``lines`` (one table width for all); the header."""
+    rows = [figures.TEXT_HEADER, *(r for g in groups for r in figures.text_cells(g))]
+    lines = figures.aligned(rows)
+    for index, group in enumerate(groups):
+        group["lines"] = lines[1 + 3 * index : 4 + 3 * index]
+    return lines[0]
+
+
+def _verdict(result: ReconResult | None, drifting: int) -> str:
+    """One sentence: how many groups drift, against which rule, and whether the totals do."""
+    if result is None:
+        return ""
+    t = result.tolerance
+    rule = (
+        f"over {t.threshold_pct}% and over {figures.money(t.cost_floor)} / "
+        f"{count_text(t.token_floor)} tokens / {count_text(t.request_floor)} requests"
+    )
+    if drifting:
+        total = len(result.groups)
+        text = (
+            f"{drifting:,} of {total:,} group{'s' if total != 1 else ''} "
+            f"{'is' if drifting == 1 else 'are'} out of tolerance ({rule})."
+        )
+        if not result.comparison.exceeds:
+            # Drifts of opposite sign can cancel out in the sum: say so, or the totals table
+            # (all within tolerance) contradicts the alert.
+            text += " The window's totals are within tolerance: the drift is in the groups."
+        return text
+    if result.comparison.exceeds:
+        return f"The window's totals are out of tolerance ({rule})."
+    return f"Every group is within tolerance ({rule})."
+
+
+def _result_context(result: ReconResult | None, limits: Limits) -> dict[str, Any]:
     """The parts of the context that only a result has (empty ones for a failed run)."""
     if result is None:
         return {
             "status": str(Status.FAILED),
             "threshold_pct": None,
             "totals": {},
+            "totals_lines": [],
             "unpriced": [],
+            "unpriced_more": 0,
             "skipped": [],
             "skipped_total": 0,
             "pending_days": [],
-            "likely_causes": [],
         }
     skipped = dict(sorted(result.skipped.items()))
+    totals_rows = metric_rows(result.comparison)
+    unpriced, unpriced_more = cut(
+        sorted(result.unpriced.items(), key=lambda item: unpriced_order(item[0])),
+        limits.unpriced_models,
+    )
     return {
         "status": str(result.status),
         "threshold_pct": str(result.tolerance.threshold_pct),
-        "totals": _metric_rows(result.comparison),
+        "totals": totals_rows,
+        "totals_lines": figures.aligned([figures.TEXT_HEADER, *figures.text_cells(totals_rows)]),
         "unpriced": [
-            {"model": m, "requests": f"{u.requests:,}", "tokens": f"{u.total_tokens:,}"}
-            for m, u in sorted(result.unpriced.items())
+            {
+                "model": key.model,
+                "service_tier": key.tier,
+                "requests": count_text(u.requests),
+                "tokens": count_text(u.total_tokens),
+            }
+            for key, u in unpriced
         ],
-        "skipped": [{"reason": r, "count": f"{n:,}"} for r, n in skipped.items()],
+        "unpriced_more": unpriced_more,
+        "skipped": [{"reason": r, "count": count_text(n)} for r, n in skipped.items()],
         "skipped_total": sum(skipped.values()),
         "pending_days": [d.isoformat() for d in result.pending_days],
-        "likely_causes": likely_causes(result),
     }
 
 
-def _payload_data(notice: Notice, shown: Sequence[GroupResult]) -> dict[str, Any]:
-    """The payload's figures, as ``recon-job run --format json`` writes them."""
+@dataclass(frozen=True)
+class _Lists:
+    """The complete lists of a notice, in the order they are shown."""
+
+    drifting: list[GroupResult]
+    causes: list[str]
+    resolved: list[str]
+
+
+def _payload_data(notice: Notice, lists: _Lists, limits: Limits, max_groups: int) -> dict[str, Any]:
+    """The payload's figures, as ``recon-job run --format json`` writes them: the top entries
+    of each list, how many were left out, and the complete lists under ``detail``."""
     result = notice.result
+    groups = [report.group_dict(g) for g in lists.drifting]
+    unpriced = report.unpriced_list(result.unpriced) if result is not None else []
+    complete: dict[str, list[Any]] = {
+        "groups": groups,
+        "likely_causes": lists.causes,
+        "resolved": lists.resolved,
+        "unpriced_models": unpriced,
+    }
+    shown: dict[str, list[Any]] = {}
+    omitted: dict[str, int] = {}
+    for name, items in complete.items():
+        limit = max_groups if name == "groups" else getattr(limits, name)
+        shown[name], omitted[name] = cut(items, limit)
     return {
         "window": report.window_dict(notice.window),
         "totals": None
@@ -212,20 +277,34 @@ def _payload_data(notice: Notice, shown: Sequence[GroupResult]) -> dict[str, Any
             "openai": totals(result.openai),
             "difference": report.difference(result.comparison),
         },
-        "groups": [report.group_dict(g) for g in shown],
-        "unpriced_models": report.unpriced_list(result.unpriced) if result is not None else [],
+        **shown,
+        "omitted": omitted,
         "skipped": dict(sorted(result.skipped.items())) if result is not None else {},
+        DETAIL: complete,
     }
 
 
-def build_context(notice: Notice, *, max_groups: int = 10) -> dict[str, Any]:
+def build_context(
+    notice: Notice, *, max_groups: int | None = None, limits: Limits = LIMITS
+) -> dict[str, Any]:
     """The one context every template renders from; ``context["data"]`` feeds the payload.
 
-    At most ``max_groups`` drifting groups are listed; ``groups_total`` counts them all.
+    At most ``max_groups`` (default ``limits.groups``) drifting groups are listed, and at most
+    ``limits`` of the other lists; ``groups_total``, ``groups_more`` and the other ``*_more``
+    count what was left out.
     """
     result = notice.result
-    drifting = top_groups(notice.firing or (result.mismatches if result is not None else ()))
-    shown = drifting[: max(0, max_groups)]
+    groups_limit = limits.groups if max_groups is None else max(0, max_groups)
+    lists = _Lists(
+        drifting=top_groups(notice.firing or (result.mismatches if result is not None else ())),
+        causes=likely_causes(result) if result is not None else [],
+        resolved=list(notice.resolved),
+    )
+    shown, groups_more = cut(lists.drifting, groups_limit)
+    causes, causes_more = cut(lists.causes, limits.likely_causes)
+    resolved, resolved_more = cut(lists.resolved, limits.resolved)
+    grouping = _Grouping.of(result)
+    groups = [_group_context(g, grouping) for g in shown]
     error = notice.error
     return {
         "event": notice.event,
@@ -234,18 +313,30 @@ def build_context(notice: Notice, *, max_groups: int = 10) -> dict[str, Any]:
         "dedupe_key": notice.dedupe_key,
         "run_id": notice.run_id,
         "window": _window_context(notice.window),
-        **_result_context(result),
-        "groups": [_group_context(g) for g in shown],
-        "groups_total": len(drifting),
-        "groups_more": len(drifting) - len(shown),
-        "resolved": list(notice.resolved),
+        **_result_context(result, limits),
+        "verdict": _verdict(result, len(lists.drifting)),
+        "by_project": grouping.project,
+        "by_api_key": grouping.api_key,
+        "groups": groups,
+        "groups_header": _with_text_lines(groups),
+        "groups_total": len(lists.drifting),
+        "groups_more": groups_more,
+        "likely_causes": causes,
+        "likely_causes_more": causes_more,
+        "resolved": resolved,
+        "resolved_total": len(lists.resolved),
+        "resolved_more": resolved_more,
         "error": {"reason": error[0], "message": error[1]} if error is not None else None,
-        "data": _payload_data(notice, shown),
+        "data": _payload_data(notice, lists, limits, groups_limit),
     }
 
 
 def build_payload(context: Mapping[str, Any], *, summary: str) -> dict[str, Any]:
-    """The generic webhook's JSON body (schema ``recon-job.alert/v1``) from a context."""
+    """The webhook's JSON document (schema ``recon-job.alert/v1``) from a context.
+
+    It lists what the messages list and counts the rest in ``omitted``; the complete lists are
+    kept under ``detail`` for the channels that send more (:mod:`recon_job.notify.detail`).
+    """
     data = context["data"]
     return {
         "schema": PAYLOAD_SCHEMA,
@@ -260,12 +351,14 @@ def build_payload(context: Mapping[str, Any], *, summary: str) -> dict[str, Any]
         "totals": data["totals"],
         "groups": data["groups"],
         "groups_total": context["groups_total"],
-        "resolved": list(context["resolved"]),
+        "resolved": data["resolved"],
         "unpriced_models": data["unpriced_models"],
         "skipped": data["skipped"],
         "pending_days": list(context["pending_days"]),
-        "likely_causes": list(context["likely_causes"]),
+        "likely_causes": data["likely_causes"],
         "error": context["error"],
+        "omitted": data["omitted"],
+        DETAIL: data[DETAIL],
     }
 
 

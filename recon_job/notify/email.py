@@ -41,6 +41,7 @@ import structlog
 
 from recon_job.errors import NotifyError
 from recon_job.models import Message
+from recon_job.notify.detail import groups_csv
 
 log = structlog.get_logger(__name__)
 
@@ -170,7 +171,12 @@ class EmailTransport:
         return f"EmailTransport(host={o.host!r}, port={o.port}, security={o.security!r})"
 
     def build(self, message: Message) -> EmailMessage:
-        """The email for ``message``; ValueError when a configured address does not parse."""
+        """The email for ``message``; ValueError when a configured address does not parse.
+
+        ``multipart/alternative`` (text, HTML); inside ``multipart/mixed`` with a CSV file of
+        every drifting group when the body lists only the top ones
+        (:func:`recon_job.notify.detail.groups_csv`).
+        """
         o = self.options
         msg = EmailMessage(policy=_POLICY)
         msg["Subject"] = " ".join(_CRLF.sub(" ", message.subject).split())
@@ -183,6 +189,11 @@ class EmailTransport:
         msg["X-Recon-Event"] = message.event
         msg.set_content(message.text)
         msg.add_alternative(message.html, subtype="html")
+        attachment = groups_csv(message.payload)
+        if attachment is not None:
+            # The body lists the top groups only (its size stays bounded); the file has them all.
+            name, text = attachment
+            msg.add_attachment(text, subtype="csv", filename=name)
         return msg
 
     def _context(self) -> ssl.SSLContext:

@@ -17,14 +17,26 @@ file and keeps the others. Every template sees the same context, built from one
 * ``event`` (``opened`` … ``test``), ``event_title``, ``group_key``, ``dedupe_key``, ``run_id``
 * ``window``: ``kind``, ``key``, ``start``, ``end`` (exclusive), ``first_day``, ``last_day``
 * ``status`` (``mismatch``, ``reconciled``, ``pending``, ``failed``), ``threshold_pct``
+* ``verdict``: one sentence — how many groups drift against which rule, and that the window's
+  totals are within tolerance when only groups drift (empty for a failed run)
 * ``totals``: ``tokens``, ``requests``, ``cost``, each with ``label``, ``local``, ``openai``,
-  ``difference``, ``pct`` (display strings) and ``exceeds``; empty when there is no result
+  ``difference``, ``pct`` (display strings: ``$1,234.56``, ``1,529``, ``+5.00%``; see
+  :mod:`recon_job.notify.figures`) and ``exceeds``; empty when there is no result.
+  ``totals_lines``: the same as an aligned plain-text table (header first)
 * ``groups``: the top drifting groups (largest |cost difference| first, then |token
-  difference|), each with ``day``, ``model``, ``project_id``, ``api_key_id``, ``status`` and
-  ``tokens``/``requests``/``cost`` rows like the totals; ``groups_total`` and ``groups_more``
-* ``resolved`` (group names), ``unpriced`` (``model``, ``requests``, ``tokens``), ``skipped``
-  (``reason``, ``count``), ``skipped_total``, ``pending_days``, ``likely_causes`` (sentences),
-  ``error`` (``reason``, ``message``) for ``failed``
+  difference|), each with ``title`` (day · model, plus the project and API key only when the
+  result is grouped by them), ``name``, ``day``, ``model``, ``project_id``, ``api_key_id``,
+  ``status``, ``tokens``/``requests``/``cost`` rows like the totals and ``lines`` (its aligned
+  plain-text rows under ``groups_header``); ``groups_total`` and ``groups_more``;
+  ``by_project``/``by_api_key``: whether the result is grouped by them
+* ``resolved`` (group names; ``resolved_total``, ``resolved_more``), ``unpriced`` (``model``,
+  ``service_tier``, ``requests``, ``tokens``; ``unpriced_more``), ``skipped`` (``reason``,
+  ``count``), ``skipped_total``, ``pending_days``, ``likely_causes`` (sentences;
+  ``likely_causes_more``), ``error`` (``reason``, ``message``) for ``failed``
+
+Every list is bounded (:mod:`recon_job.notify.detail`): a template shows what it is given and
+says how many more there are; the email attaches every drifting group as CSV when it lists only
+some, so its text says so.
 
 Autoescaping: ``select_autoescape()``'s defaults match only ``.html``/``.htm``/``.xml`` and do
 **not** escape ``alert.html.j2`` (reliability.md §8, verified), so ``html.j2`` is named
@@ -202,7 +214,7 @@ def sample_result() -> ReconResult:
     model, skipped log lines."""
     # compare is pure (no I/O); using it keeps the sample consistent with real results.
     from recon_job.compare import reconcile
-    from recon_job.models import Tolerance, UsageTotals
+    from recon_job.models import Tolerance, UnpricedKey, UsageTotals
 
     day = date(2026, 3, 14)
     window = Window("daily", day, date(2026, 3, 15))
@@ -216,7 +228,7 @@ def sample_result() -> ReconResult:
             ),
         },
         skipped={"malformed_json": 3, "missing_usage": 12},
-        unpriced={"ft:gpt-4o-mini:acme": Usage(50_000, 0, 10_000, 40)},
+        unpriced={UnpricedKey("ft:gpt-4o-mini:acme", "standard"): Usage(50_000, 0, 10_000, 40)},
     )
     official = UsageTotals(
         groups={

@@ -7,8 +7,11 @@ requests, cost), a section listing the top drifting groups, and a context footer
 §4.1). Blocks are built from ``Message.payload`` (schema ``recon-job.alert/v1``), so they stay
 in step with the webhook. Block Kit limits are respected: at most 50 blocks, header text ≤ 150
 characters, section text ≤ 3000, at most 10 fields of ≤ 2000 characters each; longer lists end
-in "…and N more". Data (model names, project ids) is mrkdwn-escaped, so it cannot form links
-or ``<!channel>`` mentions.
+in "…and N more". The fallback ``text`` is the rendered Slack text, which lists only the top
+entries (:mod:`recon_job.notify.detail`), and is cut by whole lines to at most 40,000
+characters, where Slack would truncate it. Figures read like the email's (``$1,234.56``,
+``1,529 local vs 1,778 OpenAI``, :mod:`recon_job.notify.figures`). Data (model names, project
+ids) is mrkdwn-escaped, so it cannot form links or ``<!channel>`` mentions.
 
 Outcomes (reliability.md §4.2, Alertmanager ``slack.go``): 200 with body ``ok`` → delivered; 200
 with any other body → permanent; 429 → transient with ``retry_after`` from ``Retry-After``
@@ -34,7 +37,10 @@ import structlog
 
 from recon_job.errors import NotifyError
 from recon_job.models import Message
+from recon_job.notify import figures
 from recon_job.notify.base import HttpTransport, Wording, mrkdwn_escape
+from recon_job.notify.figures import decimal_or_none
+from recon_job.report.formats import count_text, pct_text
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +53,12 @@ MAX_HEADER: Final = 150
 MAX_SECTION: Final = 3000
 MAX_FIELDS: Final = 10
 MAX_FIELD: Final = 2000
+#: The fallback ``text``: Slack truncates a message's text beyond 40,000 characters
+#: (api.slack.com/changelog/2018-04-truncating-really-long-messages); cut it ourselves, by
+#: whole lines, saying so.
+MAX_TEXT: Final = 40_000
+#: Lines offered to one section (a section holds 3,000 characters: fewer ever fit).
+MAX_LINES: Final = 100
 #: Seconds to wait after a 429 that names no ``Retry-After``.
 DEFAULT_RETRY_AFTER: Final = 30.0
 
@@ -62,41 +74,63 @@ def _lines_within(lines: Sequence[str], limit: int, *, hidden: int = 0) -> str:
     shown: list[str] = []
     for index, line in enumerate(lines):
         rest = len(lines) - index - 1 + hidden
-        tail = f"\n…and {rest} more" if rest else ""
+        tail = f"\n…and {rest:,} more" if rest else ""
         candidate = "\n".join([*shown, line])
         if len(candidate) + len(tail) > limit:
             more = len(lines) - len(shown) + hidden
-            return _cut("\n".join([*shown, f"…and {more} more"]), limit)
+            return _cut("\n".join([*shown, f"…and {more:,} more"]), limit)
         shown.append(line)
     text = "\n".join(shown)
     if hidden:
-        text += f"\n…and {hidden} more"
+        text += f"\n…and {hidden:,} more"
     return _cut(text, limit)
+
+
+def _pct(value: object) -> str:
+    return pct_text(decimal_or_none(value))
+
+
+def _money(value: object) -> str:
+    amount = decimal_or_none(value)
+    return "n/a" if amount is None else figures.money(amount)
+
+
+def _count(value: object) -> str:
+    return count_text(value) if isinstance(value, int) else "n/a"
 
 
 def _side(totals: Mapping[str, Any], name: str) -> str:
     local, openai, diff = totals["local"], totals["openai"], totals["difference"]
-    pct = diff.get(f"{name}_pct")
-    pct_text = "n/a" if pct is None else f"{float(pct):+.2f}%"
-    if name == "cost":
-        return f"{local['cost']} vs {openai['cost']} ({pct_text})"
-    return f"{local[name]:,} vs {openai[name]:,} ({pct_text})"
+    shown = _money if name == "cost" else _count
+    return (
+        f"{shown(local.get(name))} local vs {shown(openai.get(name))} OpenAI "
+        f"({_pct(diff.get(f'{name}_pct'))})"
+    )
 
 
 def _group_line(group: Mapping[str, Any]) -> str:
+    # A project or key id is present only when the result is grouped by it.
     where = " ".join(
-        mrkdwn_escape(part) for part in (group.get("project_id"), group.get("api_key_id")) if part
+        f"{label} {mrkdwn_escape(part)}"
+        for label, part in (("project", group.get("project_id")), ("key", group.get("api_key_id")))
+        if part
     )
-    diff = group["difference"]
-    pct = diff.get("cost_pct")
-    pct_text = "n/a" if pct is None else f"{float(pct):+.2f}%"
+    local, openai, diff = group["local"], group["openai"], group["difference"]
     return (
         f"• {mrkdwn_escape(group['date'])} `{mrkdwn_escape(group['model'])}`"
         + (f" {where}" if where else "")
-        + f": cost {group['local']['cost']} vs {group['openai']['cost']} ({pct_text}), "
-        f"tokens {group['local']['tokens']:,} vs {group['openai']['tokens']:,}, "
-        f"requests {group['local']['requests']:,} vs {group['openai']['requests']:,}"
+        + f": cost {_money(local.get('cost'))} local vs {_money(openai.get('cost'))} OpenAI "
+        f"({_pct(diff.get('cost_pct'))}), "
+        f"tokens {_count(local.get('tokens'))} vs {_count(openai.get('tokens'))}, "
+        f"requests {_count(local.get('requests'))} local vs "
+        f"{_count(openai.get('requests'))} OpenAI"
     )
+
+
+def _omitted(payload: Mapping[str, Any], name: str) -> int:
+    omitted = payload.get("omitted")
+    value = omitted.get(name) if isinstance(omitted, Mapping) else None
+    return value if isinstance(value, int) else 0
 
 
 def build_blocks(message: Message) -> list[dict[str, Any]]:
@@ -127,7 +161,7 @@ def build_blocks(message: Message) -> list[dict[str, Any]]:
     totals = payload.get("totals")
     if isinstance(totals, Mapping):
         for name, label in (("cost", "Cost (USD)"), ("tokens", "Tokens"), ("requests", "Requests")):
-            fields.append(f"*{label}* (local vs OpenAI)\n{_side(totals, name)}")
+            fields.append(f"*{label}*\n{_side(totals, name)}")
     if fields:
         blocks.append(
             {
@@ -137,20 +171,24 @@ def build_blocks(message: Message) -> list[dict[str, Any]]:
                 ],
             }
         )
-    groups = [g for g in payload.get("groups") or () if isinstance(g, Mapping)]
+    # At most a section's worth of lines: the payload lists the top groups only (detail.py).
+    groups = [g for g in (payload.get("groups") or ())[:MAX_LINES] if isinstance(g, Mapping)]
     if groups:
         total = int(payload.get("groups_total") or len(groups))
-        header = f"*{total} group{'s' if total != 1 else ''} out of tolerance*"
+        header = f"*{total:,} group{'s' if total != 1 else ''} out of tolerance*"
         body = _lines_within(
             [_group_line(g) for g in groups],
             MAX_SECTION - len(header) - 1,
             hidden=max(0, total - len(groups)),
         )
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{header}\n{body}"}})
-    resolved = [str(r) for r in payload.get("resolved") or ()]
+    resolved = [str(r) for r in (payload.get("resolved") or ())[:MAX_LINES]]
     if resolved:
         header = "*Back within tolerance*"
-        body = _lines_within([f"• {mrkdwn_escape(r)}" for r in resolved], MAX_SECTION - 30)
+        hidden = len(payload.get("resolved") or ()) - len(resolved) + _omitted(payload, "resolved")
+        body = _lines_within(
+            [f"• {mrkdwn_escape(r)}" for r in resolved], MAX_SECTION - 30, hidden=hidden
+        )
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"{header}\n{body}"}})
     footer = {
         "type": "context",
@@ -165,8 +203,12 @@ def build_blocks(message: Message) -> list[dict[str, Any]]:
 
 
 def build_body(message: Message) -> dict[str, Any]:
-    """The JSON body posted to Slack: fallback ``text`` plus ``blocks``."""
-    return {"text": message.slack_text or message.subject, "blocks": build_blocks(message)}
+    """The JSON body posted to Slack: fallback ``text`` (at most :data:`MAX_TEXT` characters)
+    plus ``blocks``."""
+    text = message.slack_text or message.subject
+    if len(text) > MAX_TEXT:
+        text = _lines_within(text.splitlines(), MAX_TEXT)
+    return {"text": text, "blocks": build_blocks(message)}
 
 
 def _error_code(text: str) -> str:
@@ -219,6 +261,7 @@ __all__ = [
     "DEFAULT_RETRY_AFTER",
     "MAX_BLOCKS",
     "MAX_SECTION",
+    "MAX_TEXT",
     "SlackTransport",
     "build_blocks",
     "build_body",

@@ -21,11 +21,38 @@ SLACK_HOST: Final = "hooks.slack.com"
 Resolver = Callable[..., Iterable[tuple[Any, ...]]]
 
 
-def _forbidden(address: str) -> str | None:
-    """Why ``address`` may not be a webhook target (None: it is a public address)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+#: NAT64's well-known prefix (RFC 6052): the last 32 bits are an IPv4 address.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+#: Local-use NAT64 prefixes (RFC 8215): operator-defined, the IPv4 part anywhere in them.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+#: IPv4-compatible addresses (RFC 4291 §2.5.5.1, deprecated): ``::a.b.c.d``.
+_COMPATIBLE = ipaddress.ip_network("::/96")
+#: IPv4-translated addresses (RFC 2765 SIIT): ``::ffff:0:a.b.c.d``.
+_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries, when it is one that reaches an IPv4 host.
+
+    IPv4-mapped (``::ffff:a.b.c.d``), IPv4-compatible (``::a.b.c.d``), IPv4-translated,
+    NAT64 (``64:ff9b::a.b.c.d``), 6to4 (``2002:AABB:CCDD::``) and Teredo (its client) all
+    reach the IPv4 address inside — a private one included, through a gateway on the path.
+    """
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip.sixtofour is not None:
+        return ip.sixtofour
+    if ip.teredo is not None:
+        return ip.teredo[1]
+    low = ipaddress.IPv4Address(int(ip) & 0xFFFF_FFFF)
+    if ip in _NAT64 or ip in _TRANSLATED:
+        return low
+    if ip in _COMPATIBLE and int(ip) > 1:  # not :: (unspecified) or ::1 (loopback)
+        return low
+    return None
+
+
+def _why(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     if ip.is_loopback:
         return "a loopback address"
     if ip.is_link_local:
@@ -35,6 +62,23 @@ def _forbidden(address: str) -> str | None:
     if not ip.is_global or ip.is_multicast:
         return "not a public address"
     return None
+
+
+def forbidden_reason(address: str) -> str | None:
+    """Why ``address`` (an IP literal) may not be a webhook target; None: a public address.
+
+    An IPv6 address that carries an IPv4 one (:func:`embedded_ipv4`) is judged by that IPv4
+    address: ``64:ff9b::10.0.0.1`` reaches 10.0.0.1 through a NAT64 gateway.
+    """
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _NAT64_LOCAL:
+            return "a local-use NAT64 address (it may reach any internal IPv4 host)"
+        inner = embedded_ipv4(ip)
+        if inner is not None:
+            why = _why(inner)
+            return f"an IPv6 address embedding {inner}, {why}" if why else None
+    return _why(ip)
 
 
 def _basic_problems(url: str, what: str, *, allow_http: bool) -> tuple[list[str], str, int]:
@@ -67,7 +111,7 @@ def _address_problems(host: str, port: int, resolve: Resolver) -> list[str]:
     except ValueError:
         literal = None
     if literal is not None:
-        why = _forbidden(literal)
+        why = forbidden_reason(literal)
         return [f"the webhook host {host} is {why}"] if why else []
     try:
         infos = list(resolve(host, port, proto=socket.IPPROTO_TCP))
@@ -75,7 +119,7 @@ def _address_problems(host: str, port: int, resolve: Resolver) -> list[str]:
         return [f"cannot resolve the webhook host {host}"]
     for info in infos:
         address = str(info[4][0])
-        why = _forbidden(address)
+        why = forbidden_reason(address)
         if why:
             return [f"the webhook host {host} resolves to {address}, {why}"]
     if not infos:
@@ -84,7 +128,7 @@ def _address_problems(host: str, port: int, resolve: Resolver) -> list[str]:
 
 
 def validate_webhook_url(
-    url: str, *, allow_private: bool = False, resolve: Resolver = socket.getaddrinfo
+    url: str, *, allow_private: bool = False, resolve: Resolver | None = None
 ) -> list[str]:
     """Problems with a generic webhook URL (empty list: fine). Never quotes the URL itself.
 
@@ -92,14 +136,16 @@ def validate_webhook_url(
     info; and unless ``allow_private``, no host that is, or resolves to, a loopback, private
     (RFC 1918, unique-local), link-local (``169.254.169.254``) or otherwise non-public address
     (OWASP SSRF cheat sheet; reliability.md §8). A name that does not resolve is a problem
-    too. This is a config-time check; DNS may change later, so egress rules (a proxy, a K8s
-    NetworkPolicy) remain the real fence — redirects are never followed, which closes the
-    other path.
+    too. ``resolve`` defaults to ``socket.getaddrinfo``.
+
+    This is the config-time check. DNS may answer differently later (DNS rebinding), so the
+    same rules are applied again to the address actually dialled, on every connection
+    (:mod:`recon_job.notify.guard`); redirects are never followed, which closes the other path.
     """
     problems, host, port = _basic_problems(url, "webhook", allow_http=allow_private)
     if problems or allow_private:
         return problems
-    return _address_problems(host, port, resolve)
+    return _address_problems(host, port, resolve or socket.getaddrinfo)
 
 
 def validate_slack_webhook_url(url: str) -> list[str]:
@@ -116,4 +162,11 @@ def validate_slack_webhook_url(url: str) -> list[str]:
     return problems
 
 
-__all__ = ["SLACK_HOST", "Resolver", "validate_slack_webhook_url", "validate_webhook_url"]
+__all__ = [
+    "SLACK_HOST",
+    "Resolver",
+    "embedded_ipv4",
+    "forbidden_reason",
+    "validate_slack_webhook_url",
+    "validate_webhook_url",
+]

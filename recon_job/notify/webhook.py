@@ -10,7 +10,11 @@ The request::
     X-Recon-Timestamp: 1773532800          only with a secret: unix seconds
     X-Recon-Signature: sha256=<hex>        only with a secret
 
-    {"schema": "recon-job.alert/v1", "event": …}   (see recon_job.notify.render)
+    {"schema": "recon-job.alert/v1", "event": …}   (see recon_job.notify.context)
+
+The body lists the top drifting groups, the first likely causes …, and ``omitted`` counts what
+was left out; with ``full_detail`` (``[webhook] full_detail = true``) it holds every entry
+instead (:func:`recon_job.notify.detail.webhook_body`).
 
 The signature is ``hex(HMAC-SHA256(secret, f"{timestamp}.".encode() + body))`` over the **raw
 body bytes** as received. A receiver verifies it like this::
@@ -45,6 +49,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import requests
@@ -52,7 +57,8 @@ import structlog
 
 from recon_job.errors import NotifyError
 from recon_job.models import Message
-from recon_job.notify.base import DEFAULT_TIMEOUT, HttpTransport, Wording
+from recon_job.notify.base import DEFAULT_HTTP, HttpOptions, HttpTransport, Wording
+from recon_job.notify.detail import webhook_body
 
 log = structlog.get_logger(__name__)
 
@@ -101,6 +107,21 @@ def encode_payload(payload: Mapping[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+@dataclass(frozen=True)
+class WebhookOptions:
+    """What the generic webhook signs with and how much it sends."""
+
+    #: Signs each body with HMAC-SHA256 (``X-Recon-Signature``); None: unsigned. A secret.
+    secret: str | None = field(default=None, repr=False)
+    #: Send every drifting group, likely cause, resolved group and unpriced model instead of
+    #: the top ones and ``omitted`` counts (``[webhook] full_detail``).
+    full_detail: bool = False
+
+
+#: Unsigned, top entries only.
+NO_SIGNING: Final = WebhookOptions()
+
+
 class WebhookTransport(HttpTransport):
     """POST ``message.payload`` as JSON to a configured URL."""
 
@@ -118,13 +139,15 @@ class WebhookTransport(HttpTransport):
         self,
         url: str,
         session: requests.Session,
-        secret: str | None = None,
+        options: HttpOptions = DEFAULT_HTTP,
+        webhook: WebhookOptions = NO_SIGNING,
         *,
-        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(url, session, timeout=timeout)
-        self._secret = secret or None
+        super().__init__(url, session, options)
+        self._secret = webhook.secret or None
+        #: Send every drifting group, cause … instead of the top ones and counts.
+        self.full_detail = webhook.full_detail
         # The signature timestamp must be the real time of sending: the one clock read here.
         self._clock = clock
 
@@ -138,7 +161,7 @@ class WebhookTransport(HttpTransport):
     def notify(self, message: Message) -> None:
         """POST the payload once; raise ``NotifyError`` unless the receiver answers 2xx."""
         try:
-            body = encode_payload(message.payload)
+            body = encode_payload(webhook_body(message.payload, full_detail=self.full_detail))
         except (TypeError, ValueError) as e:
             raise NotifyError(
                 f"the alert payload is not JSON-serialisable: {e}",
@@ -167,8 +190,10 @@ class WebhookTransport(HttpTransport):
 
 
 __all__ = [
+    "NO_SIGNING",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
+    "WebhookOptions",
     "WebhookTransport",
     "encode_payload",
     "sign",

@@ -22,6 +22,8 @@ from cryptography.x509.oid import NameOID
 from pytest_httpserver import HTTPServer
 
 HOST = "127.0.0.1"
+#: A public-looking name the tests resolve themselves (``Certs.named_context`` is valid for it).
+PUBLIC_NAME = "hooks.example.com"
 USERNAME = "alerts"
 PASSWORD = "hunter2-canary-Pw9"
 
@@ -35,6 +37,15 @@ class Certs:
     key_file: Path
     untrusted_cert_file: Path
     untrusted_key_file: Path
+    #: A certificate the CA signed for :data:`PUBLIC_NAME` (a DNS-rebinding test's server).
+    named_cert_file: Path
+    named_key_file: Path
+
+    def named_context(self) -> ssl.SSLContext:
+        """A server context presenting the certificate for :data:`PUBLIC_NAME`."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(self.named_cert_file, self.named_key_file)
+        return ctx
 
     def server_context(self, *, trusted: bool = True) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -69,6 +80,7 @@ def _cert(
     issuer_key: ec.EllipticCurvePrivateKey,
     *,
     ca: bool,
+    names: tuple[str, ...] = ("localhost",),
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -99,7 +111,10 @@ def _cert(
     else:
         builder = builder.add_extension(
             x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
+                [
+                    *(x509.DNSName(name) for name in names),
+                    x509.IPAddress(ipaddress.ip_address(HOST)),
+                ]
             ),
             critical=False,
         ).add_extension(
@@ -119,6 +134,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
     cert = _cert(HOST, key, "recon-job test CA", ca_key, ca=False)
     other_key = ec.generate_private_key(ec.SECP256R1())
     other = _cert(HOST, other_key, HOST, other_key, ca=False)
+    named_key = ec.generate_private_key(ec.SECP256R1())
+    named = _cert(
+        PUBLIC_NAME, named_key, "recon-job test CA", ca_key, ca=False, names=(PUBLIC_NAME,)
+    )
     pem = serialization.Encoding.PEM
     return Certs(
         ca_file=_write(root / "ca.pem", ca.public_bytes(pem)),
@@ -126,6 +145,8 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
         key_file=_write(root / "server.key", _key_pem(key)),
         untrusted_cert_file=_write(root / "self.pem", other.public_bytes(pem)),
         untrusted_key_file=_write(root / "self.key", _key_pem(other_key)),
+        named_cert_file=_write(root / "named.pem", named.public_bytes(pem)),
+        named_key_file=_write(root / "named.key", _key_pem(named_key)),
     )
 
 

@@ -8,6 +8,8 @@ duplicates nothing; a failing channel never stops the others and is reported thr
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 from pathlib import Path
 
@@ -15,6 +17,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from recon_job.store import HistoryStore
 from tests.e2e import (
     D1,
     Ran,
@@ -248,3 +251,60 @@ def test_alerts_test_sends_a_sample_through_each_channel(
     missing = cli(workdir, fake_openai, "alerts", "test", "--channel", "email")
     assert missing.code == 2
     assert "not configured" in missing.stderr
+
+
+# --- issue 9 item 21 ----------------------------------------------------------------------------
+
+#: A Slack webhook path as Slack issues them: team, bot and token segments.
+SLACK_PATH = "/services/T0AB12CD3/B0EF45GH6/xQ7vR2mN9pL4sT8wY1zK3cF6"
+SLACK_SEGMENTS = ("T0AB12CD3", "B0EF45GH6", "xQ7vR2mN9pL4sT8wY1zK3cF6")
+
+
+def _readable_parts(raw: bytes) -> list[str]:
+    """Every decoded text part of an email (quoted-printable could split a token in the raw)."""
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    parts = [str(parsed["Subject"])]
+    for part in parsed.walk():
+        if not part.is_multipart():
+            parts.append(part.get_content())
+    return parts
+
+
+def test_a_receivers_error_text_never_leaks_the_webhook_token(
+    fake_openai: FakeOpenAI, workdir: Path, smtp_server: SmtpFactory, httpserver: HTTPServer
+) -> None:
+    # Slack answers a revoked hook with its token in the text; that text was stored in
+    # outbox.last_error, listed by `alerts list` and mailed in the channel_failing notice.
+    httpserver.expect_request(SLACK_PATH).respond_with_response(
+        Response(f"no_such_hook: token {SLACK_SEGMENTS[2]}", status=404)
+    )
+    httpserver.expect_request("/hooks/recon-secret-path").respond_with_data("", status=204)
+    smtp = smtp_server()
+    env = channels_env(smtp, httpserver) | {
+        "RECON_SLACK_WEBHOOK_URL": httpserver.url_for(SLACK_PATH)
+    }
+    drifting_world(fake_openai, workdir)
+
+    ran = run(workdir, fake_openai, env)
+
+    assert ran.code == 0, ran.stderr
+    assert len(posts(httpserver, SLACK_PATH)) == 1
+    with HistoryStore(f"sqlite:///{workdir / 'history.db'}", create=False) as store:
+        [slack_row] = [r.row for r in store.list_notifications() if r.row.channel == "slack"]
+    assert slack_row.status == "dead"
+    assert slack_row.last_error == "Slack rejected the message (404): no_such_hook: token ***"
+    listed = cli(workdir, fake_openai, "alerts", "list", **env)
+    listed_json = cli(workdir, fake_openai, "alerts", "list", "--format", "json", **env)
+    assert "no_such_hook: token ***" in listed.stdout
+    notices = [
+        part
+        for _, _, content in smtp.recorder.messages
+        if b"cannot deliver to slack" in content
+        for part in _readable_parts(content)
+    ]
+    assert any("no_such_hook: token ***" in part for part in notices)
+    hooks = [h.get_data(as_text=True) for h in posts(httpserver, "/hooks/recon-secret-path")]
+    shown = [listed.stdout, listed_json.stdout, *notices, *hooks, ran.stdout, ran.stderr]
+    for text in shown:
+        for segment in SLACK_SEGMENTS:
+            assert segment not in text

@@ -11,10 +11,12 @@ from pytest_httpserver import HTTPServer
 from recon_job.errors import NotifyError
 from recon_job.http import make_session
 from recon_job.models import Message
-from recon_job.notify.base import HttpTransport, Transport, Wording, mrkdwn_escape
+from recon_job.notify.base import HttpOptions, HttpTransport, Transport, Wording, mrkdwn_escape
 from recon_job.notify.render import sample_message
 
 PATH = "/in/t0ken-path"
+#: The receivers of these tests listen on 127.0.0.1.
+LOCAL = HttpOptions(timeout=(1.0, 0.5), allow_private=True)
 
 
 class Echo(HttpTransport):
@@ -38,7 +40,7 @@ class Echo(HttpTransport):
 @pytest.fixture
 def echo(httpserver: HTTPServer) -> Iterator[Echo]:
     with make_session(retries=0) as session:
-        yield Echo(httpserver.url_for(PATH), session, timeout=(1.0, 0.5))
+        yield Echo(httpserver.url_for(PATH), session, LOCAL)
 
 
 def fail(t: Transport) -> NotifyError:
@@ -92,7 +94,7 @@ def test_statuses_map_to_transient_or_permanent_errors_with_the_url_masked(
 
 def test_a_refused_connection_names_the_receiver_not_the_url() -> None:
     with make_session(retries=0) as session:
-        error = fail(Echo(f"http://127.0.0.1:9{PATH}", session))
+        error = fail(Echo(f"http://127.0.0.1:9{PATH}", session, LOCAL))
 
     assert (error.permanent, error.reason) == (False, "connection")
     assert str(error) == "could not connect to the echo receiver"

@@ -15,6 +15,7 @@ from recon_job.compare import reconcile
 from recon_job.errors import NotifyError
 from recon_job.http import make_session
 from recon_job.models import Tolerance, Usage, UsageKey, UsageTotals
+from recon_job.notify.base import HttpOptions
 from recon_job.notify.context import Notice
 from recon_job.notify.render import render_message, sample_message, sample_result
 from recon_job.notify.slack import MAX_BLOCKS, MAX_SECTION, SlackTransport, build_blocks
@@ -30,7 +31,8 @@ def session() -> Iterator[requests.Session]:
 
 
 def slack(url: str, session: requests.Session) -> SlackTransport:
-    return SlackTransport(url, session, timeout=(1.0, 0.5))
+    # allow_private: the receivers of these tests listen on 127.0.0.1.
+    return SlackTransport(url, session, HttpOptions(timeout=(1.0, 0.5), allow_private=True))
 
 
 def fail(t: SlackTransport) -> NotifyError:
@@ -224,3 +226,31 @@ def test_data_cannot_form_slack_links_or_mentions() -> None:
     assert "<!channel>" not in body
     assert "<https://evil" not in body
     assert "&lt;!channel&gt;" in body
+
+
+# --- issue 9 item 21: a receiver's error text never leaks the webhook's token ----------------
+
+REAL_PATH = "/services/T0AB12CD3/B0EF45GH6/xQ7vR2mN9pL4sT8wY1zK3cF6"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "no_such_hook: token xQ7vR2mN9pL4sT8wY1zK3cF6",
+        "invalid_token for team T0AB12CD3, hook B0EF45GH6",
+        "no_such_hook: token xQ7vR2mN9pL4sT8wY1zK3cF6?x=1",
+    ],
+)
+def test_a_slack_error_quoting_one_segment_of_the_url_is_masked(
+    httpserver: HTTPServer, session: requests.Session, body: str
+) -> None:
+    httpserver.expect_request(REAL_PATH).respond_with_data(body, 404)
+
+    with pytest.raises(NotifyError) as caught:
+        slack(httpserver.url_for(REAL_PATH), session).notify(sample_message("k1"))
+
+    text = str(caught.value)
+    for segment in ("T0AB12CD3", "B0EF45GH6", "xQ7vR2mN9pL4sT8wY1zK3cF6"):
+        assert segment not in text
+    assert "***" in text
+    assert caught.value.permanent

@@ -93,3 +93,42 @@ def test_slack_urls_must_be_https_on_hooks_slack_com_exactly(url: str, ok: bool)
 
     assert (problems == []) is ok, problems
     assert not any("XXXX" in p for p in problems)
+
+
+# --- issue 9 item 24: IPv6 addresses that carry a private IPv4 one ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "inner"),
+    [
+        ("64:ff9b::a00:1", "10.0.0.1"),  # NAT64 well-known prefix
+        ("64:ff9b::7f00:1", "127.0.0.1"),
+        ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+        ("2002:a00:1::1", "10.0.0.1"),  # 6to4
+        ("2002:c0a8:105::", "192.168.1.5"),
+        ("::10.0.0.1", "10.0.0.1"),  # IPv4-compatible
+        ("::127.0.0.1", "127.0.0.1"),
+        ("::ffff:0:10.0.0.1", "10.0.0.1"),  # IPv4-translated
+    ],
+)
+def test_an_ipv6_address_embedding_a_private_ipv4_is_refused(address: str, inner: str) -> None:
+    def resolves_to(host: str, port: int, **_: object) -> list[tuple[object, ...]]:
+        return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", (address, port, 0, 0))]
+
+    [literal] = validate_webhook_url(f"https://[{address}]/x", resolve=public)
+    [named] = validate_webhook_url("https://hooks.example.com/x", resolve=resolves_to)
+
+    assert f"embedding {inner}" in literal
+    assert f"resolves to {address}" in named
+    assert f"embedding {inner}" in named
+
+
+def test_a_local_use_nat64_address_is_refused_whatever_it_embeds() -> None:
+    [problem] = validate_webhook_url("https://[64:ff9b:1::808:808]/x", resolve=public)
+
+    assert "local-use NAT64" in problem
+
+
+@pytest.mark.parametrize("address", ["64:ff9b::808:808", "2002:808:808::1", "2606:4700::1111"])
+def test_an_ipv6_address_reaching_a_public_host_is_fine(address: str) -> None:
+    assert validate_webhook_url(f"https://[{address}]/x", resolve=public) == []
