@@ -7,6 +7,11 @@ Nothing here guesses: an unknown model, a day before a model's first price, a ti
 published rates, or a token class without a rate (cached tokens on an embedding model) gives
 ``None`` — *unpriced* — never ``$0`` and never the standard price.
 
+A dated snapshot is priced at its own entry when the table has one, at its alias's entries only
+when the table says it shares them (``shares``: ``gpt-4o-2024-08-06`` -> ``gpt-4o``), and is
+unpriced otherwise: snapshots may cost more than their alias (``gpt-4o-2024-05-13``), so the date
+is never stripped to find a price. The user's ``[models.aliases]`` apply as asked.
+
 No I/O: the bundled ``recon_job/data/pricing.toml`` (OpenAI list prices; its header documents the
 file format and the sources) and a user's file over it are read and validated by
 :mod:`recon_job.config.prices`, which builds the :class:`PriceTable`.
@@ -104,19 +109,21 @@ class PriceTable:
     entries: Mapping[str, tuple[PriceEntry, ...]]
     #: Multiplier for batch prices of entries without explicit batch rates (0.5 = half price).
     batch_discount: Decimal = DEFAULT_BATCH_DISCOUNT
-    #: Normalises a logged or reported model name before lookup.
+    #: Its aliases map a logged name to the name it is priced under (dates are not stripped).
     namer: ModelNamer = field(default_factory=ModelNamer)
     #: Where the prices came from (file names), for messages; empty when built in memory.
     source: str = ""
-    # Memo of name -> table key (or None): sources price millions of records with few names,
-    # and normalising runs a regex.
+    #: Dated snapshots billed at another model's prices: snapshot name -> key of ``entries``.
+    #: A snapshot with entries of its own is priced at those.
+    shares: Mapping[str, str] = field(default_factory=dict)
+    # Memo of name -> table key (or None): sources price millions of records with few names.
     _resolved: dict[str, str | None] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
     def models(self) -> set[str]:
-        """Every model name the table prices (on some day)."""
-        return set(self.entries)
+        """Every model name the table prices (on some day), snapshots sharing a price included."""
+        return set(self.entries) | {s for s, key in self.shares.items() if key in self.entries}
 
     def rates(self, model: str, day: date, tier: Tier) -> Rates | None:
         """The rates of ``model`` on UTC ``day`` at ``tier``, or None when unpriced."""
@@ -156,15 +163,12 @@ class PriceTable:
             return self._resolved[model]
         except KeyError:
             pass
-        # The name as logged first, so a table may price one snapshot apart from its alias;
-        # an explicit alias in the namer still wins, since the user asked for it.
-        name, normal = model.strip(), self.namer.normalize(model)
-        candidates = (normal,) if name in self.namer.aliases else (name, normal)
-        key: str | None = None
-        for candidate in candidates:
-            if candidate in self.entries:
-                key = candidate
-                break
+        # The user's alias wins, since the user asked for it; the snapshot date is kept (see
+        # the module docstring): a snapshot prices at its own entry, or at the one it shares.
+        name = self.namer.aliased(model)
+        key = name if name in self.entries else self.shares.get(name)
+        if key not in self.entries:
+            key = None
         self._resolved[model] = key
         return key
 

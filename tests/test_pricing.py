@@ -37,6 +37,22 @@ REQUIRED_MODELS = (
     "text-embedding-3-small",
     "text-embedding-3-large",
 )
+#: Dated snapshots priced apart from their model, with entries of their own.
+PRICED_SNAPSHOTS = ("gpt-4o-2024-05-13",)
+#: Dated snapshots billed at their model's prices (``[snapshots]`` of the bundled table).
+SHARED_SNAPSHOTS = {
+    "gpt-4o-2024-08-06": "gpt-4o",
+    "gpt-4o-2024-11-20": "gpt-4o",
+    "gpt-4o-mini-2024-07-18": "gpt-4o-mini",
+    "gpt-4.1-2025-04-14": "gpt-4.1",
+    "gpt-4.1-mini-2025-04-14": "gpt-4.1-mini",
+    "gpt-4.1-nano-2025-04-14": "gpt-4.1-nano",
+    "o3-2025-04-16": "o3",
+    "o4-mini-2025-04-16": "o4-mini",
+    "gpt-5-2025-08-07": "gpt-5",
+    "gpt-5-mini-2025-08-07": "gpt-5-mini",
+    "gpt-5-nano-2025-08-07": "gpt-5-nano",
+}
 FLEX_MODELS = ("o3", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano")
 O3_CUT = date(2025, 6, 10)
 
@@ -240,12 +256,84 @@ def test_a_snapshot_listed_in_the_table_wins_over_its_alias() -> None:
         "models": {
             "gpt-4o": [{"effective": date(2024, 1, 1), "input": "2.50"}],
             "gpt-4o-2024-05-13": [{"effective": date(2024, 1, 1), "input": "5.00"}],
-        }
+        },
+        "snapshots": {"gpt-4o-2024-08-06": "gpt-4o"},
     }
     table = price_table_from(data, "t.toml")
 
     assert table.price_version("gpt-4o-2024-05-13", TODAY) == "gpt-4o-2024-05-13@2024-01-01"
     assert table.price_version("gpt-4o-2024-08-06", TODAY) == "gpt-4o@2024-01-01"
+    assert table.price_version("gpt-4o-2024-11-20", TODAY) is None  # shares nothing here
+
+
+# --- snapshots (issue 9 item 5) -----------------------------------------------------------------
+
+
+def test_a_dated_snapshot_is_priced_at_its_own_price_not_its_aliases(table: PriceTable) -> None:
+    usage = Usage(input_tokens=1_000_000, output_tokens=1_000_000)
+
+    # USD 5 / 15 per 1M; it was priced at gpt-4o's 2.50 / 10 (12.50) before.
+    assert table.cost("gpt-4o-2024-05-13", TODAY, "standard", usage) == Decimal("20.00")
+    assert table.cost("gpt-4o-2024-05-13", TODAY, "batch", usage) == Decimal("10.00")
+    assert table.cost("gpt-4o", TODAY, "standard", usage) == Decimal("12.50")
+    assert table.price_version("gpt-4o-2024-05-13", TODAY) == "gpt-4o-2024-05-13@2024-05-13"
+
+
+def test_a_snapshot_price_without_a_cached_rate_leaves_cached_usage_unpriced(
+    table: PriceTable,
+) -> None:
+    usage = Usage(input_tokens=1000, cached_tokens=500)
+
+    assert table.cost("gpt-4o-2024-05-13", TODAY, "standard", usage) is None
+
+
+@pytest.mark.parametrize("name", ["gpt-4o-2025-12-01", "gpt-4.1-2026-01-01", "o3-2024-01-01"])
+def test_a_snapshot_the_table_does_not_list_is_unpriced(table: PriceTable, name: str) -> None:
+    # Its alias is priced, but a snapshot may cost more: no guess from the stripped name.
+    assert table.rates(name, TODAY, "standard") is None
+    assert table.cost(name, TODAY, "standard", Usage(input_tokens=5)) is None
+    assert table.price_version(name, TODAY) is None
+
+
+@pytest.mark.parametrize(("snapshot", "model"), sorted(SHARED_SNAPSHOTS.items()))
+def test_a_shared_snapshot_gets_every_tier_and_period_of_its_model(
+    table: PriceTable, snapshot: str, model: str
+) -> None:
+    for day in (TODAY, date(2025, 5, 1)):
+        for tier in TIERS:
+            assert table.rates(snapshot, day, tier) == table.rates(model, day, tier)
+        assert table.price_version(snapshot, day) == table.price_version(model, day)
+
+
+def test_o3s_snapshot_follows_the_price_cut(table: PriceTable) -> None:
+    usage = Usage(input_tokens=1_000_000)
+
+    assert table.cost("o3-2025-04-16", date(2025, 6, 9), "standard", usage) == Decimal("10.00")
+    assert table.cost("o3-2025-04-16", O3_CUT, "standard", usage) == Decimal("2.00")
+
+
+def test_usage_logged_as_the_alias_is_priced_at_the_alias(table: PriceTable) -> None:
+    assert table.rates("gpt-4o", TODAY, "standard") == Rates(
+        Decimal("2.50"), Decimal("1.25"), Decimal("10.00")
+    )
+
+
+def test_a_user_alias_to_a_snapshot_prices_at_the_snapshot() -> None:
+    table = load_price_table(namer=ModelNamer(aliases={"legacy-4o": "gpt-4o-2024-05-13"}))
+
+    assert table.rates("legacy-4o", TODAY, "standard") == Rates(
+        Decimal("5.00"), None, Decimal("15.00")
+    )
+
+
+def test_turning_date_stripping_off_for_comparison_does_not_change_prices() -> None:
+    namer = ModelNamer(strip_date_suffix=False)
+    table = load_price_table(namer=namer)
+
+    assert table.rates("gpt-4o-2024-08-06", TODAY, "standard") == table.rates(
+        "gpt-4o", TODAY, "standard"
+    )
+    assert table.rates("gpt-4o-2025-12-01", TODAY, "standard") is None
 
 
 # --- embeddings -------------------------------------------------------------------------------
@@ -283,7 +371,9 @@ def test_every_required_model_has_a_standard_price_today(table: PriceTable, mode
 
 
 def test_the_bundled_table_lists_exactly_the_documented_models(table: PriceTable) -> None:
-    assert table.models() == set(REQUIRED_MODELS)
+    assert set(table.entries) == set(REQUIRED_MODELS) | set(PRICED_SNAPSHOTS)
+    assert dict(table.shares) == SHARED_SNAPSHOTS
+    assert table.models() == set(REQUIRED_MODELS) | set(PRICED_SNAPSHOTS) | set(SHARED_SNAPSHOTS)
     assert table.source == BUNDLED_SOURCE
 
 
@@ -293,7 +383,7 @@ def test_the_config_copy_is_identical_to_the_bundled_table() -> None:
 
 def test_every_bundled_tier_prices_a_typical_usage(table: PriceTable) -> None:
     usage = Usage(input_tokens=1000, cached_tokens=200, output_tokens=300)
-    for model in REQUIRED_MODELS:
+    for model in table.models():
         for tier in TIERS:
             cost = table.cost(model, TODAY, tier, usage)
             if cost is not None:

@@ -1,8 +1,10 @@
 """The price file: its shape as pydantic models, the bundled table, and a user's file over it.
 
 :class:`PriceFile` is the file (documented in the header of ``recon_job/data/pricing.toml``):
-``batch_discount`` and ``models``, each model a list of price periods with an ``effective`` day,
-``input``/``cached_input``/``output`` rates and optional ``batch``/``flex``/``priority`` tables.
+``batch_discount``, ``models`` — each model a list of price periods with an ``effective`` day,
+``input``/``cached_input``/``output`` rates and optional ``batch``/``flex``/``priority`` tables —
+and ``snapshots``, the dated snapshots billed at another model's prices
+(``"gpt-4o-2024-08-06" = "gpt-4o"``; any other snapshot needs entries of its own).
 Unknown keys are refused everywhere. Amounts are read via their text — ``Decimal(str(x))`` for a
 TOML number, never float arithmetic — and negative, NaN or infinite ones are refused. Every
 problem is reported at once, each with its path (``models.gpt-4o[1].priority.output``).
@@ -35,9 +37,17 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from recon_job.config.load import RULE_ERROR, Problem, rule, rule_errors, with_problems
+from recon_job.config.load import (
+    RULE_ERROR,
+    Problem,
+    UnusableFile,
+    read_text,
+    rule,
+    rule_errors,
+    with_problems,
+)
 from recon_job.errors import ConfigError
-from recon_job.modelnames import ModelNamer
+from recon_job.modelnames import ModelNamer, snapshot_base
 from recon_job.pricing import DEFAULT_BATCH_DISCOUNT, PriceEntry, PriceTable, Rates
 
 #: Where the bundled table lives inside the package, as named in messages.
@@ -77,6 +87,12 @@ def _effective(value: object) -> date:
     return day
 
 
+def _model_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise rule(f"{value!r} is not a model name")
+    return value.strip()
+
+
 def _one_or_more(value: object) -> object:
     # [models."x"] written instead of [[models."x"]]: one period.
     return [value] if isinstance(value, Mapping) else value
@@ -85,6 +101,7 @@ def _one_or_more(value: object) -> object:
 Amount = Annotated[Decimal, PlainValidator(_amount)]
 Discount = Annotated[Decimal, PlainValidator(_discount)]
 Effective = Annotated[date, PlainValidator(_effective)]
+ModelName = Annotated[str, PlainValidator(_model_name)]
 
 
 class _Table(BaseModel):
@@ -139,13 +156,16 @@ class PriceFile(_Table):
     batch_discount: Discount | None = None
     #: Price periods per model name, oldest first, effective days strictly increasing.
     models: dict[str, Periods] = Field(default_factory=dict)
+    #: Dated snapshots billed at another model's prices: snapshot name -> that model's name,
+    #: e.g. ``"gpt-4o-2024-08-06" = "gpt-4o"``. A snapshot listed nowhere is unpriced.
+    snapshots: dict[str, ModelName] = Field(default_factory=dict)
 
     @model_validator(mode="wrap")
     @classmethod
     def _check_order(cls, data: Any, handler: ModelWrapValidatorHandler[PriceFile]) -> PriceFile:
         # Read from the raw data, so the order is checked even for periods with other problems
         # and every problem is reported at once.
-        order = _order_problems(data)
+        order = _order_problems(data) + _snapshot_problems(data)
         try:
             parsed = handler(data)
         except ValidationError as e:
@@ -157,6 +177,39 @@ class PriceFile(_Table):
     def entries(self) -> dict[str, tuple[PriceEntry, ...]]:
         """The price periods per model, for the price table."""
         return {name: tuple(p.entry() for p in periods) for name, periods in self.models.items()}
+
+
+def _snapshot_problems(data: Any) -> list[Problem]:
+    """A ``snapshots`` entry that is no dated snapshot of its model, or also has entries."""
+    snapshots = data.get("snapshots") if isinstance(data, Mapping) else None
+    if not isinstance(snapshots, Mapping):
+        return []
+    models = data.get("models")
+    own = set(models) if isinstance(models, Mapping) else set()
+    found: list[Problem] = []
+    for name, target in snapshots.items():
+        if not isinstance(target, str):
+            continue  # reported by the value's own validation
+        where, model = ("snapshots", str(name)), target.strip()
+        if snapshot_base(str(name)) != model:
+            found.append(
+                (
+                    where,
+                    f"{name!r} is not a dated snapshot of {model!r}: list a snapshot as "
+                    f'"{model}-YYYY-MM-DD" = "{model}"',
+                    target,
+                )
+            )
+        elif name in own:
+            found.append(
+                (
+                    where,
+                    f'{name!r} also has [[models."{name}"]] entries: a snapshot is priced at '
+                    "its own entries or shares another model's, not both",
+                    target,
+                )
+            )
+    return found
 
 
 def _order_problems(data: Any) -> list[Problem]:
@@ -216,6 +269,8 @@ def _message(error: ErrorDetails) -> str:
     if kind == "missing":
         return _MISSING.get(str(loc[-1]), "missing")
     if kind in ("model_type", "dict_type"):
+        if loc == ("snapshots",):
+            return 'must be a table of "SNAPSHOT" = "MODEL" lines'
         return _NOT_A_TABLE.get(len(loc), error["msg"])
     if kind in ("list_type", "too_short"):
         return f'must be one or more [[models."{loc[-1]}"]] entries'
@@ -248,12 +303,29 @@ def price_table_from(
 ) -> PriceTable:
     """A price table from one file's TOML content alone (no bundled prices)."""
     parsed = parse_price_file(data, source)
+    entries = parsed.entries()
+    _check_shares(parsed.snapshots, entries, dict.fromkeys(parsed.snapshots, source))
     return PriceTable(
-        entries=parsed.entries(),
+        entries=entries,
         batch_discount=parsed.batch_discount or DEFAULT_BATCH_DISCOUNT,
         namer=namer or ModelNamer(),
         source=source,
+        shares=dict(parsed.snapshots),
     )
+
+
+def _check_shares(
+    shares: Mapping[str, str], entries: Mapping[str, Any], sources: Mapping[str, str]
+) -> None:
+    """ConfigError naming every shared model the table has no entries for."""
+    problems = [
+        f"{sources[name]}: snapshots.{name}: {target!r} is not a model of the price table; "
+        f'add [[models."{target}"]] entries, or give {name} entries of its own'
+        for name, target in sorted(shares.items())
+        if target not in entries
+    ]
+    if problems:
+        raise ConfigError(problems)
 
 
 def _loads(text: str, source: str) -> dict[str, Any]:
@@ -274,34 +346,46 @@ def read_price_file(path: Path) -> PriceFile:
     """A user's price file, validated; :class:`ConfigError` when unreadable or invalid."""
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
+        text = read_text(path)
+    except UnusableFile as e:
         raise ConfigError(
-            f"{name}: cannot read the price file ({e.strerror or e}); "
+            f"{name}: cannot read the price file ({e}); "
             "fix the path or leave the setting out to use the bundled prices"
         ) from e
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{name}: not UTF-8 text ({e.reason})") from e
     return parse_price_file(_loads(text, name), name)
 
 
 def load_price_table(user_file: Path | None = None, namer: ModelNamer | None = None) -> PriceTable:
     """The bundled table; every model listed in ``user_file`` gets the user's entries instead.
 
-    A user file may also set ``batch_discount``. Raises :class:`ConfigError` listing every
-    problem of the file when it cannot be read or is invalid.
+    A user file may also set ``batch_discount`` and list ``snapshots`` (each replacing whatever
+    the bundled table says of that name). Raises :class:`ConfigError` listing every problem of
+    the file when it cannot be read or is invalid, or when a snapshot shares the price of a
+    model the table does not have.
     """
     bundled = bundled_prices()
     entries, discount, source = bundled.entries(), bundled.batch_discount, BUNDLED_SOURCE
+    shares = dict(bundled.snapshots)
+    sources = dict.fromkeys(shares, BUNDLED_SOURCE)
     if user_file is not None:
         user = read_price_file(user_file)
+        # Whatever the user's file says about a name replaces what the bundled table says:
+        # its own entries end a bundled share, its share ends bundled entries.
+        for name in user.models:
+            shares.pop(name, None)
+        for name in user.snapshots:
+            entries.pop(name, None)
         entries.update(user.entries())
+        shares.update(user.snapshots)
+        sources.update(dict.fromkeys(user.snapshots, str(user_file)))
         if user.batch_discount is not None:
             discount = user.batch_discount
         source = f"{BUNDLED_SOURCE} + {user_file}"
+    _check_shares(shares, entries, sources)
     return PriceTable(
         entries=entries,
         batch_discount=discount or DEFAULT_BATCH_DISCOUNT,
         namer=namer or ModelNamer(),
         source=source,
+        shares=shares,
     )

@@ -12,7 +12,17 @@ from datetime import date
 from typing import Any
 
 from recon_job.modelnames import ModelNamer
-from recon_job.models import ZERO, Tier, Usage, UsageKey, UsageTotals, group_order
+from recon_job.models import (
+    EMPTY,
+    ZERO,
+    Tier,
+    UnpricedKey,
+    Usage,
+    UsageKey,
+    UsageTotals,
+    group_order,
+    unpriced_order,
+)
 from recon_job.sources.base import Pricer
 
 #: What an aggregate is summed by: UTC day, model as logged, project id, API key id, and the
@@ -31,13 +41,15 @@ def price_aggregates(
     """Sum the aggregates per group, pricing each one without a logged cost.
 
     Each aggregate's sums are (input, cached and output tokens, requests, logged cost in USD).
-    A cost-less aggregate is priced under the model name as logged, then under the namer's
-    normalised name (the price table may list only the alias of a logged snapshot name); usage
-    neither prices is left out of the cost and reported in ``UsageTotals.unpriced`` under the
-    normalised name.
+    A cost-less aggregate is priced under the model name as logged, then under the user's alias
+    of it (:meth:`ModelNamer.aliased`; the price table applies the aliases itself, another pricer
+    may not). A snapshot's date is never stripped to find a price: ``gpt-4o-2024-05-13`` costs
+    more than ``gpt-4o``, and the price table decides which snapshots share their model's price.
+    Usage neither prices is left out of the cost and reported in ``UsageTotals.unpriced`` under
+    its aliased name and its tier, so a priced model's unpriced flex usage is told apart.
     """
     groups: dict[UsageKey, list[Any]] = {}
-    unpriced: dict[str, list[int]] = {}
+    unpriced: dict[UnpricedKey, Usage] = {}
     for (day, model, project, api_key, tier), (inp, cached, out, n, cost) in aggregates:
         sums = groups.setdefault(UsageKey(day, model, project, api_key), [0, 0, 0, 0, ZERO])
         sums[0] += inp
@@ -49,18 +61,17 @@ def price_aggregates(
             continue
         usage = Usage(input_tokens=inp, cached_tokens=cached, output_tokens=out, requests=n)
         price = pricer.cost(model, day, tier, usage)
-        name = namer.normalize(model) if namer is not None else model
+        name = namer.aliased(model) if namer is not None else model
         if price is None and name != model:
             price = pricer.cost(name, day, tier, usage)
         if price is None:
-            missing = unpriced.setdefault(name, [0, 0, 0, 0])
-            for i, value in enumerate((inp, cached, out, n)):
-                missing[i] += value
+            missing = UnpricedKey(name, tier)
+            unpriced[missing] = unpriced.get(missing, EMPTY) + usage
         else:
             sums[4] += price
     return UsageTotals(
         groups={key: Usage(*groups[key]) for key in sorted(groups, key=group_order)},
         skipped=dict(sorted(skipped.items())),
-        unpriced={name: Usage(i, c, o, n) for name, (i, c, o, n) in sorted(unpriced.items())},
+        unpriced={key: unpriced[key] for key in sorted(unpriced, key=unpriced_order)},
         info=dict(info),
     )

@@ -275,3 +275,109 @@ def test_amounts_keep_every_digit_of_their_text() -> None:
     table = price_table_from(tomllib.loads(text), "t.toml")
 
     assert table.rates("m", TODAY, "standard") == Rates(Decimal("0.1375"), None, Decimal("1.1"))
+
+
+# --- snapshots (issue 9 item 5) -----------------------------------------------------------------
+
+
+def _period(input_rate: str = "1") -> dict[str, Any]:
+    return {"effective": date(2025, 1, 1), "input": input_rate}
+
+
+def test_a_snapshot_shares_its_models_price_only_where_the_file_says_so() -> None:
+    data = {
+        "models": {"m": [_period("2")]},
+        "snapshots": {"m-2025-01-01": "m"},
+    }
+
+    table = price_table_from(data, "t.toml")
+
+    assert table.rates("m-2025-01-01", TODAY, "standard") == Rates(Decimal(2))
+    assert table.rates("m-2025-02-02", TODAY, "standard") is None
+
+
+def test_every_snapshots_problem_is_reported_with_its_path() -> None:
+    data = {
+        "models": {"m": [_period()], "m-2025-01-01": [_period()]},
+        "snapshots": {
+            "m-2025-01-01": "m",  # also has entries of its own
+            "m-latest": "m",  # not a dated snapshot
+            "m-2025-03-03": "other",  # a snapshot of m, not of other
+            "m-2025-04-04": 7,  # not a model name
+        },
+    }
+
+    with pytest.raises(ConfigError) as info:
+        price_table_from(data, "f.toml")
+
+    assert sorted(info.value.problems) == [
+        "f.toml: snapshots.m-2025-01-01: 'm-2025-01-01' also has [[models.\"m-2025-01-01\"]] "
+        "entries: a snapshot is priced at its own entries or shares another model's, not both",
+        "f.toml: snapshots.m-2025-03-03: 'm-2025-03-03' is not a dated snapshot of 'other': "
+        'list a snapshot as "other-YYYY-MM-DD" = "other"',
+        "f.toml: snapshots.m-2025-04-04: 7 is not a model name",
+        "f.toml: snapshots.m-latest: 'm-latest' is not a dated snapshot of 'm': "
+        'list a snapshot as "m-YYYY-MM-DD" = "m"',
+    ]
+
+
+def test_snapshots_must_be_a_table() -> None:
+    with pytest.raises(ConfigError) as info:
+        price_table_from({"snapshots": ["x"]}, "f.toml")
+
+    assert info.value.problems == [
+        'f.toml: snapshots: must be a table of "SNAPSHOT" = "MODEL" lines'
+    ]
+
+
+def test_a_snapshot_sharing_a_model_without_entries_is_a_config_error(tmp_path: Path) -> None:
+    user = tmp_path / "prices.toml"
+    user.write_text('[snapshots]\n"gpt-9-2026-01-01" = "gpt-9"\n', encoding="utf-8")
+
+    with pytest.raises(ConfigError) as info:
+        load_price_table(user)
+
+    assert info.value.problems == [
+        f"{user}: snapshots.gpt-9-2026-01-01: 'gpt-9' is not a model of the price table; "
+        'add [[models."gpt-9"]] entries, or give gpt-9-2026-01-01 entries of its own'
+    ]
+
+
+def test_a_user_file_may_share_a_bundled_models_price_or_end_a_bundled_share(
+    tmp_path: Path,
+) -> None:
+    user = tmp_path / "prices.toml"
+    user.write_text(
+        "[snapshots]\n"
+        '"gpt-4.1-2026-02-01" = "gpt-4.1"\n'
+        '"gpt-4o-2024-05-13" = "gpt-4o"\n'
+        '[[models."gpt-4o-2024-08-06"]]\n'
+        "effective = 2024-08-06\n"
+        'input = "9.00"\n',
+        encoding="utf-8",
+    )
+
+    table = load_price_table(user)
+
+    # A new share of a bundled model.
+    assert table.rates("gpt-4.1-2026-02-01", TODAY, "standard") == table.rates(
+        "gpt-4.1", TODAY, "standard"
+    )
+    # The user's share replaces the bundled entries of that snapshot ...
+    assert table.rates("gpt-4o-2024-05-13", TODAY, "standard") == table.rates(
+        "gpt-4o", TODAY, "standard"
+    )
+    # ... and the user's own entries replace a bundled share.
+    assert table.rates("gpt-4o-2024-08-06", TODAY, "standard") == Rates(Decimal("9.00"))
+    # Bundled shares the file does not mention stay.
+    assert table.rates("gpt-4o-2024-11-20", TODAY, "standard") == table.rates(
+        "gpt-4o", TODAY, "standard"
+    )
+
+
+def test_the_bundled_snapshots_all_share_a_bundled_model() -> None:
+    bundled = bundled_prices()
+
+    assert bundled.snapshots
+    assert set(bundled.snapshots.values()) <= set(bundled.models)
+    assert not set(bundled.snapshots) & set(bundled.models)
