@@ -15,11 +15,14 @@ every session made here mounts a urllib3 ``Retry`` with the rules of reliability
   HTTP-dates, but a delay longer than ``max_retry_after`` is *not* slept: the response goes
   back to the caller, which fails with a clear "rate limited for N s" error instead of sleeping
   for hours (urllib3 only clamps at 6 h);
-* with a :class:`Deadline`, a retry whose sleep would pass the deadline is not attempted.
+* with a :class:`Deadline`, a retry whose sleep would pass the deadline is not attempted, and
+  every attempt's connect and read timeouts — urllib3's own retries included — are capped by
+  what is left of the deadline when the attempt starts (:class:`DeadlineTimeout`): a server
+  that never answers cannot keep a run past its deadline by one read timeout per retry.
 
 The session sets no timeout itself — requests has no session-wide timeout. **Every caller must
-pass** ``timeout=(connect, read)``, preferably from :func:`timeout_for` so that it never
-exceeds what is left of the run's deadline.
+pass** ``timeout=(connect, read)``, preferably from :func:`timeout_for`, which also fails fast
+once the deadline has passed.
 """
 
 from __future__ import annotations
@@ -37,9 +40,11 @@ import requests
 import structlog
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
+from requests.models import PreparedRequest, Response
 from urllib3.connectionpool import ConnectionPool
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
+from urllib3.util.timeout import Timeout
 
 from recon_job.errors import UsageApiError
 
@@ -56,6 +61,9 @@ RETRY_STATUSES: Final = (500, 502, 503, 504)
 DEFAULT_MAX_RETRY_AFTER: Final = 60.0
 
 _SECONDS = re.compile(r"^\s*(?:\d+(?:\.\d*)?|\.\d+)\s*$")
+#: The shortest timeout an attempt gets, in seconds, however little of the deadline is left: a
+#: timeout of 0 would make the socket non-blocking rather than time out.
+MIN_ATTEMPT_TIMEOUT: Final = 0.01
 
 
 def _default_user_agent() -> str:
@@ -116,6 +124,48 @@ def timeout_for(deadline: Deadline | None, connect: float, read: float) -> tuple
     deadline.check("sending a request")
     remaining = deadline.remaining()
     return (min(connect, remaining), min(read, remaining))
+
+
+class DeadlineTimeout(Timeout):
+    """A urllib3 ``Timeout`` whose connect and read timeouts never exceed the deadline's rest.
+
+    urllib3 clones the timeout for every attempt, its own retries included, and reads
+    ``connect_timeout`` and ``read_timeout`` as the attempt connects and sends; each reading is
+    capped by what is left of ``deadline`` then (never below :data:`MIN_ATTEMPT_TIMEOUT`).
+    A plain ``(connect, read)`` tuple is fixed when the request is made, so with a 30 s read
+    timeout and 45 s of deadline the second attempt still got its whole 30 s.
+    """
+
+    def __init__(
+        self, deadline: Deadline, connect: float | None = None, read: float | None = None
+    ) -> None:
+        super().__init__(connect=connect, read=read)
+        #: The deadline every attempt's timeouts are capped by.
+        self.deadline = deadline
+
+    def clone(self) -> DeadlineTimeout:
+        """A fresh copy for one attempt, still bound to the deadline (urllib3's would not be)."""
+        connect, read = self._connect, self._read
+        return DeadlineTimeout(
+            self.deadline,
+            connect if isinstance(connect, int | float) else None,
+            read if isinstance(read, int | float) else None,
+        )
+
+    @property
+    def connect_timeout(self) -> float:
+        """The connect timeout, capped by what is left of the deadline."""
+        return self._capped(super().connect_timeout)
+
+    @property
+    def read_timeout(self) -> float:
+        """The read timeout, capped by what is left of the deadline."""
+        return self._capped(super().read_timeout)
+
+    def _capped(self, seconds: object) -> float:
+        left = max(self.deadline.remaining(), MIN_ATTEMPT_TIMEOUT)
+        # None (wait forever) and urllib3's "socket default" sentinel are capped alike.
+        return min(seconds, left) if isinstance(seconds, int | float) else left
 
 
 def parse_retry_after(value: str, *, now: float | None = None) -> float | None:
@@ -249,6 +299,37 @@ class CappedRetry(Retry):
         return new
 
 
+class _DeadlineAdapter(HTTPAdapter):
+    """An ``HTTPAdapter`` that caps every attempt's timeouts by a deadline (see DeadlineTimeout)."""
+
+    def __init__(self, deadline: Deadline, max_retries: Retry) -> None:
+        super().__init__(max_retries=max_retries)
+        self.deadline = deadline
+
+    def send(  # noqa: PLR0913 - the signature of requests' HTTPAdapter.send
+        self,
+        request: PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float | None, float | None] | Timeout | None = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> Response:
+        """Send ``request`` with its timeouts bound to the deadline."""
+        if isinstance(timeout, Timeout):
+            connect, read = timeout.connect_timeout, timeout.read_timeout
+        elif isinstance(timeout, tuple):
+            connect, read = timeout
+        else:
+            connect = read = timeout
+        bound = DeadlineTimeout(
+            self.deadline,
+            connect if isinstance(connect, int | float) else None,
+            read if isinstance(read, int | float) else None,
+        )
+        return super().send(request, stream, bound, verify, cert, proxies)  # type: ignore[arg-type]
+
+
 class RetryOptions(TypedDict, total=False):
     """How a session from :func:`make_session` retries; every key is optional."""
 
@@ -274,7 +355,8 @@ def make_session(
     ``retries`` bounds every kind of retry (connect, read, status) and their total, so a
     request is sent at most ``retries + 1`` times. Backoff is ``backoff_factor * 2**(n-1)``
     seconds plus up to ``backoff_factor`` of jitter, none before the first retry, at most
-    ``backoff_max``. ``deadline``, when given, stops retries that would sleep past it.
+    ``backoff_max``. ``deadline``, when given, stops retries that would sleep past it and caps
+    every attempt's connect and read timeouts by what is left of it (:class:`DeadlineTimeout`).
     ``allowed_methods`` are the methods the adapter may replay; add ``POST`` only for requests
     that are idempotent for the receiver (a dead-man's-switch ping), never for a webhook.
 
@@ -282,7 +364,10 @@ def make_session(
     :func:`timeout_for`). Close the session when done (it is a context manager).
     """
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=_retry(options))
+    deadline, retry = options.get("deadline"), _retry(options)
+    adapter = (
+        HTTPAdapter(max_retries=retry) if deadline is None else _DeadlineAdapter(deadline, retry)
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent or _default_user_agent()

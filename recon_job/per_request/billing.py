@@ -109,12 +109,12 @@ def _columns(name: str, fieldnames: Sequence[str] | None) -> _Columns:
     amount_col = usd_col or cents_col
     if id_col is None or amount_col is None:
         need = (
-            f"a request id column ({', '.join(ID_HEADERS)})"
+            f"request id column (one of {', '.join(ID_HEADERS)})"
             if id_col is None
-            else f"a cost column ({', '.join(USD_HEADERS + CENT_HEADERS)})"
+            else f"cost column (one of {', '.join(USD_HEADERS + CENT_HEADERS)})"
         )
         found = ", ".join(repr(h) for h in fieldnames) or "none"
-        raise _bad(name, 1, f"no {need}; found columns {found}")
+        raise _bad(name, 1, f"the header has no {need}; found columns {found}")
     return _Columns(
         file=name,
         request_id=id_col,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from recon_job.models import Usage
 from recon_job.pricing import PriceTable
+from recon_job.sources.base import MAX_COST_USD, MAX_TOKENS
 from recon_job.sources.ndjson.source import NdjsonOptions, iter_records
 from recon_job.sources.sql.query import row_tier
 
@@ -61,7 +62,12 @@ def table_requests(
     timezone: str = "UTC",
     skipped: MutableMapping[str, int],
 ) -> Iterator[LocalRequest]:
-    """Every row of ``table`` with a request id, as a LocalRequest (streamed)."""
+    """Every row of ``table`` with a request id, as a LocalRequest (streamed).
+
+    Rows are skipped (and counted in ``skipped``) as the SQL source skips them: without a
+    request id (``no_request_id``), with a NUL in the model name (``bad_model``), or with a cost
+    that is not a number in range (``bad_cost``: negative, ``1e999999``, text).
+    """
     zone = ZoneInfo(timezone)
     scale = Decimal(100) if cost_unit == "cents" else Decimal(1)
     for row in table.rows():
@@ -71,13 +77,19 @@ def table_requests(
             _bump(skipped, "no_request_id")
             continue
         model = None if m.get("model") is None else str(m["model"])
+        if model is not None and "\x00" in model:
+            _bump(skipped, "bad_model")
+            continue
         day = utc_day(m.get("timestamp"), zone)
-        cost = _number(m.get("cost"))
-        if cost is not None:
-            cost = cost / scale if cost >= 0 else None
+        cost: Decimal | None = None
+        if m.get("cost") is not None:
+            cost = _usd(m["cost"], scale)
+            if cost is None:
+                _bump(skipped, "bad_cost")
+                continue
         elif model is not None and day is not None:
             # NULL cached or output counts mean none (embeddings have no output side);
-            # a NULL or fractional input count leaves the request unpriced.
+            # a NULL, fractional or out-of-range input count leaves the request unpriced.
             inp = _count(m.get("input_tokens"))
             cached = _count(m.get("cached_tokens") or 0)
             out = _count(m.get("output_tokens") or 0)
@@ -119,9 +131,19 @@ def _number(value: Any) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def _count(value: Any) -> int | None:
+def _usd(value: Any, scale: Decimal) -> Decimal | None:
+    """A cost column's value in USD (``scale``: 100 for cents), unless it is not a number from
+    0 to below ``MAX_COST_USD``: bounded before it is divided, which could overflow."""
     number = _number(value)
-    if number is None or number != number.to_integral_value() or number < 0:
+    if number is None or not 0 <= number < MAX_COST_USD * scale:
+        return None
+    return number / scale
+
+
+def _count(value: Any) -> int | None:
+    """A token count: a whole number from 0 to ``MAX_TOKENS``, else None."""
+    number = _number(value)
+    if number is None or number != number.to_integral_value() or not 0 <= number <= MAX_TOKENS:
         return None
     return int(number)
 

@@ -13,6 +13,24 @@ from typing import Protocol
 
 from recon_job.models import Tier, Usage, UsageTotals, Window
 
+#: The largest token count a record may carry: 2**53 - 1, the largest integer every JSON reader
+#: keeps exactly (JavaScript's ``Number.MAX_SAFE_INTEGER``). A larger count is garbage, and sums
+#: of such counts overflow the 64-bit integers of the history database.
+MAX_TOKENS = 2**53 - 1
+#: A record's cost must be below this many USD (a quadrillion: no request costs that much), so
+#: that sums and percentages of costs stay far inside Decimal's range (``1e999999`` overflows).
+MAX_COST_USD = Decimal(10) ** 15
+
+
+def cost_in_range(amount: Decimal) -> bool:
+    """True for a finite, non-negative ``amount`` of USD below :data:`MAX_COST_USD`: what a
+    local record's cost may be (else it is skipped as ``bad_cost``)."""
+    # is_finite first: ordering a NaN raises InvalidOperation.
+    return amount.is_finite() and _ZERO <= amount < MAX_COST_USD
+
+
+_ZERO = Decimal(0)
+
 
 class UsageSource(Protocol):
     """Anything that reports usage for a window.

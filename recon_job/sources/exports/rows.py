@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Final, Literal, TextIO
 
 from recon_job.errors import LogSourceError
+from recon_job.sources.base import MAX_TOKENS
 
 ExportKind = Literal["cost", "activity", "empty"]
 
@@ -189,6 +190,9 @@ def whole(value: str, cell: Cell) -> int:
         raise cell.error(value, "is not a whole number (a fractional count)")
     if number < 0:
         raise cell.error(value, "is negative")
+    if number > MAX_TOKENS:
+        # As from the Usage API: no real count, and sums of it overflow the history database.
+        raise cell.error(value, f"is more than {MAX_TOKENS:,}, the largest count recon-job keeps")
     return int(number)
 
 

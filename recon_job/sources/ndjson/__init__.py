@@ -2,7 +2,8 @@
 
 :mod:`.files` finds and streams the files (globs, directories, rotated and ``.gz`` files, split
 across worker processes when large), :mod:`.records` says what one line means, and
-:mod:`.source` counts them into usage per UTC day and group.
+:mod:`.source` counts them into usage per UTC day and group; :mod:`.skips` keeps where the
+lines it skips are.
 """
 
 from recon_job.sources.ndjson.files import resolve_log_files

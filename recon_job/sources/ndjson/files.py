@@ -9,6 +9,7 @@ function over them in worker processes.
 
 from __future__ import annotations
 
+import errno
 import glob
 import gzip
 import io
@@ -16,6 +17,7 @@ import itertools
 import multiprocessing
 import os
 import re
+import stat
 import zlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -26,6 +28,7 @@ from typing import Any, TypeVar
 import structlog
 
 from recon_job.errors import LogSourceError
+from recon_job.sources.ndjson.skips import Skips
 
 logger = structlog.get_logger(__name__)
 
@@ -61,46 +64,154 @@ def resolve_log_files(paths: Iterable[str]) -> list[str]:
     """Every log file named by ``paths``, in order and without duplicates.
 
     Raises LogSourceError for a missing file, a glob matching nothing, or a directory without
-    log files: an empty result would otherwise read as zero usage.
+    log files: an empty result would otherwise read as zero usage. Also for a path named
+    directly that is not a regular file (a FIFO or ``/dev/zero`` would be read forever), and for
+    a symbolic link loop met anywhere (named, in a directory, or matched by a glob).
     """
     found: dict[str, str] = {}
     for spec in paths:
         pattern = os.path.expanduser(spec)
         if _GLOB_MAGIC.search(pattern):
-            matches = sorted(glob.glob(pattern, recursive=True))
-            files = [m for m in matches if os.path.isfile(m)]
-            for directory in (m for m in matches if os.path.isdir(m)):
-                files.extend(_log_files_in(directory))
-            if not files:
-                raise LogSourceError(
-                    f"no log files match {spec!r} — check RECON_LOG_PATHS "
-                    "(comma-separated files, directories or globs)",
-                    reason="no_log_files",
-                )
-        elif os.path.isdir(pattern):
-            files = _log_files_in(pattern)
-            if not files:
-                raise LogSourceError(
-                    f"directory {spec!r} holds no log files (*.ndjson, *.jsonl, *.log, rotated "
-                    "or .gz) — check RECON_LOG_PATHS",
-                    reason="no_log_files",
-                )
-        elif os.path.exists(pattern):
-            files = [pattern]
+            files = _matched_files(spec, pattern)
         else:
-            raise LogSourceError(
-                f"log file {spec!r} does not exist — check RECON_LOG_PATHS "
-                "(comma-separated files, directories or globs)",
-                reason="log_file_missing",
-            )
+            files = _named_files(spec, pattern)
         for path in files:
             found.setdefault(os.path.realpath(path), path)
     return list(found.values())
 
 
+def _matched_files(spec: str, pattern: str) -> list[str]:
+    """The regular files a glob matches, and the log files of the directories it matches.
+
+    Other matches (a dangling link, a FIFO) are left out: the glob did not name them.
+    """
+    files: list[str] = []
+    for match in sorted(glob.glob(pattern, recursive=True)):
+        mode = _mode(match, match, missing_ok=True)
+        if mode is None:
+            continue
+        if stat.S_ISDIR(mode):
+            files.extend(_log_files_in(match))
+        elif stat.S_ISREG(mode):
+            files.append(match)
+    if not files:
+        raise LogSourceError(
+            f"no log files match {spec!r} — check RECON_LOG_PATHS "
+            "(comma-separated files, directories or globs)",
+            reason="no_log_files",
+        )
+    return files
+
+
+def _named_files(spec: str, path: str) -> list[str]:
+    """A log file named directly, or the log files of a directory named directly."""
+    mode = _mode(path, spec)
+    if mode is not None and stat.S_ISDIR(mode):
+        files = _log_files_in(path)
+        if not files:
+            raise LogSourceError(
+                f"directory {spec!r} holds no log files (*.ndjson, *.jsonl, *.log, rotated "
+                "or .gz) — check RECON_LOG_PATHS",
+                reason="no_log_files",
+            )
+        return files
+    if mode is None or not stat.S_ISREG(mode):
+        raise _not_regular(spec, mode)
+    return [path]
+
+
 def _log_files_in(directory: str) -> list[str]:
-    with os.scandir(directory) as entries:
-        return sorted(e.path for e in entries if e.is_file() and LOG_FILE_NAME.search(e.name))
+    """The regular files of ``directory`` with a log file name (not recursive)."""
+    try:
+        with os.scandir(directory) as entries:
+            # The name first: only entries that would be read are looked at (stat'ed).
+            named = [e.path for e in entries if LOG_FILE_NAME.search(e.name)]
+    except OSError as e:
+        raise _unusable(directory, e) from e
+    files = []
+    for path in named:
+        mode = _mode(path, path, missing_ok=True)
+        if mode is not None and stat.S_ISREG(mode):
+            files.append(path)
+    return sorted(files)
+
+
+def _mode(path: str, shown: str, *, missing_ok: bool = False) -> int | None:
+    """``path``'s file type and mode (links followed); None when ``missing_ok`` and it is missing.
+
+    A dangling link counts as missing. Every other failure (a link loop, no permission) is a
+    LogSourceError naming the path as ``shown`` (as the user wrote it, ``~`` unexpanded).
+    """
+    try:
+        return os.stat(path).st_mode
+    except OSError as e:
+        if missing_ok and e.errno in (errno.ENOENT, errno.ENOTDIR):
+            return None
+        raise _unusable(shown, e) from e
+
+
+def _unusable(path: str, error: OSError) -> LogSourceError:
+    """The error for a log path that cannot be looked at."""
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return LogSourceError(
+            f"log file {path!r} does not exist — check RECON_LOG_PATHS "
+            "(comma-separated files, directories or globs)",
+            reason="log_file_missing",
+        )
+    if error.errno == errno.ELOOP:
+        problem = "is a loop of symbolic links (each points on to the next, back to itself)"
+        hint = "fix or remove the link"
+    else:
+        problem = f"cannot be looked at: {error.strerror or error}"
+        hint = "check that it exists and that the job's user may read it"
+    return LogSourceError(
+        f"log path {path!r} {problem} — {hint}, or change RECON_LOG_PATHS",
+        reason="log_file_unusable",
+    )
+
+
+def _not_regular(spec: str, mode: int | None) -> LogSourceError:
+    """The error for a log path named directly that is neither a regular file nor a directory."""
+    kind = "not a regular file"
+    if mode is not None:
+        for test, name in (
+            (stat.S_ISFIFO, "a named pipe (FIFO)"),
+            (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"),
+            (stat.S_ISSOCK, "a socket"),
+        ):
+            if test(mode):
+                kind = name
+    return LogSourceError(
+        f"log path {spec!r} is {kind}, not a log file: reading it could block or never end — "
+        "RECON_LOG_PATHS names log files, directories of them, or globs",
+        reason="log_file_not_regular",
+    )
+
+
+def open_regular(path: str) -> io.BufferedReader:
+    """``path`` opened for reading in binary; LogSourceError unless it is a regular file.
+
+    Opened without blocking, then checked on the open file: a FIFO put in a log file's place
+    after the paths were resolved would otherwise block the open until some writer came.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as e:
+        raise LogSourceError(
+            f"cannot read log file {path!r}: {e.strerror or e} — check that it exists and "
+            "that the job's user may read it",
+            reason="log_file_unreadable",
+        ) from e
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        os.set_blocking(fd, True)
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -117,32 +228,27 @@ class Task:
     end: int | None = None
 
 
-def read_lines(
-    task: Task, info: MutableMapping[str, int], skipped: MutableMapping[str, int]
-) -> Iterator[list[bytes]]:
+def read_lines(task: Task, info: MutableMapping[str, int], skips: Skips) -> Iterator[list[bytes]]:
     """The raw lines of ``task``, a chunk's worth at a time, each counted in ``lines_read``.
 
     A whole-file task reads plain or gzip (told by its magic bytes, not its name); a range task
     reads a plain file from the first line starting at or after ``start`` up to the end of the
     last line starting before ``end``, so consecutive ranges see every line exactly once.
-    Overlong lines are counted in ``lines_read`` and ``skipped`` but not yielded; a truncated
-    gzip is noted in ``info["gzip_truncated"]``. LogSourceError if the file cannot be read.
+    Overlong lines are counted in ``lines_read`` and in ``skips`` (with their line numbers) but
+    not yielded; a truncated gzip is noted in ``info["gzip_truncated"]``. LogSourceError if the
+    file cannot be read, or is not a regular file.
+
+    When a list is yielded, ``lines_read`` counts every line of the task up to its last one and
+    no further, so a consumer can tell the line number of each line it gets.
     """
     path = task.path
-    try:
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the with below
-    except OSError as e:
-        raise LogSourceError(
-            f"cannot read log file {path!r}: {e.strerror or e} — check that it exists and "
-            "that the job's user may read it",
-            reason="log_file_unreadable",
-        ) from e
+    raw = open_regular(path)
     with raw:
         try:
             if task.end is None:
                 compressed = raw.peek(2)[:2] == _GZIP_MAGIC
                 stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if compressed else raw
-                yield from _split(stream, task, info, skipped, None)
+                yield from _split(stream, task, info, skips, None)
                 return
             begin = task.start
             if begin > 0:
@@ -156,7 +262,7 @@ def read_lines(
                         break
                 begin = raw.tell()
             if begin < task.end:
-                yield from _split(raw, task, info, skipped, task.end - begin)
+                yield from _split(raw, task, info, skips, task.end - begin)
         except (OSError, zlib.error) as e:
             raise LogSourceError(
                 f"cannot read log file {path!r}: {e} — if it is a damaged .gz archive, "
@@ -169,11 +275,11 @@ def _split(
     stream: io.BufferedIOBase,
     task: Task,
     info: MutableMapping[str, int],
-    skipped: MutableMapping[str, int],
+    skips: Skips,
     left: int | None,
 ) -> Iterator[list[bytes]]:
     """Lines of ``stream``; with ``left`` set, of its next ``left`` bytes plus the cut last line."""
-    lines = _Lines(task, info, skipped)
+    lines = _Lines(task, info, skips)
     chunks = _chunks(stream, task, info) if left is None else _range_chunks(stream, left, lines)
     for chunk in chunks:
         found = lines.feed(chunk)
@@ -227,15 +333,18 @@ def _range_chunks(stream: io.BufferedIOBase, left: int, lines: _Lines) -> Iterat
 class _Lines:
     """Splits chunks into whole lines, carrying the part after a chunk's last newline over.
 
-    Skips overlong lines (counted as ``TOO_LONG``) without buffering them, and strips a byte
-    order mark from the first line of a file.
+    Skips overlong lines (counted as ``TOO_LONG``, located) without buffering them, and strips
+    a byte order mark from the first line of a file. A line is counted in ``lines_read`` in
+    order: an overlong one when it ends (or the stream does), not when it is found, so the
+    count never runs ahead of the lines handed out.
     """
 
-    def __init__(
-        self, task: Task, info: MutableMapping[str, int], skipped: MutableMapping[str, int]
-    ) -> None:
+    def __init__(self, task: Task, info: MutableMapping[str, int], skips: Skips) -> None:
+        self.path = task.path
         self.info = info
-        self.skipped = skipped
+        self.skips = skips
+        #: Lines of the task counted so far (for the line numbers of overlong ones).
+        self.count = 0
         #: The start of a line whose newline has not been read yet.
         self.pending = b""
         #: True until the file's first line is done (only it may start with a byte order mark).
@@ -253,6 +362,7 @@ class _Lines:
                 return []
             buf = buf[newline + 1 :]
             self.discarding = False
+            self._too_long()
         lines = buf.split(b"\n")
         self.pending = lines.pop()
         if lines:
@@ -264,9 +374,8 @@ class _Lines:
                 # inside the mark.
                 lines[0] = lines[0][len(_BOM) :]
             self.first = False
-            self.info["lines_read"] += len(lines)
+            self._counted(len(lines))
         if len(self.pending) > MAX_LINE_BYTES:
-            self._too_long()
             self.pending = b""
             self.discarding = True
             self.first = False
@@ -274,6 +383,9 @@ class _Lines:
 
     def rest(self) -> list[bytes]:
         """The last line, when the stream does not end with a newline."""
+        if self.discarding:
+            self._too_long()
+            return []
         last = self.pending
         if len(last) > MAX_LINE_BYTES:
             self._too_long()
@@ -282,12 +394,16 @@ class _Lines:
             last = last[len(_BOM) :]
         if not last:
             return []
-        self.info["lines_read"] += 1
+        self._counted(1)
         return [last]
 
+    def _counted(self, lines: int) -> None:
+        self.count += lines
+        self.info["lines_read"] += lines
+
     def _too_long(self) -> None:
-        self.info["lines_read"] += 1
-        self.skipped[TOO_LONG] = self.skipped.get(TOO_LONG, 0) + 1
+        self._counted(1)
+        self.skips.add(TOO_LONG, self.path, self.count)
 
 
 # -- parallel ----------------------------------------------------------------------------------
@@ -334,7 +450,7 @@ def plan_tasks(files: Sequence[str], pieces: int) -> list[Task]:
 
 
 def _is_gzip(path: str) -> bool:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         return f.read(2) == _GZIP_MAGIC
 
 

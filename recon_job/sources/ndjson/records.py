@@ -20,12 +20,14 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from recon_job.models import EPOCH, Tier, Window, tier_of
+from recon_job.sources.base import MAX_COST_USD, MAX_TOKENS
 
 #: What :meth:`RecordParser.check` returns for a valid record dated outside the window: not a
 #: skip reason, since nothing is wrong with it.
 OUTSIDE_WINDOW = "outside_window"
 
 _NUMERIC = re.compile(r"-?\d+(?:\.\d+)?")
+_MAX_COST_CENTS = MAX_COST_USD * 100
 _TIMESTAMP_KEYS = ("timestamp", "ts", "time", "created_at", "created")
 
 
@@ -144,7 +146,11 @@ def _first(obj: dict[str, Any], keys: Iterable[str]) -> Any:
 
 
 def parse_cost(value: Any, cents: bool) -> Decimal | None:
-    """USD as Decimal, or None when ``value`` is not a finite, non-negative amount."""
+    """USD as Decimal, or None when ``value`` is not a usable amount.
+
+    Usable: finite, non-negative and below :data:`~recon_job.sources.base.MAX_COST_USD`;
+    ``"1e999999"`` is not, and would overflow the sums it went into.
+    """
     if type(value) is bool or not isinstance(value, int | float | str):
         return None
     try:
@@ -152,7 +158,10 @@ def parse_cost(value: Any, cents: bool) -> Decimal | None:
         amount = Decimal(str(value).strip())
     except InvalidOperation:
         return None
-    if not amount.is_finite() or amount < 0:
+    # Bounded before it is scaled (scaling 1e99999999999 overflows), and inline rather than
+    # with cost_in_range: a fifth of the records of a typical log carry a cost.
+    limit = _MAX_COST_CENTS if cents else MAX_COST_USD
+    if not amount.is_finite() or amount < 0 or amount >= limit:
         return None
     return amount.scaleb(-2) if cents else amount
 
@@ -179,12 +188,14 @@ def _logged_cost(obj: dict[str, Any], cents: bool) -> tuple[Any, bool]:
 
 
 def _tokens(value: Any) -> int | _Skip:
-    """A token count, or why it is unusable."""
-    if type(value) is int:
-        return value if value >= 0 else _Skip("negative_tokens")
+    """A token count, or why it is unusable: not a whole number, or above ``MAX_TOKENS``."""
     if type(value) is float and value.is_integer():
-        return int(value) if value >= 0 else _Skip("negative_tokens")
-    return _Skip("bad_tokens")
+        value = int(value)
+    if type(value) is not int:
+        return _Skip("bad_tokens")
+    if value < 0:
+        return _Skip("negative_tokens")
+    return value if value <= MAX_TOKENS else _Skip("bad_tokens")
 
 
 def _bump(notes: MutableMapping[str, int], name: str) -> None:
@@ -326,7 +337,8 @@ class RecordParser:
             model = response.get("model")
         if model is None or model == "":
             return _Skip("missing_model")
-        if type(model) is not str:
+        # A NUL is no part of a model name, and PostgreSQL text cannot hold one.
+        if type(model) is not str or "\x00" in model:
             return _Skip("bad_model")
         return model
 

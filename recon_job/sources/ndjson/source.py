@@ -5,7 +5,8 @@ binary chunks (:mod:`~recon_job.sources.ndjson.files`) and parsed line by line w
 memory grows with the number of distinct groups, never with file size. Large logs are split
 into newline-aligned ranges scanned by worker processes, whose sums are merged here. Every line
 is accounted for exactly once: counted, outside the window (``info["outside_window"]``), or
-skipped with a reason (``UsageTotals.skipped``).
+skipped with a reason (``UsageTotals.skipped``), the first few of each reason located by
+``file:line`` (``UsageTotals.skipped_locations``, :mod:`~recon_job.sources.ndjson.skips`).
 
 What a record is, is specified in :mod:`~recon_job.sources.ndjson.records`; :func:`iter_records`
 yields those records one by one for the Python API. Records that carry their own cost keep it;
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,6 +48,7 @@ from recon_job.sources.ndjson.records import (
     RecordParser,
     record_cost,
 )
+from recon_job.sources.ndjson.skips import Locations, Skips, first_index
 
 __all__ = [
     "LogRecord",
@@ -60,8 +63,15 @@ logger = structlog.get_logger(__name__)
 EVENT_FILE_READ = "recon.source.ndjson.file_read"
 EVENT_FETCHED = "recon.source.ndjson.fetched"
 
-#: One scan's plain accumulators, as a worker process sends them back: (acc, skipped, info).
-_Partial = tuple[dict[tuple[Any, ...], list[Any]], dict[str, int], dict[str, int]]
+#: The largest count the fast path accepts, far above any real request's and below
+#: MAX_TOKENS; larger ones go to the general path, which checks them against MAX_TOKENS.
+#: 2**30 - 1 is the largest int CPython 3.11 compares on its fast path ("compact": one digit);
+#: comparing with MAX_TOKENS itself cost the whole scan 1.6% more instructions.
+FAST_MAX_TOKENS = 2**30 - 1
+
+#: One scan's plain accumulators, as a worker process sends them back: (acc, skipped, info,
+#: skip locations with line numbers counted from the start of its range).
+_Partial = tuple[dict[tuple[Any, ...], list[Any]], dict[str, int], dict[str, int], Locations]
 
 
 class NdjsonLogSource:
@@ -119,8 +129,9 @@ def _records(
     decode_error = orjson.JSONDecodeError
     check = parser.check
     info = {"lines_read": 0}
+    skips = Skips(skipped)
     for path in files:
-        for lines in read_lines(Task(path), info, skipped):
+        for lines in read_lines(Task(path), info, skips):
             for line in lines:
                 try:
                     checked = check(loads(line), None)
@@ -136,7 +147,7 @@ def _scan_task(options: NdjsonOptions, window: Window, task: Task) -> _Partial:
     """Scan one task in a worker process and return the plain sums for the parent to merge."""
     scan = _Scan(options, window)
     scan.read(task)
-    return scan.acc, scan.skipped, scan.info
+    return scan.acc, scan.skipped, scan.info, scan.skips.locations
 
 
 class _Scan(RecordParser):
@@ -153,16 +164,28 @@ class _Scan(RecordParser):
         #: with a logged cost) -> [input, cached, output, requests, logged cost]
         self.acc: dict[tuple[Any, ...], list[Any]] = {}
         self.skipped: dict[str, int] = {}
+        #: ``skipped``, and where the first few skipped lines of each reason are.
+        self.skips = Skips(self.skipped)
         self.info: dict[str, int] = dict.fromkeys(
             ("files_read", "lines_read", "records_counted", "outside_window"), 0
         )
+        #: The file being read, the chunk being scanned, its first line's number in the task
+        #: (0: unknown, nothing is located), and where to look for the next skipped line in it.
+        self.path = ""
+        self.chunk: list[bytes] = []
+        self.first_line = 0
+        self.search_from = 0
 
     # -- reading -----------------------------------------------------------------------------
 
     def read(self, task: Task) -> None:
         """Count every line of one file or range."""
-        for lines in read_lines(task, self.info, self.skipped):
-            self.scan(lines)
+        self.path = task.path
+        info = self.info
+        base = info["lines_read"]
+        for lines in read_lines(task, info, self.skips):
+            # read_lines has counted every line up to the last of these, and no further.
+            self.scan(lines, info["lines_read"] - base - len(lines) + 1)
 
     def read_file(self, path: str) -> None:
         """Count every line of one file, in this process."""
@@ -182,10 +205,15 @@ class _Scan(RecordParser):
             self.read_file(files[0])
             return 1
         scan_task = functools.partial(_scan_task, self.options, self.scan_window)
-        for task, (acc, skipped, info) in zip(
+        # Lines of each file in the ranges merged so far: a worker numbers the lines of its
+        # range from 1, the report numbers them in the whole file.
+        lines_before: dict[str, int] = {}
+        for task, (acc, skipped, info, locations) in zip(
             tasks, run_tasks(scan_task, tasks, workers), strict=True
         ):
-            self.merge(acc, skipped, info)
+            offset = lines_before.get(task.path, 0)
+            self.merge(acc, skipped, info, locations, offset)
+            lines_before[task.path] = offset + info["lines_read"]
             if info.get("gzip_truncated"):
                 logger.warning(EVENT_GZIP_TRUNCATED, path=task.path)
             logger.debug(
@@ -199,9 +227,17 @@ class _Scan(RecordParser):
         return min(workers, len(tasks))
 
     def merge(
-        self, acc: dict[tuple[Any, ...], list[Any]], skipped: dict[str, int], info: dict[str, int]
+        self,
+        acc: dict[tuple[Any, ...], list[Any]],
+        skipped: dict[str, int],
+        info: dict[str, int],
+        locations: Locations,
+        offset: int = 0,
     ) -> None:
-        """Add another scan's sums (of the same options and window) to these."""
+        """Add another scan's sums (of the same options and window, read after these) to these.
+
+        ``offset`` is added to the line numbers of its skip locations (see ``read_parallel``).
+        """
         own = self.acc
         for key, sums in acc.items():
             mine = own.get(key)
@@ -210,20 +246,28 @@ class _Scan(RecordParser):
             else:
                 for i, value in enumerate(sums):
                     mine[i] += value
-        for reason, count in skipped.items():
-            self.skipped[reason] = self.skipped.get(reason, 0) + count
+        self.skips.merge(skipped, locations, offset)
         for name, count in info.items():
             self.info[name] = self.info.get(name, 0) + count
 
-    def _skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    def _skip(self, reason: str, line: bytes) -> None:
+        """Count one skipped line of the chunk being scanned, and locate it if wanted.
+
+        Only here, on the skip path, is a line's number looked for (see ``first_index``).
+        """
+        skips, path = self.skips, self.path
+        skips.count(reason)
+        if self.first_line and skips.wants(reason, path):
+            index = first_index(self.chunk, line, self.search_from)
+            self.search_from = index + 1
+            skips.locate(reason, path, self.first_line + index)
 
     # -- the hot path --------------------------------------------------------------------------
 
     # One function on purpose, above the complexity limit: it runs once per log line, and
     # every step moved into a function of its own costs a call per record (see below).
-    def scan(self, lines: list[bytes]) -> None:  # noqa: C901
-        """Count every line of ``lines``.
+    def scan(self, lines: list[bytes], first_line: int = 0) -> None:  # noqa: C901
+        """Count every line of ``lines``; ``first_line`` is the line number of the first one.
 
         Records of the built-in shapes with an ISO or integer epoch ``timestamp`` and clean
         integer counts take the inline fast path. Anything unusual goes to ``_general``, which is
@@ -237,7 +281,12 @@ class _Scan(RecordParser):
         moving a step into a function of its own costs a call per record. Moving just the token
         lookup out cost 4% more instructions for the whole scan (callgrind over 200,000 records
         of ``bench/gen_ndjson.py``), more than the rest of this function's refactoring did.
+
+        Nothing here counts lines: a skipped line's number is looked for on the skip path only
+        (``_skip``), from ``first_line`` (0: unknown, nothing is located). A model name is
+        checked for a NUL only when its group is new: the groups are few, the records many.
         """
+        self.chunk, self.first_line, self.search_from = lines, first_line, 0
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         fromiso = datetime.fromisoformat
@@ -253,6 +302,7 @@ class _Scan(RecordParser):
         need_project, project_filter = self.need_project, self.project_filter
         group_project, group_api_key = self.group_project, self.group_api_key
         grouped = group_project or group_api_key
+        fast_max = FAST_MAX_TOKENS
         # The key tables hold two entries each; the loop indexes them with a bool (0 when the
         # first entry's key is there) rather than branching on key names. Unpacking them here
         # fails loudly should a third shape be added without looking at this loop.
@@ -265,10 +315,10 @@ class _Scan(RecordParser):
             try:
                 obj = loads(line)
             except decode_error:
-                skip("malformed_json" if line.strip() else "blank_line")
+                skip("malformed_json" if line.strip() else "blank_line", line)
                 continue
             if not fast or type(obj) is not dict:
-                general(obj)
+                general(obj, line)
                 continue
             try:
                 ts = obj["timestamp"]
@@ -282,7 +332,7 @@ class _Scan(RecordParser):
                 else:
                     day = None
                 if day is None:
-                    general(obj)
+                    general(obj, line)
                     continue
                 if day < start or day >= end:
                     outside += 1
@@ -290,10 +340,10 @@ class _Scan(RecordParser):
                 project = obj.get("project_id") if need_project else None
                 if project is not None:
                     if type(project) is not str:
-                        general(obj)
+                        general(obj, line)
                         continue
                     if project_filter and project not in project_filter:
-                        skip("other_project")
+                        skip("other_project", line)
                         continue
                 model = obj["model"]
                 # Flat counts win over a "usage" object, as in the general path. Then the first
@@ -310,7 +360,7 @@ class _Scan(RecordParser):
                     cached = usage[details]["cached_tokens"] if details in usage else 0
                 total = usage.get("total_tokens")
             except (KeyError, IndexError, ValueError, TypeError):
-                general(obj)
+                general(obj, line)
                 continue
             if (
                 type(model) is not str
@@ -323,15 +373,19 @@ class _Scan(RecordParser):
                 or out < 0
                 or cached < 0
                 or cached > inp
+                # Counts above FAST_MAX_TOKENS (cached is at most inp) are checked against
+                # MAX_TOKENS by the general path: these two compares stay cheap.
+                or inp > fast_max
+                or out > fast_max
             ):
-                general(obj)
+                general(obj, line)
                 continue
             cost: Decimal | None = None
             tier: Tier | None = "standard"
             if "cost" in obj or "cost_usd" in obj:
                 cost = record_cost(obj, cents)
                 if cost is None:
-                    general(obj)  # null, or there but unusable (bad_cost): check tells
+                    general(obj, line)  # null, or there but unusable (bad_cost): check tells
                     continue
                 tier = None
             elif "batch" in obj or "service_tier" in obj:
@@ -340,14 +394,15 @@ class _Scan(RecordParser):
             if grouped:
                 api_key = obj.get("api_key_id") if group_api_key else None
                 if api_key is not None and type(api_key) is not str:
-                    general(obj)
+                    general(obj, line)
                     continue
                 group = (model, project if group_project else None, api_key)
-            if total is not None and total != inp + out:
-                inconsistent += 1
             key = (day, group, tier)
             sums = acc_get(key)
             if sums is None:
+                if "\x00" in model:
+                    general(obj, line)  # bad_model; an existing group's model has none
+                    continue
                 acc[key] = [inp, cached, out, 1, ZERO if cost is None else cost]
             else:
                 sums[0] += inp
@@ -356,6 +411,8 @@ class _Scan(RecordParser):
                 sums[3] += 1
                 if cost is not None:
                     sums[4] += cost
+            if total is not None and total != inp + out:
+                inconsistent += 1
             counted += 1
         self._add_counts(counted, outside, inconsistent)
 
@@ -371,14 +428,14 @@ class _Scan(RecordParser):
 
     # -- the general path ----------------------------------------------------------------------
 
-    def _general(self, obj: Any) -> None:
-        """Count one parsed line as ``check`` judges it."""
+    def _general(self, obj: Any, line: bytes) -> None:
+        """Count one parsed line (``obj``, parsed from ``line``) as ``check`` judges it."""
         record = self.check(obj, self.info)
         if isinstance(record, str):
             if record == OUTSIDE_WINDOW:
                 self.info["outside_window"] += 1
             else:
-                self._skip(record)
+                self._skip(record, line)
             return
         group: Any = record.model
         if self.group_project or self.group_api_key:
@@ -400,9 +457,10 @@ class _Scan(RecordParser):
 
     def totals(self, pricer: Pricer, namer: ModelNamer | None) -> UsageTotals:
         """Price the cost-less aggregates once each and build the result."""
-        return price_aggregates(
+        totals = price_aggregates(
             self._aggregates(), pricer, namer, skipped=self.skipped, info=self.info
         )
+        return replace(totals, skipped_locations=self.skips.shown())
 
     def _aggregates(self) -> Iterator[tuple[AggregateKey, list[Any]]]:
         for (day, group, tier), sums in self.acc.items():

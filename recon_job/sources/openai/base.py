@@ -17,8 +17,9 @@ import requests
 
 from recon_job.http import Deadline
 from recon_job.models import UsageKey, Window
+from recon_job.sources.base import MAX_TOKENS
 from recon_job.sources.openai.client import Fetched, OpenAIClient
-from recon_job.sources.openai.errors import describe, schema_error
+from recon_job.sources.openai.errors import describe, out_of_range_error, schema_error
 from recon_job.sources.openai.options import OpenAIOptions
 
 
@@ -49,13 +50,21 @@ def require_int(result: Mapping[str, Any], name: str, endpoint: str) -> int:
 
 
 def optional_int(result: Mapping[str, Any], name: str, endpoint: str) -> int:
-    """The integer field ``name``, 0 when missing or null (older data lacks newer fields)."""
+    """The integer field ``name``, 0 when missing or null (older data lacks newer fields).
+
+    A count above ``MAX_TOKENS`` (2**53 - 1) is a permanent error: it is no real figure, and
+    its sums would overflow the history database's integers.
+    """
     value = result.get(name)
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise schema_error(
             endpoint, f"field {name!r} should be a non-negative integer, got {describe(value)}"
+        )
+    if value > MAX_TOKENS:
+        raise out_of_range_error(
+            endpoint, f"field {name!r} is {value:,}, above the largest count ({MAX_TOKENS:,})"
         )
     return value
 

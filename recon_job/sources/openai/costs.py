@@ -21,8 +21,9 @@ import structlog
 
 from recon_job.errors import UsageApiError
 from recon_job.models import UNATTRIBUTED, Usage, UsageKey, UsageTotals, Window
+from recon_job.sources.base import MAX_COST_USD
 from recon_job.sources.openai.base import OpenAISource, optional_str
-from recon_job.sources.openai.errors import schema_error
+from recon_job.sources.openai.errors import out_of_range_error, schema_error
 
 log = structlog.get_logger(__name__)
 
@@ -114,6 +115,11 @@ def _exact(value: object) -> Decimal:
         raise schema_error(_ENDPOINT, "an amount value is not a number") from e
     if not result.is_finite():
         raise schema_error(_ENDPOINT, "an amount value is not finite")
+    if result.copy_abs() >= MAX_COST_USD:  # copy_abs: abs() would round, and could overflow
+        # Summing a few of these overflows Decimal's range (decimal.Overflow, a traceback).
+        raise out_of_range_error(
+            _ENDPOINT, f"an amount of {str(value)[:40]} USD, beyond any real cost"
+        )
     return result
 
 

@@ -72,6 +72,21 @@ def schema_error(endpoint: str, problem: str) -> UsageApiError:
     )
 
 
+def out_of_range_error(endpoint: str, problem: str) -> UsageApiError:
+    """A permanent error for a figure no real answer holds (``2**63`` tokens, ``1e999999`` USD).
+
+    Permanent, unlike :func:`schema_error`: the answer has the documented shape, and asking
+    again returns the same stored figure. Counting it would overflow the run's sums and the
+    history database's integers.
+    """
+    return UsageApiError(
+        f"OpenAI {endpoint} API returned a figure recon-job cannot count: {problem}. Nothing "
+        "was counted for this window; retrying returns the same figure, so report it to OpenAI.",
+        permanent=True,
+        reason="schema",
+    )
+
+
 def describe(value: object) -> str:
     """A value's type and the start of its repr, for a schema error."""
     text = repr(value)

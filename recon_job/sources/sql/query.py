@@ -20,7 +20,7 @@ from recon_job.errors import LogSourceError
 from recon_job.modelnames import ModelNamer
 from recon_job.models import EPOCH, ZERO, Tier, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
-from recon_job.sources.base import Pricer
+from recon_job.sources.base import MAX_COST_USD, MAX_TOKENS, Pricer
 
 if TYPE_CHECKING:
     from recon_job.sources.sql.options import SqlTableOptions
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 TimestampKind = Literal["instant", "wall", "sqlite_text", "epoch"]
 
 _TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes"})
+#: MAX_TOKENS written into the query (a constant: it keeps the plan the same for every window).
+_MAX_TOKENS: sa.ColumnElement[Any] = sa.literal_column(str(MAX_TOKENS))
 # Result labels, also used in GROUP BY: grouping by the output name avoids repeating an
 # expression's bind parameters there (PostgreSQL would see two different parameters).
 _DAY, _REASON, _PRICED = "recon_day", "recon_skip", "recon_has_cost"
@@ -103,11 +105,15 @@ class AggregateQuery:
         # expressions it overestimates the groups and sorts instead of hashing, 2-3x slower.
         columns += [col[name] for name in ("batch", "service_tier") if name in col]
         grouping = [sa.literal_column(c.name) if isinstance(c, sa.Label) else c for c in columns]
-        cached = sa.func.coalesce(col["cached_tokens"], 0) if "cached_tokens" in col else None
+        cached = (
+            sa.func.coalesce(self._summed(col["cached_tokens"]), 0)
+            if "cached_tokens" in col
+            else None
+        )
         sums = [
-            _untyped(sa.func.sum(col["input_tokens"])),
+            _untyped(sa.func.sum(self._summed(col["input_tokens"]))),
             _untyped(sa.func.sum(cached)) if cached is not None else sa.literal_column("0"),
-            _untyped(sa.func.sum(col["output_tokens"])),
+            _untyped(sa.func.sum(self._summed(col["output_tokens"]))),
             sa.func.count(),
             _untyped(sa.func.sum(col["cost"])) if "cost" in col else sa.null(),
         ]
@@ -166,19 +172,57 @@ class AggregateQuery:
         """Why a row cannot be counted ('' when it can), first reason wins."""
         col = self.col
         model, inp, out = col["model"], col["input_tokens"], col["output_tokens"]
-        negative = [inp < 0, out < 0]
+        counts = [inp, out] + ([col["cached_tokens"]] if "cached_tokens" in col else [])
         whens: list[tuple[sa.ColumnElement[bool], str]] = [
             (sa.or_(model.is_(None), model == ""), "missing_model"),
             (sa.or_(inp.is_(None), out.is_(None)), "missing_tokens"),
+            (sa.or_(*(count < 0 for count in counts)), "negative_tokens"),
+            (sa.or_(*(self._bad_count(count) for count in counts)), "bad_tokens"),
         ]
-        if "cached_tokens" in col:
-            negative.append(col["cached_tokens"] < 0)
-        whens.append((sa.or_(*negative), "negative_tokens"))
         if "cached_tokens" in col:
             whens.append((col["cached_tokens"] > inp, "cached_exceeds_input"))
         if "cost" in col:
-            whens.append((col["cost"] < 0, "bad_cost"))
+            whens.append((self._bad_cost(col["cost"]), "bad_cost"))
         return sa.case(*whens, else_="")
+
+    def _bad_count(self, count: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """A token count that is not a whole number up to ``MAX_TOKENS`` (NULL: not bad).
+
+        A whole-number column type needs only the range test. SQLite keeps any value in any
+        column, so there the value's own type is tested; ``NUMERIC``/``FLOAT`` columns elsewhere
+        are compared with their floor (``2999.9`` must not be counted as 2999).
+        """
+        too_big = count > _MAX_TOKENS
+        if self.dialect == "sqlite":
+            kind = sa.func.typeof(count)
+            fractional = sa.or_(kind == "text", kind == "blob", count != sa.cast(count, sa.Integer))
+            return sa.and_(kind != "null", sa.or_(fractional, too_big))
+        if isinstance(count.type, sa.Integer):
+            return too_big
+        return sa.or_(too_big, count != sa.func.floor(count))
+
+    def _bad_cost(self, cost: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        """A cost that is negative or not below ``MAX_COST_USD`` (in the column's unit).
+
+        PostgreSQL sorts NaN above every number, so the upper bound refuses it with infinity;
+        on SQLite a value kept as text or a blob is no cost either (``SUM`` would read it as 0).
+        """
+        limit = MAX_COST_USD * 100 if self.options.cost_unit == "cents" else MAX_COST_USD
+        bad = sa.or_(cost < 0, cost >= sa.literal_column(str(int(limit))))
+        if self.dialect == "sqlite":
+            kind = sa.func.typeof(cost)
+            return sa.or_(kind == "text", kind == "blob", bad)
+        return bad
+
+    def _summed(self, count: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+        """What a token column's SUM adds up: on SQLite, 0 for a count beyond ``MAX_TOKENS``.
+
+        Such a row is skipped (``bad_tokens``), but its group's SUM still runs, and SQLite's
+        64-bit SUM fails the whole query ("integer overflow") on two counts near 2**63.
+        """
+        if self.dialect != "sqlite":
+            return count  # their SUM of integers is a DECIMAL/NUMERIC: it cannot overflow
+        return sa.case((count.between(-_MAX_TOKENS, _MAX_TOKENS), count), else_=0)
 
 
 class QueryTotals:
@@ -209,6 +253,10 @@ class QueryTotals:
             inp, cached, out, n, cost = it
             n = int(n)
             self.info["result_rows"] += 1
+            if not reason and "\x00" in str(model):
+                # No part of a model name, and PostgreSQL text cannot store one: as the NDJSON
+                # source. (Tested here, not in SQL: SQLite's string functions stop at a NUL.)
+                reason = "bad_model"
             if reason:
                 self.skipped[reason] = self.skipped.get(reason, 0) + n
                 continue

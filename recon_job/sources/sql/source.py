@@ -40,8 +40,11 @@ sum is converted with ``Decimal(str(x))``, so it may be off in the last cents di
 
 **Skipped rows** (``UsageTotals.skipped``), each counted once, first reason wins:
 ``missing_model`` (NULL or empty), ``missing_tokens`` (input or output NULL), ``negative_tokens``,
-``cached_exceeds_input``, ``bad_cost`` (negative), ``bad_timestamp`` (SQLite text that is not a
-date). A NULL cached-token count means 0; a NULL cost means "price it".
+``bad_tokens`` (a fractional count such as ``2999.9`` — never truncated — or one above
+2**53 - 1, or on SQLite a value stored as text), ``cached_exceeds_input``, ``bad_cost``
+(negative, not below 10**15 USD, NaN or infinite, or on SQLite text), ``bad_model`` (a NUL in
+the name), ``bad_timestamp`` (SQLite text that is not a date). A NULL cached-token count means
+0; a NULL cost means "price it".
 """
 
 from __future__ import annotations

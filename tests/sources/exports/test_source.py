@@ -518,6 +518,10 @@ def test_a_bad_cost_row_is_an_error_not_a_silent_skip(
         ("gpt-4o,1,-10,1,False", "column input_tokens: '-10' is negative"),
         ("gpt-4o,1,10,1,yes", "column batch: 'yes' is not True or False"),
         ("gpt-4o,1,ten,1,False", "column input_tokens: 'ten' is not a number"),
+        (
+            "gpt-4o,1,9007199254740992,1,False",
+            "column input_tokens: '9007199254740992' is more than 9,007,199,254,740,991",
+        ),
     ],
 )
 def test_a_bad_activity_row_is_an_error(tmp_path: Path, cells: str, expected: str) -> None:

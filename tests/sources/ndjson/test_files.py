@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import os
 import pickle
 import random
 from pathlib import Path
@@ -17,17 +18,39 @@ from hypothesis import strategies as st
 from recon_job.errors import LogSourceError
 from recon_job.sources.ndjson import files as ndjson_files
 from recon_job.sources.ndjson import source as ndjson_logs
-from recon_job.sources.ndjson.files import EVENT_GZIP_TRUNCATED, Task, plan_tasks, read_lines
+from recon_job.sources.ndjson.files import (
+    EVENT_GZIP_TRUNCATED,
+    Task,
+    plan_tasks,
+    read_lines,
+    resolve_log_files,
+)
+from recon_job.sources.ndjson.skips import Skips
 from recon_job.sources.ndjson.source import NdjsonOptions
 from tests.helpers import FakePricer
-from tests.sources.ndjson.helpers import MARCH, fetch, rec
+from tests.sources.ndjson.helpers import MARCH, fetch, rec, write
 
 
 def lines_of(tasks: list[Task]) -> tuple[list[bytes], dict[str, int], dict[str, int]]:
     info = {"lines_read": 0}
     skipped: dict[str, int] = {}
-    lines = [line for task in tasks for batch in read_lines(task, info, skipped) for line in batch]
+    skips = Skips(skipped)
+    lines = [line for task in tasks for batch in read_lines(task, info, skips) for line in batch]
     return lines, info, skipped
+
+
+def located(tasks: list[Task]) -> dict[str, tuple[str, ...]]:
+    """Where the overlong lines of ``tasks`` are, ranges merged as ``read_parallel`` does."""
+    merged = Skips()
+    before = 0
+    for task in tasks:
+        info = {"lines_read": 0}
+        skips = Skips()
+        for _ in read_lines(task, info, skips):
+            pass
+        merged.merge(skips.counts, skips.locations, before)
+        before += info["lines_read"]
+    return merged.shown()
 
 
 def cut(size: int, offsets: list[int]) -> list[Task]:
@@ -92,11 +115,15 @@ def test_consecutive_ranges_see_every_line_exactly_once(
         # Tiny chunks and a 30-byte line limit put every boundary case inside a few lines.
         patch.setattr(ndjson_files, "CHUNK_BYTES", 4)
         patch.setattr(ndjson_files, "MAX_LINE_BYTES", 30)
-        patch.setattr(ndjson_files, "open", lambda _p, _m: _bytes_file(data), raising=False)
+        patch.setattr(ndjson_files, "open_regular", lambda _p: _bytes_file(data))
         whole = lines_of([Task("")])
         ranged = lines_of(cut(len(data), offsets))
+        whole_at = located([Task("")])
+        ranged_at = located(cut(len(data), offsets))
 
     assert ranged == whole
+    # Overlong lines are located by their number in the whole file, however it was cut.
+    assert ranged_at == whole_at
     assert whole[1]["lines_read"] == len(whole[0]) + whole[2].get("line_too_long", 0)
 
 
@@ -225,3 +252,156 @@ def test_a_worker_result_survives_pickling(tmp_path: Path) -> None:
 
     assert partial[2]["records_counted"] > 0
     assert pickle.loads(pickle.dumps(partial)) == partial  # noqa: S301 - our own bytes
+
+
+# -- what a log path may be (issue 9 items 10 and 11) ------------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_named_as_a_log_path_is_refused_without_waiting_for_a_writer(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "usage.ndjson"
+    os.mkfifo(fifo)
+
+    with pytest.raises(LogSourceError) as info:
+        resolve_log_files([str(fifo)])
+
+    assert str(fifo) in str(info.value)
+    assert "named pipe (FIFO)" in str(info.value)
+    assert info.value.reason == "log_file_not_regular"
+
+
+@pytest.mark.timeout(10)
+def test_a_character_device_named_as_a_log_path_is_refused() -> None:
+    with pytest.raises(LogSourceError, match=r"'/dev/zero' is a character device"):
+        resolve_log_files(["/dev/zero"])
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_in_a_log_directory_or_glob_is_left_alone(tmp_path: Path) -> None:
+    write(tmp_path / "a.ndjson", rec())
+    os.mkfifo(tmp_path / "b.ndjson")
+
+    assert resolve_log_files([str(tmp_path)]) == [str(tmp_path / "a.ndjson")]
+    assert resolve_log_files([str(tmp_path / "*.ndjson")]) == [str(tmp_path / "a.ndjson")]
+    assert fetch(tmp_path).info["records_counted"] == 1
+
+
+@pytest.mark.timeout(10)
+def test_a_file_replaced_by_a_fifo_after_resolving_is_refused_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "usage.ndjson"
+    os.mkfifo(path)
+
+    with pytest.raises(LogSourceError, match="named pipe"):
+        list(read_lines(Task(str(path)), {"lines_read": 0}, Skips()))
+
+
+def _link_loop(directory: Path) -> None:
+    """``ln -s a d/b.ndjson; ln -s b.ndjson d/a``: each link points on to the other."""
+    directory.mkdir(exist_ok=True)
+    (directory / "b.ndjson").symlink_to("a")
+    (directory / "a").symlink_to("b.ndjson")
+
+
+@pytest.mark.parametrize("named", ["directory", "glob", "link"])
+def test_a_symbolic_link_loop_is_an_error_naming_it(tmp_path: Path, named: str) -> None:
+    logs = tmp_path / "d"
+    _link_loop(logs)
+    write(logs / "good.ndjson", rec())
+    spec = {
+        "directory": str(logs),
+        "glob": str(logs / "*.ndjson"),
+        "link": str(logs / "b.ndjson"),
+    }[named]
+
+    with pytest.raises(LogSourceError) as info:
+        resolve_log_files([spec])
+
+    assert str(logs / "b.ndjson") in str(info.value)
+    assert "loop of symbolic links" in str(info.value)
+    assert info.value.reason == "log_file_unusable"
+
+
+def test_a_loop_under_a_name_that_is_no_log_file_is_not_looked_at(tmp_path: Path) -> None:
+    logs = tmp_path / "d"
+    logs.mkdir()
+    (logs / "x").symlink_to("y")
+    (logs / "y").symlink_to("x")
+    write(logs / "good.ndjson", rec())
+
+    assert resolve_log_files([str(logs)]) == [str(logs / "good.ndjson")]
+
+
+def test_an_unlistable_log_directory_is_an_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(path: str) -> None:
+        raise PermissionError(13, "Permission denied", path)
+
+    # chmod 0 does not stop root, who runs these tests in CI containers.
+    monkeypatch.setattr(ndjson_files.os, "scandir", denied)
+
+    with pytest.raises(LogSourceError, match=r"'.*' cannot be looked at: Permission denied"):
+        resolve_log_files([str(tmp_path)])
+
+
+# -- where the skipped lines are (issue 9 item 30) ---------------------------------------------
+
+
+def test_worker_processes_send_back_where_the_skipped_lines_are_in_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (Overlong lines in ranges: test_consecutive_ranges_see_every_line_exactly_once; the
+    # workers would not see a monkeypatched MAX_LINE_BYTES.)
+    monkeypatch.setattr(ndjson_files, "MIN_RANGE_BYTES", 1)
+    bad_at = {7, 1999, 2000, 2001, 3500, 3501, 3502}
+    lines = ["{broken" if n in bad_at else rec() for n in range(1, 4001)]
+    lines[100 - 1] = "{}"  # missing_timestamp: named once in the file
+    lines[3000 - 1] = "{}"
+    path = write(tmp_path / "usage.ndjson", *lines)
+    options = NdjsonOptions(paths=(str(path),))
+
+    split = ndjson_logs._Scan(options, MARCH)
+    split.read_parallel([str(path)], workers=2, pieces=5)
+    alone = ndjson_logs._Scan(options, MARCH)
+    alone.read_file(str(path))
+
+    expected = {
+        "malformed_json": tuple(f"{path}:{n}" for n in (7, 1999, 2000, 2001, 3500)),
+        "missing_timestamp": (f"{path}:100",),
+    }
+    assert split.totals(FakePricer(), None).skipped_locations == expected
+    assert alone.totals(FakePricer(), None).skipped_locations == expected
+    assert split.skipped == alone.skipped == {"malformed_json": 7, "missing_timestamp": 2}
+    assert len(plan_tasks([str(path)], 5)) == 5
+
+
+def test_an_overlong_line_is_located_where_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ndjson_files, "CHUNK_BYTES", 64)
+    monkeypatch.setattr(ndjson_files, "MAX_LINE_BYTES", 100)
+    path = write(tmp_path / "a.ndjson", rec(), "x" * 1000, rec(), "{", "y" * 500, rec(), "z" * 101)
+
+    totals = fetch(path)
+
+    assert totals.skipped_locations == {
+        "line_too_long": (f"{path}:2", f"{path}:5", f"{path}:7"),
+        "malformed_json": (f"{path}:4",),
+    }
+    assert totals.info["lines_read"] == 7
+
+
+def test_skips_keep_the_first_few_per_reason_and_one_per_file_for_undated_lines() -> None:
+    skips = Skips()
+    for line in range(1, 9):
+        skips.add("malformed_json", "a", line)
+        skips.add("missing_timestamp", "a", line)
+    skips.merge({"missing_timestamp": 2}, {"missing_timestamp": [("b", 3), ("b", 4)]}, offset=10)
+
+    assert skips.counts == {"malformed_json": 8, "missing_timestamp": 10}
+    assert skips.shown() == {
+        "malformed_json": ("a:1", "a:2", "a:3", "a:4", "a:5"),
+        "missing_timestamp": ("a:1", "b:13"),
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import tempfile
 from datetime import date
@@ -16,9 +17,10 @@ from hypothesis import strategies as st
 
 from recon_job.errors import LogSourceError
 from recon_job.modelnames import ModelNamer
-from recon_job.models import Usage
+from recon_job.models import UNDATED_REASONS, UnpricedKey, Usage
 from recon_job.sources.ndjson import files as ndjson_files
 from recon_job.sources.ndjson import source as ndjson_logs
+from recon_job.sources.ndjson.skips import LOCATIONS_PER_REASON
 from recon_job.sources.ndjson.source import NdjsonOptions
 from tests.helpers import FakePricer
 from tests.sources.ndjson.helpers import MARCH, NDJSON, D, accounted, fetch, key, rec, write
@@ -27,15 +29,20 @@ from tests.sources.ndjson.helpers import MARCH, NDJSON, D, accounted, fetch, key
 def test_it_reads_every_built_in_shape_and_prices_cost_less_records_per_tier() -> None:
     totals = fetch(NDJSON / "shapes.ndjson", namer=ModelNamer())
 
+    # The pricer knows gpt-4o-mini, not its snapshot: a snapshot's date is never stripped to
+    # find a price (issue 9 item 5), so the snapshot is unpriced, namer or not.
     assert totals.groups == {
         key(10, "gpt-4o-mini"): Usage(1500, 400, 250, 2, D("0.0018")),
-        key(10, "gpt-4o-mini-2024-07-18"): Usage(300, 100, 30, 1, D("0.00031")),
+        key(10, "gpt-4o-mini-2024-07-18"): Usage(300, 100, 30, 1, D(0)),
         key(10, "gpt-4.1"): Usage(2110, 1000, 115, 3, D("0.01421")),
         key(11, "gpt-4o-mini"): Usage(1000, 0, 1000, 1, D("0.0015")),
         key(12, "gpt-4o-mini"): Usage(10, 0, 10, 1, D("0.00006")),
         key(12, "text-embedding-3-small"): Usage(8, 0, 0, 1, D(0)),
     }
-    assert totals.unpriced == {"text-embedding-3-small": Usage(8, 0, 0, 1)}
+    assert totals.unpriced == {
+        UnpricedKey("gpt-4o-mini-2024-07-18", "standard"): Usage(300, 100, 30, 1),
+        UnpricedKey("text-embedding-3-small", "standard"): Usage(8, 0, 0, 1),
+    }
     assert totals.skipped == {}
     assert totals.info == {
         "files_read": 1,
@@ -52,8 +59,8 @@ def test_it_reports_a_snapshot_name_unpriced_under_its_raw_name_without_a_namer(
 
     assert totals.groups[key(10, "gpt-4o-mini-2024-07-18")].cost == 0
     assert totals.unpriced == {
-        "gpt-4o-mini-2024-07-18": Usage(300, 100, 30, 1),
-        "text-embedding-3-small": Usage(8, 0, 0, 1),
+        UnpricedKey("gpt-4o-mini-2024-07-18", "standard"): Usage(300, 100, 30, 1),
+        UnpricedKey("text-embedding-3-small", "standard"): Usage(8, 0, 0, 1),
     }
 
 
@@ -120,7 +127,7 @@ def test_it_prices_at_the_tier_the_record_was_billed_at(
     assert [c[2] for c in pricer.calls] == [tier]
 
 
-def test_it_keeps_raw_model_names_in_group_keys_but_normalises_unpriced_names(
+def test_it_keeps_raw_model_names_in_group_keys_and_names_unpriced_usage_by_its_alias(
     tmp_path: Path,
 ) -> None:
     namer = ModelNamer(aliases={"my-model": "mystery"})
@@ -130,7 +137,11 @@ def test_it_keeps_raw_model_names_in_group_keys_but_normalises_unpriced_names(
     )
 
     assert set(totals.groups) == {key(10, "my-model"), key(10, "mystery-2025-01-01")}
-    assert totals.unpriced == {"mystery": Usage(20, 0, 2, 2)}
+    # The alias applies; a snapshot date is kept (a snapshot is priced apart from its alias).
+    assert totals.unpriced == {
+        UnpricedKey("mystery", "standard"): Usage(10, 0, 1, 1),
+        UnpricedKey("mystery-2025-01-01", "standard"): Usage(10, 0, 1, 1),
+    }
 
 
 # -- bad lines -----------------------------------------------------------------------------------
@@ -181,6 +192,51 @@ def test_a_bad_value_is_skipped_with_its_reason(
 
     assert totals.skipped == {reason: 1}
     assert totals.groups == {}
+
+
+@pytest.mark.parametrize("path", ["fast", "general"])
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        # 2**53 - 1 is the largest count kept; sums of larger ones overflow the history DB.
+        ({"prompt_tokens": 2**53}, "bad_tokens"),
+        ({"completion_tokens": 2**63}, "bad_tokens"),
+        ({"prompt_tokens": 2**64 - 1, "cached_tokens": 2**63}, "bad_tokens"),
+        ({"prompt_tokens": 1e300}, "bad_tokens"),
+        ({"cost": "1e999999"}, "bad_cost"),
+        ({"cost": 1e300}, "bad_cost"),
+        ({"cost_usd": "1e15"}, "bad_cost"),
+        ({"cost": "Infinity"}, "bad_cost"),
+        ({"model": "gpt-4o-mini\x00"}, "bad_model"),
+        ({"model": "\x00"}, "bad_model"),
+    ],
+)
+def test_a_value_out_of_range_is_skipped_on_either_path(
+    tmp_path: Path, fields: dict[str, Any], reason: str, path: str
+) -> None:
+    # A field mapping turns the inline fast path off: both paths must refuse the same lines.
+    mapping = {"model": "model"} if path == "general" else {}
+    log = write(tmp_path / "a.ndjson", rec(), rec(**fields), rec())
+
+    totals = fetch(log, fields=mapping)
+
+    assert totals.skipped == {reason: 1}
+    assert totals.groups == {key(10, "gpt-4o-mini"): Usage(20, 0, 2, 2, D("0.000024"))}
+
+
+def test_the_largest_counts_and_costs_in_range_are_kept(tmp_path: Path) -> None:
+    largest = 2**53 - 1
+    log = write(
+        tmp_path / "a.ndjson",
+        rec(prompt_tokens=largest, completion_tokens=largest, cost_usd="999999999999999.99"),
+    )
+
+    totals = fetch(log)
+
+    assert totals.skipped == {}
+    assert totals.groups[key(10, "gpt-4o-mini")] == Usage(
+        largest, 0, largest, 1, D("999999999999999.99")
+    )
 
 
 def test_integral_floats_count_as_token_counts(tmp_path: Path) -> None:
@@ -426,12 +482,15 @@ def test_an_unreadable_file_is_an_error_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = write(tmp_path / "a.ndjson", rec())
+    real_open = os.open
 
-    def denied(file: str, mode: str) -> None:
-        raise PermissionError(13, "Permission denied", file)
+    def denied(file: str, flags: int, *args: Any) -> int:
+        if file == str(path):
+            raise PermissionError(13, "Permission denied", file)
+        return real_open(file, flags, *args)
 
     # chmod 0 does not stop root, who runs these tests in CI containers.
-    monkeypatch.setattr(ndjson_files, "open", denied, raising=False)
+    monkeypatch.setattr(ndjson_files.os, "open", denied)
 
     with pytest.raises(
         LogSourceError, match=r"cannot read log file .*a\.ndjson.*Permission denied"
@@ -446,9 +505,9 @@ def test_memory_is_bounded_by_groups_not_by_lines(
     seen: list[int] = []
     real_scan = ndjson_logs._Scan.scan
 
-    def spy(self: ndjson_logs._Scan, lines: list[bytes]) -> None:
+    def spy(self: ndjson_logs._Scan, lines: list[bytes], first_line: int = 0) -> None:
         seen.append(len(lines))
-        real_scan(self, lines)
+        real_scan(self, lines, first_line)
 
     monkeypatch.setattr(ndjson_logs._Scan, "scan", spy)
     path = write(tmp_path / "a.ndjson", *(rec(prompt_tokens=i) for i in range(5000)))
@@ -493,7 +552,13 @@ KEYS = st.sampled_from(
         "api_key_id",
     ]
 )
-VALUES = st.integers(-2, 50) | JSON_SCALARS | st.sampled_from(["flex", "priority", "p1", "p2"])
+VALUES = (
+    st.integers(-2, 50)
+    | JSON_SCALARS
+    | st.sampled_from(["flex", "priority", "p1", "p2"])
+    # Around the largest count kept (2**53 - 1), and costs beyond the largest kept.
+    | st.sampled_from([2**53 - 1, 2**53, 2**64 - 1, "1e15", "1e999999"])
+)
 USAGE = st.dictionaries(KEYS, VALUES, max_size=6) | st.fixed_dictionaries(
     {"prompt_tokens": st.integers(0, 50), "completion_tokens": st.integers(0, 50)},
     optional={
@@ -508,7 +573,7 @@ RECORDS = st.fixed_dictionaries(
     optional={
         "timestamp": TIMESTAMPS,
         "ts": TIMESTAMPS,
-        "model": st.sampled_from(["gpt-4o-mini", "gpt-4.1", "", "x"]) | JSON_SCALARS,
+        "model": st.sampled_from(["gpt-4o-mini", "gpt-4.1", "", "x", "x\x00"]) | JSON_SCALARS,
         "usage": USAGE | JSON_SCALARS,
         "response": st.fixed_dictionaries({}, optional={"usage": USAGE, "service_tier": VALUES}),
     },
@@ -550,3 +615,33 @@ def test_any_bytes_are_accounted_for_line_by_line_without_raising(data: bytes) -
     if data.startswith(b"\xef\xbb\xbf") and data == b"\xef\xbb\xbf":
         expected_lines = 0
     assert totals.info["lines_read"] == expected_lines == accounted(totals)
+
+
+GARBAGE = st.sampled_from([b"", b"  ", b"{", b"[]", b"null", b'{"model": 1}', b"\xff\xfe"])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(GARBAGE | RECORDS.map(orjson.dumps), max_size=40))
+def test_each_location_is_one_of_the_first_lines_skipped_for_its_reason(lines: list[bytes]) -> None:
+    # Issue 9 item 30. Equal lines (blank ones, repeated records) must not confuse the search
+    # for a skipped line's number: each location is exactly the n-th line skipped so.
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "a.ndjson"
+        path.write_bytes(b"".join(line + b"\n" for line in lines))
+        totals = fetch(path, group_by=("model", "project_id"))
+
+    skipped_at: dict[str, list[int]] = {}
+    for number, line in enumerate(lines, start=1):
+        alone = ndjson_logs._Scan(
+            NdjsonOptions(paths=("x",), group_by=("model", "project_id")), MARCH
+        )
+        alone.scan([line])
+        for reason in alone.skipped:
+            skipped_at.setdefault(reason, []).append(number)
+    kept = {
+        r: n[:1] if r in UNDATED_REASONS else n[:LOCATIONS_PER_REASON]
+        for r, n in skipped_at.items()
+    }
+    assert totals.skipped_locations == {
+        r: tuple(f"{path}:{n}" for n in numbers) for r, numbers in sorted(kept.items())
+    }

@@ -405,3 +405,18 @@ class TestAgainstTheFakeServer:
         for text in (str(info.value), repr(info.value)):
             assert KEY not in text
             assert KEY[-8:] not in text
+
+    @pytest.mark.parametrize("value", ["9e999999", "1e15", "-1e15", 1e300])
+    def test_an_amount_beyond_any_real_cost_is_a_clear_permanent_error(
+        self, fake_openai: FakeOpenAI, fast_session: requests.Session, value: Any
+    ) -> None:
+        # Two of 9e999999 summed used to end the run in decimal.Overflow.
+        for _ in range(2):
+            fake_openai.add_raw_result("costs", AUG1, cost(f"{GPT4O}, input", value))
+
+        with pytest.raises(UsageApiError) as info:
+            OpenAICostsSource(fake_options(fake_openai), fast_session).fetch(ONE_DAY)
+
+        assert (info.value.reason, info.value.permanent) == ("schema", True)
+        assert "beyond any real cost" in str(info.value)
+        assert len(fake_openai.requests) == 1

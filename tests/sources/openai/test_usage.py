@@ -18,6 +18,8 @@ import requests
 import responses
 import structlog
 
+from recon_job import wiring
+from recon_job.config import load_settings
 from recon_job.errors import UsageApiError
 from recon_job.http import Deadline, make_session
 from recon_job.models import Usage, UsageKey, Window
@@ -513,6 +515,32 @@ class TestAgainstTheFakeServer:
         assert len(fake_openai.requests) == 3
         assert 0.9 <= time.monotonic() - started < 3.0
 
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("input_tokens", 2**63), ("output_tokens", 2**53), ("num_model_requests", 10**30)],
+    )
+    def test_a_count_beyond_2_53_is_a_clear_permanent_error(
+        self, fake_openai: FakeOpenAI, fast_session: requests.Session, field: str, value: int
+    ) -> None:
+        fake_openai.add_raw_result("usage", AUG1, result(**{field: value}))
+
+        with pytest.raises(UsageApiError) as info:
+            OpenAIUsageSource(usage_options(fake_openai), fast_session).fetch(WINDOW)
+
+        assert (info.value.reason, info.value.permanent) == ("schema", True)
+        assert f"field {field!r} is {value:,}" in str(info.value)
+        assert len(usage_requests(fake_openai)) == 1  # not asked again: it cannot change
+
+    def test_the_largest_count_kept_is_2_53_minus_1(
+        self, fake_openai: FakeOpenAI, fast_session: requests.Session
+    ) -> None:
+        largest = 2**53 - 1
+        fake_openai.add_raw_result("usage", AUG1, result(input_tokens=largest))
+
+        totals = OpenAIUsageSource(usage_options(fake_openai), fast_session).fetch(WINDOW)
+
+        assert totals.total.input_tokens == largest
+
     def test_r09_a_failing_second_page_is_retried_without_duplicating_the_first(
         self, fake_openai: FakeOpenAI, fast_session: requests.Session
     ) -> None:
@@ -590,6 +618,32 @@ class TestAgainstTheFakeServer:
                 source.fetch(WINDOW)
         assert (info.value.reason, info.value.permanent) == ("deadline", False)
         assert time.monotonic() - started < 1.5
+
+    @pytest.mark.timeout(30)
+    def test_a_silent_server_cannot_stretch_the_deadline_by_a_read_timeout_per_retry(
+        self, fake_openai: FakeOpenAI
+    ) -> None:
+        # Issue 9 item 25, scaled down: deadline 45 s and a 30 s read timeout ended after 62 s.
+        # The sources as every run builds them (wiring), so the session has the deadline too.
+        settings = load_settings(
+            environ={
+                "OPENAI_ADMIN_KEY": fake_openai.admin_key,
+                "OPENAI_BASE_URL": fake_openai.base_url,
+                "RECON_LOG_PATHS": "unused.ndjson",
+                "RECON_OPENAI__DEADLINE_SECONDS": "1.5",
+                "RECON_OPENAI__READ_TIMEOUT_SECONDS": "1",
+                "RECON_OPENAI__MAX_RETRIES": "4",
+            }
+        )
+        usage, _ = wiring.api_sources(settings)
+        fake_openai.delay_next(10, 30)
+        started = time.monotonic()
+
+        with pytest.raises(UsageApiError) as info:
+            usage.fetch(WINDOW)
+
+        assert time.monotonic() - started < 1.5 + 0.4
+        assert (info.value.reason, info.value.permanent) == ("deadline", False)
 
     def test_a_dripping_server_is_cut_off_at_the_deadline(self, fake_openai: FakeOpenAI) -> None:
         # One byte every 50 ms never trips a 2 s read timeout; only the deadline ends it.

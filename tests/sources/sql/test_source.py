@@ -19,9 +19,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from recon_job.errors import LogSourceError
-from recon_job.models import Usage, UsageKey, UsageTotals, Window
+from recon_job.models import UnpricedKey, Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.sql import SqlTableOptions, SqlTableSource
-from tests.databases import ALL, SERVERS, Database
+from tests.databases import ALL, POSTGRES, SERVERS, Database
 from tests.helpers import TOKEN_USAGE_COLUMNS as COLUMNS
 from tests.helpers import FakePricer
 
@@ -33,20 +33,32 @@ SECRET = "secretpw"
 class Db(Database):
     """One throw-away database and the engine the test fills it with."""
 
-    def create(self, timestamp: sa.types.TypeEngine[Any] | None = None) -> sa.Table:
-        """A ``token_usage`` table shaped like the issue's; timestamptz on PostgreSQL."""
+    def create(
+        self,
+        timestamp: sa.types.TypeEngine[Any] | None = None,
+        *,
+        tokens: sa.types.TypeEngine[Any] | None = None,
+        cost: sa.types.TypeEngine[Any] | None = None,
+    ) -> sa.Table:
+        """A ``token_usage`` table shaped like the issue's; timestamptz on PostgreSQL.
+
+        ``tokens`` and ``cost`` replace the type of the token columns (INTEGER) and of the
+        cost column (NUMERIC(12, 4); FLOAT on SQLite).
+        """
         if timestamp is None:
             timestamp = sa.DateTime(timezone=self.backend == "postgresql")
+        tokens = tokens if tokens is not None else sa.Integer()
+        # Exact on the servers; SQLite has no decimal type, so it sums floats there.
+        cost = cost if cost is not None else sa.Numeric(12, 4).with_variant(sa.Float, "sqlite")
         table = sa.Table(
             "token_usage",
             sa.MetaData(),
             sa.Column("id", sa.Integer, primary_key=True),
             sa.Column("model_used", sa.String(64)),
-            sa.Column("prompt_tokens", sa.Integer),
-            sa.Column("completion_tokens", sa.Integer),
-            sa.Column("cached_tokens", sa.Integer),
-            # Exact on the servers; SQLite has no decimal type, so it sums floats there.
-            sa.Column("calculated_cost_cents", sa.Numeric(12, 4).with_variant(sa.Float, "sqlite")),
+            sa.Column("prompt_tokens", tokens),
+            sa.Column("completion_tokens", tokens),
+            sa.Column("cached_tokens", tokens),
+            sa.Column("calculated_cost_cents", cost),
             sa.Column("openai_request_id", sa.String(64)),
             sa.Column("created_at", timestamp),
             sa.Column("environment", sa.String(16)),
@@ -182,7 +194,7 @@ def test_it_sums_each_utc_day_and_model_with_logged_estimated_and_unknown_costs(
         # The logged cost of the priced row stays; the other's cost is unknown, not zero.
         key(31, "o4-mini"): Usage(350, 0, 20, 2, D("0.0225")),
     }
-    assert totals.unpriced == {"o4-mini": Usage(300, 0, 10, 1)}
+    assert totals.unpriced == {UnpricedKey("o4-mini", "standard"): Usage(300, 0, 10, 1)}
     assert totals.skipped == {}
     assert totals.info["rows_counted"] == 5
     # One pricing call per cost-less aggregate, never per row.
@@ -280,6 +292,119 @@ def test_it_counts_rows_it_cannot_use_as_skipped_and_leaves_them_out(db: Db) -> 
         "negative_tokens": 2,
     }
     assert totals.info["rows_counted"] == 1
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_fractional_and_out_of_range_token_counts_are_bad_tokens_not_truncated(db: Db) -> None:
+    # NUMERIC token columns hold fractions; 2**63 fits NUMERIC(30, 4) on every server.
+    table = db.create(tokens=sa.Numeric(30, 4))
+    db.insert(
+        table,
+        {"at": at(5), "prompt_tokens": D("3000.0"), "completion_tokens": D("7.0")},
+        {"at": at(5), "prompt_tokens": D("2999.9")},
+        {"at": at(5), "completion_tokens": D("0.9")},
+        {"at": at(5), "cached_tokens": D("0.5")},
+        {"at": at(5), "prompt_tokens": 2**53},
+        {"at": at(5), "prompt_tokens": 2**63, "completion_tokens": 2**63},
+    )
+
+    totals = fetch(db.url)
+
+    assert totals.skipped == {"bad_tokens": 5}
+    assert totals.groups == {key(5): Usage(3000, 0, 7, 1, D("0.003014"))}
+    assert totals.info["rows_counted"] == 1
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_counts_beyond_2_53_in_bigint_columns_are_skipped_and_never_overflow_a_sum(db: Db) -> None:
+    table = db.create(tokens=sa.BigInteger())
+    largest = 2**53 - 1
+    db.insert(
+        table,
+        {"at": at(6), "prompt_tokens": largest, "completion_tokens": 0},
+        # Two of them in one group: SQLite's 64-bit SUM would fail the whole query.
+        {"at": at(6), "prompt_tokens": 2**63 - 1},
+        {"at": at(6), "prompt_tokens": 2**63 - 1},
+        {"at": at(6), "completion_tokens": 2**53},
+    )
+
+    totals = fetch(db.url, columns={"cost": "calculated_cost_cents"})
+
+    assert totals.skipped == {"bad_tokens": 3}
+    assert totals.groups[key(6)].input_tokens == largest
+
+
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_a_cost_beyond_any_real_one_is_bad_cost(db: Db) -> None:
+    table = db.create(cost=sa.Double())
+    db.insert(
+        table,
+        {"at": at(7), "calculated_cost_cents": 12.0},
+        {"at": at(7), "calculated_cost_cents": 1e300},
+        {"at": at(7), "calculated_cost_cents": 1e17},
+        {"at": at(7), "calculated_cost_cents": 1e17 - 2**10},
+    )
+
+    totals = fetch(db.url)
+
+    assert totals.skipped == {"bad_cost": 2}
+    assert totals.groups[key(7)].requests == 2
+
+
+def test_sqlite_refuses_infinite_and_text_costs(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    db = Db("sqlite", url, sa.create_engine(url))
+    db.create(cost=sa.Float())
+    with db.engine.begin() as conn:
+        # SQLite keeps whatever it is given; values SQLAlchemy's Float would refuse to send.
+        for cost, tokens in (
+            (12.0, 100),
+            (float("inf"), 100),
+            ("1e999999", 100),
+            ("twelve", 100),
+            (None, "a lot"),
+        ):
+            conn.exec_driver_sql(
+                "INSERT INTO token_usage (model_used, prompt_tokens, completion_tokens, "
+                "calculated_cost_cents, created_at) VALUES ('gpt-4o-mini', ?, 10, ?, ?)",
+                (tokens, cost, "2026-03-07 12:00:00"),
+            )
+    db.engine.dispose()
+
+    totals = fetch(url)
+
+    assert totals.skipped == {"bad_cost": 3, "bad_tokens": 1}
+    assert totals.groups == {key(7): Usage(100, 0, 10, 1, D("0.12"))}
+
+
+@pytest.mark.parametrize("db", [POSTGRES], indirect=True)
+def test_postgresql_refuses_infinite_and_nan_costs_and_counts(db: Db) -> None:
+    table = db.create(tokens=sa.Double(), cost=sa.Double())
+    db.insert(
+        table,
+        {"at": at(7), "calculated_cost_cents": 12.0},
+        {"at": at(7), "calculated_cost_cents": float("inf")},
+        {"at": at(7), "calculated_cost_cents": float("nan")},
+        {"at": at(7), "prompt_tokens": float("nan")},
+        {"at": at(7), "completion_tokens": float("inf")},
+    )
+
+    totals = fetch(db.url)
+
+    assert totals.skipped == {"bad_cost": 2, "bad_tokens": 2}
+    assert totals.groups == {key(7): Usage(100, 0, 10, 1, D("0.12"))}
+
+
+@pytest.mark.parametrize("db", ["sqlite", "mysql"], indirect=True)
+def test_a_nul_in_a_model_name_is_bad_model(db: Db) -> None:
+    # PostgreSQL cannot store a NUL in text at all; the others can, and hand it over.
+    table = db.create()
+    db.insert(table, {"at": at(9)}, {"at": at(9), "model_used": "gpt-4o-mini\x00evil"})
+
+    totals = fetch(db.url)
+
+    assert totals.skipped == {"bad_model": 1}
+    assert set(totals.groups) == {key(9)}
 
 
 @pytest.mark.parametrize("db", ALL, indirect=True)
