@@ -4,7 +4,8 @@ Every rule about settings lives here: in the pydantic models (:mod:`.settings`, 
 :mod:`.alerts`, :mod:`.daemon`, the price file in :mod:`.prices`) or, for rules that need the
 filesystem, the parsed price table or a connection, in :mod:`.checks`. ``recon-job check-config``
 and every run apply exactly the same checks. :mod:`.load` reads the raw inputs (documented
-environment variables, the TOML file, secret files) and lists every problem at once.
+environment variables, the TOML file, secret files); :mod:`.loader` validates them, listing
+every problem at once.
 """
 
 from recon_job.config.alerts import AlertsSettings, EmailSettings, SlackSettings, WebhookSettings
@@ -14,10 +15,12 @@ from recon_job.config.checks import (
     alias_problems,
     channel_problems,
     describe,
+    every_problem,
     problems,
 )
 from recon_job.config.daemon import DaemonSettings, split_listen
 from recon_job.config.load import ENV_VARS, FALLBACK_KEY_VAR, SECRET_KEYS, secret_values
+from recon_job.config.loader import Loaded, load_settings, read_settings
 from recon_job.config.prices import BUNDLED_SOURCE, PriceFile, load_price_table, price_table_from
 from recon_job.config.settings import (
     HistorySettings,
@@ -28,7 +31,6 @@ from recon_job.config.settings import (
     ReconcileSettings,
     RunsSettings,
     Settings,
-    load_settings,
 )
 from recon_job.config.sources import (
     LogsSettings,
@@ -46,6 +48,7 @@ __all__ = [
     "DaemonSettings",
     "EmailSettings",
     "HistorySettings",
+    "Loaded",
     "LoggingSettings",
     "LogsSettings",
     "ModelsSettings",
@@ -65,10 +68,12 @@ __all__ = [
     "alias_problems",
     "channel_problems",
     "describe",
+    "every_problem",
     "load_price_table",
     "load_settings",
     "price_table_from",
     "problems",
+    "read_settings",
     "secret_values",
     "split_listen",
 ]

@@ -162,8 +162,12 @@ class WebhookSettings(_Section):
     #: Seconds to wait for the receiver.
     timeout_seconds: float = Field(10.0, gt=0, le=120)
     #: Allow http:// and private or loopback addresses (an intranet receiver). Off by default,
-    #: so a URL cannot point the job at internal services (SSRF).
+    #: so a URL cannot point the job at internal services (SSRF): then the address actually
+    #: dialled is checked on every connection too (DNS rebinding).
     allow_private: bool = False
+    #: Send every drifting group, likely cause, resolved group and unpriced model. Off: the
+    #: top ones, with ``omitted`` counting the rest (the body stays small).
+    full_detail: bool = False
 
     @property
     def configured(self) -> bool:

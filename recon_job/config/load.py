@@ -1,16 +1,21 @@
 """Reading the raw settings: the documented environment variables, the TOML file, secrets.
 
-The input side of :func:`recon_job.config.settings.load_settings`: :data:`ENV_VARS` and their
+The input side of :func:`recon_job.config.loader.load_settings`: :data:`ENV_VARS` and their
 ``<NAME>_FILE`` twins, the TOML file with secrets refused, the ``url_env`` of SQL sources,
 pydantic's errors turned into readable lines, and :func:`secret_values` for the log redactor.
-Everything here works on plain dicts and models, so it imports nothing of
-:mod:`recon_job.config.settings` (which re-exports the public names).
+Every file (settings, secret, price file) is read by :func:`read_text`: regular files only (a
+FIFO or ``/dev/zero`` would hang or never end), at most 1 MiB, UTF-8 or a problem naming the
+file, never a secret's bytes. Everything here works on plain dicts and models, so it imports
+nothing of :mod:`recon_job.config.settings`.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -55,6 +60,17 @@ ENV_VARS: dict[str, tuple[str, str, bool]] = {
 }
 #: Read when ``OPENAI_ADMIN_KEY`` (and its ``_FILE``) is unset, as the official SDK does not.
 FALLBACK_KEY_VAR = "OPENAI_API_KEY"
+#: The most a settings, secret or price file may hold: far more than any of them needs, and a
+#: bound on what a mistaken path (a log file, a disk image) makes recon-job read.
+MAX_FILE_BYTES = 1 << 20
+#: What a file that is not a regular file is, by its ``stat`` mode, for messages.
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
 #: Settings that are secrets: never accepted from the TOML file (a database URL only when it
 #: carries a password).
 SECRET_KEYS = {
@@ -68,40 +84,129 @@ SECRET_KEYS = {
 }
 
 
-def documented_env(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Read :data:`ENV_VARS` and their ``_FILE`` twins into the nested settings shape."""
-    problems: list[str] = []
+class UnusableFile(ValueError):
+    """A settings, secret or price file that cannot be used; the message says why, to put in
+    parentheses (``No such file or directory``, ``it is a FIFO (named pipe), not a regular
+    file``). It never quotes what the file holds: that may be a secret.
+    """
 
-    def read(name: str) -> str | None:
-        value = environ.get(name)
-        file_name = environ.get(f"{name}_FILE")
-        if value and file_name:
-            # Silently preferring one would hide a mistake, e.g. an image's default
-            # RECON_DATABASE_URL shadowing the RECON_DATABASE_URL_FILE a deployment mounts.
-            problems.append(f"both {name} and {name}_FILE are set; set only one of them")
-            return None
-        if value:
-            return value
-        if file_name:
-            try:
-                return Path(file_name).read_text(encoding="utf-8").strip()
-            except OSError as e:
-                problems.append(
-                    f"{name}_FILE: cannot read {file_name!r} ({e.strerror or e}); "
-                    "point it at a readable file holding the value"
-                )
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of the regular file ``path``, at most :data:`MAX_FILE_BYTES` of them.
+
+    A FIFO, a device (``/dev/zero``), a socket or a directory is refused before anything is
+    read: reading one would block forever or never end. Raises :class:`UnusableFile`.
+    """
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer would otherwise block until one appears;
+        # it changes nothing for a regular file.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise UnusableFile(_not_regular(path) or e.strerror or str(e)) from None
+    try:
+        kind = _kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise UnusableFile(f"it is {kind}, not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as e:
+        raise UnusableFile(e.strerror or str(e)) from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_FILE_BYTES:
+        raise UnusableFile(f"it is larger than {MAX_FILE_BYTES // (1 << 20)} MiB")
+    return data
+
+
+def _kind(mode: int) -> str | None:
+    """What a file that is not a regular file is; None for a regular file."""
+    if stat.S_ISREG(mode):
         return None
+    return next((text for test, text in _FILE_KINDS if test(mode)), "not a file")
 
-    data: dict[str, dict[str, Any]] = {}
+
+def _not_regular(path: Path) -> str | None:
+    """Why ``path`` could not be opened when it is no regular file (a socket cannot be)."""
+    try:
+        kind = _kind(os.stat(path).st_mode)
+    except OSError:
+        return None
+    return None if kind is None else f"it is {kind}, not a regular file"
+
+
+def read_text(path: Path, *, secret: bool = False) -> str:
+    """The UTF-8 text of the regular file ``path`` (see :func:`read_bytes`).
+
+    Raises :class:`UnusableFile`; for bytes that are not UTF-8 it names the line, except in
+    a ``secret`` file, whose bytes and their positions are never shown.
+    """
+    data = read_bytes(path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if secret:
+            raise UnusableFile("it is not UTF-8 text") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise UnusableFile(
+            f"it is not UTF-8 text: line {line} holds bytes that are not UTF-8; save it as UTF-8"
+        ) from None
+
+
+@dataclass
+class EnvValues:
+    """What the documented environment variables set, and what was wrong with them."""
+
+    #: The settings, in the nested shape: section -> key -> value.
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Problems reading them (a secret file that cannot be read, a value set twice).
+    problems: list[str] = field(default_factory=list)
+    #: The sections a problem is about: their values are not known.
+    broken: set[str] = field(default_factory=set)
+    #: (section, key) -> the variable its value came from (``OPENAI_API_KEY_FILE`` ...).
+    origins: dict[tuple[str, str], str] = field(default_factory=dict)
+
+
+def _read_variable(
+    environ: Mapping[str, str], name: str, found: EnvValues
+) -> tuple[str, str] | None:
+    """``name`` or the file ``name_FILE`` names: (the value, the variable it came from)."""
+    value = environ.get(name)
+    file_name = environ.get(f"{name}_FILE")
+    if value and file_name:
+        # Silently preferring one would hide a mistake, e.g. an image's default
+        # RECON_DATABASE_URL shadowing the RECON_DATABASE_URL_FILE a deployment mounts.
+        found.problems.append(f"both {name} and {name}_FILE are set; set only one of them")
+        return None
+    if value:
+        return value, name
+    if file_name:
+        try:
+            return read_text(Path(file_name), secret=True).strip(), f"{name}_FILE"
+        except UnusableFile as e:
+            found.problems.append(
+                f"{name}_FILE: cannot read {file_name!r} ({e}); point it at a regular file "
+                "holding the value as UTF-8 text"
+            )
+    return None
+
+
+def documented_env(environ: Mapping[str, str]) -> EnvValues:
+    """Read :data:`ENV_VARS` and their ``_FILE`` twins into the nested settings shape."""
+    found = EnvValues()
     for name, (section, key, is_list) in ENV_VARS.items():
-        value = read(name)
-        if value is None and name == "OPENAI_ADMIN_KEY":
-            value = read(FALLBACK_KEY_VAR)
-        if value is None:
+        before = len(found.problems)
+        read = _read_variable(environ, name, found)
+        if read is None and name == "OPENAI_ADMIN_KEY" and len(found.problems) == before:
+            read = _read_variable(environ, FALLBACK_KEY_VAR, found)
+        if len(found.problems) > before:
+            found.broken.add(section)
+        if read is None:
             continue
+        value, origin = read
         parsed: Any = [v.strip() for v in value.split(",") if v.strip()] if is_list else value
-        data.setdefault(section, {})[key] = parsed
-    return data, problems
+        found.data.setdefault(section, {})[key] = parsed
+        found.origins[(section, key)] = origin
+    return found
 
 
 def resolve_source_urls(data: dict[str, Any], environ: Mapping[str, str]) -> list[str]:
@@ -118,8 +223,8 @@ def resolve_source_urls(data: dict[str, Any], environ: Mapping[str, str]) -> lis
         file_name = environ.get(f"{name}_FILE")
         if not value and file_name:
             try:
-                value = Path(file_name).read_text(encoding="utf-8").strip()
-            except OSError as e:
+                value = read_text(Path(file_name), secret=True).strip()
+            except UnusableFile as e:
                 problems.append(f"sources.{index}: cannot read {name}_FILE {file_name!r} ({e})")
         if value:
             source["url"] = value
@@ -135,13 +240,12 @@ def has_password(url: str) -> bool:
 def read_toml(path: Path) -> tuple[dict[str, Any], list[str]]:
     """The TOML file as a dict, with secrets removed, and the problems found reading it."""
     problems: list[str] = []
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
+    if not path.exists():
         return {}, [f"config file {str(path)!r} does not exist; check --config or RECON_CONFIG"]
-    except OSError as e:
-        return {}, [f"config file {str(path)!r} cannot be read: {e.strerror or e}"]
+    try:
+        data = tomllib.loads(read_text(path))
+    except UnusableFile as e:
+        return {}, [f"config file {str(path)!r} cannot be read: {e}"]
     except tomllib.TOMLDecodeError as e:
         return {}, [f"config file {str(path)!r} is not valid TOML: {e}"]
     for index, source in enumerate(data.get("sources") or []):

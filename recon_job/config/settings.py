@@ -15,12 +15,13 @@ secrets file, never from the TOML file, and are held as ``SecretStr`` so they ne
 Every problem is collected and reported at once as one :class:`~recon_job.errors.ConfigError`.
 
 The input side (environment variables, the TOML file, secrets) lives in
-:mod:`recon_job.config.load`; the local sources' sections in :mod:`recon_job.config.sources`.
+:mod:`recon_job.config.load`, the loading itself (:func:`~recon_job.config.loader.load_settings`)
+in :mod:`recon_job.config.loader`; the local sources' sections in
+:mod:`recon_job.config.sources`.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from contextvars import ContextVar
 from decimal import Decimal
@@ -32,6 +33,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidatorFunctionWrapHandler,
@@ -47,24 +49,17 @@ from pydantic_settings import (
 
 from recon_job.config.alerts import AlertsSettings, EmailSettings, SlackSettings, WebhookSettings
 from recon_job.config.daemon import DaemonSettings
-from recon_job.config.load import (
-    Problem,
-    describe_error,
-    documented_env,
-    read_toml,
-    resolve_source_urls,
-    rule_errors,
-    with_problems,
-)
+from recon_job.config.load import Problem, rule, rule_errors, with_problems
 from recon_job.config.sources import (
     LogsSettings,
     NdjsonSourceSettings,
     SourceSettings,
     SqlSourceSettings,
 )
-from recon_job.errors import ConfigError
 
 GroupKey = Literal["model", "project_id", "api_key_id"]
+#: The databases the history can live in.
+HISTORY_BACKENDS = ("sqlite", "postgresql")
 
 
 class _Section(BaseModel):
@@ -98,6 +93,14 @@ class OpenAISettings(_Section):
     max_pages: int = Field(1000, ge=1)
     #: Your organization id (``org-...``): dashboard CSV exports of another org are refused.
     organization_id: str | None = None
+    # Not a setting: which variable the key was read from, for messages (set by the loader).
+    _admin_key_variable: str = PrivateAttr("OPENAI_ADMIN_KEY")
+
+    @property
+    def admin_key_variable(self) -> str:
+        """The variable the admin key came from: ``OPENAI_ADMIN_KEY``, ``OPENAI_API_KEY`` (the
+        fallback), one of their ``_FILE`` twins, or ``RECON_OPENAI__ADMIN_KEY``."""
+        return self._admin_key_variable
 
     @field_validator("base_url")
     @classmethod
@@ -185,12 +188,19 @@ class HistorySettings(_Section):
         from recon_job.database import parse_url
 
         try:
-            parse_url(value.get_secret_value())
+            backend = parse_url(value.get_secret_value()).get_backend_name()
         except ValueError:
             raise ValueError(
                 "not a database URL; use e.g. sqlite:///recon_history.db or "
                 "postgresql+psycopg://user@host/db"
             ) from None
+        if backend not in HISTORY_BACKENDS:
+            # Period locks (a lock file, pg_try_advisory_xact_lock) and the outbox's upserts
+            # exist only for these two.
+            raise rule(
+                f"the history database must be SQLite or PostgreSQL, not {backend}; use e.g. "
+                "sqlite:///recon_history.db or postgresql+psycopg://user@host/db"
+            )
         return value
 
 
@@ -303,34 +313,23 @@ class Settings(BaseSettings):
         return generic, init_settings
 
 
-def load_settings(
-    config_file: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+def build_settings(
+    data: Mapping[str, Any], environ: Mapping[str, str] | None, *, key_variable: str | None = None
 ) -> Settings:
-    """Load and validate the settings; raise one ``ConfigError`` that lists every problem.
+    """Validate ``data`` (the TOML file with the documented variables over it) into
+    :class:`Settings`, the generic ``RECON_<SECTION>__<KEY>`` variables of ``environ`` (None:
+    ``os.environ``) over both.
 
-    ``config_file`` defaults to ``RECON_CONFIG`` (no file when unset). ``environ`` replaces
-    ``os.environ`` (for tests and embedding).
+    ``key_variable`` names the variable the admin key came from, for messages. Raises pydantic's
+    ``ValidationError``, or pydantic-settings' ``SettingsError`` for a generic variable it
+    cannot parse.
     """
-    env = os.environ if environ is None else environ
-    problems: list[str] = []
-    data: dict[str, Any] = {}
-    path = config_file if config_file is not None else env.get("RECON_CONFIG") or None
-    if path is not None:
-        data, problems = read_toml(Path(path))
-    problems.extend(resolve_source_urls(data, env))
-    documented, env_problems = documented_env(env)
-    problems[:0] = env_problems
-    for section, values in documented.items():
-        existing = data.get(section)
-        data[section] = {**existing, **values} if isinstance(existing, dict) else values
     token = _ENVIRON.set(environ)
     try:
-        settings: Settings | None = Settings(**data)
-    except ValidationError as e:
-        problems.extend(describe_error(err) for err in e.errors(include_url=False))
-        settings = None
+        settings = Settings(**data)
     finally:
         _ENVIRON.reset(token)
-    if problems or settings is None:
-        raise ConfigError(problems or ["invalid configuration"])
+    if key_variable is not None:
+        # A private attribute, so not a setting anyone can set; the model is frozen otherwise.
+        settings.openai._admin_key_variable = key_variable
     return settings
