@@ -33,6 +33,7 @@ from recon_job.models import (
     ReconResult,
     Status,
     Tolerance,
+    UnpricedKey,
     Usage,
     UsageTotals,
     Window,
@@ -58,10 +59,11 @@ def reconcile(
     """Compare ``local`` with ``official`` (OpenAI) over ``window``.
 
     A group on a day in ``pending_days`` is PENDING whatever its figures; otherwise it is a
-    MISMATCH when tokens, requests or cost exceed ``tolerance``, else RECONCILED. The run is a
-    MISMATCH when any settled group is, or when the totals over the settled days exceed the
-    tolerance (many small drifts can add up); else PENDING when any day of the window is pending;
-    else RECONCILED. Groups come sorted by day, model, project and API key.
+    MISMATCH when tokens, requests or cost exceed ``tolerance``, else RECONCILED. The run is
+    PENDING when any day of the window is pending: it is not judged as a whole before every day
+    settled, so it never completes its period (its settled groups keep their own status); else a
+    MISMATCH when any group is, or when the totals exceed the tolerance (many small drifts can
+    add up); else RECONCILED. Groups come sorted by day, model, project and API key.
     """
     pending = frozenset(pending_days)
     keys = sorted(set(local.groups) | set(official.groups), key=group_order)
@@ -90,10 +92,10 @@ def reconcile(
     )
     window_pending = tuple(day for day in window.days() if day in pending)
 
-    if settled_comparison.exceeds or any(g.status is Status.MISMATCH for g in settled):
-        status = Status.MISMATCH
-    elif window_pending:
+    if window_pending:
         status = Status.PENDING
+    elif settled_comparison.exceeds or any(g.status is Status.MISMATCH for g in settled):
+        status = Status.MISMATCH
     else:
         status = Status.RECONCILED
 
@@ -108,6 +110,7 @@ def reconcile(
         pending_days=window_pending,
         unpriced=_merge_usage(local.unpriced, official.unpriced),
         skipped=_merge_counts(local.skipped, official.skipped),
+        skipped_locations=dict(local.skipped_locations),
         info=_merge_counts(local.info, official.info),
     )
 
@@ -160,7 +163,9 @@ def _merge_counts(local: Mapping[str, int], official: Mapping[str, int]) -> dict
     return merged
 
 
-def _merge_usage(local: Mapping[str, Usage], official: Mapping[str, Usage]) -> dict[str, Usage]:
+def _merge_usage(
+    local: Mapping[UnpricedKey, Usage], official: Mapping[UnpricedKey, Usage]
+) -> dict[UnpricedKey, Usage]:
     merged = dict(local)
     for model, usage in official.items():
         merged[model] = merged.get(model, EMPTY) + usage

@@ -18,7 +18,7 @@ import structlog
 
 from recon_job import compare, windows
 from recon_job.delivery import Alerting, Planned, RunFacts, deliver, plan_run, shown_alerts
-from recon_job.errors import Interrupted, ReconError
+from recon_job.errors import Interrupted, ReconError, StoreError
 from recon_job.faults import fault_point
 from recon_job.modelnames import ModelNamer
 from recon_job.models import (
@@ -26,6 +26,7 @@ from recon_job.models import (
     ReconResult,
     RunOutcome,
     Tolerance,
+    UnpricedKey,
     Usage,
     UsageKey,
     UsageTotals,
@@ -42,6 +43,8 @@ EV_RUN_STARTED: Final = "recon.run.started"
 EV_RUN_FINISHED: Final = "recon.run.finished"
 EV_RUN_FAILED: Final = "recon.run.failed"
 EV_RUN_INTERRUPTED: Final = "recon.run.interrupted"
+EV_RESULT_UNRECORDED: Final = "recon.run.result_unrecorded"
+EV_DELIVERY_STOPPED: Final = "recon.run.delivery_stopped"
 
 
 @dataclass(frozen=True)
@@ -108,17 +111,27 @@ def normalize(totals: UsageTotals, namer: ModelNamer) -> UsageTotals:
 
 
 def merge(parts: list[UsageTotals]) -> UsageTotals:
-    """Several sources' totals as one: groups and unpriced usage summed, counts added."""
+    """Several sources' totals as one: groups and unpriced usage summed, counts added, the
+    skipped lines' locations listed source after source."""
     groups: dict[UsageKey, Usage] = {}
-    unpriced: dict[str, Usage] = {}
+    unpriced: dict[UnpricedKey, Usage] = {}
     skipped: Counter[str] = Counter()
     info: Counter[str] = Counter()
+    located: dict[str, tuple[str, ...]] = {}
     for part in parts:
         _add(groups, part.groups.items())
         _add(unpriced, part.unpriced.items())
         skipped.update(part.skipped)
         info.update(part.info)
-    return UsageTotals(groups=groups, skipped=dict(skipped), unpriced=unpriced, info=dict(info))
+        for reason, where in part.skipped_locations.items():
+            located[reason] = located.get(reason, ()) + tuple(where)
+    return UsageTotals(
+        groups=groups,
+        skipped=dict(skipped),
+        unpriced=unpriced,
+        info=dict(info),
+        skipped_locations=dict(sorted(located.items())),
+    )
 
 
 def _add(target: dict[K, Usage], items: Iterable[tuple[K, Usage]]) -> None:
@@ -135,8 +148,14 @@ def run_once(deps: Deps, window: Window, now: datetime) -> RunOutcome:
 
     ``deps.stop`` is checked at checkpoints (before the OpenAI fetch, between sources, before the
     commit); once set, the run is marked ``interrupted`` (not failed) and ``Interrupted`` is
-    raised. Any other exception escaping a started run marks it ``failed``: no row stays
-    ``running`` unless the process itself dies.
+    raised. After the commit a stop only ends the delivery (the rest waits in the outbox) and
+    the run is returned complete. Any other exception escaping a started run marks it
+    ``failed``: no row stays ``running`` unless the process itself dies.
+
+    A result the store refuses to record (a ``StoreError`` on commit) makes the run ``failed``
+    with that error and its ``failed`` notification, like a failed fetch: the people behind the
+    channels hear that the period could not be recorded. If even the failure cannot be recorded,
+    the ``StoreError`` is raised (the run loop's alarm reports it).
     """
     history = deps.store
     run_id: int | None = None
@@ -214,7 +233,12 @@ def _finished(
     # The last checkpoint: after the commit the run is complete and is reported as such.
     _checkpoint(deps.stop, "committing the result")
     finished = deps.clock()
-    deps.store.finish_run(run_id, result, finished_at=finished, outbox=planned.items)
+    try:
+        deps.store.finish_run(run_id, result, finished_at=finished, outbox=planned.items)
+    except StoreError as e:
+        # Say so through the channels instead of failing silently at every later run.
+        log.error(EV_RESULT_UNRECORDED, run_id=run_id, window=window.key, reason=e.reason)
+        return _failed(deps, window, run_id, e, now)
     log.info(
         EV_RUN_FINISHED,
         run_id=run_id,
@@ -249,14 +273,14 @@ def _abort(
     status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED
     reason = "interrupted" if interrupted else getattr(error, "reason", type(error).__name__)
     message = str(error) if isinstance(error, Interrupted) else "internal error"
-    if isinstance(error, Interrupted):
-        error.run_id = run_id
     try:
         changed = history.abort_run(
             run_id, status=status, reason=reason, message=message, finished_at=clock()
         )
     except ReconError:
-        return  # the store itself is failing; the next run reaps the row (abandoned)
+        changed = False  # the store itself is failing; the next run reaps the row (abandoned)
+    if changed and isinstance(error, Interrupted):
+        error.run_id = run_id
     if changed and interrupted:
         log.warning(EV_RUN_INTERRUPTED, run_id=run_id, reason=reason)
 
@@ -266,7 +290,15 @@ def _deliver(deps: Deps, planned: Planned) -> tuple[dict[str, Any], ...]:
     fault_point("after_outbox_commit")
     if not deps.alerting.channels:
         return ()
-    report = deliver(deps.alerting, deps.store, now=deps.clock(), clock=deps.clock)
+    try:
+        report = deliver(
+            deps.alerting, deps.store, now=deps.clock(), clock=deps.clock, stop=deps.stop
+        )
+    except Interrupted:
+        # The shutdown budget cut a hung send short. The run is committed, hence complete; what
+        # was not sent waits in the outbox, and the run loop's next checkpoint ends the tick.
+        log.warning(EV_DELIVERY_STOPPED)
+        report = None
     return tuple(shown_alerts(planned, report))
 
 

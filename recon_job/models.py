@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 if TYPE_CHECKING:
     from recon_job.errors import ReconError
@@ -154,6 +154,31 @@ def sum_usage(items: Iterator[Usage] | list[Usage] | tuple[Usage, ...]) -> Usage
     return total
 
 
+class UnpricedKey(NamedTuple):
+    """What some local usage could not be priced as: a model at a billing tier.
+
+    A tuple, so a mapping of them sorts and logs as plainly as model names did; use
+    :func:`unpriced_order` to sort (it places a missing tier last).
+    """
+
+    #: The model as priced: as logged, with the user's ``[models.aliases]`` applied and any
+    #: snapshot date kept (``gpt-4o-2024-05-13`` is priced apart from ``gpt-4o``).
+    model: str
+    #: The tier without a price. None only for runs stored before the tier was recorded.
+    tier: Tier | None
+
+
+def unpriced_order(key: UnpricedKey) -> tuple[str, int]:
+    """The one sort key of unpriced entries: by model, then tier in :data:`TIERS` order."""
+    return (key.model, TIERS.index(key.tier) if key.tier in TIERS else len(TIERS))
+
+
+#: Skip reasons of local records without a usable date (none, or one that does not parse). Such
+#: a record belongs to no day, so every window's fetch skips it again: it is reported once per
+#: file, never as usage missing from the window at hand.
+UNDATED_REASONS: frozenset[str] = frozenset({"missing_timestamp", "bad_timestamp"})
+
+
 @dataclass(frozen=True)
 class UsageTotals:
     """What one source reports for a window: usage per group plus what it could not count."""
@@ -162,11 +187,15 @@ class UsageTotals:
     groups: Mapping[UsageKey, Usage] = field(default_factory=dict)
     #: Local records skipped, by reason (``blank_line``, ``malformed_json`` ...).
     skipped: Mapping[str, int] = field(default_factory=dict)
-    #: Models whose usage could not be priced (no price, no logged cost), with that usage.
-    #: Their cost is *unknown*, not zero: ``Usage.cost`` of such groups leaves it out.
-    unpriced: Mapping[str, Usage] = field(default_factory=dict)
+    #: Usage that could not be priced (no price, no logged cost), per model and tier: a model
+    #: may be priced at one tier and not at another (``gpt-4o`` has no flex price). Its cost is
+    #: *unknown*, not zero: ``Usage.cost`` of such groups leaves it out.
+    unpriced: Mapping[UnpricedKey, Usage] = field(default_factory=dict)
     #: Free-form facts about the fetch worth reporting (files read, pages fetched ...).
     info: Mapping[str, int] = field(default_factory=dict)
+    #: Where some skipped records are, by reason: ``file:line`` of the first few (a source of
+    #: lines only; see :data:`UNDATED_REASONS` for the reasons named once per file).
+    skipped_locations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def total(self) -> Usage:
@@ -256,12 +285,15 @@ class ReconResult:
     groups: tuple[GroupResult, ...]
     #: UTC days of the window not yet settled (OpenAI's figures may still change).
     pending_days: tuple[date, ...] = ()
-    #: Models (normalised) whose local usage could not be priced, with that usage.
-    unpriced: Mapping[str, Usage] = field(default_factory=dict)
+    #: Local usage that could not be priced, per model (as priced) and tier, with that usage.
+    unpriced: Mapping[UnpricedKey, Usage] = field(default_factory=dict)
     #: Skipped local records by reason.
     skipped: Mapping[str, int] = field(default_factory=dict)
     #: Facts about the fetch (files read, pages fetched ...).
     info: Mapping[str, int] = field(default_factory=dict)
+    #: ``file:line`` of the first few skipped local records, by reason (empty for a result read
+    #: back from the history, and for sources that are not files of lines).
+    skipped_locations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: The local totals per named source, when several are combined (their sum is ``local``).
     local_sources: Mapping[str, Usage] = field(default_factory=dict)
 

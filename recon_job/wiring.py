@@ -266,10 +266,13 @@ def _slack(settings: Settings) -> Transport | None:
     s = settings.slack
     if s.webhook_url is None:
         return None
+    from recon_job.notify.base import HttpOptions
     from recon_job.notify.slack import SlackTransport
 
     return SlackTransport(
-        s.webhook_url.get_secret_value(), _post_session(), timeout=(5.0, s.timeout_seconds)
+        s.webhook_url.get_secret_value(),
+        _post_session(),
+        HttpOptions(timeout=(5.0, s.timeout_seconds), allow_private=s.allow_other_hosts),
     )
 
 
@@ -277,13 +280,16 @@ def _webhook(settings: Settings) -> Transport | None:
     w = settings.webhook
     if w.url is None:
         return None
-    from recon_job.notify.webhook import WebhookTransport
+    from recon_job.notify.base import HttpOptions
+    from recon_job.notify.webhook import WebhookOptions, WebhookTransport
 
     return WebhookTransport(
         w.url.get_secret_value(),
         _post_session(),
-        w.secret.get_secret_value() if w.secret else None,
-        timeout=(5.0, w.timeout_seconds),
+        HttpOptions(timeout=(5.0, w.timeout_seconds), allow_private=w.allow_private),
+        WebhookOptions(
+            secret=w.secret.get_secret_value() if w.secret else None, full_detail=w.full_detail
+        ),
     )
 
 

@@ -179,8 +179,10 @@ def test_the_daemon_is_probed_and_scraped_on_9108() -> None:
     annotations = only("Deployment")["spec"]["template"]["metadata"]["annotations"]
 
     assert [p["containerPort"] for p in main["ports"]] == [9108]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert main[probe]["httpGet"] == {"path": "/healthz", "port": 9108}
+    # Issue 9 item 27: an overdue period (/healthz's 503) must neither restart the pod nor take
+    # it out of the Service: liveness asks /livez, readiness /readyz.
+    assert main["livenessProbe"]["httpGet"] == {"path": "/livez", "port": 9108}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 9108}
     assert annotations == {
         "prometheus.io/scrape": "true",
         "prometheus.io/port": "9108",

@@ -15,8 +15,10 @@ from urllib3.util.retry import Retry
 
 from recon_job.errors import UsageApiError
 from recon_job.http import (
+    MIN_ATTEMPT_TIMEOUT,
     CappedRetry,
     Deadline,
+    DeadlineTimeout,
     failure_kind,
     make_session,
     max_retry_after,
@@ -293,3 +295,60 @@ class TestDeadlineStopsRetries:
             session.get(url, timeout=timeout_for(deadline, 1.0, 0.3))
         assert failure_kind(info.value) == "deadline"
         assert len(fake_openai.requests) == 2
+
+
+class TestDeadlineCapsEveryAttempt:
+    """Issue 9 item 25: a 45 s deadline with a silent server ended the run after 62 s."""
+
+    @pytest.mark.timeout(30)
+    def test_a_retry_inside_urllib3_gets_only_what_is_left_of_the_deadline(
+        self, fake_openai: FakeOpenAI, url: str
+    ) -> None:
+        fake_openai.delay_next(10, 30)
+        deadline = Deadline(1.2)
+        started = time.monotonic()
+        with (
+            make_session(retries=4, backoff_factor=0.01, deadline=deadline) as session,
+            pytest.raises(requests.RequestException),
+        ):
+            # The first attempt may read for 1 s; its retry only for the 0.2 s left, not 1 s.
+            session.get(url, timeout=timeout_for(deadline, 1.0, 1.0))
+        elapsed = time.monotonic() - started
+
+        assert len(fake_openai.requests) == 2
+        assert 1.15 <= elapsed < 1.2 + 0.35
+
+    @pytest.mark.timeout(30)
+    @pytest.mark.parametrize("timeout", [(5.0, 5.0), 5.0, None])
+    def test_any_timeout_a_caller_passes_is_capped(
+        self, fake_openai: FakeOpenAI, url: str, timeout: float | tuple[float, float] | None
+    ) -> None:
+        fake_openai.delay_next(10, 30)
+        started = time.monotonic()
+        with (
+            make_session(retries=0, deadline=Deadline(0.5)) as session,
+            pytest.raises(requests.RequestException) as info,
+        ):
+            session.get(url, timeout=timeout)
+
+        assert time.monotonic() - started < 0.5 + 0.35
+        assert failure_kind(info.value) == "timeout"
+
+    def test_an_attempt_never_gets_a_zero_timeout(self) -> None:
+        clock = FakeClock()
+        deadline = Deadline(1, clock=clock)
+        clock.now += 5
+
+        timeout = DeadlineTimeout(deadline, 2.0, 30.0).clone()
+
+        assert timeout.connect_timeout == timeout.read_timeout == MIN_ATTEMPT_TIMEOUT > 0
+
+    def test_the_timeouts_shrink_as_the_deadline_nears_and_survive_cloning(self) -> None:
+        clock = FakeClock()
+        timeout = DeadlineTimeout(Deadline(10, clock=clock), 2.0, 30.0)
+
+        assert (timeout.connect_timeout, timeout.read_timeout) == (2.0, 10.0)
+        clock.now += 9
+        clone = timeout.clone()
+        assert isinstance(clone, DeadlineTimeout)
+        assert (clone.connect_timeout, clone.read_timeout) == (1.0, 1.0)

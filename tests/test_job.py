@@ -5,15 +5,27 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from recon_job import job, windows, wiring
 from recon_job.config import Settings, load_settings
-from recon_job.errors import ConfigError, LogSourceError, UsageApiError
+from recon_job.errors import ConfigError, LogSourceError, StoreError, UsageApiError
 from recon_job.job import RunControl
-from recon_job.models import RunOutcome, Status, Usage, UsageKey, UsageTotals, Window
+from recon_job.models import (
+    Message,
+    ReconResult,
+    RunOutcome,
+    Status,
+    UnpricedKey,
+    Usage,
+    UsageKey,
+    UsageTotals,
+    Window,
+)
 from recon_job.store import HistoryStore
+from tests.databases import postgres_server_or_skip, temporary_postgres_database
 
 DAY = date(2026, 8, 1)
 NOW = datetime(2026, 8, 5, 6, 0, tzinfo=UTC)
@@ -152,16 +164,16 @@ def test_skipped_records_and_unpriced_models_reach_the_result(
         totals(
             ("mystery", Usage(input_tokens=10, requests=1)),
             skipped={"malformed_json": 3},
-            unpriced={"mystery": Usage(input_tokens=10, requests=1)},
+            unpriced={UnpricedKey("mystery", "standard"): Usage(input_tokens=10, requests=1)},
         )
     )
     outcome = run(settings, store, job.Sources((("logs", local),), (Stub(),)))
     assert outcome.result is not None
     assert outcome.result.skipped == {"malformed_json": 3}
-    assert set(outcome.result.unpriced) == {"mystery"}
+    assert set(outcome.result.unpriced) == {UnpricedKey("mystery", "standard")}
     record = store.list_runs()[0]
     assert record.skipped == {"malformed_json": 3}
-    assert set(record.unpriced) == {"mystery"}
+    assert set(record.unpriced) == {UnpricedKey("mystery", "standard")}
 
 
 def test_an_alias_to_an_unknown_model_is_a_config_error_before_anything_runs() -> None:
@@ -195,3 +207,77 @@ def test_several_local_sources_are_summed_and_their_shares_kept(
         "staging": Usage(input_tokens=100, requests=1, cost=Decimal("0.1")),
     }
     assert store.list_runs()[0].local_sources == outcome.result.local_sources
+
+
+# --- a result the store refuses (issue 9 item 17) ----------------------------------------------
+
+
+class Receiver:
+    """A channel that keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[Message] = []
+
+    def notify(self, message: Message) -> None:
+        self.sent.append(message)
+
+
+def run_with_channel(
+    settings: Settings, store: HistoryStore, sources: job.Sources
+) -> tuple[RunOutcome, Receiver]:
+    receiver = Receiver()
+    overrides = wiring.Overrides(sources=sources, channels={"webhook": receiver})
+    deps = wiring.deps(settings, store, RunControl(clock), overrides)
+    return job.run_once(deps, windows.daily(DAY), NOW), receiver
+
+
+class RefusingStore(HistoryStore):
+    """A history database that refuses every result (as PostgreSQL refused a 201-char name)."""
+
+    def finish_run(self, run_id: int, result: ReconResult, **options: Any) -> None:
+        raise StoreError(
+            "cannot finish run: value too long for type character varying(200)",
+            permanent=True,
+            reason="store_error",
+        )
+
+
+def test_a_result_the_store_refuses_fails_the_run_and_says_so_through_the_channels(
+    settings: Settings,
+) -> None:
+    same = totals(("gpt-4o", Usage(input_tokens=10, requests=1)))
+    with RefusingStore("sqlite://") as store:
+        outcome, receiver = run_with_channel(
+            settings, store, job.Sources((("logs", Stub(same)),), (Stub(same),))
+        )
+        (record,) = store.list_runs()
+    assert outcome.status is Status.FAILED
+    assert isinstance(outcome.error, StoreError)
+    assert (str(record.status), record.error_reason) == ("failed", "store_error")
+    [message] = receiver.sent
+    assert message.event == "failed"
+    assert "value too long" in message.text
+    assert outcome.alerts == ({"channel": "webhook", "event": "failed", "status": "sent"},)
+
+
+@pytest.fixture
+def postgres_store() -> Iterator[HistoryStore]:
+    for url in temporary_postgres_database(postgres_server_or_skip()):
+        with HistoryStore(url) as store:
+            yield store
+
+
+@pytest.mark.postgres
+def test_a_model_name_postgresql_cannot_store_fails_the_run_loudly(
+    settings: Settings, postgres_store: HistoryStore
+) -> None:
+    # A NUL is what PostgreSQL still refuses in a text column; the sources refuse it at parse
+    # time, but whatever the store refuses must be told, not fail every later run silently.
+    odd = totals(("gpt-4o\x00", Usage(input_tokens=10, requests=1)))
+    outcome, receiver = run_with_channel(
+        settings, postgres_store, job.Sources((("logs", Stub(odd)),), (Stub(),))
+    )
+    assert isinstance(outcome.error, StoreError)
+    (record,) = postgres_store.list_runs()
+    assert str(record.status) == "failed"
+    assert [m.event for m in receiver.sent] == ["failed"]

@@ -19,7 +19,8 @@ from recon_job.errors import ReconError
 @config_option
 def daemon(config: str | None) -> None:
     """Run daily and monthly reconciliations on a schedule (UTC), catching up on anything
-    missed; serve GET /healthz and GET /metrics on daemon.listen (default 127.0.0.1:9108).
+    missed; serve GET /livez, /readyz, /healthz and /metrics on daemon.listen (default
+    127.0.0.1:9108).
 
     Stops cleanly on SIGTERM (exit 143) or SIGINT (exit 130): the run in progress stops at its
     next checkpoint and is recorded as interrupted. A failing run never stops the daemon.

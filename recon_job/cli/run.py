@@ -33,7 +33,7 @@ from recon_job.cli.common import (
     utcnow,
 )
 from recon_job.errors import Interrupted, ReconError
-from recon_job.models import Status, Window
+from recon_job.models import RunOutcome, Status, Window
 
 if TYPE_CHECKING:
     from recon_job.config import Settings
@@ -84,19 +84,26 @@ class RunExitCodes:
     fail_on_mismatch: bool = False
 
     def of_report(self, report: DueReport) -> int:
-        """The exit code of a run (or of every due period run)."""
+        """The exit code of a run (or of every due period run, or of the stored last run of a
+        complete period)."""
         if report.interrupted:
             return EXIT_SIGTERM
         errors = [r.error for r in report.runs if r.error is not None]
         if errors:
             return min(exit_code(e) for e in errors)  # permanent (2) outranks transient (3)
-        if self.fail_on_mismatch and any(r.status is Status.MISMATCH for r in report.runs):
+        if self.fail_on_mismatch and any(map(_drifts, (*report.runs, *report.from_history))):
             return EXIT_MISMATCH
         return 0
 
     def of_error(self, error: ReconError) -> int:
         """The exit code after ``error``: 143 when a shutdown cut the run short."""
         return EXIT_SIGTERM if isinstance(error, Interrupted) else exit_code(error)
+
+
+def _drifts(outcome: RunOutcome) -> bool:
+    """A mismatch, or a pending run (not judged as a whole yet) whose settled groups drift."""
+    result = outcome.result
+    return outcome.status is Status.MISMATCH or (result is not None and bool(result.mismatches))
 
 
 def _day(value: str, flag: str) -> date:
@@ -190,8 +197,11 @@ def run(  # noqa: PLR0913
 ) -> None:
     """Reconcile one window (or every due period), record it, and notify the channels.
 
-    Each period runs once: a period another runner holds is skipped (``skipped: locked``), a
-    completed one too unless --force. Exit 143 after SIGTERM, the run recorded as interrupted.
+    Each period runs once: a period another runner holds is skipped (skipped: locked). A
+    completed one is not fetched again: its last completed run is shown from the history, and
+    exits by it; --force runs it again. A window with days not settled yet is recorded as
+    pending and runs again later. --due first sends the notifications still pending. Exit 143
+    after SIGTERM, the run recorded as interrupted.
     """
     flags = WindowFlags(kind, day, month, start, end)
     request = RunRequest(due, force, fail_on_mismatch, no_alerts, openai_csv)
@@ -240,7 +250,12 @@ def _tick(
         openai_csv=request.openai_csv,
         monitor=monitor,
     )
-    plan = runtime.Plan(only=window, force=request.force, trigger="due" if request.due else "cli")
+    plan = runtime.Plan(
+        only=window,
+        force=request.force,
+        trigger="due" if request.due else "cli",
+        relay=request.due,
+    )
     shutdown = runtime.Shutdown(settings.daemon.shutdown_budget_seconds, rt.stop)
     try:
         with shutdown.handle(signal.SIGTERM), shutdown.interruptible():
@@ -265,6 +280,13 @@ def _print_one(report: DueReport, window: Window, fmt: str) -> None:
         else:
             click.echo(output.render_text(ran), nl=False)
         return
+    if report.from_history:
+        (stored,) = report.from_history
+        if fmt == "json":
+            click.echo(json.dumps(output.outcome_dict(stored, from_history=True), indent=2))
+        else:
+            click.echo(output.render_text(stored, from_history=True), nl=False)
+        return
     if not report.skipped:
         return  # interrupted before it started
     reason = report.skipped[0][1]
@@ -285,6 +307,7 @@ def _print_due(report: DueReport, fmt: str) -> None:
     """``--due``: one block per run, then one line per skipped period (or one JSON document)."""
     from recon_job.report import run as output
 
+    relayed = report.relayed
     if fmt == "json":
         doc = {
             "status": report.status,
@@ -292,9 +315,21 @@ def _print_due(report: DueReport, fmt: str) -> None:
             "skipped": [{"period": key, "reason": why} for key, why in report.skipped],
             "abandoned": list(report.abandoned),
             "interrupted": report.interrupted,
+            "relayed": None
+            if relayed is None
+            else {
+                "sent": relayed.sent + relayed.partial,
+                "failed": relayed.dead,
+                "pending": relayed.deferred,
+            },
         }
         click.echo(json.dumps(doc, indent=2))
         return
+    if relayed is not None:
+        click.echo(
+            f"relayed notifications left pending: sent {relayed.sent + relayed.partial}, "
+            f"given up {relayed.dead}, still pending {relayed.deferred}"
+        )
     for ran in report.runs:
         click.echo(output.render_text(ran), nl=False)
     for key, why in report.skipped:

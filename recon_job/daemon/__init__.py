@@ -2,8 +2,9 @@
 
 The daemon owns only what is its own: the APScheduler wiring (:mod:`~recon_job.daemon.scheduler`,
 the only module importing APScheduler), what its jobs report (:mod:`~recon_job.daemon.events`),
-the /healthz state (:mod:`~recon_job.daemon.health`) and the HTTP server of /healthz and
-/metrics (:mod:`~recon_job.daemon.server`). Every tick is :func:`recon_job.runtime.run_tick`.
+the probes' state (:mod:`~recon_job.daemon.health`: /livez, /readyz, /healthz) and the HTTP
+server of the probes and /metrics (:mod:`~recon_job.daemon.server`). Every tick is
+:func:`recon_job.runtime.run_tick`.
 """
 
 from recon_job.daemon.events import JobObserver

@@ -1,10 +1,17 @@
-"""What ``GET /healthz`` says: the daemon's state, and when a period counts as overdue.
+"""What the daemon's probes say: ``/livez``, ``/readyz`` and ``/healthz``.
 
 :class:`HealthState` is written by the daemon (scheduler state, ticks, every run) and read by
-the HTTP server (:mod:`recon_job.daemon.server`). The answer is 200 while the scheduler is
-starting (catching up) or running and nothing is overdue; 503 when it is stopping/stopped or a
-kind's latest settled period still has no completed run ``overdue_hours`` after it settled
-(:class:`Overdue`).
+the HTTP server (:mod:`recon_job.daemon.server`). Three questions, three answers, because a
+restart or a routing change must follow only from a problem it can fix (issue 9 item 27):
+
+* ``/livez`` — is the process alive? 200 while the scheduler is starting (catching up), running
+  or stopping; 503 once it has stopped. Kubernetes' liveness probe: a restart helps only here.
+* ``/readyz`` — can it serve its metrics and probes? 200 while the scheduler is starting or
+  running, 503 while it stops. Kubernetes' readiness probe. An overdue period does not make it
+  unready: that is when its metrics matter most.
+* ``/healthz`` — is the work done? 503 also when a kind's latest settled period still has no
+  completed run ``overdue_hours`` after it settled (:class:`Overdue`: OpenAI down, a revoked key,
+  a failing database — nothing a restart fixes). For monitors and people, never for liveness.
 
 The body carries no secret: period keys, statuses and timestamps only. The clock is passed in
 (only the daemon and the CLI read it).
@@ -23,8 +30,10 @@ from recon_job.models import RunOutcome, Window
 from recon_job.runtime import PERIOD_KINDS
 from recon_job.runtime.metrics import COMPLETE_STATUSES
 
-#: Scheduler states that count as healthy: catching up at start, or scheduling.
+#: Scheduler states that count as healthy (and ready): catching up at start, or scheduling.
 HEALTHY_STATES: Final = frozenset({"starting", "running"})
+#: Scheduler states of a live process: it stops on purpose while ``stopping``.
+LIVE_STATES: Final = frozenset({"starting", "running", "stopping"})
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,33 @@ class HealthState:
         """A run of the run loop ended (see :meth:`record`)."""
         info = RunInfo(outcome.window.key, str(outcome.status), outcome.finished_at)
         self.record(outcome.window.kind, info)
+
+    def liveness(self) -> tuple[int, dict[str, Any]]:
+        """The /livez status code and body: the process and its scheduler are alive."""
+        with self._lock:
+            scheduler = self._scheduler
+        alive = scheduler in LIVE_STATES
+        body = {
+            "status": "alive" if alive else "stopped",
+            "scheduler": scheduler,
+            "started_at": _iso(self._started_at),
+        }
+        return (200 if alive else 503), body
+
+    def readiness(self) -> tuple[int, dict[str, Any]]:
+        """The /readyz status code and body: ready to serve, overdue periods or not."""
+        now = self._clock()
+        with self._lock:
+            scheduler = self._scheduler
+            last_completed = dict(self._last_completed)
+        ready = scheduler in HEALTHY_STATES
+        body = {
+            "status": "ready" if ready else "not ready",
+            "scheduler": scheduler,
+            # Shown, never decisive: see the module docstring.
+            "overdue": [k for k in PERIOD_KINDS if self._late(k, last_completed, now)],
+        }
+        return (200 if ready else 503), body
 
     def snapshot(self) -> tuple[int, dict[str, Any]]:
         """The /healthz status code and body."""

@@ -140,7 +140,7 @@ class Daemon:
         self.shutdown = Shutdown(d.shutdown_budget_seconds, runtime.stop)
         #: Prometheus metrics served on /metrics.
         self.metrics = runtime.monitor.metrics
-        #: What /healthz reports.
+        #: What /livez, /readyz and /healthz report.
         self.health = HealthState(
             clock=runtime.clock,
             settle=timedelta(hours=settings.reconcile.settle_hours),
@@ -154,7 +154,7 @@ class Daemon:
         self._past_scheduler = threading.Event()
         #: The APScheduler scheduler (not started until :meth:`run`).
         self.scheduler = self._build_scheduler()
-        #: The /healthz and /metrics server, once :meth:`run` started it.
+        #: The server of the probes and /metrics, once :meth:`run` started it.
         self.server: HealthServer | None = None
         self.shutdown.on_stop(self._stop_scheduler)
 

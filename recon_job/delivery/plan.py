@@ -8,6 +8,7 @@ settings by :mod:`recon_job.wiring`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -120,9 +121,13 @@ def deliver(
     *,
     now: datetime,
     clock: Callable[[], datetime],
+    stop: threading.Event | None = None,
 ) -> RelayReport:
-    """Send everything due in the outbox, this run's rows and any a crash left behind."""
-    policy = RelayPolicy(max_attempts=alerting.max_attempts)
+    """Send everything due in the outbox, this run's rows and any a crash left behind.
+
+    Once ``stop`` is set the rows not tried yet stay in the outbox for the next pass.
+    """
+    policy = RelayPolicy(max_attempts=alerting.max_attempts, stop=stop)
     return relay(store, alerting.channels, now=now, clock=clock, policy=policy)
 
 

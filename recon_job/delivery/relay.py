@@ -17,12 +17,17 @@ channel's :class:`~recon_job.notify.base.Transport`. The rules, from reliability
 * **At-least-once.** The delivery is recorded after the transport returned; a crash in between
   (fault point ``after_send``) leaves the row ``sending`` and the next pass after its lease sends
   it again, with the same dedupe key so the duplicate is recognisable (R23).
+* **A stop is not a delivery error.** The pass checks ``policy.stop`` before each row and gives
+  the rest back (``pending``, unattempted); ``Interrupted`` (the shutdown budget cutting a hung
+  send short) is never caught as a channel's failure: the row is given back and the exception
+  goes on, so the process exits within its budget (issue 9 item 20).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -30,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from recon_job.errors import NotifyError
+from recon_job.errors import Interrupted, NotifyError, ReconError
 from recon_job.faults import fault_point
+from recon_job.logconfig import REDACTOR
 from recon_job.models import AlertEvent, Message
 from recon_job.notify.base import Transport
 from recon_job.notify.render import CHANNEL_FAILING_TEMPLATES, render_parts
@@ -51,6 +57,7 @@ EVENT_UNEXPECTED = "notify.relay.unexpected_error"
 EVENT_LEASE_EXPIRED = "notify.relay.lease_expired"
 EVENT_CHANNEL_FAILING = "notify.relay.channel_failing_enqueued"
 EVENT_FINISHED = "notify.relay.finished"
+EVENT_STOPPED = "notify.relay.stopped"
 
 #: The longest a channel's ``Retry-After`` defers its rows (reliability.md §4.2).
 RETRY_AFTER_CAP = timedelta(seconds=300)
@@ -58,6 +65,8 @@ RETRY_AFTER_CAP = timedelta(seconds=300)
 ERROR_LIMIT = 500
 #: Reason recorded for a row whose channel is no longer configured.
 NOT_CONFIGURED = "channel_not_configured"
+#: Reason recorded for a row given back unsent because the process is stopping.
+STOPPING = "shutdown"
 
 
 def exponential_backoff(attempts: int) -> timedelta:
@@ -80,6 +89,8 @@ class RelayPolicy:
     lease: timedelta = timedelta(seconds=60)
     #: Rows claimed per round.
     limit: int = 100
+    #: Set when the process is stopping (SIGTERM): the rows not tried yet are given back.
+    stop: threading.Event | None = None
 
 
 #: The relay's rules unless a caller says otherwise.
@@ -196,14 +207,14 @@ def relay(
     Returns what happened to each claimed row. Database errors propagate as ``StoreError``; a
     row whose delivery could not be recorded stays ``sending`` and is retried after its lease.
     """
+    if policy.stop is not None and policy.stop.is_set():
+        return RelayReport()
     pass_ = _Pass(store, transports, clock, policy)
-    for row in store.claim_due(now, lease=policy.lease, limit=policy.limit):
-        pass_.handle(row)
+    pass_.handle_all(store.claim_due(now, lease=policy.lease, limit=policy.limit))
     if pass_.channel_failing:
         # Tell the other channels now, not at the next run (a day later for a daily job). One
         # extra round only: a notice that fails in turn waits for the next pass.
-        for row in store.claim_due(clock(), lease=policy.lease, limit=policy.limit):
-            pass_.handle(row)
+        pass_.handle_all(store.claim_due(clock(), lease=policy.lease, limit=policy.limit))
     report = RelayReport(tuple(pass_.outcomes), channel_failing=pass_.channel_failing)
     log.info(
         EVENT_FINISHED,
@@ -235,7 +246,21 @@ class _Pass:
         #: Channel -> until when it asked us to wait (a 429's Retry-After).
         self.deferred: dict[str, datetime] = {}
 
+    def handle_all(self, rows: list[OutboxRow]) -> None:
+        """Handle the claimed ``rows`` in order; on ``Interrupted`` give the rest back."""
+        for index, row in enumerate(rows):
+            try:
+                self.handle(row)
+            except Interrupted:
+                for rest in rows[index + 1 :]:
+                    self._give_back(rest)
+                raise
+
     def handle(self, row: OutboxRow) -> None:
+        stop = self.policy.stop
+        if stop is not None and stop.is_set():
+            self._give_back(row)
+            return
         transport = self.transports.get(row.channel)
         if transport is None:
             self._finish(row, "permanent", NOT_CONFIGURED, f"{row.channel} is not configured")
@@ -253,6 +278,11 @@ class _Pass:
             return
         try:
             transport.notify(row.message)
+        except Interrupted:
+            # The shutdown budget cut a hung send short: not the channel's failure. The row goes
+            # back (it may have arrived: its dedupe key tells a duplicate) and the stop goes on.
+            self._give_back(row)
+            raise
         except NotifyError as e:
             self._failed(row, e)
             return
@@ -348,11 +378,26 @@ class _Pass:
                 EVENT_CHANNEL_FAILING, channel=row.channel, reason=reason, count=len(enqueued)
             )
 
+    def _give_back(self, row: OutboxRow) -> None:
+        """Put a claimed row back to ``pending`` for the next pass: the process is stopping."""
+        try:
+            self.store.release(row.id, next_attempt_at=self.clock(), reason=STOPPING)
+        except ReconError:
+            return  # the store is failing too: the row is reclaimed when its lease expires
+        log.info(EVENT_STOPPED, outbox_id=row.id, channel=row.channel)
+        self._outcome(row, "pending", STOPPING)
+
     def _outcome(self, row: OutboxRow, status: OutboxStatus, reason: str | None) -> None:
         self.outcomes.append(RelayOutcome(row.id, row.channel, row.event, status, reason))
 
 
 def _short(text: str) -> str:
-    """One line, at most ``ERROR_LIMIT`` characters."""
-    line = " ".join(text.split())
+    """One line, at most ``ERROR_LIMIT`` characters, every known secret masked.
+
+    What is stored is shown again (``alerts list``, the ``channel_failing`` notice): a
+    transport masks its own URL in its errors, and this masks every secret of the settings
+    (each URL's path, query and token-like parts: :func:`recon_job.logconfig.secret_parts`)
+    once more, whatever channel's error quotes it (issue 9 item 21).
+    """
+    line = " ".join(REDACTOR.scrub(text).split())
     return line if len(line) <= ERROR_LIMIT else line[: ERROR_LIMIT - 1] + "…"

@@ -12,16 +12,19 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from recon_job.causes import likely_causes
+from recon_job.causes import likely_causes, unpriced_hints
 from recon_job.models import (
+    UNDATED_REASONS,
     Comparison,
     GroupResult,
     Metric,
     ReconResult,
     RunOutcome,
     Status,
+    UnpricedKey,
     Usage,
     Window,
+    unpriced_order,
 )
 from recon_job.report.formats import (
     count_text,
@@ -74,17 +77,23 @@ def group_dict(group: GroupResult) -> dict[str, Any]:
     }
 
 
-def unpriced_list(unpriced: Mapping[str, Usage]) -> list[dict[str, Any]]:
-    """Models whose local usage has no price, with that usage."""
+def unpriced_list(unpriced: Mapping[UnpricedKey, Usage]) -> list[dict[str, Any]]:
+    """Local usage without a price, per model and tier, with that usage.
+
+    ``model`` is the name it is priced under (as logged, the user's alias applied, a snapshot's
+    date kept); ``service_tier`` the tier without a price (``standard``, ``batch``, ``flex``,
+    ``priority``; null for a run stored before the tier was recorded).
+    """
     return [
         {
-            "model": model,
+            "model": key.model,
+            "service_tier": key.tier,
             "requests": usage.requests,
             "input_tokens": usage.input_tokens,
             "cached_tokens": usage.cached_tokens,
             "output_tokens": usage.output_tokens,
         }
-        for model, usage in sorted(unpriced.items())
+        for key, usage in sorted(unpriced.items(), key=lambda item: unpriced_order(item[0]))
     ]
 
 
@@ -126,13 +135,18 @@ def result_dict(result: ReconResult) -> dict[str, Any]:
         "breakdown": [group_dict(g) for g in result.groups],
         "unpriced_models": unpriced_list(result.unpriced),
         "skipped": dict(sorted(result.skipped.items())),
+        "skipped_locations": {r: list(w) for r, w in sorted(result.skipped_locations.items())},
         "info": dict(sorted(result.info.items())),
         "sources": sources_list(result),
     }
 
 
-def outcome_dict(outcome: RunOutcome) -> dict[str, Any]:
-    """The ``--format json`` document of one run."""
+def outcome_dict(outcome: RunOutcome, *, from_history: bool = False) -> dict[str, Any]:
+    """The ``--format json`` document of one run.
+
+    ``from_history``: the run is not one made now but the stored last completed run of a
+    period asked for again (``"from_history": true``; false for a run made now).
+    """
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": outcome.run_id,
@@ -152,10 +166,11 @@ def outcome_dict(outcome: RunOutcome) -> dict[str, Any]:
             else {"reason": error.reason, "message": str(error), "permanent": error.permanent}
         )
     doc["alerts"] = [dict(a) for a in outcome.alerts]
+    doc["from_history"] = from_history
     return doc
 
 
-def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
+def render_text(outcome: RunOutcome, *, max_rows: int = 40, from_history: bool = False) -> str:
     """A short, readable report: the verdict, totals side by side, what drifts and why.
 
     Money reads ``$1,234.56`` with the same two decimals throughout (more only for an amount that
@@ -163,6 +178,12 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40) -> str:
     Local means your logs or table, OpenAI its Usage and Costs APIs; difference = local − OpenAI.
     """
     lines = [f"run {outcome.run_id} · {outcome.window.key} · status: {outcome.status}"]
+    if from_history:
+        lines.append(
+            f"from the history: the period is complete (run {outcome.run_id} finished "
+            f"{outcome.finished_at:%Y-%m-%d %H:%M} UTC); nothing was fetched now, "
+            "use --force to run it again"
+        )
     result = outcome.result
     if result is None:
         error = outcome.error
@@ -295,15 +316,33 @@ def _cause_lines(result: ReconResult) -> list[str]:
 
 def _footnotes(result: ReconResult) -> list[str]:
     lines: list[str] = []
-    for model, usage in sorted(result.unpriced.items()):
+    for key, hint in unpriced_hints(result).items():
+        usage = result.unpriced[key]
         lines.append(
-            f"unpriced: {model} ({usage.requests:,} requests, {usage.total_tokens:,} tokens) has "
-            "no price and no logged cost; its cost is NOT included. Add it to your pricing file."
+            f"unpriced: {_unpriced_name(key)} ({usage.requests:,} requests, "
+            f"{usage.total_tokens:,} tokens) has no price and no logged cost; its cost is NOT "
+            f"included. To price it, {hint}."
         )
     if result.skipped:
         parts = ", ".join(f"{r} {n:,}" for r, n in sorted(result.skipped.items()))
         lines.append(f"skipped log records: {parts}")
+        lines += _skip_locations(result)
     return ["", *lines] if lines else []
+
+
+def _skip_locations(result: ReconResult) -> list[str]:
+    """Where the first skipped records of each reason are (``file:line``), one line a reason."""
+    lines = []
+    for reason, where in sorted(result.skipped_locations.items()):
+        more = result.skipped.get(reason, 0) - len(where)
+        first = "first in each file: " if reason in UNDATED_REASONS else ""
+        tail = f" (and {more:,} more)" if more > 0 else ""
+        lines.append(f"  {reason}: {first}{', '.join(where)}{tail}")
+    return lines
+
+
+def _unpriced_name(key: UnpricedKey) -> str:
+    return key.model if key.tier is None else f"{key.model} at the {key.tier} tier"
 
 
 def _alert_lines(outcome: RunOutcome) -> list[str]:

@@ -11,8 +11,10 @@ checks completion again, since another runner may have just finished the period
 (``complete``; R33, R34).
 
 A plan with ``only`` runs that one window the same way (``recon-job run --date ...``): a
-completed daily or monthly period is skipped unless ``force``; a range is never a period and
-always runs.
+completed daily or monthly period is not run again unless ``force``; the report carries the
+stored result of its last completed run instead (``from_history``), so that the caller can show
+the verdict. A range is never a period and always runs. A run whose window still had pending
+days never completes its period (``pending``), so it is run again once they settle.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import structlog
 
 from recon_job import job, windows
 from recon_job.config import Settings
+from recon_job.delivery import RelayReport
 from recon_job.errors import Interrupted
 from recon_job.models import RunOutcome, Status, Window
 from recon_job.store import HistoryStore
@@ -56,7 +59,7 @@ class Plan:
     force: bool = False
     #: Recorded with each run: ``due``, ``cli``, ``daemon`` ...
     trigger: str = "due"
-    #: After the runs, relay what the outbox still holds (the daemon's ticks).
+    #: Before anything else, relay what the outbox still holds (``run --due``, the daemon).
     relay: bool = False
     #: The ping body of a tick a shutdown cut short.
     stop_reason: str = "interrupted: shutdown requested"
@@ -80,6 +83,10 @@ class DueReport:
     interrupted: bool = False
     #: The run marked ``interrupted`` when the stop came mid-run, if any.
     interrupted_run: int | None = None
+    #: A plan's ``only`` window that was complete: its last completed run, from the history.
+    from_history: tuple[RunOutcome, ...] = ()
+    #: The relay pass over what earlier runs left pending (``Plan.relay``), if one was made.
+    relayed: RelayReport | None = None
 
     @property
     def status(self) -> str:
@@ -106,6 +113,7 @@ class _Progress:
     runs: list[RunOutcome] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     abandoned: list[int] = field(default_factory=list)
+    from_history: list[RunOutcome] = field(default_factory=list)
 
     def skip(self, window: Window, reason: str) -> None:
         log.info(EV_DUE_SKIPPED, period=window.key, reason=reason)
@@ -118,6 +126,7 @@ class _Progress:
             abandoned=tuple(self.abandoned),
             interrupted=interrupted,
             interrupted_run=run_id,
+            from_history=tuple(self.from_history),
         )
 
 
@@ -173,7 +182,7 @@ def run_periods(settings: Settings, deps: job.Deps, plan: Plan, now: datetime) -
             log.warning(EV_DUE_STOPPED, before=window.key)
             return progress.report(interrupted=True)
         try:
-            outcome = _run_period(deps, window, plan.force, progress)
+            outcome = _run_period(deps, window, plan, progress)
         except Interrupted as e:
             log.warning(EV_DUE_STOPPED, during=window.key, run_id=e.run_id)
             return progress.report(interrupted=True, run_id=e.run_id)
@@ -182,6 +191,10 @@ def run_periods(settings: Settings, deps: job.Deps, plan: Plan, now: datetime) -
         progress.runs.append(outcome)
         if outcome.error is not None and not outcome.error.permanent:
             break
+    if deps.stop is not None and deps.stop.is_set():
+        # A stop during the last run's delivery: the run is complete, the tick was cut short.
+        log.warning(EV_DUE_STOPPED, after=planned[-1].key if planned else None)
+        return progress.report(interrupted=True)
     report = progress.report()
     log.info(
         EV_DUE_FINISHED,
@@ -194,7 +207,7 @@ def run_periods(settings: Settings, deps: job.Deps, plan: Plan, now: datetime) -
 
 
 def _run_period(
-    deps: job.Deps, window: Window, force: bool, progress: _Progress
+    deps: job.Deps, window: Window, plan: Plan, progress: _Progress
 ) -> RunOutcome | None:
     """Run ``window`` under its period lock; None when it was skipped (locked, complete)."""
     history = deps.store
@@ -206,11 +219,20 @@ def _run_period(
         progress.abandoned.extend(
             history.reap_stale_runs(now=deps.clock(), window_key=window.key, lock_held=True)
         )
-        if not force and window.kind != "range" and _complete(history, window):
+        last = None if plan.force or window.kind == "range" else _last_completed(history, window)
+        if last is not None:
             progress.skip(window, SKIP_COMPLETE)
+            if plan.only is not None:
+                progress.from_history.append(last)
             return None
         return job.run_once(deps, window, deps.clock())
 
 
-def _complete(history: HistoryStore, window: Window) -> bool:
-    return window.key in history.completed_periods((window.kind,), since=window.start)
+def _last_completed(history: HistoryStore, window: Window) -> RunOutcome | None:
+    """The last completed run of ``window``'s period with its stored result; None: none."""
+    run = history.last_completed_run(window.key)
+    result = history.stored_result(run.id) if run is not None else None
+    if run is None or result is None:
+        return None
+    finished = run.finished_at or run.started_at
+    return RunOutcome(run.id, run.window, run.started_at, finished, result=result)

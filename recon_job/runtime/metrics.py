@@ -1,9 +1,15 @@
 """The Prometheus metrics of the run loop, in their own registry (never the global one).
 
-The daemon serves them on ``/metrics``; run-once mode (``recon-job run --due``) pushes them to a
-Pushgateway after its tick (:func:`recon_job.runtime.ping.push_metrics`), since no scraper can
-reach a short-lived process. One registry per :class:`Metrics`, so that two instances (a test,
-an embedding) never collide and nothing else the process registered leaks out.
+The daemon serves :class:`Metrics` on ``/metrics``. One registry per instance, so that two
+instances (a test, an embedding) never collide and nothing else the process registered leaks out.
+
+Run-once mode (``recon-job run --due``) pushes something else to a Pushgateway, since no scraper
+can reach a short-lived process: following the Pushgateway's guidance for batch jobs, the
+*gauges of the last run* of each period kind (:func:`last_run_registry`; pushed by
+:func:`recon_job.runtime.ping.push_last_runs`). Counters are never pushed — each process starts
+them at 0 and its push would replace the last one's, so two failures in a row would both read
+``failed=1`` — and neither is anything only the daemon has (``recon_last_tick_timestamp_seconds``
+pushed as 0 would fire a stale-tick alert).
 """
 
 from __future__ import annotations
@@ -18,11 +24,10 @@ from typing import TYPE_CHECKING, Final
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
-from recon_job.models import Status
+from recon_job.models import RunOutcome, Status
 
 if TYPE_CHECKING:
     from recon_job.delivery import RelayReport
-    from recon_job.models import RunOutcome
 
 #: Period kinds with series from the start (``range`` runs are counted as they come).
 KINDS: Final = ("daily", "monthly")
@@ -32,6 +37,14 @@ COMPLETE_STATUSES: Final = frozenset({str(Status.RECONCILED), str(Status.MISMATC
 SCHEDULER_EVENTS: Final = ("job_error", "job_missed", "job_max_instances", "job_interrupted")
 #: A relayed row's status -> the delivery outcome counted in ``recon_alerts_total``.
 _RELAY_OUTCOMES: Final = {"sent": "sent", "partial": "sent", "dead": "failed"}
+#: The figures of a run's result pushed as ``recon_last_run_<name>`` gauges.
+_RESULT_COUNTS: Final = {
+    "groups": "Comparison groups (day x model [x project x API key]) of the last run.",
+    "mismatches": "Groups out of tolerance in the last run.",
+    "pending_days": "Days of the last run's window not settled yet (not judged).",
+    "skipped_records": "Local records the last run skipped (malformed, negative ...).",
+    "unpriced_models": "Models whose local usage the last run could not price.",
+}
 
 
 @dataclass(frozen=True)
@@ -121,13 +134,10 @@ class Metrics:
         Deliveries still pending are not counted: the relay pass that settles them counts them
         (:meth:`observe_relay`).
         """
-        drift = None
-        if outcome.result is not None:
-            c = outcome.result.comparison
-            local = {"cost": c.cost.local, "tokens": c.tokens.local}
-            drift = Drift(cost_pct=c.cost.pct, tokens_pct=c.tokens.pct, local=local)
         kind = outcome.window.kind
-        self.observe_run(kind, str(outcome.status), finished_at=outcome.finished_at, drift=drift)
+        self.observe_run(
+            kind, str(outcome.status), finished_at=outcome.finished_at, drift=drift_of(outcome)
+        )
         for alert in outcome.alerts:
             if alert.get("status") in ("sent", "failed"):
                 self.observe_alert(str(alert["channel"]), str(alert["status"]))
@@ -152,3 +162,66 @@ class Metrics:
     def render(self) -> bytes:
         """The Prometheus text exposition of the registry."""
         return generate_latest(self.registry)
+
+
+def drift_of(outcome: RunOutcome) -> Drift | None:
+    """The drift of ``outcome``'s result; None when it has none (a failed run)."""
+    if outcome.result is None:
+        return None
+    c = outcome.result.comparison
+    local = {"cost": c.cost.local, "tokens": c.tokens.local}
+    return Drift(cost_pct=c.cost.pct, tokens_pct=c.tokens.pct, local=local)
+
+
+def last_run_registry(outcome: RunOutcome) -> CollectorRegistry:
+    """The gauges of one run, for a Pushgateway group of its period kind (no counters).
+
+    Always: ``recon_last_run_status`` (1 for its status, 0 for the others),
+    ``recon_last_run_timestamp_seconds`` (its end) and ``recon_last_run_duration_seconds``.
+    With a result: ``recon_last_drift_pct`` and the ``recon_last_run_*`` counts of this run.
+    When it completed its period: ``recon_last_success_timestamp_seconds``. Names and meanings
+    are those the daemon serves, without the ``kind`` label (the push's grouping key has it).
+    A run without a result leaves its drift and counts unset, so a push keeps the last known.
+    """
+    registry = CollectorRegistry()
+    status = Gauge(
+        "recon_last_run_status",
+        "1 for the status of the last run, 0 for the others.",
+        ["status"],
+        registry=registry,
+    )
+    for each in Status:
+        status.labels(status=str(each)).set(1 if each is outcome.status else 0)
+    Gauge("recon_last_run_timestamp_seconds", "End of the last run.", registry=registry).set(
+        outcome.finished_at.timestamp()
+    )
+    Gauge("recon_last_run_duration_seconds", "How long the last run took.", registry=registry).set(
+        (outcome.finished_at - outcome.started_at).total_seconds()
+    )
+    if str(outcome.status) in COMPLETE_STATUSES:
+        Gauge(
+            "recon_last_success_timestamp_seconds",
+            "End of the last run that completed its period (reconciled or mismatch).",
+            registry=registry,
+        ).set(outcome.finished_at.timestamp())
+    drift, result = drift_of(outcome), outcome.result
+    if drift is None or result is None:
+        return registry
+    gauge = Gauge(
+        "recon_last_drift_pct",
+        "Local minus OpenAI as a percent of OpenAI's figure, last run (+Inf: OpenAI shows zero).",
+        ["quantity"],
+        registry=registry,
+    )
+    for quantity in ("cost", "tokens"):
+        gauge.labels(quantity=quantity).set(drift.value(quantity))
+    counts = {
+        "groups": len(result.groups),
+        "mismatches": len(result.mismatches),
+        "pending_days": len(result.pending_days),
+        "skipped_records": sum(result.skipped.values()),
+        "unpriced_models": len(result.unpriced),
+    }
+    for count, text in _RESULT_COUNTS.items():
+        Gauge(f"recon_last_run_{count}", text, registry=registry).set(counts[count])
+    return registry

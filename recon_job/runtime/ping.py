@@ -16,14 +16,15 @@ swallowed and logged. The URL is never logged — it embeds the check's UUID, wh
 ping (or silence) the check, so it is a secret. A 404 means the check does not exist (a typo,
 or a deleted check): a configuration problem, logged once as such.
 
-:func:`with_pings` brackets one tick in these pings; :func:`push_metrics` pushes a registry to a
-Pushgateway for run-once mode, where no scraper can reach the short-lived process.
+:func:`with_pings` brackets one tick in these pings; :func:`push_last_runs` pushes the gauges of
+the last run of each period kind to a Pushgateway for run-once mode, where no scraper can reach
+the short-lived process (:func:`push_metrics` pushes any registry).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Final, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,8 +35,10 @@ from prometheus_client.exposition import pushadd_to_gateway
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from recon_job.errors import ReconError
+from recon_job.errors import Interrupted, ReconError
 from recon_job.http import failure_kind, make_session
+from recon_job.models import RunOutcome
+from recon_job.runtime.metrics import last_run_registry
 
 log = structlog.get_logger(__name__)
 
@@ -128,6 +131,8 @@ class Pinger:
             return
         try:
             self._send(signal, f"{self._url}{suffix}", rid, body)
+        except Interrupted:
+            raise  # the shutdown budget ran out: a stop, not a monitoring bug
         except Exception as e:  # a monitoring bug must not fail the run
             log.warning(EV_PING_FAILED, signal=signal, error=type(e).__name__)
 
@@ -247,14 +252,39 @@ class _Sampled(Collector):
                 yield family
 
 
+def push_last_runs(
+    pushgateway_url: str | None, runs: Sequence[RunOutcome], *, job: str = PUSH_JOB
+) -> bool:
+    """Push the gauges of the last run of each period kind in ``runs`` (run-once mode).
+
+    One group per kind, under the stable grouping key ``job="recon-job", kind="daily"`` (or
+    ``monthly``), so that a tick that ran only a daily period leaves the monthly group alone;
+    the gauges are those of :func:`~recon_job.runtime.metrics.last_run_registry`. Nothing is
+    pushed when nothing ran. True when every push was accepted; failures are logged and
+    swallowed.
+    """
+    last: dict[str, RunOutcome] = {}
+    for outcome in runs:  # oldest period first: the newest of each kind ends up last
+        last[outcome.window.kind] = outcome
+    accepted = [
+        push_metrics(
+            pushgateway_url, last_run_registry(outcome), job=job, grouping_key={"kind": kind}
+        )
+        for kind, outcome in last.items()
+    ]
+    return bool(accepted) and all(accepted)
+
+
 def push_metrics(
     pushgateway_url: str | None,
     registry: CollectorRegistry,
     *,
     job: str = PUSH_JOB,
+    grouping_key: Mapping[str, str] | None = None,
     timeout: float = MAX_PING_SECONDS,
 ) -> bool:
-    """Push ``registry`` to a Pushgateway (run-once mode); True when it was accepted.
+    """Push ``registry`` to a Pushgateway group (``job`` and ``grouping_key``); True when it
+    was accepted.
 
     Uses POST (``pushadd``), which replaces only the metric names pushed: a failed run pushes no
     ``recon_last_success_timestamp_seconds``, so the previous success stays visible instead of
@@ -287,11 +317,16 @@ def push_metrics(
         view.register(_Sampled(registry))
         try:
             pushadd_to_gateway(
-                pushgateway_url, job=job, registry=view, timeout=timeout, handler=handler
+                pushgateway_url,
+                job=job,
+                registry=view,
+                grouping_key=dict(grouping_key or {}),
+                timeout=timeout,
+                handler=handler,
             )
         except (OSError, requests.RequestException, ValueError) as e:
             detail = failure_kind(e) if isinstance(e, requests.RequestException) else str(e)
             log.warning(EV_PUSH_FAILED, error=type(e).__name__, detail=detail)
             return False
-    log.info(EV_PUSH_SENT, job=job)
+    log.info(EV_PUSH_SENT, job=job, **dict(grouping_key or {}))
     return True

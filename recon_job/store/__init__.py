@@ -2,7 +2,8 @@
 
 SQLAlchemy 2 on SQLite (default, ``sqlite:///recon_history.db``) or PostgreSQL, with the schema
 created and upgraded by the Alembic migrations shipped in ``migrations/``. Only this package
-touches the history database; everything else goes through :class:`HistoryStore`.
+touches the history database; everything else goes through :class:`HistoryStore` (or
+:func:`probe_history`, which only looks, read-only).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from recon_job.store.outbox_records import (
     OutboxStatus,
     Outcome,
 )
+from recon_job.store.probe import HistoryProbe, probe_history
 from recon_job.store.records import Difference, GroupRecord, RunRecord, RunStatus
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "Attempt",
     "Difference",
     "GroupRecord",
+    "HistoryProbe",
     "HistoryStore",
     "NotificationRecord",
     "OutboxItem",
@@ -32,4 +35,5 @@ __all__ = [
     "Outcome",
     "RunRecord",
     "RunStatus",
+    "probe_history",
 ]

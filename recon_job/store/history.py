@@ -39,13 +39,17 @@ from recon_job.store.locks import period_lock
 from recon_job.store.outbox import OutboxStore, enqueue_in
 from recon_job.store.outbox_records import OutboxItem
 from recon_job.store.records import (
+    HOLDS_RESULT,
     GroupRecord,
     RunRecord,
     RunStatus,
     dumps,
+    exceeds_json,
     group_record,
     integral,
     run_record,
+    stored_result,
+    unpriced_json,
     usage_to_json,
 )
 from recon_job.store.runstate import RunStateStore, current_owner
@@ -202,7 +206,10 @@ class HistoryStore(RunStateStore, OutboxStore):
                 "mismatch_count": len(result.mismatches),
                 "pending_days": dumps([d.isoformat() for d in result.pending_days]),
                 "skipped": dumps(dict(result.skipped)),
-                "unpriced": dumps({m: usage_to_json(u) for m, u in result.unpriced.items()}),
+                "skipped_locations": dumps(
+                    {reason: list(where) for reason, where in result.skipped_locations.items()}
+                ),
+                "unpriced": unpriced_json(result.unpriced),
                 "info": dumps(dict(result.info)),
                 "sources": dumps({n: usage_to_json(u) for n, u in result.local_sources.items()}),
             }
@@ -272,6 +279,17 @@ class HistoryStore(RunStateStore, OutboxStore):
         with self._errors(f"read the groups of run {run_id}"), self._read() as session:
             return [group_record(row) for row in session.scalars(query)]
 
+    def stored_result(self, run_id: int) -> ReconResult | None:
+        """The result run ``run_id`` recorded, rebuilt in full; None when it holds none.
+
+        See :func:`~recon_job.store.records.stored_result`: what ``recon-job run`` shows for a
+        period that is already complete.
+        """
+        run = self.get_run(run_id)
+        if run is None or run.local is None or run.status not in HOLDS_RESULT:
+            return None
+        return stored_result(run, self.run_groups(run_id))
+
     @staticmethod
     def _running(session: Session, run_id: int) -> Run:
         """The run row, locked for update; a StoreError unless it exists and is running."""
@@ -324,4 +342,5 @@ def _difference_columns(comparison: Comparison) -> dict[str, Any]:
         "tokens_pct": comparison.tokens.pct,
         "requests_pct": comparison.requests.pct,
         "cost_pct": comparison.cost.pct,
+        "exceeds": exceeds_json(comparison),
     }

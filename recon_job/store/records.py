@@ -8,13 +8,29 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from recon_job.models import Metric, Status, Tolerance, Usage, UsageKey, Window, WindowKind
+from recon_job.compare import compare_usage
+from recon_job.models import (
+    TIERS,
+    Comparison,
+    GroupResult,
+    Metric,
+    ReconResult,
+    Status,
+    Tier,
+    Tolerance,
+    UnpricedKey,
+    Usage,
+    UsageKey,
+    Window,
+    WindowKind,
+    unpriced_order,
+)
 from recon_job.store.schema import Run, RunGroup
 
 
@@ -40,6 +56,10 @@ class RunStatus(enum.StrEnum):
 #: Statuses that complete a period: re-running it is a no-op unless forced. ``pending`` is not
 #: one: its unsettled days were judged too early and must be judged again once settled.
 COMPLETE = frozenset({RunStatus.RECONCILED, RunStatus.MISMATCH})
+#: Statuses of a run whose row holds a result (totals, groups), complete or not.
+HOLDS_RESULT = frozenset({RunStatus.RECONCILED, RunStatus.MISMATCH, RunStatus.PENDING})
+#: The quantities of a :class:`~recon_job.models.Comparison`, in its field order.
+METRICS: tuple[str, ...] = tuple(f.name for f in fields(Comparison))
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +90,8 @@ class GroupRecord:
     openai: Usage
     difference: Difference
     status: Status
+    #: The metrics judged out of tolerance (:data:`METRICS` names); None: stored before 0005.
+    exceeds: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -104,10 +126,16 @@ class RunRecord:
     mismatch_count: int | None = None
     pending_days: tuple[date, ...] = ()
     skipped: Mapping[str, int] = field(default_factory=dict)
-    unpriced: Mapping[str, Usage] = field(default_factory=dict)
+    #: ``file:line`` of the first skipped local records, by reason (empty before 0006).
+    skipped_locations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Unpriced local usage per model and tier (the tier is None in rows stored before 0.x
+    #: recorded it).
+    unpriced: Mapping[UnpricedKey, Usage] = field(default_factory=dict)
     info: Mapping[str, int] = field(default_factory=dict)
     #: Local usage per named source, when several were combined.
     local_sources: Mapping[str, Usage] = field(default_factory=dict)
+    #: The metrics of the totals judged out of tolerance; None: not finished, or before 0005.
+    exceeds: frozenset[str] | None = None
 
     @property
     def threshold_pct(self) -> Decimal | None:
@@ -142,6 +170,59 @@ def dumps(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
+def exceeds_json(comparison: Comparison) -> str:
+    """The ``exceeds`` column: the metrics of ``comparison`` out of tolerance, as JSON."""
+    return dumps([name for name in METRICS if getattr(comparison, name).exceeds])
+
+
+def _exceeds(text: str | None) -> frozenset[str] | None:
+    return None if text is None else frozenset(json.loads(text))
+
+
+def stored_result(run: RunRecord, groups: Sequence[GroupRecord]) -> ReconResult:
+    """The result ``run`` recorded, rebuilt from its row and its ``groups``' rows.
+
+    Differences and percentages follow from the stored figures; the verdicts are the stored
+    ones — every status, and which metrics exceeded the tolerance (judged again with the stored
+    tolerance only for rows written before revision 0005). ValueError when ``run`` holds no
+    result (running, failed, interrupted or abandoned).
+    """
+    tolerance, local, openai = run.tolerance, run.local, run.openai
+    if tolerance is None or local is None or openai is None or run.status not in HOLDS_RESULT:
+        raise ValueError(f"run {run.id} is {run.status}: it holds no result")
+    return ReconResult(
+        window=run.window,
+        status=Status(run.status.value),
+        tolerance=tolerance,
+        local=local,
+        openai=openai,
+        comparison=_judged(local, openai, tolerance, run.exceeds),
+        groups=tuple(
+            GroupResult(
+                g.key, g.local, g.openai, _judged(g.local, g.openai, tolerance, g.exceeds), g.status
+            )
+            for g in groups
+        ),
+        pending_days=run.pending_days,
+        unpriced=run.unpriced,
+        skipped=run.skipped,
+        info=run.info,
+        local_sources=run.local_sources,
+        skipped_locations=run.skipped_locations,
+    )
+
+
+def _judged(
+    local: Usage, openai: Usage, tolerance: Tolerance, exceeds: frozenset[str] | None
+) -> Comparison:
+    """``local`` compared with ``openai``, with the stored verdict per metric when there is one."""
+    comparison = compare_usage(local, openai, tolerance)
+    if exceeds is None:
+        return comparison
+    judged = {name: replace(getattr(comparison, name), exceeds=name in exceeds) for name in METRICS}
+    return Comparison(**judged)
+
+
 def run_record(row: Run) -> RunRecord:
     """Build a ``RunRecord`` from a ``runs`` row."""
     tolerance = None
@@ -168,7 +249,7 @@ def run_record(row: Run) -> RunRecord:
             requests_pct=row.requests_pct,
             cost_pct=row.cost_pct,
         )
-    unpriced = _usages(row.unpriced)
+    unpriced = _unpriced(row.unpriced)
     return RunRecord(
         id=row.id,
         window=Window(cast(WindowKind, row.window_kind), row.window_start, row.window_end),
@@ -189,9 +270,50 @@ def run_record(row: Run) -> RunRecord:
         mismatch_count=row.mismatch_count,
         pending_days=tuple(date.fromisoformat(d) for d in _loads(row.pending_days, [])),
         skipped=_loads(row.skipped),
+        skipped_locations={
+            reason: tuple(where) for reason, where in _loads(row.skipped_locations).items()
+        },
         unpriced=unpriced,
         info=_loads(row.info),
         local_sources=_usages(row.sources),
+        exceeds=_exceeds(row.exceeds),
+    )
+
+
+def unpriced_json(unpriced: Mapping[UnpricedKey, Usage]) -> str:
+    """The ``unpriced`` column: a JSON list of ``{"model", "tier", <usage>}`` objects.
+
+    A list, since one model may be unpriced at several tiers. Rows written before the tier was
+    recorded hold an object keyed by model instead; :func:`run_record` reads both.
+    """
+    return dumps(
+        [
+            {"model": key.model, "tier": key.tier, **usage_to_json(unpriced[key])}
+            for key in sorted(unpriced, key=unpriced_order)
+        ]
+    )
+
+
+def _unpriced(text: str | None) -> dict[UnpricedKey, Usage]:
+    data = _loads(text)
+    if isinstance(data, Mapping):  # stored before the tier was recorded: it is not known
+        return {UnpricedKey(name, None): _usage_of(fields) for name, fields in data.items()}
+    return {
+        UnpricedKey(entry["model"], _tier(entry.get("tier"))): _usage_of(entry) for entry in data
+    }
+
+
+def _tier(value: object) -> Tier | None:
+    return value if value in TIERS else None
+
+
+def _usage_of(fields: Mapping[str, Any]) -> Usage:
+    return Usage(
+        input_tokens=fields["input_tokens"],
+        cached_tokens=fields["cached_tokens"],
+        output_tokens=fields["output_tokens"],
+        requests=fields["requests"],
+        cost=Decimal(fields["cost"]),
     )
 
 
@@ -218,6 +340,7 @@ def group_record(row: RunGroup) -> GroupRecord:
             cost_pct=row.cost_pct,
         ),
         status=Status(row.status),
+        exceeds=_exceeds(row.exceeds),
     )
 
 

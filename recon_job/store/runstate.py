@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from recon_job.store.records import COMPLETE, RunStatus
+from recon_job.store.records import COMPLETE, RunRecord, RunStatus, run_record
 from recon_job.store.schema import Run
 
 log = structlog.get_logger(__name__)
@@ -147,6 +147,21 @@ class RunStateStore:
                 log.warning(EVENT_RUN_ABANDONED, run_id=run_id, window=window_key, owner=owner)
                 reaped.append(run_id)
         return reaped
+
+    def last_completed_run(self, window_key: str) -> RunRecord | None:
+        """The newest run of ``window_key`` that completed its period, or None."""
+        query = (
+            select(Run)
+            .where(
+                Run.window_key == window_key,
+                Run.status.in_(sorted(s.value for s in COMPLETE)),
+            )
+            .order_by(Run.id.desc())
+            .limit(1)
+        )
+        with self._errors(f"read the last completed run of {window_key}"), self._read() as s:
+            row = s.scalars(query).first()
+            return run_record(row) if row is not None else None
 
     def completed_periods(self, kinds: Collection[str], since: date) -> set[str]:
         """Window keys of ``kinds`` starting on or after ``since`` with a completed run.

@@ -109,6 +109,8 @@ class Run(Base):
     tokens_pct: Mapped[Decimal | None]
     requests_pct: Mapped[Decimal | None]
     cost_pct: Mapped[Decimal | None]
+    #: JSON list of the metrics of the totals judged out of tolerance (0005; NULL before).
+    exceeds: Mapped[str | None] = mapped_column(Text)
 
     group_count: Mapped[int | None] = mapped_column(Integer)
     mismatch_count: Mapped[int | None] = mapped_column(Integer)
@@ -116,6 +118,8 @@ class Run(Base):
     pending_days: Mapped[str | None] = mapped_column(Text)
     #: JSON object: skipped local records by reason.
     skipped: Mapped[str | None] = mapped_column(Text)
+    #: JSON object: reason -> ``file:line`` of the first skipped records (0006; NULL before).
+    skipped_locations: Mapped[str | None] = mapped_column(Text)
     #: JSON object: model -> usage (cost as a decimal string) that could not be priced.
     unpriced: Mapped[str | None] = mapped_column(Text)
     #: JSON object: facts about the fetch.
@@ -154,6 +158,8 @@ class RunGroup(Base):
     tokens_pct: Mapped[Decimal | None]
     requests_pct: Mapped[Decimal | None]
     cost_pct: Mapped[Decimal | None]
+    #: JSON list of the group's metrics judged out of tolerance (0005; NULL before).
+    exceeds: Mapped[str | None] = mapped_column(Text)
     #: A ``recon_job.models.Status`` value.
     status: Mapped[str] = mapped_column(String(16))
 

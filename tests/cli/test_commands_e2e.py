@@ -76,6 +76,7 @@ def test_a_range_run_reports_the_drift_in_json_and_records_it(
     assert doc["unpriced_models"] == [
         {
             "model": "my-private-model",
+            "service_tier": "standard",
             "requests": 1,
             "input_tokens": 100,
             "cached_tokens": 0,
@@ -150,15 +151,16 @@ def test_a_reconciled_day_exits_0_a_rerun_is_a_no_op_and_a_forced_one_keeps_both
         assert ran.doc()["difference"]["cost"] == "0.000000"
 
         asked = len(fake_openai.requests)
-        again = cli(workdir, fake_openai, *args)  # complete: a no-op, nothing asked of OpenAI
+        # Complete: shown from the history (issue 9 item 2), nothing asked of OpenAI.
+        again = cli(workdir, fake_openai, *args)
         assert again.code == 0, again.stderr
-        assert again.doc()["status"] == "skipped"
-        assert again.doc()["reason"] == "complete"
-        assert again.doc()["window"]["key"] == "daily:2026-08-01"
+        assert again.doc() == {**ran.doc(), "from_history": True, "alerts": []}
         assert len(fake_openai.requests) == asked
     text = cli(workdir, fake_openai, "run", "--date", "2026-08-01")
     assert text.code == 0, text.stderr
-    assert text.stdout == "skipped: complete daily:2026-08-01 (use --force to run it again)\n"
+    assert "status: reconciled" in text.stdout
+    assert "from the history" in text.stdout
+    assert "use --force to run it again" in text.stdout
     history = cli(workdir, fake_openai, "history", "--format", "json")
     assert [r["status"] for r in json.loads(history.stdout)] == ["reconciled", "reconciled"]
 

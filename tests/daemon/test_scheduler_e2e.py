@@ -1,7 +1,7 @@
 """The real ``python -m recon_job daemon`` process against the fake OpenAI over real HTTP.
 
-Checks /healthz, /metrics, the exit code after SIGTERM, the history rows and that the period
-locks are released (reliability.md R36, R38, §9 F).
+Checks the probes, /metrics, clients that hang up early, the exit code after SIGTERM, the
+history rows and that the period locks are released (reliability.md R36, R38, §9 F).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -244,3 +245,34 @@ def test_a_daemon_down_across_two_daily_fire_times_runs_both_missed_periods_once
     assert sorted(r.window_key for r in by_daemon) == [missed_1.key, missed_2.key]
     assert all(r.status in ("reconciled", "mismatch") for r in by_daemon)
     assert by_daemon[0].started_at > by_daemon[1].started_at  # newest first: oldest ran first
+
+
+def hang_up_early(port: int, path: str) -> None:
+    """Send a request and reset the connection at once, before the answer (SO_LINGER 0)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def test_clients_hanging_up_leave_one_debug_line_each_and_no_traceback(
+    workdir: Path, fake_openai: FakeOpenAI, spawn: Callable[..., RunningDaemon]
+) -> None:
+    # Issue 9 item 18: a raw BrokenPipeError traceback for every client that hung up early.
+    daemon = spawn(workdir, fake_openai, RECON_LOG_LEVEL="debug")
+    wait_for(lambda: caught_up(daemon), what="the catch-up")
+    for n in range(40):
+        hang_up_early(daemon.port, ("/metrics", "/healthz", "/livez")[n % 3])
+    wait_for(
+        lambda: "daemon.health.client_gone" in daemon.stderr_path.read_text(),
+        what="a client_gone line",
+    )
+    # Liveness and readiness answer; an unrelated probe is still served (item 27).
+    assert daemon.get("/livez")[0] == 200
+    assert daemon.get("/readyz")[0] == 200
+    assert daemon.stop() == 143
+    text = daemon.stderr_path.read_text()
+    assert [line for line in text.splitlines() if line and not line.startswith("{")] == []
+    assert "Traceback" not in text
+    gone = [line for line in daemon.logs() if line["event"] == "daemon.health.client_gone"]
+    assert {line["level"] for line in gone} == {"debug"}
+    assert {line["error"] for line in gone} <= {"BrokenPipeError", "ConnectionResetError"}

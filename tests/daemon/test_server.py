@@ -1,4 +1,5 @@
-"""/healthz and /metrics over HTTP: when the daemon reports itself unhealthy, what Prometheus reads.
+"""The probes and /metrics over HTTP: when the daemon reports itself unhealthy, what Prometheus
+reads, and what a client hanging up leaves in the log.
 
 The server is real (stdlib HTTP on 127.0.0.1, a free port); the clock is a fixed value.
 """
@@ -7,18 +8,24 @@ from __future__ import annotations
 
 import json
 import math
+import socket
+import struct
+import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from recon_job.daemon.health import HealthState, RunInfo
-from recon_job.daemon.server import HealthServer
+from recon_job.daemon.server import EV_CLIENT_GONE, HealthServer
 from recon_job.errors import ConfigError
+from recon_job.logconfig import library_defaults
 from recon_job.runtime import Drift, Metrics
 
 NOW = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
@@ -162,3 +169,89 @@ def test_a_port_in_use_is_a_configuration_error(serve: Any) -> None:
     port = int(base.rsplit(":", 1)[1])
     with pytest.raises(ConfigError, match=r"daemon\.listen: cannot listen on 127\.0\.0\.1"):
         HealthServer("127.0.0.1", port, healthy_state(), Metrics())
+
+
+# --- /livez and /readyz: restart and routing only for what they can fix (issue 9 item 27) ------
+
+
+def overdue_state() -> HealthState:
+    state = healthy_state()
+    state._clock = lambda: NOW + timedelta(days=2)  # OpenAI down for two days, say
+    return state
+
+
+def test_an_overdue_period_fails_healthz_but_neither_livez_nor_readyz(serve: Any) -> None:
+    base = serve(overdue_state())
+
+    assert get(f"{base}/healthz")[0] == 503
+    code, content_type, text = get(f"{base}/livez")
+    assert (code, content_type) == (200, "application/json")
+    assert json.loads(text)["status"] == "alive"
+    code, _, text = get(f"{base}/readyz")
+    assert code == 200
+    assert json.loads(text) == {"status": "ready", "scheduler": "running", "overdue": ["daily"]}
+
+
+@pytest.mark.parametrize(
+    ("scheduler", "livez", "readyz"),
+    [("starting", 200, 200), ("running", 200, 200), ("stopping", 200, 503), ("stopped", 503, 503)],
+)
+def test_livez_and_readyz_follow_the_scheduler(
+    serve: Any, scheduler: str, livez: int, readyz: int
+) -> None:
+    state = healthy_state()
+    state.set_scheduler(scheduler)
+    base = serve(state)
+    assert get(f"{base}/livez")[0] == livez
+    assert get(f"{base}/readyz")[0] == readyz
+
+
+# --- clients that hang up (issue 9 item 18) --------------------------------------------------
+
+
+def hang_up_early(port: int, path: str = "/metrics") -> None:
+    """Ask, then reset the connection at once (SO_LINGER 0), before the answer is written."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+@pytest.fixture
+def debug_logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Every event, debug included, whatever level an earlier test configured."""
+    structlog.reset_defaults()
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.reset_defaults()
+        library_defaults()
+
+
+def test_a_client_hanging_up_early_is_one_debug_line_not_a_traceback(
+    capfd: pytest.CaptureFixture[str], debug_logs: list[MutableMapping[str, Any]]
+) -> None:
+    metrics = Metrics()
+    for n in range(20_000):  # an answer that takes a while to render: the reset comes first
+        metrics.observe_alert(f"channel-{n:05d}", "sent")
+    server = HealthServer("127.0.0.1", 0, healthy_state(), metrics).start()
+    logs = debug_logs
+    try:
+        for _ in range(3):
+            hang_up_early(server.port)
+        deadline = time.monotonic() + 10
+        while len([e for e in logs if e["event"] == EV_CLIENT_GONE]) < 3:
+            assert time.monotonic() < deadline, logs
+            time.sleep(0.05)
+        assert get(f"http://127.0.0.1:{server.port}/livez")[0] == 200  # still serving
+    finally:
+        server.stop()
+    gone = [e for e in logs if e["event"] == EV_CLIENT_GONE]
+    assert {(e["log_level"], e["error"]) for e in gone} <= {
+        ("debug", "BrokenPipeError"),
+        ("debug", "ConnectionResetError"),
+    }
+    assert not [e for e in logs if e["log_level"] in ("error", "warning")]
+    err = capfd.readouterr().err
+    assert "Traceback" not in err
+    assert "BrokenPipeError" not in err

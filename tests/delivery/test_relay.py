@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,12 +17,14 @@ from structlog.testing import capture_logs
 from recon_job.alerts import NotificationState
 from recon_job.delivery.relay import (
     RelayPolicy,
+    RelayReport,
     channel_failing_message,
     exponential_backoff,
     relay,
 )
-from recon_job.errors import NotifyError
+from recon_job.errors import Interrupted, NotifyError
 from recon_job.faults import FAULT_EXIT_STATUS, FAULT_POINT_ENV
+from recon_job.logconfig import REDACTOR
 from recon_job.models import AlertEvent, Message
 from recon_job.store import HistoryStore, OutboxItem
 
@@ -428,3 +431,86 @@ def test_a_row_left_sending_by_a_killed_relay_is_sent_once_after_its_lease(
     assert report.sent == 1
     assert deliveries.read_text().splitlines() == ["k1-slack"]
     assert _status(store, slack_id) == "sent"
+
+
+# --- a stop is not a delivery error (issue 9 item 20) -------------------------------------------
+
+
+def test_the_stop_signal_cutting_a_send_short_is_raised_and_gives_every_row_back(
+    store: HistoryStore,
+) -> None:
+    ids = _enqueue(store, "email", "slack", "webhook")
+    email, slack = Fake("email"), Fake("slack", Interrupted("the shutdown budget ran out"))
+    webhook = Fake("webhook")
+
+    with capture_logs() as logs, pytest.raises(Interrupted):
+        relay(store, {"email": email, "slack": slack, "webhook": webhook}, now=T0, clock=Clock())
+
+    assert [_status(store, i) for i in ids] == ["sent", "pending", "pending"]
+    assert webhook.calls == []  # not tried after the stop
+    assert "notify.relay.unexpected_error" not in [e["event"] for e in logs]
+    row = store.get_notification(ids[1])
+    assert row is not None
+    assert (row.attempts, row.last_reason) == (0, "shutdown")  # not counted as a failure
+    # The next pass sends what was given back.
+    clock = Clock(T0 + timedelta(seconds=1))
+    assert (
+        relay(store, {"slack": Fake("slack"), "webhook": webhook}, now=clock(), clock=clock).sent
+        == 2
+    )
+
+
+def test_a_stop_request_leaves_the_rows_not_tried_yet_in_the_outbox(store: HistoryStore) -> None:
+    ids = _enqueue(store, "email", "slack")
+    stop = threading.Event()
+
+    class Stopping(Fake):
+        def notify(self, message: Message) -> None:
+            super().notify(message)
+            stop.set()  # SIGTERM arrives during the first send
+
+    email, slack = Stopping("email"), Fake("slack")
+    report = relay(
+        store,
+        {"email": email, "slack": slack},
+        now=T0,
+        clock=Clock(),
+        policy=RelayPolicy(stop=stop),
+    )
+
+    assert report.sent == 1
+    assert [(o.status, o.reason) for o in report.outcomes][1:] == [("pending", "shutdown")]
+    assert [_status(store, i) for i in ids] == ["sent", "pending"]
+    assert slack.calls == []
+    assert (
+        relay(store, {"slack": slack}, now=T0, clock=Clock(), policy=RelayPolicy(stop=stop))
+        == RelayReport()
+    )
+
+
+def test_a_stored_error_never_holds_a_known_secret_whatever_channel_quotes_it(
+    store: HistoryStore,
+) -> None:
+    # Issue 9 item 21: what is stored is shown again (alerts list, the channel_failing
+    # notice). The settings' secrets are registered with the redactor by the CLI; a
+    # channel quoting one (here the email channel quoting a server's echo of the webhook
+    # token) must not carry it into the outbox.
+    url = "https://hooks.example.com/in/Zq9Xw2Lk7Pm4Rt8Vb3Nc?key=Qa1Ws2Ed3Rf4"
+    REDACTOR.add(url)
+    (email_id,) = _enqueue(store, "email")
+    quoted = NotifyError(
+        "SMTP server said: 550 rejected Zq9Xw2Lk7Pm4Rt8Vb3Nc key Qa1Ws2Ed3Rf4",
+        permanent=True,
+        reason="smtp_550",
+    )
+    email, webhook = Fake("email", quoted), Fake("webhook")
+
+    relay(store, {"email": email, "webhook": webhook}, now=T0, clock=Clock())
+
+    row = store.get_notification(email_id)
+    assert row is not None
+    assert row.last_error == "SMTP server said: 550 rejected *** key ***"
+    [notice] = webhook.calls
+    for shown in (notice.text, notice.html, notice.slack_text, str(notice.payload)):
+        assert "Zq9Xw2Lk7Pm4Rt8Vb3Nc" not in shown
+        assert "Qa1Ws2Ed3Rf4" not in shown

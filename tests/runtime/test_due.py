@@ -13,6 +13,7 @@ from recon_job import job, windows, wiring
 from recon_job.config import Settings, load_settings
 from recon_job.errors import Interrupted, UsageApiError
 from recon_job.job import RunControl
+from recon_job.models import Message, Status, UsageTotals, Window
 from recon_job.runtime import DueReport, Plan, Runtime, run_tick
 from recon_job.store import HistoryStore, RunStatus
 from tests.runtime.stubs import NOW, Stub, clock, sources
@@ -112,6 +113,9 @@ def test_a_complete_explicit_window_is_skipped_unless_forced(
     skipped = run_due(settings, store, sources(official), only=day)
     assert skipped.skipped == (("daily:2026-03-01", "complete"),)
     assert skipped.runs == ()
+    assert official.windows == []
+    # The stored verdict comes back instead (issue 9 item 2): the same run, the same result.
+    assert skipped.from_history == first.runs
     forced = run_due(settings, store, sources(official), only=day, force=True)
     assert [r.window for r in forced.runs] == [day]
     assert len([r for r in store.list_runs() if r.window_key == day.key]) == 2
@@ -192,3 +196,43 @@ def test_a_transient_failure_ends_the_catch_up_and_fails_the_report(
     assert report.status == "failed"
     (run,) = store.list_runs()
     assert run.status is RunStatus.FAILED
+
+
+def test_a_stop_during_the_last_runs_delivery_keeps_the_run_and_interrupts_the_tick(
+    settings: Settings, store: HistoryStore
+) -> None:
+    stop = threading.Event()
+
+    class StoppingChannel:
+        """SIGTERM arrives while the run's notification is being sent."""
+
+        def notify(self, message: Message) -> None:
+            stop.set()
+
+    drifting, local = Stub(), Stub()
+    window = windows.daily(date(2026, 3, 14))
+    runtime = Runtime(
+        settings,
+        clock=clock,
+        stop=stop,
+        channels={"webhook": StoppingChannel()},
+        sources=job.Sources(local=(("logs", Doubling(local)),), official=(drifting,)),
+        store=store,
+    )
+    report = run_tick(runtime, Plan(only=window), NOW)
+
+    assert report.interrupted
+    [ran] = report.runs  # committed before the stop: complete, and reported
+    assert ran.status is Status.MISMATCH
+    assert [r.status for r in store.list_runs()] == [RunStatus.MISMATCH]
+
+
+class Doubling:
+    """A local source reporting twice what its stub does: a drift, so a notification."""
+
+    def __init__(self, stub: Stub) -> None:
+        self.stub = stub
+
+    def fetch(self, window: Window) -> UsageTotals:
+        totals = self.stub.fetch(window)
+        return UsageTotals(groups={k: u + u for k, u in totals.groups.items()})

@@ -22,7 +22,7 @@ from pytest_httpserver import HTTPServer
 from structlog.testing import capture_logs
 from werkzeug import Request, Response
 
-from recon_job.errors import StoreError
+from recon_job.errors import Interrupted, StoreError
 from recon_job.logconfig import configure_logging
 from recon_job.runtime.ping import Pinger, push_metrics, secret_values, with_pings
 
@@ -225,3 +225,17 @@ def test_a_failing_pushgateway_never_raises(httpserver: HTTPServer) -> None:
         assert not push_metrics("http://127.0.0.1:9", _registry())
         assert not push_metrics(None, _registry())
     assert [e["event"] for e in logs] == ["monitor.push.failed", "monitor.push.failed"]
+
+
+def test_the_stop_signal_is_never_swallowed_as_a_monitoring_failure(
+    httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 9 item 20: the shutdown budget cutting a hung ping short must end the process.
+    pinger = Pinger(httpserver.url_for(f"/{CHECK}"), retries=0)
+
+    def hung(*args: Any) -> None:
+        raise Interrupted("interrupted: the shutdown budget ran out mid-step")
+
+    monkeypatch.setattr(pinger, "_send", hung)
+    with pytest.raises(Interrupted):
+        pinger.start("rid")

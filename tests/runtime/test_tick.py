@@ -13,12 +13,13 @@ from datetime import date
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pytest_httpserver import HTTPServer
 
 from recon_job import windows
 from recon_job.config import Settings, load_settings
 from recon_job.errors import ConfigError, ReconError, UsageApiError
-from recon_job.models import Message, RunOutcome
+from recon_job.models import Message, RunOutcome, UsageTotals, Window
 from recon_job.runtime import DueReport, Monitor, Pinger, Plan, Runtime, run_tick
 from recon_job.store import HistoryStore, OutboxItem
 from tests.runtime.stubs import NOW, Stub, clock, sources
@@ -203,13 +204,122 @@ def test_a_relay_pass_sends_what_earlier_runs_left_pending_even_when_nothing_is_
     assert sent == (1 if relay else None)
 
 
-def test_run_once_mode_pushes_its_metrics_after_the_tick(
+def pushed(server: HTTPServer) -> list[tuple[str, str, dict[str, float]]]:
+    """(method, path, {sample: value}) of every push the gateway received."""
+    out = []
+    for request, _ in server.log:
+        families = text_string_to_metric_families(request.get_data(as_text=True))
+        samples = {
+            s.name + "".join(f",{k}={v}" for k, v in sorted(s.labels.items())): s.value
+            for family in families
+            for s in family.samples
+        }
+        out.append((request.method, request.path, samples))
+    return out
+
+
+def test_run_once_mode_pushes_the_gauges_of_the_last_run_of_each_kind(
     settings: Settings, store: HistoryStore, httpserver: HTTPServer
 ) -> None:
-    httpserver.expect_request("/metrics/job/recon-job", method="POST").respond_with_data("")
+    httpserver.expect_request(re.compile("/metrics/job/recon-job/kind/.*")).respond_with_data("")
     rt = runtime(settings, store, monitor=Monitor(pushgateway=httpserver.url_for("/")))
-    run_tick(rt, Plan(only=DAY), NOW)
-    [(request, _)] = httpserver.log
-    assert 'recon_runs_total{kind="daily",status="reconciled"} 1.0' in request.get_data(
-        as_text=True
-    )
+    report = run_tick(rt, Plan(), NOW)  # one daily and one monthly period are due
+    [daily, monthly] = report.runs
+
+    pushes = {path: (method, samples) for method, path, samples in pushed(httpserver)}
+    assert set(pushes) == {
+        "/metrics/job/recon-job/kind/daily",
+        "/metrics/job/recon-job/kind/monthly",
+    }
+    method, samples = pushes["/metrics/job/recon-job/kind/daily"]
+    assert method == "POST"  # replaces only the names pushed: a failure keeps the last success
+    assert samples == {
+        "recon_last_run_status,status=reconciled": 1.0,
+        "recon_last_run_status,status=mismatch": 0.0,
+        "recon_last_run_status,status=pending": 0.0,
+        "recon_last_run_status,status=failed": 0.0,
+        "recon_last_run_timestamp_seconds": daily.finished_at.timestamp(),
+        "recon_last_run_duration_seconds": 0.0,
+        "recon_last_success_timestamp_seconds": daily.finished_at.timestamp(),
+        "recon_last_drift_pct,quantity=cost": 0.0,
+        "recon_last_drift_pct,quantity=tokens": 0.0,
+        "recon_last_run_groups": 1.0,
+        "recon_last_run_mismatches": 0.0,
+        "recon_last_run_pending_days": 0.0,
+        "recon_last_run_skipped_records": 0.0,
+        "recon_last_run_unpriced_models": 0.0,
+    }
+    assert pushes["/metrics/job/recon-job/kind/monthly"][1]["recon_last_run_groups"] == 28.0
+    assert monthly.window.kind == "monthly"
+
+
+def test_two_failed_run_once_ticks_push_a_failed_status_and_no_counter_or_daemon_series(
+    settings: Settings, httpserver: HTTPServer
+) -> None:
+    # Issue 9 item 26: each run-once process starts its counters at 0, so pushing them made two
+    # failures in a row both read failed=1; and a pushed last-tick of 0 fired stale-tick alerts.
+    httpserver.expect_request(re.compile("/metrics/.*")).respond_with_data("")
+    down = UsageApiError("bad key", permanent=True, reason="unauthorized")
+    for _ in range(2):
+        with HistoryStore("sqlite://") as fresh:  # a new process: a new registry, a new store
+            rt = runtime(
+                settings,
+                fresh,
+                sources=sources(Stub(error=down)),
+                monitor=Monitor(pushgateway=httpserver.url_for("/")),
+            )
+            run_tick(rt, Plan(only=DAY), NOW)
+
+    [(_, path, first), (_, _, second)] = pushed(httpserver)
+    assert path == "/metrics/job/recon-job/kind/daily"
+    for samples in (first, second):
+        assert samples["recon_last_run_status,status=failed"] == 1.0
+        assert not [name for name in samples if "_total" in name or "tick" in name]
+        # No result: the gateway keeps the last drift and the last success it was told of.
+        assert "recon_last_success_timestamp_seconds" not in samples
+        assert "recon_last_drift_pct,quantity=cost" not in samples
+
+
+def test_a_tick_that_ran_nothing_pushes_nothing(
+    settings: Settings, store: HistoryStore, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request(re.compile(".*")).respond_with_data("")
+    rt = runtime(settings, store, monitor=Monitor(pushgateway=httpserver.url_for("/")))
+    run_tick(rt, Plan(kinds=()), NOW)
+    assert httpserver.log == []
+
+
+def test_a_due_tick_relays_what_is_pending_first_even_when_its_configuration_is_refused(
+    store: HistoryStore,
+) -> None:
+    # Issue 9 item 19: pending notifications go out whatever else the tick does.
+    enqueue_one(store)
+    receiver = Receiver()
+    no_key = load_settings(environ={"OPENAI_ADMIN_KEY": ""})
+    rt = runtime(no_key, store, sources=None, channels={"webhook": receiver})
+    with pytest.raises(ConfigError, match="OPENAI_ADMIN_KEY"):
+        run_tick(rt, Plan(relay=True), NOW)
+    # The pending row first, then the alarm of the refused configuration.
+    assert receiver.sent[0].dedupe_key == "k-left-pending"
+    assert [m.event for m in receiver.sent] == ["opened", "failed"]
+
+
+def test_the_relay_pass_comes_before_the_runs(settings: Settings, store: HistoryStore) -> None:
+    enqueue_one(store)
+    order: list[str] = []
+
+    class Noting(Receiver):
+        def notify(self, message: Message) -> None:
+            order.append("sent")
+            super().notify(message)
+
+    class NotingStub(Stub):
+        def fetch(self, window: Window) -> UsageTotals:
+            order.append("fetched")
+            return super().fetch(window)
+
+    rt = runtime(settings, store, channels={"webhook": Noting()}, sources=sources(NotingStub()))
+    report = run_tick(rt, Plan(only=DAY, relay=True), NOW)
+    assert order[0] == "sent"
+    assert report.relayed is not None
+    assert report.relayed.sent == 1

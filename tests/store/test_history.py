@@ -33,6 +33,7 @@ from recon_job.models import (
     ReconResult,
     Status,
     Tolerance,
+    UnpricedKey,
     Usage,
     UsageKey,
     Window,
@@ -130,7 +131,7 @@ def _sample_result() -> ReconResult:
                 Usage(120, 0, 40, 1, Decimal("0.3")),
             ),
         ],
-        unpriced={"mystery-model": Usage(10, 0, 5, 1)},
+        unpriced={UnpricedKey("mystery-model", "flex"): Usage(10, 0, 5, 1)},
         skipped={"malformed_json": 2, "blank_line": 7},
         info={"files_read": 3},
         pending_days=(DAY.start,),
@@ -262,7 +263,7 @@ def test_a_result_with_groups_round_trips_exactly(store: HistoryStore) -> None:
     assert run.mismatch_count == 1
     assert run.pending_days == (DAY.start,)
     assert run.skipped == {"malformed_json": 2, "blank_line": 7}
-    assert run.unpriced == {"mystery-model": Usage(10, 0, 5, 1)}
+    assert run.unpriced == {UnpricedKey("mystery-model", "flex"): Usage(10, 0, 5, 1)}
     assert run.info == {"files_read": 3}
     assert run.error_reason is None
     assert run.tool_version
