@@ -20,10 +20,12 @@ token class drifted.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Context, Decimal
+from typing import Literal
 
+from recon_job.families import COMPLETIONS, EXTRA_QUANTITIES, OTHER, deciding, family_rank
 from recon_job.models import (
     EMPTY,
     UNATTRIBUTED,
@@ -35,10 +37,11 @@ from recon_job.models import (
     Tolerance,
     UnpricedKey,
     Usage,
+    UsageKey,
     UsageTotals,
     Window,
     group_order,
-    sum_usage,
+    window_total,
 )
 
 #: Wide enough that no product of realistic figures is rounded.
@@ -48,13 +51,25 @@ _HUNDRED = Decimal(100)
 OPENAI_PREFIX = "openai."
 
 
-def reconcile(
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Which families are compared and what an untracked family does to the verdict."""
+
+    #: ``report``: an untracked family is listed with its cost and the window can still
+    #: reconcile; ``mismatch``: it also makes the window a mismatch.
+    untracked: Literal["report", "mismatch"] = "report"
+    #: Compare only these families (None: every family either side reports).
+    families: frozenset[str] | None = None
+
+
+def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only options
     local: UsageTotals,
     official: UsageTotals,
     *,
     window: Window,
     tolerance: Tolerance,
     pending_days: Collection[date] = (),
+    rules: Rules = Rules(),
 ) -> ReconResult:
     """Compare ``local`` with ``official`` (OpenAI) over ``window``.
 
@@ -63,38 +78,67 @@ def reconcile(
     PENDING when any day of the window is pending: it is not judged as a whole before every day
     settled, so it never completes its period (its settled groups keep their own status); else a
     MISMATCH when any group is, or when the totals exceed the tolerance (many small drifts can
-    add up); else RECONCILED. Groups come sorted by day, model, project and API key.
+    add up); else RECONCILED. Groups come sorted by day, family, model, project and API key.
+
+    A family OpenAI reports in the window while the local side has no group of it at all is
+    *untracked* (so is ``other``, billed line items that map to no family): its groups are
+    UNTRACKED, listed in ``ReconResult.untracked`` and left out of the totals, so an app that
+    does not log embeddings is not told every day that its completions drift. Under
+    ``rules.untracked == "mismatch"`` a settled window with an untracked family is a MISMATCH.
+    Only ``rules.families`` are compared when given.
     """
     pending = frozenset(pending_days)
-    keys = sorted(set(local.groups) | set(official.groups), key=group_order)
+    wanted = rules.families
+
+    def kept(groups: Mapping[UsageKey, Usage]) -> dict[UsageKey, Usage]:
+        return {k: u for k, u in groups.items() if wanted is None or k.family in wanted}
+
+    mine_by_key, theirs_by_key = kept(local.groups), kept(official.groups)
+    tracked = {k.family for k in mine_by_key} - {OTHER}
+    untracked_families = {k.family for k in theirs_by_key} - tracked
+    keys = sorted(set(mine_by_key) | set(theirs_by_key), key=group_order)
     # When OpenAI's dollars are not attributed to models (an ungrouped Costs answer or dashboard
     # export), a model's local cost has nothing to be compared with: only the totals decide cost.
     unattributed = any(k.model == UNATTRIBUTED and u.cost for k, u in official.groups.items())
     per_group = replace(tolerance, cost_floor=Decimal("Infinity")) if unattributed else tolerance
     groups: list[GroupResult] = []
     for key in keys:
-        mine = local.groups.get(key, EMPTY)
-        theirs = official.groups.get(key, EMPTY)
-        comparison = compare_usage(mine, theirs, per_group)
+        mine = mine_by_key.get(key, EMPTY)
+        theirs = theirs_by_key.get(key, EMPTY)
+        comparison = compare_usage(mine, theirs, per_group, family=key.family)
         if key.day in pending:
             status = Status.PENDING
+        elif key.family in untracked_families:
+            status = Status.UNTRACKED
         elif comparison.exceeds:
             status = Status.MISMATCH
         else:
             status = Status.RECONCILED
         groups.append(GroupResult(key, mine, theirs, comparison, status))
 
-    local_total = sum_usage([g.local for g in groups])
-    openai_total = sum_usage([g.openai for g in groups])
-    settled = [g for g in groups if g.status is not Status.PENDING]
+    judged = [g for g in groups if g.key.family not in untracked_families]
+    local_total = window_total((g.key, g.local) for g in judged)
+    openai_total = window_total((g.key, g.openai) for g in judged)
+    settled = [g for g in judged if g.status is not Status.PENDING]
     settled_comparison = compare_usage(
-        sum_usage([g.local for g in settled]), sum_usage([g.openai for g in settled]), tolerance
+        window_total((g.key, g.local) for g in settled),
+        window_total((g.key, g.openai) for g in settled),
+        tolerance,
+        family=None,
     )
     window_pending = tuple(day for day in window.days() if day in pending)
+    untracked = {
+        family: window_total((g.key, g.openai) for g in groups if g.key.family == family)
+        for family in sorted(untracked_families, key=family_rank)
+    }
 
     if window_pending:
         status = Status.PENDING
-    elif settled_comparison.exceeds or any(g.status is Status.MISMATCH for g in settled):
+    elif (
+        settled_comparison.exceeds
+        or any(g.status is Status.MISMATCH for g in settled)
+        or (rules.untracked == "mismatch" and untracked)
+    ):
         status = Status.MISMATCH
     else:
         status = Status.RECONCILED
@@ -105,8 +149,15 @@ def reconcile(
         tolerance=tolerance,
         local=local_total,
         openai=openai_total,
-        comparison=compare_usage(local_total, openai_total, tolerance),
+        comparison=compare_usage(local_total, openai_total, tolerance, family=None),
         groups=tuple(groups),
+        untracked=untracked,
+        unavailable_families=tuple(
+            sorted(
+                set(local.unavailable_families) | set(official.unavailable_families),
+                key=family_rank,
+            )
+        ),
         pending_days=window_pending,
         unpriced=_merge_usage(local.unpriced, official.unpriced),
         skipped=_merge_counts(local.skipped, official.skipped),
@@ -115,19 +166,39 @@ def reconcile(
     )
 
 
-def compare_usage(local: Usage, openai: Usage, tolerance: Tolerance) -> Comparison:
-    """Every compared quantity of one group (or total) against ``tolerance``."""
-    tokens = Decimal(tolerance.token_floor)
+def compare_usage(
+    local: Usage, openai: Usage, tolerance: Tolerance, *, family: str | None = COMPLETIONS
+) -> Comparison:
+    """Every compared quantity of one group of ``family`` (None: a total over families).
+
+    The six quantities every comparison carries are always there; the family's other ones
+    (images, seconds, token classes ...) are in ``extra`` when either side has some, and always
+    when they decide. A total decides on tokens, requests and cost, plus each other quantity
+    either side has (a window of images alone is judged by its images).
+    """
     threshold = tolerance.threshold_pct
+
+    def of(name: str) -> Metric:
+        return metric(local.quantity(name), openai.quantity(name), threshold, tolerance.floor(name))
+
+    if family is None:
+        decides: tuple[str, ...] = ("tokens", "requests", "cost")
+        wanted = [q for q in EXTRA_QUANTITIES if local.quantity(q) or openai.quantity(q)]
+        decides += tuple(q for q in wanted if not q.endswith("_tokens"))
+    else:
+        decides = deciding(family)
+        wanted = [
+            q for q in EXTRA_QUANTITIES if q in decides or local.quantity(q) or openai.quantity(q)
+        ]
     return Comparison(
-        input_tokens=metric(local.input_tokens, openai.input_tokens, threshold, tokens),
-        cached_tokens=metric(local.cached_tokens, openai.cached_tokens, threshold, tokens),
-        output_tokens=metric(local.output_tokens, openai.output_tokens, threshold, tokens),
-        tokens=metric(local.total_tokens, openai.total_tokens, threshold, tokens),
-        requests=metric(
-            local.requests, openai.requests, threshold, Decimal(tolerance.request_floor)
-        ),
-        cost=metric(local.cost, openai.cost, threshold, tolerance.cost_floor),
+        input_tokens=of("input_tokens"),
+        cached_tokens=of("cached_tokens"),
+        output_tokens=of("output_tokens"),
+        tokens=of("tokens"),
+        requests=of("requests"),
+        cost=of("cost"),
+        extra={q: of(q) for q in wanted},
+        deciding=decides,
     )
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import decimal
 import enum
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+
+from recon_job.families import COMPLETIONS, family_rank
 
 if TYPE_CHECKING:
     from recon_job.errors import ReconError
@@ -98,14 +100,25 @@ class UsageKey:
     project_id: str | None = None
     #: OpenAI API key id, or None when not grouped by API key.
     api_key_id: str | None = None
+    #: Usage family (:data:`recon_job.families.FAMILIES`, or ``other`` for billed line items
+    #: that map to none). Last, with a default, so a completions key reads as it always did.
+    family: str = COMPLETIONS
 
 
-def group_order(key: UsageKey) -> tuple[date, str, str, str]:
-    """The one sort key of groups: by day, model, project and API key; a missing id sorts first.
+def group_order(key: UsageKey) -> tuple[date, int, str, str, str, str]:
+    """The one sort key of groups: by day, family, model, project and API key.
 
-    A dataclass ordering would compare None with a str id and fail, so None counts as ``""``.
+    Families sort in report order (completions first); a missing id sorts first: a dataclass
+    ordering would compare None with a str id and fail, so None counts as ``""``.
     """
-    return (key.day, key.model, key.project_id or "", key.api_key_id or "")
+    return (
+        key.day,
+        family_rank(key.family),
+        key.family,
+        key.model,
+        key.project_id or "",
+        key.api_key_id or "",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +135,36 @@ class Usage:
     requests: int = 0
     #: USD. Local side: the logged or estimated cost. OpenAI side: as billed by the Costs API.
     cost: Decimal = ZERO
+    # The classes inside input_tokens and output_tokens (OpenAI's identities, reference §1.5):
+    # input = cached + cache_write + uncached; uncached = text + audio + image (uncached);
+    # cached = cached text + cached audio + cached image; output = text + audio + image.
+    #: Input tokens written to the prompt cache (priced apart; part of ``input_tokens``).
+    cache_write_tokens: int = 0
+    #: Uncached audio input tokens (part of ``input_tokens``).
+    input_audio_tokens: int = 0
+    #: Cached audio input tokens (part of ``cached_tokens``).
+    cached_audio_tokens: int = 0
+    #: Uncached image input tokens (part of ``input_tokens``).
+    input_image_tokens: int = 0
+    #: Cached image input tokens (part of ``cached_tokens``).
+    cached_image_tokens: int = 0
+    #: Audio output tokens (part of ``output_tokens``).
+    output_audio_tokens: int = 0
+    #: Image output tokens (part of ``output_tokens``).
+    output_image_tokens: int = 0
+    #: Images generated, edited or varied (images family).
+    images: int = 0
+    #: Characters of text turned into speech (audio_speeches).
+    characters: int = 0
+    #: Seconds of audio transcribed (audio_transcriptions).
+    seconds: int = 0
+    #: Code-interpreter sessions.
+    sessions: int = 0
+    #: Tool calls: file searches and web searches (their ``num_requests``).
+    calls: int = 0
+    #: Bytes held in vector stores on the day: a *level*, not a flow. Adding two groups of one
+    #: day (two projects) is right; adding days is not, so window totals take the last day's.
+    usage_bytes: int = 0
 
     @property
     def total_tokens(self) -> int:
@@ -130,8 +173,30 @@ class Usage:
 
     @property
     def uncached_input_tokens(self) -> int:
-        """Input tokens billed at the full input rate."""
-        return self.input_tokens - self.cached_tokens
+        """Input tokens neither read from nor written to the cache (OpenAI's ``input_uncached``)."""
+        return self.input_tokens - self.cached_tokens - self.cache_write_tokens
+
+    @property
+    def input_text_tokens(self) -> int:
+        """Uncached text input tokens."""
+        return self.uncached_input_tokens - self.input_audio_tokens - self.input_image_tokens
+
+    @property
+    def cached_text_tokens(self) -> int:
+        """Cached text input tokens."""
+        return self.cached_tokens - self.cached_audio_tokens - self.cached_image_tokens
+
+    @property
+    def output_text_tokens(self) -> int:
+        """Text output tokens (reasoning included)."""
+        return self.output_tokens - self.output_audio_tokens - self.output_image_tokens
+
+    def quantity(self, name: str) -> int | Decimal:
+        """A quantity by name: a field, or ``tokens`` (input + output)."""
+        if name == "tokens":
+            return self.total_tokens
+        value: int | Decimal = getattr(self, name)
+        return value
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -140,6 +205,19 @@ class Usage:
             output_tokens=self.output_tokens + other.output_tokens,
             requests=self.requests + other.requests,
             cost=MONEY.add(self.cost, other.cost),
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            input_audio_tokens=self.input_audio_tokens + other.input_audio_tokens,
+            cached_audio_tokens=self.cached_audio_tokens + other.cached_audio_tokens,
+            input_image_tokens=self.input_image_tokens + other.input_image_tokens,
+            cached_image_tokens=self.cached_image_tokens + other.cached_image_tokens,
+            output_audio_tokens=self.output_audio_tokens + other.output_audio_tokens,
+            output_image_tokens=self.output_image_tokens + other.output_image_tokens,
+            images=self.images + other.images,
+            characters=self.characters + other.characters,
+            seconds=self.seconds + other.seconds,
+            sessions=self.sessions + other.sessions,
+            calls=self.calls + other.calls,
+            usage_bytes=self.usage_bytes + other.usage_bytes,
         )
 
 
@@ -152,6 +230,25 @@ def sum_usage(items: Iterator[Usage] | list[Usage] | tuple[Usage, ...]) -> Usage
     for item in items:
         total = total + item
     return total
+
+
+def window_total(groups: Iterable[tuple[UsageKey, Usage]]) -> Usage:
+    """The total of some groups over a window: every flow summed, the bytes level not.
+
+    ``usage_bytes`` is how much a vector store held on a day; a window's figure is the level of
+    its last day that has one (all projects of that day summed), never the sum of its days.
+    """
+    total = EMPTY
+    level_day: date | None = None
+    level = 0
+    for key, usage in groups:
+        total = total + usage
+        if usage.usage_bytes:
+            if level_day is None or key.day > level_day:
+                level_day, level = key.day, 0
+            if key.day == level_day:
+                level += usage.usage_bytes
+    return replace(total, usage_bytes=level) if total.usage_bytes != level else total
 
 
 class UnpricedKey(NamedTuple):
@@ -196,11 +293,13 @@ class UsageTotals:
     #: Where some skipped records are, by reason: ``file:line`` of the first few (a source of
     #: lines only; see :data:`UNDATED_REASONS` for the reasons named once per file).
     skipped_locations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Families this source was asked for but could not answer (an endpoint that answers 404).
+    unavailable_families: tuple[str, ...] = ()
 
     @property
     def total(self) -> Usage:
-        """The sum over every group."""
-        return sum_usage(list(self.groups.values()))
+        """The sum over every group (bytes stored: the last day's level; :func:`window_total`)."""
+        return window_total(self.groups.items())
 
 
 class Status(enum.StrEnum):
@@ -210,6 +309,21 @@ class Status(enum.StrEnum):
     MISMATCH = "mismatch"
     PENDING = "pending"
     FAILED = "failed"
+    #: A family OpenAI counts in the window while the local side has no record of it at all:
+    #: listed with its cost, never a drift of the tracked families (``reconcile.untracked``).
+    UNTRACKED = "untracked"
+
+
+#: Default floors of the non-token quantities: a minute of audio, a thousand characters of
+#: speech and a megabyte of storage are noise; one image, session or search call is not.
+QUANTITY_FLOORS: Mapping[str, int] = {
+    "images": 0,
+    "characters": 1000,
+    "seconds": 60,
+    "sessions": 0,
+    "calls": 0,
+    "usage_bytes": 1_000_000,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +338,19 @@ class Tolerance:
     token_floor: int = 1000
     #: Requests; request-count differences at or below this never count as a mismatch.
     request_floor: int = 0
+    #: Floors of the other families' quantities (images, characters, seconds, sessions, calls,
+    #: usage_bytes); a quantity not listed has floor 0.
+    quantity_floors: Mapping[str, int] = field(default_factory=lambda: dict(QUANTITY_FLOORS))
+
+    def floor(self, quantity: str) -> Decimal:
+        """The absolute floor of ``quantity``: token classes share ``token_floor``."""
+        if quantity == "cost":
+            return self.cost_floor
+        if quantity == "requests":
+            return Decimal(self.request_floor)
+        if quantity == "tokens" or quantity.endswith("_tokens"):
+            return Decimal(self.token_floor)
+        return Decimal(self.quantity_floors.get(quantity, 0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +369,11 @@ class Metric:
     exceeds: bool
 
 
+_FIXED_METRICS = frozenset(
+    {"input_tokens", "cached_tokens", "output_tokens", "tokens", "requests", "cost"}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """Every compared quantity of one group (or of the totals)."""
@@ -252,11 +384,24 @@ class Comparison:
     tokens: Metric
     requests: Metric
     cost: Metric
+    #: The family's other quantities that apply (images, seconds, token classes ...), by name.
+    extra: Mapping[str, Metric] = field(default_factory=dict)
+    #: The quantities that decide (:func:`recon_job.families.deciding`).
+    deciding: tuple[str, ...] = ("tokens", "requests", "cost")
+
+    def metric(self, name: str) -> Metric | None:
+        """The metric of quantity ``name``, or None when it does not apply here."""
+        if name in _FIXED_METRICS:
+            found: Metric = getattr(self, name)
+            return found
+        return self.extra.get(name)
 
     @property
     def exceeds(self) -> bool:
-        """True when total tokens, requests or cost (the deciding ones) are out of tolerance."""
-        return self.tokens.exceeds or self.requests.exceeds or self.cost.exceeds
+        """True when a deciding quantity (tokens, requests, cost ...) is out of tolerance."""
+        return any(
+            m is not None and m.exceeds for m in (self.metric(name) for name in self.deciding)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +441,12 @@ class ReconResult:
     skipped_locations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: The local totals per named source, when several are combined (their sum is ``local``).
     local_sources: Mapping[str, Usage] = field(default_factory=dict)
+    #: Families OpenAI counts in the window that the local side has no record of (and ``other``:
+    #: billed line items that map to no family), with OpenAI's usage of each. Their groups are
+    #: UNTRACKED and stay out of ``local``/``openai``/``comparison``.
+    untracked: Mapping[str, Usage] = field(default_factory=dict)
+    #: Families whose endpoint OpenAI did not know (404 on an older deployment): not compared.
+    unavailable_families: tuple[str, ...] = ()
 
     @property
     def reconciled(self) -> bool:

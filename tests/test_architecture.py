@@ -23,7 +23,18 @@ PACKAGE = ROOT / "recon_job"
 LAYERS: Mapping[str, int] = {
     # 0: the pure core: data, rules and arithmetic.
     **dict.fromkeys(
-        ("models", "errors", "windows", "compare", "pricing", "alerts", "causes", "modelnames"), 0
+        (
+            "models",
+            "errors",
+            "windows",
+            "compare",
+            "pricing",
+            "alerts",
+            "causes",
+            "modelnames",
+            "families",
+        ),
+        0,
     ),
     # 1: plumbing every adapter shares.
     **dict.fromkeys(("http", "logconfig", "faults", "database"), 1),

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 KINDS: Final = ("daily", "monthly")
 #: Run statuses that complete a period (as ``store.records.COMPLETE``).
 COMPLETE_STATUSES: Final = frozenset({str(Status.RECONCILED), str(Status.MISMATCH)})
+#: What a run can end as (``untracked`` is a group's status, never a run's).
+RUN_STATUSES: Final = tuple(s for s in Status if s is not Status.UNTRACKED)
 #: Scheduler events counted in ``recon_scheduler_events_total``.
 SCHEDULER_EVENTS: Final = ("job_error", "job_missed", "job_max_instances", "job_interrupted")
 #: A relayed row's status -> the delivery outcome counted in ``recon_alerts_total``.
@@ -109,7 +111,7 @@ class Metrics:
         )
         # Zero series from the start, so rate() and absent() work before the first event.
         for kind in KINDS:
-            for status in Status:
+            for status in RUN_STATUSES:
                 self.runs.labels(kind=kind, status=str(status))
         for event in SCHEDULER_EVENTS:
             self.scheduler_events.labels(event=event)
@@ -190,7 +192,7 @@ def last_run_registry(outcome: RunOutcome) -> CollectorRegistry:
         ["status"],
         registry=registry,
     )
-    for each in Status:
+    for each in RUN_STATUSES:
         status.labels(status=str(each)).set(1 if each is outcome.status else 0)
     Gauge("recon_last_run_timestamp_seconds", "End of the last run.", registry=registry).set(
         outcome.finished_at.timestamp()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
@@ -59,7 +59,14 @@ COMPLETE = frozenset({RunStatus.RECONCILED, RunStatus.MISMATCH})
 #: Statuses of a run whose row holds a result (totals, groups), complete or not.
 HOLDS_RESULT = frozenset({RunStatus.RECONCILED, RunStatus.MISMATCH, RunStatus.PENDING})
 #: The quantities of a :class:`~recon_job.models.Comparison`, in its field order.
-METRICS: tuple[str, ...] = tuple(f.name for f in fields(Comparison))
+METRICS: tuple[str, ...] = (
+    "input_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "tokens",
+    "requests",
+    "cost",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +179,8 @@ def dumps(value: object) -> str:
 
 def exceeds_json(comparison: Comparison) -> str:
     """The ``exceeds`` column: the metrics of ``comparison`` out of tolerance, as JSON."""
-    return dumps([name for name in METRICS if getattr(comparison, name).exceeds])
+    names = (*METRICS, *comparison.extra)
+    return dumps([name for name in names if (m := comparison.metric(name)) and m.exceeds])
 
 
 def _exceeds(text: str | None) -> frozenset[str] | None:
@@ -219,8 +227,9 @@ def _judged(
     comparison = compare_usage(local, openai, tolerance)
     if exceeds is None:
         return comparison
-    judged = {name: replace(getattr(comparison, name), exceeds=name in exceeds) for name in METRICS}
-    return Comparison(**judged)
+    fixed = {name: replace(getattr(comparison, name), exceeds=name in exceeds) for name in METRICS}
+    extra = {name: replace(m, exceeds=name in exceeds) for name, m in comparison.extra.items()}
+    return Comparison(**fixed, extra=extra, deciding=comparison.deciding)
 
 
 def run_record(row: Run) -> RunRecord:
