@@ -147,6 +147,13 @@ SPECS: Mapping[str, FamilySpec] = {
         ),
     )
 }
+#: The model name of the families OpenAI does not report per model: their product. Local
+#: records and billed line items of these families use the same names, so the groups meet.
+PRODUCT_MODELS: Mapping[str, str] = {
+    "vector_stores": "vector-storage",
+    "code_interpreter_sessions": "code-interpreter",
+    "file_search_calls": "file-search",
+}
 #: Costs of line items that map to no family are compared by dollars only.
 OTHER_DECIDING: tuple[str, ...] = ("cost",)
 
