@@ -249,11 +249,11 @@ def family_name(value: str) -> str | None:
 def family_of_endpoint(endpoint: str) -> str | None:
     """The family of an API path (``/v1/embeddings``, ``https://…/v1/audio/speech``), or None."""
     path = endpoint.strip().lower().split("?", 1)[0].rstrip("/")
+    if not path.startswith("/") and "://" not in path:
+        path = "/" + path
     marker = path.find("/v1/")
     if marker >= 0:
         path = path[marker + 3 :]
-    elif not path.startswith("/"):
-        path = "/" + path
     while path:
         family = ENDPOINTS.get(path)
         if family is not None:
