@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final, TypeVar
@@ -33,6 +33,7 @@ from recon_job.models import (
     Window,
 )
 from recon_job.sources.base import UsageSource
+from recon_job.sources.openai.lineitems import per_family_models
 from recon_job.store import HistoryStore, RunStatus
 
 log = structlog.get_logger(__name__)
@@ -101,12 +102,22 @@ class Deps:
         return self.control.trigger
 
 
-def normalize(totals: UsageTotals, namer: ModelNamer) -> UsageTotals:
-    """``totals`` with every model name normalised and groups that now coincide summed."""
+def normalize(
+    totals: UsageTotals, namer: ModelNamer, per_family: Mapping[str, str] | None = None
+) -> UsageTotals:
+    """``totals`` with every model name normalised and groups that now coincide summed.
+
+    ``per_family`` maps a family OpenAI bills without a model (``"web search tool calls"``) to
+    the model its cost is keyed under: every group of that family is keyed under it too, so the
+    family is compared as a whole instead of its dollars missing from every per-model group.
+    """
+    models = per_family or {}
+
+    def model(key: UsageKey) -> str:
+        return models.get(key.family) or namer.normalize(key.model)
+
     groups: dict[UsageKey, Usage] = {}
-    _add(
-        groups, ((replace(k, model=namer.normalize(k.model)), u) for k, u in totals.groups.items())
-    )
+    _add(groups, ((replace(k, model=model(k)), u) for k, u in totals.groups.items()))
     return replace(totals, groups=groups)
 
 
@@ -118,6 +129,7 @@ def merge(parts: list[UsageTotals]) -> UsageTotals:
     skipped: Counter[str] = Counter()
     info: Counter[str] = Counter()
     located: dict[str, tuple[str, ...]] = {}
+    unavailable: dict[str, None] = {}
     for part in parts:
         _add(groups, part.groups.items())
         _add(unpriced, part.unpriced.items())
@@ -125,12 +137,14 @@ def merge(parts: list[UsageTotals]) -> UsageTotals:
         info.update(part.info)
         for reason, where in part.skipped_locations.items():
             located[reason] = located.get(reason, ()) + tuple(where)
+        unavailable.update(dict.fromkeys(part.unavailable_families))
     return UsageTotals(
         groups=groups,
         skipped=dict(skipped),
         unpriced=unpriced,
         info=dict(info),
         skipped_locations=dict(sorted(located.items())),
+        unavailable_families=tuple(unavailable),
     )
 
 
@@ -195,10 +209,14 @@ def _fetch(deps: Deps, window: Window) -> tuple[UsageTotals, list[tuple[str, Usa
     for source in deps.sources.official:
         fetched.append(source.fetch(window))
         _checkpoint(deps.stop, "the next source")
-    official = normalize(merge(fetched), deps.namer)
+    merged = merge(fetched)
+    # Usage and Costs groups meet by family and model; a family billed without a model meets
+    # as a whole (reference §1.8: "web search tool calls").
+    per_family = per_family_models((k.family, k.model) for k in merged.groups)
+    official = normalize(merged, deps.namer, per_family)
     parts = []
     for name, source in deps.sources.local:
-        parts.append((name, normalize(source.fetch(window), deps.namer)))
+        parts.append((name, normalize(source.fetch(window), deps.namer, per_family)))
         _checkpoint(deps.stop, "the next source")
     return official, parts
 

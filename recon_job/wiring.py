@@ -154,9 +154,10 @@ def local_sources(
 
 
 def api_sources(settings: Settings) -> tuple[UsageSource, ...]:
-    """OpenAI's Usage API (tokens, requests) and Costs API (dollars), sharing one session."""
+    """OpenAI's Usage API, one source per family of ``openai.families`` (tokens, images,
+    seconds ...), and its Costs API (dollars), sharing one session and one deadline."""
     from recon_job.http import Deadline, make_session
-    from recon_job.sources.openai import OpenAICostsSource, OpenAIOptions, OpenAIUsageSource
+    from recon_job.sources.openai import OpenAICostsSource, OpenAIOptions, usage_sources
 
     o = settings.openai
     if o.admin_key is None:
@@ -170,13 +171,15 @@ def api_sources(settings: Settings) -> tuple[UsageSource, ...]:
         connect_timeout=o.connect_timeout_seconds,
         read_timeout=o.read_timeout_seconds,
         max_pages=o.max_pages,
+        families=tuple(o.families),
+        line_items=tuple(settings.families.line_items.items()),
     )
     deadline = Deadline(o.deadline_seconds)
     session = make_session(
         retries=o.max_retries, max_retry_after=o.max_retry_after_seconds, deadline=deadline
     )
     return (
-        OpenAIUsageSource(options, session, deadline),
+        *usage_sources(options, session, deadline),
         OpenAICostsSource(options, session, deadline),
     )
 

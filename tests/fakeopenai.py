@@ -1,10 +1,17 @@
 """A fake OpenAI organization Usage/Costs API on a real HTTP socket, for tests.
 
-It serves spec-shaped pages (reference §1.4) for ``/v1/organization/usage/completions`` and
-``/v1/organization/costs`` from the usage and costs you add, honouring ``start_time``,
-``end_time``, ``limit``, ``page`` (opaque cursors), ``group_by`` / ``group_by[]`` and the
-``project_ids`` / ``api_key_ids`` filters, and checks ``Authorization: Bearer <admin key>``.
-Faults (status codes, headers, bodies, delays, a slow drip) are queued per request.
+It serves spec-shaped pages (reference §1.4) for every usage family endpoint
+(``/v1/organization/usage/{completions,embeddings,moderations,images,audio_speeches,
+audio_transcriptions,vector_stores,code_interpreter_sessions,file_search_calls,web_search_calls}``)
+and ``/v1/organization/costs`` from the usage and costs you add, honouring ``start_time``,
+``end_time``, ``limit``, ``page`` (opaque cursors), ``group_by`` / ``group_by[]`` (only the
+values each endpoint's spec enum lists; others are a 400) and the filters each endpoint accepts
+(``api_key_ids`` on vector stores is a 400), and checks ``Authorization: Bearer <admin key>``.
+Completions results come in one of three field sets (``field_set``): ``"new"`` (the 2026-07-15
+spec: every token class, modality inputs uncached), ``"audio"`` (2024-12 to 2026-07:
+``input_audio_tokens`` includes cached audio, no cache writes, no uncached/text/image fields) or
+``"launch"`` (four counters). Families listed in ``unavailable`` answer 404, like an older
+deployment. Faults (status codes, headers, bodies, delays, a slow drip) are queued per request.
 
 Real HTTP matters: urllib3's ``Retry`` only runs end to end over a socket.
 
@@ -43,17 +50,139 @@ DEFAULT_ADMIN_KEY = "sk-admin-FAKE.fake.0123456789.abcdefghij.klmnopqrst.uvwxyzT
 
 USAGE_PATH = "/v1/organization/usage/completions"
 COSTS_PATH = "/v1/organization/costs"
-_MAX_LIMIT = {USAGE_PATH: 31, COSTS_PATH: 180}
 _DEFAULT_LIMIT = 7
-_GROUP_KEYS = {
-    USAGE_PATH: ("project_id", "user_id", "api_key_id", "model", "batch", "service_tier"),
-    COSTS_PATH: ("project_id", "line_item", "api_key_id"),
+_BY = ("project_id", "user_id", "api_key_id", "model")
+_FILTERS = ("project_ids", "user_ids", "api_key_ids", "models")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint as the spec (reference §1.3, §1.5) describes it, written out here on purpose
+    (not taken from recon_job.families) so the tests check recon-job's table against the spec."""
+
+    path: str
+    result_object: str
+    #: The spec's ``group_by`` enum.
+    group_by: tuple[str, ...]
+    #: The array filters it accepts.
+    filters: tuple[str, ...]
+    #: The counters of its result object (summed over the rows of a group).
+    counters: tuple[str, ...]
+    max_limit: int = 31
+
+
+_COMPLETIONS_COUNTERS = (
+    "input_tokens",
+    "output_tokens",
+    "num_model_requests",
+    "input_cached_tokens",
+    "input_cache_write_tokens",
+    "input_uncached_tokens",
+    "input_text_tokens",
+    "output_text_tokens",
+    "input_cached_text_tokens",
+    "input_audio_tokens",
+    "input_cached_audio_tokens",
+    "output_audio_tokens",
+    "input_image_tokens",
+    "input_cached_image_tokens",
+    "output_image_tokens",
+)
+#: Every endpoint by family name (``costs`` for the Costs API).
+ENDPOINTS: dict[str, Endpoint] = {
+    "completions": Endpoint(
+        USAGE_PATH,
+        "organization.usage.completions.result",
+        (*_BY, "batch", "service_tier"),
+        (*_FILTERS, "batch"),
+        _COMPLETIONS_COUNTERS,
+    ),
+    "embeddings": Endpoint(
+        "/v1/organization/usage/embeddings",
+        "organization.usage.embeddings.result",
+        _BY,
+        _FILTERS,
+        ("input_tokens", "num_model_requests"),
+    ),
+    "moderations": Endpoint(
+        "/v1/organization/usage/moderations",
+        "organization.usage.moderations.result",
+        _BY,
+        _FILTERS,
+        ("input_tokens", "num_model_requests"),
+    ),
+    "images": Endpoint(
+        "/v1/organization/usage/images",
+        "organization.usage.images.result",
+        (*_BY, "size", "source"),
+        (*_FILTERS, "sources", "sizes"),
+        ("images", "num_model_requests"),
+    ),
+    "audio_speeches": Endpoint(
+        "/v1/organization/usage/audio_speeches",
+        "organization.usage.audio_speeches.result",
+        _BY,
+        _FILTERS,
+        ("characters", "num_model_requests"),
+    ),
+    "audio_transcriptions": Endpoint(
+        "/v1/organization/usage/audio_transcriptions",
+        "organization.usage.audio_transcriptions.result",
+        _BY,
+        _FILTERS,
+        ("seconds", "num_model_requests"),
+    ),
+    "vector_stores": Endpoint(
+        "/v1/organization/usage/vector_stores",
+        "organization.usage.vector_stores.result",
+        ("project_id",),
+        ("project_ids",),
+        ("usage_bytes",),
+    ),
+    "code_interpreter_sessions": Endpoint(
+        "/v1/organization/usage/code_interpreter_sessions",
+        "organization.usage.code_interpreter_sessions.result",
+        ("project_id",),
+        ("project_ids",),
+        ("num_sessions",),
+    ),
+    "file_search_calls": Endpoint(
+        "/v1/organization/usage/file_search_calls",
+        "organization.usage.file_searches.result",
+        ("project_id", "user_id", "api_key_id", "vector_store_id"),
+        ("project_ids", "user_ids", "api_key_ids", "vector_store_ids"),
+        ("num_requests",),
+    ),
+    "web_search_calls": Endpoint(
+        "/v1/organization/usage/web_search_calls",
+        "organization.usage.web_searches.result",
+        (*_BY, "context_level"),
+        (*_FILTERS, "context_levels"),
+        ("num_model_requests", "num_requests"),
+    ),
+    "costs": Endpoint(
+        COSTS_PATH,
+        "organization.costs.result",
+        ("project_id", "line_item", "api_key_id"),
+        ("project_ids", "api_key_ids"),
+        (),
+        max_limit=180,
+    ),
 }
-_RESULT_OBJECT = {
-    USAGE_PATH: "organization.usage.completions.result",
-    COSTS_PATH: "organization.costs.result",
+_BY_PATH = {endpoint.path: (family, endpoint) for family, endpoint in ENDPOINTS.items()}
+#: Completions fields of each field set (reference §1.7); ``new`` has them all.
+FIELD_SETS = {
+    "new": _COMPLETIONS_COUNTERS,
+    "audio": (
+        "input_tokens",
+        "output_tokens",
+        "num_model_requests",
+        "input_cached_tokens",
+        "input_audio_tokens",
+        "output_audio_tokens",
+    ),
+    "launch": ("input_tokens", "output_tokens", "num_model_requests", "input_cached_tokens"),
 }
-_USAGE_COUNTERS = ("input_tokens", "input_cached_tokens", "output_tokens", "num_model_requests")
 
 Body = bytes | str | Mapping[str, Any] | list[Any] | None
 
@@ -177,9 +306,12 @@ class FakeOpenAI:
         self.host = host
         #: Every request received, in arrival order (faulted ones too).
         self.requests: list[RecordedRequest] = []
-        self._usage: dict[date, list[dict[str, Any]]] = {}
-        self._costs: dict[date, list[dict[str, Any]]] = {}
-        self._raw: dict[str, dict[date, list[dict[str, Any]]]] = {USAGE_PATH: {}, COSTS_PATH: {}}
+        #: The completions field set served: ``new``, ``audio`` or ``launch`` (module docstring).
+        self.field_set = "new"
+        #: Families whose endpoint answers 404 (an older deployment that lacks them).
+        self.unavailable: set[str] = set()
+        self._rows: dict[str, dict[date, list[dict[str, Any]]]] = {p: {} for p in _BY_PATH}
+        self._raw: dict[str, dict[date, list[dict[str, Any]]]] = {p: {} for p in _BY_PATH}
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -247,22 +379,66 @@ class FakeOpenAI:
         user_id: str | None = None,
         batch: bool | None = None,
         service_tier: str | None = None,
+        cache_write_tokens: int = 0,
+        input_audio_tokens: int = 0,
+        cached_audio_tokens: int = 0,
+        input_image_tokens: int = 0,
+        cached_image_tokens: int = 0,
+        output_audio_tokens: int = 0,
+        output_image_tokens: int = 0,
     ) -> None:
-        """Record completions usage on UTC ``day``; rows of the same group are summed."""
+        """Record completions usage on UTC ``day``; rows of the same group are summed.
+
+        Token classes mean what :class:`recon_job.models.Usage` says: ``input_tokens`` is all
+        input; audio and image inputs are the uncached parts. Served in :attr:`field_set`.
+        """
+        uncached = input_tokens - cached_tokens - cache_write_tokens
+        classes = {
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "num_model_requests": requests,
+            "input_cached_tokens": cached_tokens,
+            "input_cache_write_tokens": cache_write_tokens,
+            "input_uncached_tokens": uncached,
+            "input_text_tokens": uncached - input_audio_tokens - input_image_tokens,
+            "output_text_tokens": output_tokens - output_audio_tokens - output_image_tokens,
+            "input_cached_text_tokens": cached_tokens - cached_audio_tokens - cached_image_tokens,
+            "input_audio_tokens": input_audio_tokens,
+            "input_cached_audio_tokens": cached_audio_tokens,
+            "output_audio_tokens": output_audio_tokens,
+            "input_image_tokens": input_image_tokens,
+            "input_cached_image_tokens": cached_image_tokens,
+            "output_image_tokens": output_image_tokens,
+        }
+        keys = {"batch": batch, "service_tier": service_tier}
+        self.add_family_usage(
+            "completions", day, model, project_id, api_key_id, user_id, **keys, **classes
+        )
+
+    def add_family_usage(
+        self,
+        family: str,
+        day: date,
+        model: str | None = None,
+        project_id: str | None = None,
+        api_key_id: str | None = None,
+        user_id: str | None = None,
+        **fields: Any,
+    ) -> None:
+        """Record usage of ``family`` on UTC ``day`` under its spec field names
+        (``input_tokens=…, num_model_requests=…``, ``images=…, size="1024x1024"``,
+        ``usage_bytes=…``, ``num_sessions=…``, ``num_requests=…``); rows of one group are
+        summed. Grouping keys the endpoint does not have (``model`` of vector stores) are
+        ignored."""
         row = {
             "model": model,
             "project_id": project_id,
             "api_key_id": api_key_id,
             "user_id": user_id,
-            "batch": batch,
-            "service_tier": service_tier,
-            "input_tokens": input_tokens,
-            "input_cached_tokens": cached_tokens,
-            "output_tokens": output_tokens,
-            "num_model_requests": requests,
+            **fields,
         }
         with self._lock:
-            self._usage.setdefault(day, []).append(row)
+            self._rows[ENDPOINTS[family].path].setdefault(day, []).append(row)
 
     def add_cost(
         self,
@@ -289,11 +465,12 @@ class FakeOpenAI:
             "currency": currency,
         }
         with self._lock:
-            self._costs.setdefault(day, []).append(row)
+            self._rows[COSTS_PATH].setdefault(day, []).append(row)
 
     def add_raw_result(self, endpoint: str, day: date, result: Mapping[str, Any]) -> None:
-        """Serve ``result`` verbatim in ``day``'s bucket (``endpoint``: "usage" or "costs")."""
-        path = USAGE_PATH if endpoint == "usage" else COSTS_PATH
+        """Serve ``result`` verbatim in ``day``'s bucket (``endpoint``: "usage" for completions,
+        "costs", or a family name)."""
+        path = ENDPOINTS["completions" if endpoint == "usage" else endpoint].path
         with self._lock:
             self._raw[path].setdefault(day, []).append(dict(result))
 
@@ -389,8 +566,10 @@ class FakeOpenAI:
     def _answer(
         self, path: str, query: Mapping[str, list[str]], authorization: str | None
     ) -> tuple[int, Any]:
-        if path not in _MAX_LIMIT:
+        family = _BY_PATH[path][0] if path in _BY_PATH else None
+        if family is None or family in self.unavailable:
             return 404, _error(f"Invalid URL (GET {path})", "invalid_request_error", None)
+        endpoint = ENDPOINTS[family]
         if authorization != f"Bearer {self.admin_key}":
             given = (authorization or "").removeprefix("Bearer ")
             # Like OpenAI: echo a masked prefix and the last 4 characters of the given key.
@@ -414,21 +593,24 @@ class FakeOpenAI:
             limit = int(query["limit"][0]) if "limit" in query else _DEFAULT_LIMIT
         except (KeyError, ValueError):
             return bad("start_time is required; start_time, end_time and limit are integers")
-        if not 1 <= limit <= _MAX_LIMIT[path]:
-            return bad(f"limit must be between 1 and {_MAX_LIMIT[path]}")
+        if not 1 <= limit <= endpoint.max_limit:
+            return bad(f"limit must be between 1 and {endpoint.max_limit}")
         if query.get("bucket_width", ["1d"]) != ["1d"]:
             return bad("this fake only serves bucket_width=1d")
         group_by = values("group_by")
-        unknown = set(group_by) - set(_GROUP_KEYS[path])
+        unknown = set(group_by) - set(endpoint.group_by)
         if unknown:
             return bad(f"invalid group_by {sorted(unknown)}")
+        for name in {*_FILTERS, "vector_store_ids", "context_levels", "sources", "sizes"}:
+            if values(name) and name not in endpoint.filters:
+                return bad(f"Unrecognized request argument supplied: {name}")
         offset = 0
         if "page" in query:
             decoded = _decode_cursor(query["page"][0], start)
             if decoded is None:
                 return bad("invalid page cursor")
             offset = decoded
-        buckets = self._buckets(path, start, end, group_by, values)
+        buckets = self._buckets(family, start, end, group_by, values)
         chunk = buckets[offset : offset + limit]
         has_more = offset + limit < len(buckets)
         return 200, {
@@ -439,10 +621,11 @@ class FakeOpenAI:
         }
 
     def _buckets(
-        self, path: str, start: int, end: int | None, group_by: list[str], values: Any
+        self, family: str, start: int, end: int | None, group_by: list[str], values: Any
     ) -> list[dict[str, Any]]:
+        path = ENDPOINTS[family].path
         with self._lock:
-            rows_by_day = self._usage if path == USAGE_PATH else self._costs
+            rows_by_day = self._rows[path]
             days = set(rows_by_day) | set(self._raw[path])
             if end is None:
                 last = max(days, default=datetime.fromtimestamp(start, UTC).date())
@@ -459,7 +642,7 @@ class FakeOpenAI:
                     and _selected(row, "api_key_id", values("api_key_ids"))
                     and _selected(row, "model", values("models"))
                 ]
-                results = _aggregate(path, rows, group_by) + [
+                results = _aggregate(family, rows, group_by, self.field_set) + [
                     dict(r) for r in self._raw[path].get(day, [])
                 ]
                 buckets.append(
@@ -482,20 +665,27 @@ def _error(message: str, type_: str, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
-def _aggregate(path: str, rows: list[dict[str, Any]], group_by: list[str]) -> list[dict[str, Any]]:
-    keys = _GROUP_KEYS[path]
+def _aggregate(
+    family: str, rows: list[dict[str, Any]], group_by: list[str], field_set: str
+) -> list[dict[str, Any]]:
+    endpoint = ENDPOINTS[family]
+    keys = endpoint.group_by
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for row in rows:
         group = tuple(row.get(k) if k in group_by else None for k in keys)
         groups.setdefault(group, []).append(row)
     results = []
     for group, members in groups.items():
-        result: dict[str, Any] = {"object": _RESULT_OBJECT[path]}
-        if path == USAGE_PATH:
-            for counter in _USAGE_COUNTERS:
-                result[counter] = sum(int(m[counter]) for m in members)
-            result["input_uncached_tokens"] = result["input_tokens"] - result["input_cached_tokens"]
-            result["input_cache_write_tokens"] = 0
+        result: dict[str, Any] = {"object": endpoint.result_object}
+        if family == "completions":
+            sums = {c: sum(int(m.get(c, 0)) for m in members) for c in endpoint.counters}
+            if field_set == "audio":
+                # Before 2026-07-15 input_audio_tokens counted cached audio too (reference §1.7).
+                sums["input_audio_tokens"] += sums["input_cached_audio_tokens"]
+            result.update((name, sums[name]) for name in FIELD_SETS[field_set])
+        elif family != "costs":
+            for counter in endpoint.counters:
+                result[counter] = sum(int(m.get(counter, 0)) for m in members)
         else:
             amounts = [m["amount"] for m in members if m["amount"] is not None]
             if amounts:

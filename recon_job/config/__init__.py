@@ -19,6 +19,7 @@ from recon_job.config.checks import (
     problems,
 )
 from recon_job.config.daemon import DaemonSettings, split_listen
+from recon_job.config.families import FamiliesSettings
 from recon_job.config.load import ENV_VARS, FALLBACK_KEY_VAR, SECRET_KEYS, secret_values
 from recon_job.config.loader import Loaded, load_settings, read_settings
 from recon_job.config.prices import BUNDLED_SOURCE, PriceFile, load_price_table, price_table_from
@@ -47,6 +48,7 @@ __all__ = [
     "AlertsSettings",
     "DaemonSettings",
     "EmailSettings",
+    "FamiliesSettings",
     "HistorySettings",
     "Loaded",
     "LoggingSettings",

@@ -36,6 +36,7 @@ ENV_VARS: dict[str, tuple[str, str, bool]] = {
     "RECON_PROJECT_IDS": ("openai", "project_ids", True),
     "RECON_API_KEY_IDS": ("openai", "api_key_ids", True),
     "RECON_GROUP_BY": ("openai", "group_by", True),
+    "RECON_FAMILIES": ("openai", "families", True),
     "RECON_LOG_PATHS": ("logs", "paths", True),
     "RECON_LOG_TIMEZONE": ("logs", "timezone", False),
     "RECON_PRICING_FILE": ("pricing", "file", False),

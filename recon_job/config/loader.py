@@ -94,7 +94,9 @@ def read_settings(
     for section, values in documented.data.items():
         existing = data.get(section)
         data[section] = {**existing, **values} if isinstance(existing, dict) else values
-    generic, generic_problems = _parsable(env)
+    # A documented variable is never also read as a generic one: RECON_FAMILIES is the list of
+    # openai.families, not the [families] section.
+    generic, generic_problems = _parsable({k: v for k, v in env.items() if k not in ENV_VARS})
     problems.extend(generic_problems.values())
     unknown |= {_section_of(name) for name in generic_problems}
     key_variable = _key_variable(env, documented.origins.get(("openai", "admin_key")))

@@ -49,6 +49,7 @@ from pydantic_settings import (
 
 from recon_job.config.alerts import AlertsSettings, EmailSettings, SlackSettings, WebhookSettings
 from recon_job.config.daemon import DaemonSettings
+from recon_job.config.families import FamiliesSettings
 from recon_job.config.load import Problem, rule, rule_errors, with_problems
 from recon_job.config.sources import (
     LogsSettings,
@@ -56,6 +57,7 @@ from recon_job.config.sources import (
     SourceSettings,
     SqlSourceSettings,
 )
+from recon_job.families import FAMILIES, parse_families
 
 GroupKey = Literal["model", "project_id", "api_key_id"]
 #: The databases the history can live in.
@@ -93,6 +95,9 @@ class OpenAISettings(_Section):
     max_pages: int = Field(1000, ge=1)
     #: Your organization id (``org-...``): dashboard CSV exports of another org are refused.
     organization_id: str | None = None
+    #: The usage families fetched, each from its own endpoint; ``RECON_FAMILIES`` (a comma
+    #: list, or ``all``, the default).
+    families: tuple[str, ...] = FAMILIES
     # Not a setting: which variable the key was read from, for messages (set by the loader).
     _admin_key_variable: str = PrivateAttr("OPENAI_ADMIN_KEY")
 
@@ -132,6 +137,14 @@ class OpenAISettings(_Section):
     def _check_project_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if any(not p for p in value):
             raise ValueError("project_ids may not contain an empty id")
+        return value
+
+    @field_validator("families", mode="before")
+    @classmethod
+    def _check_families(cls, value: Any) -> Any:
+        # One rule for the file, RECON_FAMILIES and RECON_OPENAI__FAMILIES: names in report order.
+        if isinstance(value, str | list | tuple) and all(isinstance(v, str) for v in value):
+            return parse_families(value)
         return value
 
     @field_validator("group_by")
@@ -251,6 +264,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    families: FamiliesSettings = Field(default_factory=FamiliesSettings)
     #: Several local sources, combined and compared against one OpenAI figure. Empty: the one
     #: NDJSON source of ``[logs]``.
     sources: tuple[SourceSettings, ...] = ()

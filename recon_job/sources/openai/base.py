@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any
 
 import requests
 
@@ -86,10 +86,10 @@ class OpenAISource:
     """
 
     #: The API's name in messages ("Usage", "Costs"), its path under the base URL, and the
-    #: most daily buckets one page may hold.
-    _endpoint: ClassVar[str]
-    _path: ClassVar[str]
-    _limit: ClassVar[int]
+    #: most daily buckets one page may hold (a subclass may set them per instance).
+    _endpoint: str
+    _path: str
+    _limit: int
 
     def __init__(
         self,
@@ -144,7 +144,7 @@ class OpenAISource:
 
         Each is named with the endpoint's prefix (``usage_pages``, ``costs_results`` ...).
         """
-        prefix = self._endpoint.lower()
+        prefix = self._prefix
         info = {
             f"{prefix}_pages": fetched.pages,
             f"{prefix}_buckets": len(fetched.buckets),
@@ -153,16 +153,22 @@ class OpenAISource:
         info.update((f"{prefix}_{name}", counts[name]) for name in optional if counts[name])
         return info
 
-    def _key(self, day: date, model: str, result: Mapping[str, Any]) -> UsageKey:
+    @property
+    def _prefix(self) -> str:
+        """The prefix of this source's ``info`` counts."""
+        return self._endpoint.lower()
+
+    def _key(self, day: date, model: str, result: Mapping[str, Any], family: str) -> UsageKey:
         """The group of one result: project and API key only when grouped by them."""
+        asked = self._group_by()
 
         def grouped(name: str) -> str | None:
-            return (
-                optional_str(result, name, self._endpoint)
-                if name in self.options.group_by
-                else None
-            )
+            return optional_str(result, name, self._endpoint) if name in asked else None
 
         return UsageKey(
-            day=day, model=model, project_id=grouped("project_id"), api_key_id=grouped("api_key_id")
+            day=day,
+            model=model,
+            project_id=grouped("project_id"),
+            api_key_id=grouped("api_key_id"),
+            family=family,
         )

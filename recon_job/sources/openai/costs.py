@@ -1,10 +1,11 @@
 """OpenAI's organization Costs API as a usage source: what OpenAI billed, in USD.
 
 ``GET {base_url}/organization/costs`` with daily buckets, grouped by ``line_item`` (plus project /
-API key when configured). Costs results carry no ``model`` field (reference §4.9), so the model is
-recovered from the free-text line item (``"gpt-4o-2024-08-06, cached input"``) with
-:func:`parse_line_item`; a line item that does not parse (``"web search tool calls"``) is kept as
-its own group under its verbatim text, never dropped and never an error.
+API key when configured). Costs results carry no ``model`` field (reference §4.9), so the family
+and the model are recovered from the free-text line item (``"gpt-4o-2024-08-06, cached input"``,
+``"web search tool calls"``) by :func:`~recon_job.sources.openai.lineitems.map_line_item`; a line
+item no rule knows is kept under family ``other`` with its verbatim text, never dropped and never
+an error. :func:`parse_line_item` is the plain ``<model>, <piece>`` split the Python API uses.
 """
 
 from __future__ import annotations
@@ -17,13 +18,18 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, Final
 
+import requests
 import structlog
 
 from recon_job.errors import UsageApiError
+from recon_job.families import COMPLETIONS, OTHER
+from recon_job.http import Deadline
 from recon_job.models import UNATTRIBUTED, Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.base import MAX_COST_USD
 from recon_job.sources.openai.base import OpenAISource, optional_str
 from recon_job.sources.openai.errors import out_of_range_error, schema_error
+from recon_job.sources.openai.lineitems import LineItemRules, map_line_item
+from recon_job.sources.openai.options import OpenAIOptions
 
 log = structlog.get_logger(__name__)
 
@@ -137,15 +143,26 @@ def _require_usd(currency: object) -> None:
 
 
 class OpenAICostsSource(OpenAISource):
-    """Billed USD per UTC day × model (from the line item) [× project × API key].
+    """Billed USD per UTC day × family × model (from the line item) [× project × API key].
 
     Same construction and contract as :class:`~recon_job.sources.openai.usage.OpenAIUsageSource`;
-    every :class:`~recon_job.models.Usage` it returns has only ``cost`` set.
+    every :class:`~recon_job.models.Usage` it returns has only ``cost`` set. ``options.line_items``
+    (the user's patterns) are tried before the built-in rules.
     """
 
     _endpoint = _ENDPOINT
     _path = COSTS_PATH
     _limit = COSTS_LIMIT
+
+    def __init__(
+        self,
+        options: OpenAIOptions,
+        session: requests.Session,
+        deadline: Deadline | None = None,
+    ) -> None:
+        super().__init__(options, session, deadline)
+        #: The user's line-item patterns, compiled once (validated by the settings).
+        self.rules = LineItemRules.compile(options.line_items)
 
     def _group_by(self) -> list[str]:
         # Costs results carry no model: group by line item, from which it is recovered.
@@ -163,18 +180,18 @@ class OpenAICostsSource(OpenAISource):
         with localcontext(prec=SUM_PRECISION):
             for day, result in self._results(fetched, window, counts):
                 line_item = optional_str(result, "line_item", _ENDPOINT)
-                if line_item is None:
-                    model = ALL_LINE_ITEMS
-                else:
-                    parsed = parse_line_item(line_item)
-                    if parsed is None:
+                # An ungrouped result is the whole day's cost; it stays where it always was.
+                family, model = COMPLETIONS, ALL_LINE_ITEMS
+                if line_item is not None and line_item.strip():
+                    found = map_line_item(line_item, self.rules)
+                    family, model = found.family, found.model
+                    if family == OTHER:
                         counts["unparsed_line_items"] += 1
-                    model = line_item if parsed is None else parsed.model
                 cost = parse_amount(result.get("amount"))
                 if cost is None:
                     counts["results_without_amount"] += 1
                     cost = Decimal(0)
-                key = self._key(day, model, result)
+                key = self._key(day, model, result, family)
                 groups[key] = groups[key] + Usage(cost=cost)
         info = self._info(
             fetched,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from recon_job.families import FAMILIES
+
 #: The ``group_by`` values recon-job understands (both endpoints also accept more).
 GROUP_BY_KEYS: Final = frozenset({"model", "project_id", "api_key_id"})
 
@@ -35,3 +37,7 @@ class OpenAIOptions:
     read_timeout: float = 30.0
     #: Refuse to fetch more pages than this for one window (a pagination loop guard).
     max_pages: int = 1000
+    #: The usage families fetched, each from its own endpoint (``openai.families``).
+    families: tuple[str, ...] = FAMILIES
+    #: The user's ``[families.line_items]`` patterns: (regex, family), tried first, in order.
+    line_items: tuple[tuple[str, str], ...] = ()

@@ -181,14 +181,14 @@ class TestParsing:
                 bucket(
                     AUG1,
                     result(api_key_id="key_1"),
-                    result(api_key_id="key_2", input_tokens=1, output_tokens=2),
+                    result(api_key_id="key_2", input_tokens=10, output_tokens=2),
                     result(model="gpt-5-mini-2025-08-07"),
                 )
             ),
         )
         totals = OpenAIUsageSource(options(), session).fetch(WINDOW)
         assert totals.groups[UsageKey(AUG1, "gpt-4o-mini-2024-07-18")] == Usage(
-            input_tokens=101, cached_tokens=20, output_tokens=52, requests=4
+            input_tokens=110, cached_tokens=20, output_tokens=52, requests=4
         )
         assert totals.total.requests == 6
 
@@ -635,7 +635,7 @@ class TestAgainstTheFakeServer:
                 "RECON_OPENAI__MAX_RETRIES": "4",
             }
         )
-        usage, _ = wiring.api_sources(settings)
+        usage, *_ = wiring.api_sources(settings)  # completions first, the Costs API last
         fake_openai.delay_next(10, 30)
         started = time.monotonic()
 
