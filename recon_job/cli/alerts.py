@@ -12,6 +12,7 @@ import click
 from recon_job.cli.common import (
     EXIT_PERMANENT,
     EXIT_TRANSIENT,
+    WholeSummaryGroup,
     config_option,
     exit_code,
     fail,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from recon_job.delivery import RelayReport
 
 
-@click.group()
+@click.group(cls=WholeSummaryGroup)
 def alerts() -> None:
     """Check the notification channels and see what was sent."""
 

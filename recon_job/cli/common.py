@@ -34,6 +34,25 @@ EXIT_TRANSIENT = 3
 EXIT_SIGTERM = 143
 
 
+class WholeSummaryGroup(click.Group):
+    """A command group whose command list shows each command's whole first line of help.
+
+    click cuts a summary at 45 characters ("Send the notifications still pending now:
+    retries, or what a..."), which hides what a command does.
+    """
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list, each with its whole first line of help (never cut)."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=200)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 def utcnow() -> datetime:
     """The clock. The only place (with the daemon) where recon-job reads it."""
     return datetime.now(UTC)
