@@ -23,35 +23,115 @@ ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_FILE = ROOT / "recon_job" / "data" / "pricing.toml"
 CONFIG_COPY = ROOT / "config" / "pricing.toml"
 TODAY = date(2026, 11, 22)
+#: Models priced by text tokens with a cached rate (the output dearer than the input).
 REQUIRED_MODELS = (
     "gpt-4o",
     "gpt-4o-mini",
     "gpt-4.1",
     "gpt-4.1-mini",
     "gpt-4.1-nano",
+    "o1",
+    "o1-mini",
     "o3",
+    "o3-mini",
     "o4-mini",
     "gpt-5",
     "gpt-5-mini",
     "gpt-5-nano",
+    "gpt-5.1",
+    "gpt-5.2",
+    "gpt-5-codex",
+    "gpt-5.1-codex",
+    "gpt-5.1-codex-mini",
+    "gpt-5-search-api",
+    "gpt-realtime",
+    "gpt-realtime-mini",
+    "gpt-4o-realtime-preview",
+    "gpt-4o-mini-realtime-preview",
+)
+#: Every other model of the bundled table, by what it is priced by.
+OTHER_MODELS = (
+    # text tokens, no cached rate
+    "gpt-5-pro",
+    "gpt-5.2-pro",
+    "o1-pro",
+    "o3-pro",
+    "gpt-4o-search-preview",
+    "gpt-4o-mini-search-preview",
+    "gpt-audio",
+    "gpt-audio-mini",
+    "gpt-4o-audio-preview",
+    "gpt-4o-mini-audio-preview",
+    "gpt-4-turbo",
+    "gpt-4",
+    "gpt-4-0613",
+    "gpt-3.5-turbo",
+    "gpt-3.5-turbo-0125",
+    # embeddings and moderation
     "text-embedding-3-small",
     "text-embedding-3-large",
+    "text-embedding-ada-002",
+    "omni-moderation-latest",
+    "omni-moderation-2024-09-26",
+    # images, speech, transcription
+    "dall-e-2",
+    "dall-e-3",
+    "gpt-image-1",
+    "gpt-image-1-mini",
+    "whisper-1",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "tts-1",
+    "tts-1-hd",
+    "gpt-4o-mini-tts",
+    # the product names of per-project families, and web search calls
+    "vector-storage",
+    "code-interpreter",
+    "file-search",
+    "web-search",
 )
 #: Dated snapshots priced apart from their model, with entries of their own.
-PRICED_SNAPSHOTS = ("gpt-4o-2024-05-13",)
+PRICED_SNAPSHOTS = (
+    "gpt-4o-2024-05-13",
+    "gpt-4o-realtime-preview-2024-10-01",
+    "gpt-4o-audio-preview-2024-10-01",
+)
 #: Dated snapshots billed at their model's prices (``[snapshots]`` of the bundled table).
 SHARED_SNAPSHOTS = {
-    "gpt-4o-2024-08-06": "gpt-4o",
-    "gpt-4o-2024-11-20": "gpt-4o",
-    "gpt-4o-mini-2024-07-18": "gpt-4o-mini",
-    "gpt-4.1-2025-04-14": "gpt-4.1",
-    "gpt-4.1-mini-2025-04-14": "gpt-4.1-mini",
-    "gpt-4.1-nano-2025-04-14": "gpt-4.1-nano",
-    "o3-2025-04-16": "o3",
-    "o4-mini-2025-04-16": "o4-mini",
     "gpt-5-2025-08-07": "gpt-5",
     "gpt-5-mini-2025-08-07": "gpt-5-mini",
     "gpt-5-nano-2025-08-07": "gpt-5-nano",
+    "gpt-5-pro-2025-10-06": "gpt-5-pro",
+    "gpt-5-search-api-2025-10-14": "gpt-5-search-api",
+    "gpt-5.1-2025-11-13": "gpt-5.1",
+    "gpt-5.2-2025-12-11": "gpt-5.2",
+    "gpt-5.2-pro-2025-12-11": "gpt-5.2-pro",
+    "gpt-4.1-2025-04-14": "gpt-4.1",
+    "gpt-4.1-mini-2025-04-14": "gpt-4.1-mini",
+    "gpt-4.1-nano-2025-04-14": "gpt-4.1-nano",
+    "gpt-4o-2024-08-06": "gpt-4o",
+    "gpt-4o-2024-11-20": "gpt-4o",
+    "gpt-4o-mini-2024-07-18": "gpt-4o-mini",
+    "gpt-4o-search-preview-2025-03-11": "gpt-4o-search-preview",
+    "gpt-4o-mini-search-preview-2025-03-11": "gpt-4o-mini-search-preview",
+    "o1-2024-12-17": "o1",
+    "o1-mini-2024-09-12": "o1-mini",
+    "o1-pro-2025-03-19": "o1-pro",
+    "o3-mini-2025-01-31": "o3-mini",
+    "o3-2025-04-16": "o3",
+    "o3-pro-2025-06-10": "o3-pro",
+    "o4-mini-2025-04-16": "o4-mini",
+    "gpt-realtime-2025-08-28": "gpt-realtime",
+    "gpt-realtime-mini-2025-10-06": "gpt-realtime-mini",
+    "gpt-4o-realtime-preview-2024-12-17": "gpt-4o-realtime-preview",
+    "gpt-4o-realtime-preview-2025-06-03": "gpt-4o-realtime-preview",
+    "gpt-4o-mini-realtime-preview-2024-12-17": "gpt-4o-mini-realtime-preview",
+    "gpt-audio-2025-08-28": "gpt-audio",
+    "gpt-audio-mini-2025-10-06": "gpt-audio-mini",
+    "gpt-4o-audio-preview-2024-12-17": "gpt-4o-audio-preview",
+    "gpt-4o-audio-preview-2025-06-03": "gpt-4o-audio-preview",
+    "gpt-4o-mini-audio-preview-2024-12-17": "gpt-4o-mini-audio-preview",
+    "gpt-4-turbo-2024-04-09": "gpt-4-turbo",
 }
 FLEX_MODELS = ("o3", "o4-mini", "gpt-5", "gpt-5-mini", "gpt-5-nano")
 O3_CUT = date(2025, 6, 10)
@@ -362,18 +442,27 @@ def test_every_required_model_has_a_standard_price_today(table: PriceTable, mode
     rates = table.rates(model, TODAY, "standard")
 
     assert rates is not None
+    assert rates.input is not None
     assert rates.input > 0
-    if not model.startswith("text-embedding"):
-        assert rates.cached_input is not None
-        assert 0 < rates.cached_input < rates.input
-        assert rates.output is not None
-        assert rates.output > rates.input
+    assert rates.cached_input is not None
+    assert 0 < rates.cached_input < rates.input
+    assert rates.output is not None
+    assert rates.output > rates.input
+
+
+@pytest.mark.parametrize("model", OTHER_MODELS)
+def test_every_other_model_has_a_standard_price_today(table: PriceTable, model: str) -> None:
+    rates = table.rates(model, TODAY, "standard")
+
+    assert rates is not None
+    assert rates.pieces()
 
 
 def test_the_bundled_table_lists_exactly_the_documented_models(table: PriceTable) -> None:
-    assert set(table.entries) == set(REQUIRED_MODELS) | set(PRICED_SNAPSHOTS)
+    listed = set(REQUIRED_MODELS) | set(OTHER_MODELS) | set(PRICED_SNAPSHOTS)
+    assert set(table.entries) == listed
     assert dict(table.shares) == SHARED_SNAPSHOTS
-    assert table.models() == set(REQUIRED_MODELS) | set(PRICED_SNAPSHOTS) | set(SHARED_SNAPSHOTS)
+    assert table.models() == listed | set(SHARED_SNAPSHOTS)
     assert table.source == BUNDLED_SOURCE
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from recon_job.cli.common import WholeSummaryGroup
+
 #: Command name -> "module:attribute" of the click command.
 COMMANDS: Mapping[str, str] = {
     "run": "recon_job.cli.run:run",
@@ -26,11 +28,13 @@ COMMANDS: Mapping[str, str] = {
     "alerts": "recon_job.cli.alerts:alerts",
     "reconcile-requests": "recon_job.cli.requests:reconcile_requests",
     "daemon": "recon_job.cli.daemon:daemon",
+    "prices": "recon_job.cli.prices:prices",
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose subcommands are imported only when listed or called."""
+class LazyGroup(WholeSummaryGroup):
+    """A group whose subcommands are imported only when listed or called (each listed with its
+    whole first line of help)."""
 
     def __init__(self, *args: Any, lazy: Mapping[str, str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -49,17 +53,6 @@ class LazyGroup(click.Group):
         if not isinstance(command, click.Command):
             raise TypeError(f"{self._lazy[cmd_name]} is not a click command")
         return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The command list, each with its whole first line of help (never cut)."""
-        rows = []
-        for name in self.list_commands(ctx):
-            command = self.get_command(ctx, name)
-            if command is not None and not command.hidden:
-                rows.append((name, command.get_short_help_str(limit=200)))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
 
 
 @click.group(

@@ -1,10 +1,11 @@
 """The price file: its shape as pydantic models, the bundled table, and a user's file over it.
 
 :class:`PriceFile` is the file (documented in the header of ``recon_job/data/pricing.toml``):
-``batch_discount``, ``models`` — each model a list of price periods with an ``effective`` day,
-``input``/``cached_input``/``output`` rates and optional ``batch``/``flex``/``priority`` tables —
-and ``snapshots``, the dated snapshots billed at another model's prices
-(``"gpt-4o-2024-08-06" = "gpt-4o"``; any other snapshot needs entries of its own).
+``batch_discount``, ``models`` — each model a list of price periods
+(:class:`~recon_job.config.price_rates.PeriodTable`: an ``effective`` day, rates of every class
+and optional ``batch``/``flex``/``priority`` tables) — and ``snapshots``, the dated snapshots
+billed at another model's prices (``"gpt-4o-2024-08-06" = "gpt-4o"``; any other snapshot needs
+entries of its own).
 Unknown keys are refused everywhere. Amounts are read via their text — ``Decimal(str(x))`` for a
 TOML number, never float arithmetic — and negative, NaN or infinite ones are refused. Every
 problem is reported at once, each with its path (``models.gpt-4o[1].priority.output``).
@@ -15,20 +16,17 @@ builds the pure :class:`~recon_job.pricing.PriceTable`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import tomllib
 from collections.abc import Mapping
-from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from datetime import date
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     PlainValidator,
@@ -46,45 +44,27 @@ from recon_job.config.load import (
     rule_errors,
     with_problems,
 )
+from recon_job.config.price_rates import (
+    LongContextTable,
+    PeriodTable,
+    RatesTable,
+    Table,
+    amount,
+    effective_day,
+)
 from recon_job.errors import ConfigError
 from recon_job.modelnames import ModelNamer, snapshot_base
-from recon_job.pricing import DEFAULT_BATCH_DISCOUNT, PriceEntry, PriceTable, Rates
+from recon_job.pricing import DEFAULT_BATCH_DISCOUNT, PriceEntry, PriceTable
 
 #: Where the bundled table lives inside the package, as named in messages.
 BUNDLED_SOURCE = "recon_job/data/pricing.toml"
 
 
-def _amount(value: object) -> Decimal:
-    """A non-negative finite Decimal from a TOML string or number (via its text, never float)."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise rule(f"{value!r} is not a number")
-    try:
-        amount = Decimal(value.strip() if isinstance(value, str) else str(value))
-    except InvalidOperation:
-        raise rule(f"{value!r} is not a number") from None
-    if not amount.is_finite():
-        raise rule(f"{value!r} is not a number")
-    if amount < 0:
-        raise rule(f"{value!r} is negative")
-    return amount
-
-
 def _discount(value: object) -> Decimal:
-    discount = _amount(value)
+    discount = amount(value)
     if not 0 < discount <= 1:
         raise rule(f"{discount} must be above 0 and at most 1 (0.5 = half price)")
     return discount
-
-
-def _effective(value: object) -> date:
-    """A TOML date (or an ISO ``YYYY-MM-DD`` string) as a date; a datetime is not one."""
-    day = value
-    if isinstance(day, str):
-        with contextlib.suppress(ValueError):
-            day = date.fromisoformat(day)
-    if isinstance(day, datetime) or not isinstance(day, date):
-        raise rule(f"{value!r} is not a date like 2025-06-10")
-    return day
 
 
 def _model_name(value: object) -> str:
@@ -98,58 +78,12 @@ def _one_or_more(value: object) -> object:
     return [value] if isinstance(value, Mapping) else value
 
 
-Amount = Annotated[Decimal, PlainValidator(_amount)]
 Discount = Annotated[Decimal, PlainValidator(_discount)]
-Effective = Annotated[date, PlainValidator(_effective)]
 ModelName = Annotated[str, PlainValidator(_model_name)]
-
-
-class _Table(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RatesTable(_Table):
-    """One tier's rates, USD per 1M tokens: ``{ input = ..., output = ... }``."""
-
-    #: Uncached input tokens. Required.
-    input: Amount
-    #: Input tokens read from the prompt cache; unset: usage with cached tokens is unpriced.
-    cached_input: Amount | None = None
-    #: Output tokens (reasoning included); unset: usage with output tokens is unpriced.
-    output: Amount | None = None
-
-    def rates(self) -> Rates:
-        """These rates for the price table."""
-        return Rates(input=self.input, cached_input=self.cached_input, output=self.output)
-
-
-class PeriodTable(RatesTable):
-    """One ``[[models."NAME"]]`` entry: a model's prices from its effective day on."""
-
-    #: First UTC day these prices apply (a TOML date).
-    effective: Effective
-    #: Explicit Batch API rates; unset: standard × ``batch_discount``.
-    batch: RatesTable | None = None
-    #: Flex processing rates; unset: flex is unpriced.
-    flex: RatesTable | None = None
-    #: Priority processing rates; unset: priority is unpriced.
-    priority: RatesTable | None = None
-
-    def entry(self) -> PriceEntry:
-        """This period for the price table."""
-        return PriceEntry(
-            effective=self.effective,
-            standard=self.rates(),
-            batch=self.batch.rates() if self.batch else None,
-            flex=self.flex.rates() if self.flex else None,
-            priority=self.priority.rates() if self.priority else None,
-        )
-
-
 Periods = Annotated[list[PeriodTable], BeforeValidator(_one_or_more), Field(min_length=1)]
 
 
-class PriceFile(_Table):
+class PriceFile(Table):
     """A price file: the bundled table, or a user's file whose models replace the bundled ones."""
 
     #: Multiplier for the default batch price (0 < discount <= 1); unset: 0.5, or the bundled.
@@ -229,7 +163,7 @@ def _period_order(name: str, periods: list[Any]) -> list[Problem]:
     previous: date | None = None
     for index, raw in enumerate(periods):
         try:
-            day = _effective(raw.get("effective") if isinstance(raw, Mapping) else None)
+            day = effective_day(raw.get("effective") if isinstance(raw, Mapping) else None)
         except PydanticCustomError:
             continue  # reported by the period's own validation
         if previous is not None and day <= previous:
@@ -249,29 +183,36 @@ _EXPECTED = {
     4: "one of " + ", ".join(PeriodTable.model_fields),
     5: "one of " + ", ".join(RatesTable.model_fields),
 }
+_EXPECTED_LONG = "one of " + ", ".join(LongContextTable.model_fields)
 _NOT_A_TABLE = {
     1: 'must be a table of [[models."NAME"]] entries',
-    3: "must be a table with effective, input, cached_input, output",
+    3: "must be a table with effective and rates like input, cached_input, output",
     4: "must be a table like { input = ..., output = ... }",
 }
+_NOT_A_LONG_TABLE = "must be a table like { threshold = 272000, input = ..., output = ... }"
 _MISSING = {
     "effective": "missing (the first UTC day of this price, e.g. 2025-06-10)",
-    "input": "missing (USD per 1M input tokens)",
+    "threshold": "missing (input tokens above which the long-context rates apply)",
 }
 
 
 def _message(error: ErrorDetails) -> str:
     kind, loc = error["type"], error["loc"]
+    in_long = "long_context" in loc[:-1]
     if kind == RULE_ERROR:
         return error["msg"]
     if kind == "extra_forbidden":
+        if in_long:
+            return f"unknown key (expected {_EXPECTED_LONG})"
         return f"unknown key (expected {_EXPECTED.get(len(loc), 'no other key')})"
     if kind == "missing":
         return _MISSING.get(str(loc[-1]), "missing")
     if kind in ("model_type", "dict_type"):
         if loc == ("snapshots",):
             return 'must be a table of "SNAPSHOT" = "MODEL" lines'
-        return _NOT_A_TABLE.get(len(loc), error["msg"])
+        if loc[-1] == "long_context":
+            return _NOT_A_LONG_TABLE
+        return _NOT_A_TABLE.get(min(len(loc), 4), error["msg"])
     if kind in ("list_type", "too_short"):
         return f'must be one or more [[models."{loc[-1]}"]] entries'
     return error["msg"]

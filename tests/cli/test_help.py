@@ -77,6 +77,21 @@ def test_the_command_list_shows_each_whole_first_line() -> None:
         assert "..." not in first
 
 
+def test_every_command_group_lists_each_whole_first_line() -> None:
+    groups = [(p, c) for p, c in every_command() if isinstance(c, click.Group)]
+    assert [p for p, _ in groups] == [[], ["alerts"], ["prices"]]
+
+    for path, group in groups:
+        text = " ".join(help_of(path).split())
+        ctx = click.Context(group)
+        for name in group.list_commands(ctx):
+            command = group.get_command(ctx, name)
+            assert command is not None
+            first = " ".join((command.help or "").split("\n\n")[0].split())
+            assert f"{name} {first}" in text, (path, name)
+            assert "..." not in first
+
+
 @pytest.mark.parametrize(
     ("path", "option"),
     [

@@ -107,8 +107,13 @@ output = true
 
 [[models."o3"]]
 effective = 2025-04-16
-output = "8"
-priority = { output = "14" }
+
+[[models."o1"]]
+effective = 2024-12-17
+per_image = { "big" = "1" }
+long_context = { threshold = 0, output = "2", speed = 1 }
+unbilled = ["seconds", "minutes"]
+priority = { long_context = { input = "1" } }
 
 [[models."o4-mini"]]
 input = "1.10"
@@ -129,8 +134,12 @@ EXPECTED_PROBLEMS = [
     "config/pricing.toml: models.gpt-4o[2].input: 'NaN' is not a number",
     "config/pricing.toml: models.gpt-4o[2].output: True is not a number",
     "config/pricing.toml: models.gpt-4o[2].effective: 2024-09-01 is not after the previous",
-    "config/pricing.toml: models.o3[0].input: missing",
-    "config/pricing.toml: models.o3[0].priority.input: missing",
+    "config/pricing.toml: models.o3[0]: no rate given",
+    "config/pricing.toml: models.o1[0].priority.long_context.threshold: missing (input tokens",
+    "config/pricing.toml: models.o1[0].per_image: 'big' is not an image variant",
+    "config/pricing.toml: models.o1[0].long_context.threshold: 0 is not a whole number",
+    "config/pricing.toml: models.o1[0].long_context.speed: unknown key (expected one of input,",
+    "config/pricing.toml: models.o1[0].unbilled: minutes: not a quantity",
     "config/pricing.toml: models.o4-mini[0].effective: missing",
     "config/pricing.toml: models.gpt-5[0].effective: 'soon' is not a date",
 ]
@@ -237,7 +246,7 @@ def test_an_effective_day_is_a_date_not_a_datetime_and_iso_text_is_read() -> Non
     assert "is not a date like 2025-06-10" in problem
 
 
-def test_a_tier_table_refuses_unknown_keys_and_needs_an_input_rate() -> None:
+def test_a_tier_table_refuses_unknown_keys_and_needs_a_rate() -> None:
     data = {
         "models": {
             "m": [
@@ -253,10 +262,20 @@ def test_a_tier_table_refuses_unknown_keys_and_needs_an_input_rate() -> None:
     with pytest.raises(ConfigError) as info:
         parse_price_file(data, "f.toml")
 
-    assert sorted(info.value.problems) == [
-        "f.toml: models.m[0].priority.colour: unknown key "
-        "(expected one of input, cached_input, output)",
-        "f.toml: models.m[0].priority.input: missing (USD per 1M input tokens)",
+    [unknown] = info.value.problems
+    assert unknown.startswith(
+        "f.toml: models.m[0].priority.colour: unknown key (expected one of input, cached_input, "
+        "output, cache_write, audio_input,"
+    )
+    assert "per_image, per_1m_characters, per_minute, per_1k_calls, per_gb_day, per_session" in (
+        unknown
+    )
+
+    data["models"]["m"][0]["priority"] = {}
+    with pytest.raises(ConfigError) as info:
+        parse_price_file(data, "f.toml")
+    assert info.value.problems == [
+        'f.toml: models.m[0].priority: no rate given: list at least one rate, e.g. input = "1.25"'
     ]
 
 
