@@ -70,7 +70,9 @@ DISCOUNT = {"standard": Decimal(1), "batch": Decimal("0.5"), "flex": Decimal("0.
 class BenchPricer:
     """A minimal table pricer; o4-mini is left out on purpose to exercise *unpriced*."""
 
-    def cost(self, model: str, day: date, tier: Tier, usage: Usage) -> Decimal | None:
+    def cost(
+        self, model: str, day: date, tier: Tier, usage: Usage, variant: str | None = None
+    ) -> Decimal | None:
         """USD for ``usage``, or None for a model or tier without a price."""
         rates = PRICES.get(model)
         if rates is None or tier not in DISCOUNT:

@@ -272,7 +272,7 @@ def calculate_usage_stats(
     parts: list[tuple[date, str, Usage]] = []
     for r in records:
         model = _NAMER.normalize(r.model)
-        usage = Usage(r.input_tokens, r.cached_tokens, r.output_tokens, 1)
+        usage = r.usage
         cost = r.cost if r.cost is not None else table.cost(r.model, r.day, r.tier, usage)
         if cost is None:
             unpriced.add(model)

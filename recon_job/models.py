@@ -461,7 +461,10 @@ class ReconResult:
 
 #: The canonical fields of one logged request, as a log field mapping or a table's column
 #: mapping names them, in the order messages list them. ``total_tokens`` is only checked
-#: against input + output, never summed.
+#: against input + output, never summed. From ``family`` on: the usage family (a ``family``
+#: name or an API ``endpoint``), the token classes (audio and image input counted with their
+#: cached part, as the APIs report them) and each family's own quantity; ``size`` and
+#: ``quality`` of images choose their price.
 RECORD_FIELD_NAMES: tuple[str, ...] = (
     "timestamp",
     "model",
@@ -475,6 +478,23 @@ RECORD_FIELD_NAMES: tuple[str, ...] = (
     "api_key_id",
     "batch",
     "service_tier",
+    "family",
+    "endpoint",
+    "cache_write_tokens",
+    "input_audio_tokens",
+    "cached_audio_tokens",
+    "input_image_tokens",
+    "cached_image_tokens",
+    "output_audio_tokens",
+    "output_image_tokens",
+    "images",
+    "size",
+    "quality",
+    "characters",
+    "seconds",
+    "sessions",
+    "calls",
+    "usage_bytes",
 )
 #: The same names as a set, for membership checks.
 RECORD_FIELDS: frozenset[str] = frozenset(RECORD_FIELD_NAMES)

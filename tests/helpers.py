@@ -45,7 +45,9 @@ class FakePricer:
     def __init__(self) -> None:
         self.calls: list[tuple[str, date, str, Usage]] = []
 
-    def cost(self, model: str, day: date, tier: Tier, usage: Usage) -> Decimal | None:
+    def cost(
+        self, model: str, day: date, tier: Tier, usage: Usage, variant: str | None = None
+    ) -> Decimal | None:
         self.calls.append((model, day, tier, usage))
         if model not in ("gpt-4o-mini", "gpt-4.1"):
             return None

@@ -159,7 +159,8 @@ class SqlSourceSettings(_Section):
     #: Table name, optionally ``schema.table``.
     table: str = Field(min_length=1)
     #: Canonical name -> column: timestamp, model, input_tokens, output_tokens (required);
-    #: cached_tokens, cost, request_id, project_id, api_key_id, batch, service_tier.
+    #: cached_tokens, cost, request_id, project_id, api_key_id, batch, service_tier, and the
+    #: families' (:data:`~recon_job.models.RECORD_FIELD_NAMES` from ``family`` on).
     columns: dict[str, str]
     #: Unit of the cost column: ``usd`` or ``cents``.
     cost_unit: Literal["usd", "cents"] = "usd"

@@ -47,8 +47,7 @@ def log_requests(
             continue
         cost = record.cost
         if cost is None:
-            usage = Usage(record.input_tokens, record.cached_tokens, record.output_tokens, 1)
-            cost = pricer.cost(record.model, record.day, record.tier, usage)
+            cost = pricer.cost(record.model, record.day, record.tier, record.usage)
         yield LocalRequest(record.request_id, cost, record.model, record.day)
     for reason, count in inner.items():
         skipped[reason] = skipped.get(reason, 0) + count

@@ -48,13 +48,16 @@ class UsageSource(Protocol):
 
 
 class Pricer(Protocol):
-    """Prices token usage in USD.
+    """Prices usage in USD.
 
     ``cost`` returns the cost of ``usage`` (its ``input_tokens`` include ``cached_tokens``) for
     ``model`` on UTC ``day`` at ``tier``, or None when the model or tier has no price for that day.
-    None means *unpriced*, never $0.
+    None means *unpriced*, never $0. ``variant`` is an image's ``SIZE/QUALITY``
+    (``1024x1024/hd``), passed only for usage of images logged with a size.
     """
 
-    def cost(self, model: str, day: date, tier: Tier, usage: Usage) -> Decimal | None:
+    def cost(
+        self, model: str, day: date, tier: Tier, usage: Usage, variant: str | None = None
+    ) -> Decimal | None:
         """USD for ``usage``, or None when unpriced."""
         ...

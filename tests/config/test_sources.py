@@ -12,6 +12,7 @@ import pytest
 
 from recon_job.config import SqlSourceSettings, load_settings
 from recon_job.errors import ConfigError
+from recon_job.models import RECORD_FIELDS
 
 SECRET = "pw-7f3a9c"
 PG_URL = f"postgresql+psycopg://app:{SECRET}@db/app"
@@ -170,3 +171,23 @@ def test_an_ndjson_source_has_the_rules_of_logs(tmp_path: Path) -> None:
     assert problems(tmp_path, text) == [
         "sources.0.ndjson.fields.model: log field 'model' maps to an empty path ''"
     ]
+
+
+def test_the_family_fields_and_columns_are_known_names(tmp_path: Path) -> None:
+    # Issue 10 item 4: the field mapping and the column mapping take every family's fields.
+    logs = (
+        '[logs.fields]\nfamily = "kind"\nendpoint = "req.path"\nseconds = "audio.duration"\n'
+        'input_audio_tokens = "u.a"\nusage_bytes = "store.bytes"\nquality = "q"\n'
+    )
+    columns = COLUMNS.rstrip("\n") + '\nfamily = "api_family"\nimages = "n_images"\n'
+
+    path = tmp_path / "ok.toml"
+    path.write_text(logs + sql_source('table = "app_usage"', columns=columns), encoding="utf-8")
+    settings = load_settings(path, environ={"BILLING_DB": f"sqlite:///{tmp_path}/app.db"})
+    assert settings.logs.fields["seconds"] == "audio.duration"
+    assert problems(tmp_path, '[logs.fields]\nfamilies = "kind"\n') == [
+        f"logs.fields: unknown field name(s) families; known: {KNOWN}"
+    ]
+
+
+KNOWN = ", ".join(sorted(RECORD_FIELDS))

@@ -34,7 +34,7 @@ def priced(
     namer: ModelNamer | None = None,
 ) -> UsageTotals:
     aggregates: list[tuple[AggregateKey, Sequence[Any]]] = [
-        ((DAY, model, None, None, tier), sums) for model, tier, sums in rows
+        ((DAY, model, None, None, tier, "completions", None), sums) for model, tier, sums in rows
     ]
     return price_aggregates(aggregates, table, namer, skipped={}, info={})
 

@@ -37,11 +37,48 @@ ACTIVITY_REQUIRED: Final = (
 #: Seconds in the only bucket width accepted.
 DAY_SECONDS: Final = 86_400
 
+#: The Activity export of each family tab, told by the column only it has (the Usage API's
+#: result fields, reference §1.5), in the order they are tried; an export of input tokens
+#: without output (embeddings, moderations) is told apart per row by its model name.
+ACTIVITY_FAMILIES: Final = (
+    ("usage_bytes", "vector_stores"),
+    ("num_sessions", "code_interpreter_sessions"),
+    ("images", "images"),
+    ("size", "images"),
+    ("characters", "audio_speeches"),
+    ("seconds", "audio_transcriptions"),
+    ("output_tokens", "completions"),
+)
+#: The columns each family's Activity export must have besides the time columns.
+ACTIVITY_REQUIRED_BY_FAMILY: Final[Mapping[str, tuple[str, ...]]] = {
+    "completions": ACTIVITY_REQUIRED[2:],
+    "embeddings": ("model", "num_model_requests", "input_tokens"),
+    "images": ("model", "num_model_requests", "images"),
+    "audio_speeches": ("model", "num_model_requests", "characters"),
+    "audio_transcriptions": ("model", "num_model_requests", "seconds"),
+    "vector_stores": ("usage_bytes",),
+    "code_interpreter_sessions": ("num_sessions",),
+    "file_search_calls": ("num_requests",),
+    "web_search_calls": ("model", "num_model_requests", "num_requests"),
+}
+
 # Any of these in a header says which tab the file came from, so a file missing a required
 # column is still recognised and its missing columns named.
 _COST_MARKERS = frozenset({"amount_value", "amount_currency", "line_item", "quantity"})
 _ACTIVITY_MARKERS = frozenset(
-    {"num_model_requests", "input_tokens", "output_tokens", "input_cached_tokens", "model"}
+    {
+        "num_model_requests",
+        "input_tokens",
+        "output_tokens",
+        "input_cached_tokens",
+        "model",
+        "images",
+        "characters",
+        "seconds",
+        "usage_bytes",
+        "num_sessions",
+        "num_requests",
+    }
 )
 # The undocumented pre-Dec-2024 /v1/usage format (reference §3.2, "Legacy").
 _LEGACY_MARKERS = frozenset({"n_requests", "n_context_tokens_total", "n_generated_tokens_total"})
@@ -148,6 +185,23 @@ def kind_of(names: Collection[str], path: Path) -> ExportKind:
         "platform.openai.com/usage",
         "csv_structure",
     )
+
+
+def activity_family(names: Collection[str]) -> str:
+    """Which family tab an Activity export's header comes from (see :data:`ACTIVITY_FAMILIES`).
+
+    Search calls: web searches have a model (or ``context_level``), file searches do not. A
+    header of input tokens alone is ``embeddings`` here; each row's model name then tells
+    moderations apart (:func:`recon_job.families.family_of_model`).
+    """
+    present = set(names)
+    for column, family in ACTIVITY_FAMILIES:
+        if column in present:
+            return family
+    if "num_requests" in present:
+        web = "model" in present or "context_level" in present
+        return "web_search_calls" if web else "file_search_calls"
+    return "embeddings" if "input_tokens" in present else "completions"
 
 
 def detect_export_kind(path: str | Path) -> ExportKind:

@@ -29,13 +29,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import structlog
 
 from recon_job.errors import ConfigError
+from recon_job.families import COMPLETIONS, OTHER, PRODUCT_MODELS, SPECS, family_of_model
 from recon_job.models import EPOCH, Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.exports.rows import (
+    ACTIVITY_REQUIRED_BY_FAMILY,
     DAY_SECONDS,
     EXTRA_FIELD,
     MAX_EPOCH,
@@ -43,6 +45,7 @@ from recon_job.sources.exports.rows import (
     TIME_COLUMNS,
     Cell,
     ExportKind,
+    activity_family,
     amount,
     csv_error,
     kind_of,
@@ -50,7 +53,8 @@ from recon_job.sources.exports.rows import (
     show,
     whole,
 )
-from recon_job.sources.openai.costs import ALL_LINE_ITEMS, parse_line_item
+from recon_job.sources.openai.costs import ALL_LINE_ITEMS
+from recon_job.sources.openai.lineitems import NO_RULES, LineItemRules, map_line_item
 from recon_job.sources.openai.options import GROUP_BY_KEYS
 from recon_job.sources.openai.usage import UNKNOWN_MODEL
 
@@ -94,6 +98,8 @@ class _FileRead:
         default_factory=lambda: defaultdict(lambda: defaultdict(Usage))
     )
     counts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: The family tab of an Activity export (completions for a Cost export).
+    family: str = COMPLETIONS
 
 
 class _CsvExportSource:
@@ -179,7 +185,11 @@ class _CsvExportSource:
                     f"{path.name} is {_TAB_NAME[kind]} export; {_HOW_TO_EXPORT[self.kind]}",
                     "csv_wrong_kind",
                 )
-            missing = [name for name in REQUIRED_BY_KIND[kind] if name not in names]
+            family = activity_family(names) if kind == "activity" else COMPLETIONS
+            required = REQUIRED_BY_KIND[kind]
+            if kind == "activity":
+                required = (*TIME_COLUMNS[:2], *ACTIVITY_REQUIRED_BY_FAMILY[family])
+            missing = [name for name in required if name not in names]
             if missing:
                 raise csv_error(
                     f"{path.name} has no {', '.join(missing)} column(s) (header: "
@@ -188,7 +198,7 @@ class _CsvExportSource:
                     "csv_structure",
                 )
             data_columns = [name for name in names if name and name not in TIME_COLUMNS]
-            read = _FileRead(kind, path, window, data_columns)
+            read = _FileRead(kind, path, window, data_columns, family=family)
             for row in reader:
                 # +1: the header line was read before the DictReader started counting.
                 self._row(row, reader.line_num + 1, read)
@@ -233,15 +243,20 @@ class _CsvExportSource:
             # covered and had no usage.
             read.counts["empty_rows"] += 1
             return
-        parsed = self._parse(text, path, line, read.counts)
+        parsed = self._parse(text, Cell(path, line, ""), read.family, read.counts)
         if parsed is not None:
             self._add(read, day, text, parsed)
 
     def _add(
-        self, read: _FileRead, day: date, text: Callable[[str], str], parsed: tuple[str, Usage]
+        self,
+        read: _FileRead,
+        day: date,
+        text: Callable[[str], str],
+        parsed: tuple[str, str, Usage],
     ) -> None:
         """Count a row with usage: its project's, unless filtered out; its group's, in window."""
-        model, usage = parsed
+        family, model, usage = parsed
+        spec = SPECS.get(family)
         read.counts["data_rows"] += 1
         project_id = text("project_id") or None
         if project_id is not None:
@@ -251,19 +266,29 @@ class _CsvExportSource:
             return
         if day not in read.window:
             return
+        by_key = "api_key_id" in self.group_by and (spec is None or "api_key_id" in spec.group_by)
         key = UsageKey(
             day=day,
             model=model,
             project_id=project_id if "project_id" in self.group_by else None,
-            api_key_id=(text("api_key_id") or None) if "api_key_id" in self.group_by else None,
+            api_key_id=(text("api_key_id") or None) if by_key else None,
+            family=family,
         )
         day_groups = read.groups[day]
         day_groups[key] = day_groups[key] + usage
 
     def _parse(
-        self, text: Callable[[str], str], path: Path, line: int, counts: defaultdict[str, int]
-    ) -> tuple[str, Usage] | None:
-        """The model and usage of a non-empty row, or None when it holds no usage."""
+        self,
+        text: Callable[[str], str],
+        where: Cell,
+        family: str,
+        counts: defaultdict[str, int],
+    ) -> tuple[str, str, Usage] | None:
+        """The family, model and usage of a non-empty row, or None when it holds no usage.
+
+        ``where`` is the row's file and line (its column left blank); ``family`` the file's
+        family tab.
+        """
         raise NotImplementedError
 
 
@@ -278,9 +303,25 @@ class CsvCostSource(_CsvExportSource):
 
     kind = "cost"
 
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        line_items: LineItemRules = NO_RULES,
+        **options: Any,
+    ) -> None:
+        super().__init__(paths, **options)
+        #: The user's ``[families.line_items]`` rules, tried before the built-in ones.
+        self.rules = line_items
+
     def _parse(
-        self, text: Callable[[str], str], path: Path, line: int, counts: defaultdict[str, int]
-    ) -> tuple[str, Usage] | None:
+        self,
+        text: Callable[[str], str],
+        where: Cell,
+        family: str,
+        counts: defaultdict[str, int],
+    ) -> tuple[str, str, Usage] | None:
+        path, line = where.path, where.line
         value = text("amount_value")
         if not value:
             # The API's null amount: nothing billed. Counted, as the Costs source does.
@@ -294,12 +335,12 @@ class CsvCostSource(_CsvExportSource):
             )
         line_item = text("line_item")
         if not line_item:
-            return ALL_LINE_ITEMS, Usage(cost=cost)
-        parsed = parse_line_item(line_item)
-        if parsed is None:
+            return COMPLETIONS, ALL_LINE_ITEMS, Usage(cost=cost)
+        # The same mapping as the Costs API's line items: family, model, piece.
+        found = map_line_item(line_item, self.rules)
+        if found.family == OTHER:
             counts["unparsed_line_items"] += 1
-            return line_item, Usage(cost=cost)
-        return parsed.model, Usage(cost=cost)
+        return found.family, found.model, Usage(cost=cost)
 
 
 class CsvActivitySource(_CsvExportSource):
@@ -313,31 +354,71 @@ class CsvActivitySource(_CsvExportSource):
     kind = "activity"
 
     def _parse(
-        self, text: Callable[[str], str], path: Path, line: int, counts: defaultdict[str, int]
-    ) -> tuple[str, Usage] | None:
+        self,
+        text: Callable[[str], str],
+        where: Cell,
+        family: str,
+        counts: defaultdict[str, int],
+    ) -> tuple[str, str, Usage] | None:
+        path, line = where.path, where.line
+
         def count(column: str, *, required: bool = True) -> int:
             value = text(column)
             if not value:
                 if required:
                     raise Cell(path, line, column).error(value, "is blank in a row with usage")
-                # Optional columns (input_cached_tokens) are absent from older data.
+                # Optional columns (input_cached_tokens ...) are absent from older data.
                 return 0
             return whole(value, Cell(path, line, column))
 
-        usage = Usage(
+        model = text("model") if "model" in self.group_by else ""
+        model = model or UNKNOWN_MODEL
+        if family == "embeddings" and model != UNKNOWN_MODEL:
+            # An export of input tokens alone: embeddings or moderations, by the model's name.
+            implied = family_of_model(model)
+            family = implied if implied == "moderations" else family
+        product = PRODUCT_MODELS.get(family)
+        if product is not None:
+            model = product
+        usage = _family_usage(family, count)
+        if family == COMPLETIONS:
+            # Python's False/True in the raw file, FALSE/TRUE after a spreadsheet (§3.3).
+            batch = text("batch")
+            if batch.lower() not in ("", "true", "false"):
+                raise Cell(path, line, "batch").error(batch, "is not True or False")
+            if batch.lower() == "true":
+                counts["batch_requests"] += usage.requests
+        return family, model, usage
+
+
+def _family_usage(family: str, count: Callable[..., int]) -> Usage:
+    """The quantities of one Activity row of ``family``, as the Usage API's results carry them."""
+    if family == COMPLETIONS:
+        return Usage(
             input_tokens=count("input_tokens"),
             cached_tokens=count("input_cached_tokens", required=False),
             output_tokens=count("output_tokens"),
             requests=count("num_model_requests"),
+            cache_write_tokens=count("input_cache_write_tokens", required=False),
+            output_audio_tokens=count("output_audio_tokens", required=False),
+            output_image_tokens=count("output_image_tokens", required=False),
         )
-        # Python's False/True in the raw file, FALSE/TRUE after a spreadsheet (reference §3.3).
-        batch = text("batch")
-        if batch.lower() not in ("", "true", "false"):
-            raise Cell(path, line, "batch").error(batch, "is not True or False")
-        if batch.lower() == "true":
-            counts["batch_requests"] += usage.requests
-        model = text("model") if "model" in self.group_by else ""
-        return model or UNKNOWN_MODEL, usage
+    if family in ("embeddings", "moderations"):
+        return Usage(input_tokens=count("input_tokens"), requests=count("num_model_requests"))
+    if family == "vector_stores":
+        return Usage(usage_bytes=count("usage_bytes"))
+    if family == "code_interpreter_sessions":
+        return Usage(sessions=count("num_sessions"))
+    if family == "file_search_calls":
+        return Usage(calls=count("num_requests"))
+    if family == "web_search_calls":
+        return Usage(calls=count("num_requests"), requests=count("num_model_requests"))
+    requests = count("num_model_requests")
+    if family == "images":
+        return Usage(requests=requests, images=count("images"))
+    if family == "audio_speeches":
+        return Usage(requests=requests, characters=count("characters"))
+    return Usage(requests=requests, seconds=count("seconds"))
 
 
 def _bucket_day(text: Callable[[str], str], path: Path, line: int) -> date:

@@ -6,21 +6,33 @@ value into a :class:`LogRecord` or names why the line is skipped. The counting f
 
 Three record shapes are understood without configuration (flat Chat Completions style, flat
 Responses style, and a ``usage`` object as the APIs return it); ``NdjsonOptions.fields`` maps any
-other shape.
+other shape. Every record belongs to a usage family (``family`` or ``endpoint`` field, else its
+model name, else completions); what each family's record counts beyond its tokens is read by
+:mod:`~recon_job.sources.ndjson.quantities`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from recon_job.models import EPOCH, Tier, Window, tier_of
-from recon_job.sources.base import MAX_COST_USD, MAX_TOKENS
+from recon_job.families import COMPLETIONS, PRODUCT_MODELS, SPECS, detect_family
+from recon_job.models import EMPTY, EPOCH, Tier, Usage, Window, tier_of
+from recon_job.sources.base import MAX_COST_USD
+from recon_job.sources.ndjson.quantities import (
+    CLASS_FIELDS,
+    INPUT_DETAILS,
+    OUTPUT_DETAILS,
+    Skip,
+    family_quantities,
+    token_classes,
+    whole,
+)
 
 #: What :meth:`RecordParser.check` returns for a valid record dated outside the window: not a
 #: skip reason, since nothing is wrong with it.
@@ -84,6 +96,28 @@ class LogRecord:
     project_id: str | None
     #: API key id, when logged as a string.
     api_key_id: str | None
+    #: Usage family (:data:`recon_job.families.FAMILIES`).
+    family: str = COMPLETIONS
+    #: What the record counts besides ``input``/``cached``/``output_tokens``: token classes,
+    #: images, characters, seconds, sessions, calls, stored bytes (requests and cost left 0).
+    extra: Usage = EMPTY
+    #: Requests the record stands for: 1, or 0 for the families OpenAI counts none of
+    #: (vector stores, code-interpreter sessions, file searches).
+    requests: int = 1
+    #: Image ``size`` and ``quality`` as logged (``1024x1024/hd``; the size alone without a
+    #: quality), the image price's variant; None for other records.
+    variant: str | None = None
+
+    @property
+    def usage(self) -> Usage:
+        """Everything the record counts, as one :class:`~recon_job.models.Usage` (cost 0)."""
+        return replace(
+            self.extra,
+            input_tokens=self.input_tokens,
+            cached_tokens=self.cached_tokens,
+            output_tokens=self.output_tokens,
+            requests=self.requests,
+        )
 
 
 #: The (input, output) token-count keys of the record shapes the APIs log, in the order they are
@@ -93,20 +127,18 @@ TOKEN_KEYS: tuple[tuple[str, str], ...] = (
     ("input_tokens", "output_tokens"),
 )
 #: The objects of a usage that may hold its ``cached_tokens``, when it has none of its own, in
-#: the order they are tried.
-CACHED_DETAILS: tuple[str, ...] = ("prompt_tokens_details", "input_tokens_details")
+#: the order they are tried (the first two of :data:`INPUT_DETAILS`: the fast path reads these;
+#: the Realtime API's ``input_token_details`` goes to the general path).
+CACHED_DETAILS: tuple[str, ...] = INPUT_DETAILS[:2]
 _INPUT_KEYS = tuple(input_key for input_key, _ in TOKEN_KEYS)
 
 
-@dataclass(frozen=True, slots=True)
-class _Skip:
-    """What a step of :meth:`RecordParser.check` returns instead of its value: the line's verdict.
-
-    A skip reason, or ``OUTSIDE_WINDOW``. A class of its own because some steps' values are
-    strings too (a model name, an id).
-    """
-
-    reason: str
+_Skip = Skip
+#: Every details object a usage may hold token classes in.
+DETAILS = INPUT_DETAILS + OUTPUT_DETAILS
+_DETAILS_KEYS = frozenset(DETAILS)
+#: Families whose records count nothing but tokens (and requests).
+_TOKEN_ONLY = frozenset({"completions", "embeddings", "moderations"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +151,20 @@ class _Tokens:
     output: int | None
     #: ``total_tokens`` as logged (any JSON value), only compared, never counted.
     total: Any
+    #: False when the record has no token counts at all (a family that needs none).
+    present: bool = True
 
-    def note(self, notes: MutableMapping[str, int]) -> None:
+    def note(self, notes: MutableMapping[str, int], family: str) -> None:
         """Count the oddities that do not invalidate a record into ``notes``."""
         if self.total is not None and self.total != self.input + (self.output or 0):
             _bump(notes, "total_tokens_inconsistent")
-        if self.output is None:
-            # Embeddings usage has no output side: not an error, but worth reporting.
+        if self.output is None and family == COMPLETIONS:
+            # A completion without an output count: not an error, but worth reporting.
             _bump(notes, "output_tokens_missing")
+
+
+#: The token counts of a record that has none (a family that needs none).
+_NO_TOKENS = _Tokens(0, 0, 0, None, present=False)
 
 
 def _dig(obj: Any, parts: tuple[str, ...]) -> Any:
@@ -187,15 +225,7 @@ def _logged_cost(obj: dict[str, Any], cents: bool) -> tuple[Any, bool]:
     return obj.get("cost_usd"), False
 
 
-def _tokens(value: Any) -> int | _Skip:
-    """A token count, or why it is unusable: not a whole number, or above ``MAX_TOKENS``."""
-    if type(value) is float and value.is_integer():
-        value = int(value)
-    if type(value) is not int:
-        return _Skip("bad_tokens")
-    if value < 0:
-        return _Skip("negative_tokens")
-    return value if value <= MAX_TOKENS else _Skip("bad_tokens")
+_tokens = whole
 
 
 def _bump(notes: MutableMapping[str, int], name: str) -> None:
@@ -242,6 +272,11 @@ class RecordParser:
         self.need_project = self.group_project or bool(self.project_filter)
         self.epoch_days: dict[int, date | None] = {}
         self.local_minutes: dict[str, date] = {}
+        #: Family per model name, and per (family, endpoint) field values (see family_of).
+        self.model_families: dict[Any, str | None] = {}
+        #: True when a token class is mapped to a path of its own.
+        self.class_paths = any(name in self.paths for name in CLASS_FIELDS)
+        self.marked_families: dict[Any, str | None] = {}
 
     def _get(self, obj: dict[str, Any], name: str, *auto: str) -> Any:
         path = self.paths.get(name)
@@ -266,13 +301,18 @@ class RecordParser:
         project = self._project(obj)
         if isinstance(project, _Skip):
             return project.reason
-        model = self._model(obj, response)
-        if isinstance(model, _Skip):
-            return model.reason
+        found = self._family_and_model(obj, response)
+        if isinstance(found, _Skip):
+            return found.reason
+        family, model = found
+        spec = SPECS[family]
         usage, wrapped = _usage(obj, response)
-        tokens = self._token_counts(obj, usage)
+        tokens = self._token_counts(obj, usage, required=spec.counts_tokens)
         if isinstance(tokens, _Skip):
             return tokens.reason
+        extra = self._extra(obj, usage, family, tokens)
+        if isinstance(extra, _Skip):
+            return extra.reason
         cost = self._cost(obj)
         if isinstance(cost, _Skip):
             return cost.reason
@@ -280,7 +320,7 @@ class RecordParser:
         if isinstance(api_key, _Skip):
             return api_key.reason
         if notes is not None:
-            tokens.note(notes)
+            tokens.note(notes, family)
         request_id = self._get(obj, "request_id", "request_id")
         return LogRecord(
             day=when[1],
@@ -292,8 +332,12 @@ class RecordParser:
             cost=cost,
             tier=self._tier(obj, response if wrapped else {}),
             request_id=request_id if type(request_id) is str else None,
-            project_id=project,
-            api_key_id=api_key,
+            project_id=project if "project_id" in spec.group_by else None,
+            api_key_id=api_key if "api_key_id" in spec.group_by else None,
+            family=family,
+            extra=extra[0],
+            requests=1 if "requests" in spec.deciding else 0,
+            variant=extra[1],
         )
 
     # -- the steps of check -------------------------------------------------------------------
@@ -330,6 +374,86 @@ class RecordParser:
             return value
         return _Skip(f"bad_{name}") if strict else None
 
+    def family_of(self, family: Any, endpoint: Any, model: str | None) -> str | None:
+        """:func:`~recon_job.families.detect_family`, once per distinct value (cached).
+
+        A ``family`` or ``endpoint`` that is not a string names nothing known (None). Without
+        either, ``model`` decides; with one, the model is not needed (None is fine).
+        """
+        if family is None and endpoint is None:
+            key: Any = model
+            cache = self.model_families
+        else:
+            key, cache = (family, endpoint), self.marked_families
+        try:
+            return cache[key]
+        except KeyError:
+            pass
+        except TypeError:
+            return None  # unhashable: a list or an object
+        if (family is not None and type(family) is not str) or (
+            endpoint is not None and type(endpoint) is not str
+        ):
+            found = None
+        else:
+            found = detect_family(family=family, endpoint=endpoint, model=model or "")
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = found
+        return found
+
+    def _family_and_model(
+        self, obj: dict[str, Any], response: dict[str, Any]
+    ) -> tuple[str, str] | _Skip:
+        """The record's family and model; families reported per project take their product's
+        name as model (:data:`~recon_job.families.PRODUCT_MODELS`), logged or not."""
+        if self.paths:
+            family = self._get(obj, "family", "family")
+            endpoint = self._get(obj, "endpoint", "endpoint")
+        else:
+            family, endpoint = obj.get("family"), obj.get("endpoint")
+        if family is not None or endpoint is not None:
+            found = self.family_of(family, endpoint, None)
+            if found is None:
+                return _Skip("bad_family")
+            product = PRODUCT_MODELS.get(found)
+            if product is not None:
+                return found, product
+            model = self._model(obj, response)
+            return model if isinstance(model, _Skip) else (found, model)
+        model = self._model(obj, response)
+        if isinstance(model, _Skip):
+            return model
+        found = self.family_of(None, None, model)
+        assert found is not None  # a model name always names a family
+        return found, PRODUCT_MODELS.get(found, model)
+
+    def _extra(
+        self, obj: dict[str, Any], usage: dict[str, Any], family: str, tokens: _Tokens
+    ) -> tuple[Usage, str | None] | _Skip:
+        """Token classes and the family's own quantity (see :mod:`.quantities`)."""
+        paths = self.paths
+
+        def pick(name: str, auto: Any) -> Any:
+            path = paths.get(name)
+            return _dig(obj, path) if path is not None else auto
+
+        classes = EMPTY
+        nested = usage is not obj
+        if self.class_paths or not _DETAILS_KEYS.isdisjoint(usage):
+            out = 0 if tokens.output is None else tokens.output
+            found = token_classes(pick, usage, family, (tokens.input, tokens.cached, out), nested)
+            if isinstance(found, _Skip):
+                return found
+            classes = found
+        if family in _TOKEN_ONLY:
+            return classes, None
+        own = family_quantities(pick, obj, usage, family, tokens.present)
+        if isinstance(own, _Skip):
+            return own
+        quantities, variant = own
+        return (quantities if classes is EMPTY else classes + quantities), variant
+
     def _model(self, obj: dict[str, Any], response: dict[str, Any]) -> str | _Skip:
         """The model name as logged."""
         model = self._get(obj, "model", "model")
@@ -342,8 +466,13 @@ class RecordParser:
             return _Skip("bad_model")
         return model
 
-    def _token_counts(self, obj: dict[str, Any], usage: dict[str, Any]) -> _Tokens | _Skip:
+    def _token_counts(
+        self, obj: dict[str, Any], usage: dict[str, Any], *, required: bool = True
+    ) -> _Tokens | _Skip:
         """The token counts from ``usage`` or the mapped paths.
+
+        ``required``: the family counts tokens, so a record without an input count is skipped
+        (``missing_tokens``); other families' records may carry none (all zero).
 
         The output count is read from the pair the input came from (``TOKEN_KEYS``):
         ``completion_tokens`` with ``prompt_tokens`` (Chat Completions), ``output_tokens`` with
@@ -358,11 +487,13 @@ class RecordParser:
         input_key, output_key = _shape(usage)
         raw_in = pick("input_tokens", input_key)
         if raw_in is None:
-            return _Skip("missing_tokens")
+            if required or pick("output_tokens", output_key) is None:
+                return _Skip("missing_tokens") if required else _NO_TOKENS
+            raw_in = 0
         raw_out = pick("output_tokens", output_key)
         raw_cached = pick("cached_tokens", "cached_tokens")
         if raw_cached is None and "cached_tokens" not in paths:
-            details = _first(usage, CACHED_DETAILS)
+            details = _first(usage, INPUT_DETAILS if usage is not obj else CACHED_DETAILS)
             if type(details) is dict:
                 raw_cached = details.get("cached_tokens")
         inp = _tokens(raw_in)
@@ -376,7 +507,7 @@ class RecordParser:
             return cached
         if cached > inp:
             return _Skip("cached_exceeds_input")
-        return _Tokens(inp, cached, out, pick("total_tokens", "total_tokens"))
+        return _Tokens(inp, cached, out, pick("total_tokens", "total_tokens"), present=True)
 
     def _cost(self, obj: dict[str, Any]) -> Decimal | _Skip | None:
         """The record's own cost in USD; None when it logged none."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -26,8 +26,9 @@ from typing import Any
 import orjson
 import structlog
 
+from recon_job.families import COMPLETIONS
 from recon_job.modelnames import ModelNamer
-from recon_job.models import ZERO, Tier, UsageTotals, Window, tier_of
+from recon_job.models import EMPTY, ZERO, Tier, Usage, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import Pricer
 from recon_job.sources.ndjson.files import (
@@ -39,6 +40,7 @@ from recon_job.sources.ndjson.files import (
     resolve_log_files,
     run_tasks,
 )
+from recon_job.sources.ndjson.quantities import INPUT_DETAILS, OUTPUT_DETAILS
 from recon_job.sources.ndjson.records import (
     CACHED_DETAILS,
     OUTSIDE_WINDOW,
@@ -72,6 +74,12 @@ FAST_MAX_TOKENS = 2**30 - 1
 #: One scan's plain accumulators, as a worker process sends them back: (acc, skipped, info,
 #: skip locations with line numbers counted from the start of its range).
 _Partial = tuple[dict[tuple[Any, ...], list[Any]], dict[str, int], dict[str, int], Locations]
+#: Where ``usage_bytes`` is in a long aggregate's sums (the fields of ``Usage``, in order): a
+#: level, so aggregates keep the largest, never the sum.
+BYTES = 17
+_FIELDS = tuple(f.name for f in fields(Usage))
+assert _FIELDS[BYTES] == "usage_bytes"
+assert _FIELDS[4] == "cost"
 
 
 class NdjsonLogSource:
@@ -160,8 +168,11 @@ class _Scan(RecordParser):
         self.start = window.start
         self.end = window.end
         self.fast = not self.paths
-        #: (day, model or (model, project, api key) when so grouped, tier or None for records
-        #: with a logged cost) -> [input, cached, output, requests, logged cost]
+        #: Two kinds of keys. Plain completions (the model's family by name too, only input,
+        #: cached and output tokens): (day, model or (model, project, api key) when so grouped,
+        #: tier or None for records with a logged cost) -> [input, cached, output, requests,
+        #: logged cost]. Anything else: the same key + (family, image variant) -> every field
+        #: of ``Usage`` in order (see ``_general``).
         self.acc: dict[tuple[Any, ...], list[Any]] = {}
         self.skipped: dict[str, int] = {}
         #: ``skipped``, and where the first few skipped lines of each reason are.
@@ -245,7 +256,7 @@ class _Scan(RecordParser):
                 own[key] = sums
             else:
                 for i, value in enumerate(sums):
-                    mine[i] += value
+                    mine[i] = max(mine[i], value) if i == BYTES else mine[i] + value
         self.skips.merge(skipped, locations, offset)
         for name, count in info.items():
             self.info[name] = self.info.get(name, 0) + count
@@ -309,6 +320,12 @@ class _Scan(RecordParser):
         token_keys, cached_details = TOKEN_KEYS, CACHED_DETAILS
         (chat_input, _), (responses_input, _) = token_keys
         chat_details, _ = cached_details
+        _, _, realtime_details = INPUT_DETAILS
+        chat_out, responses_out, realtime_out = OUTPUT_DETAILS
+        output_names = (chat_out, responses_out)
+        marked_get = self.marked_families.get
+        model_get = self.model_families.get
+        completions = COMPLETIONS
         utc = UTC
         counted = outside = inconsistent = 0
         for line in lines:
@@ -350,16 +367,48 @@ class _Scan(RecordParser):
                 # shape of TOKEN_KEYS whose input key is there, else the last one, whose missing
                 # keys raise KeyError and hand the record over; likewise for CACHED_DETAILS.
                 usage = obj if chat_input in obj or responses_input in obj else obj["usage"]
-                input_key, output_key = token_keys[chat_input not in usage]
+                shape = chat_input not in usage
+                input_key, output_key = token_keys[shape]
                 inp = usage[input_key]
                 out = usage[output_key]
-                if "cached_tokens" in usage:
-                    cached = usage["cached_tokens"]
+                # A family/endpoint field of a pair known to mean completions stays here;
+                # the general path detects a new pair (and caches it) and counts other
+                # families. Token classes beyond text (audio, image, cache writes) in a
+                # details object hand the record over, as Realtime-style details do. The
+                # objects the APIs write are told by their size, not a lookup per class:
+                # input details of cached_tokens alone or with audio_tokens 0, output
+                # details of reasoning_tokens alone. Realtime-style objects count only inside a
+                # usage object, so a flat record needs no probe for them.
+                if ("family" in obj or "endpoint" in obj) and marked_get(
+                    (obj.get("family"), obj.get("endpoint"))
+                ) != completions:
+                    raise KeyError
+                details = cached_details[chat_details not in usage]
+                if details in usage:
+                    d = usage[details]
+                    from_details = d["cached_tokens"]
+                    if len(d) != 1 and (
+                        len(d) != 2 or type(a := d.get("audio_tokens", 1)) is not int or a
+                    ):
+                        raise KeyError
+                    # A probe and a subscript cost less than a method call: noqa SIM401.
+                    cached = usage["cached_tokens"] if "cached_tokens" in usage else from_details  # noqa: SIM401
+                elif usage is not obj and realtime_details in usage:
+                    raise KeyError
                 else:
-                    details = cached_details[chat_details not in usage]
-                    cached = usage[details]["cached_tokens"] if details in usage else 0
+                    cached = usage["cached_tokens"] if "cached_tokens" in usage else 0  # noqa: SIM401
+                # The output details object of the record's own API (Chat or Responses).
+                details = output_names[shape]
+                if details in usage:
+                    d = usage[details]
+                    if len(d) != 1 or "reasoning_tokens" not in d:
+                        a, i = d.get("audio_tokens", 0), d.get("image_tokens", 0)
+                        if type(a) is not int or a or type(i) is not int or i:
+                            raise KeyError
+                elif usage is not obj and realtime_out in usage:
+                    raise KeyError
                 total = usage.get("total_tokens")
-            except (KeyError, IndexError, ValueError, TypeError):
+            except (KeyError, IndexError, ValueError, TypeError, AttributeError):
                 general(obj, line)
                 continue
             if (
@@ -400,8 +449,11 @@ class _Scan(RecordParser):
             key = (day, group, tier)
             sums = acc_get(key)
             if sums is None:
-                if "\x00" in model:
-                    general(obj, line)  # bad_model; an existing group's model has none
+                # bad_model, or a model of another family (text-embedding-*, whisper-*): a
+                # group is made here only for a completions model (known from a record the
+                # general path read), so an existing group's model is one.
+                if "\x00" in model or model_get(model) != completions:
+                    general(obj, line)
                     continue
                 acc[key] = [inp, cached, out, 1, ZERO if cost is None else cost]
             else:
@@ -444,11 +496,33 @@ class _Scan(RecordParser):
             group = (record.model, project, api_key)
         cost = record.cost
         tier = None if cost is not None else record.tier
-        sums = self.acc.setdefault((record.day, group, tier), [0, 0, 0, 0, ZERO])
-        sums[0] += record.input_tokens
-        sums[1] += record.cached_tokens
-        sums[2] += record.output_tokens
-        sums[3] += 1
+        key: tuple[Any, ...] = (record.day, group, tier)
+        if (
+            record.family != COMPLETIONS
+            or self.family_of(None, None, record.model) != COMPLETIONS
+            or record.variant is not None
+            or record.extra is not EMPTY
+        ):
+            # Not a plain completion: a long key, every quantity (see ``acc``).
+            key += (record.family, record.variant)
+            sums = self.acc.get(key)
+            if sums is None:
+                sums = self.acc[key] = [0, 0, 0, 0, ZERO, *[0] * (BYTES - 4)]
+            sums[0] += record.input_tokens
+            sums[1] += record.cached_tokens
+            sums[2] += record.output_tokens
+            sums[3] += record.requests
+            extra = record.extra
+            if extra is not EMPTY:
+                for i in range(5, BYTES):
+                    sums[i] += getattr(extra, _FIELDS[i])
+                sums[BYTES] = max(sums[BYTES], extra.usage_bytes)
+        else:
+            sums = self.acc.setdefault(key, [0, 0, 0, 0, ZERO])
+            sums[0] += record.input_tokens
+            sums[1] += record.cached_tokens
+            sums[2] += record.output_tokens
+            sums[3] += 1
         if cost is not None:
             sums[4] += cost
         self.info["records_counted"] += 1
@@ -463,6 +537,8 @@ class _Scan(RecordParser):
         return replace(totals, skipped_locations=self.skips.shown())
 
     def _aggregates(self) -> Iterator[tuple[AggregateKey, list[Any]]]:
-        for (day, group, tier), sums in self.acc.items():
+        for key, sums in self.acc.items():
+            day, group, tier, *rest = key
+            family, variant = rest or (COMPLETIONS, None)
             model, project, api_key = (group, None, None) if type(group) is str else group
-            yield (day, model, project, api_key, tier), sums
+            yield (day, model, project, api_key, tier, family, variant), sums

@@ -24,7 +24,9 @@ class SqlTableOptions:
     table: str
     #: Canonical name -> column name. Required: ``timestamp``, ``model``, ``input_tokens``,
     #: ``output_tokens``; optional: ``cached_tokens``, ``cost``, ``request_id``,
-    #: ``project_id``, ``api_key_id``, ``batch``, ``service_tier``.
+    #: ``project_id``, ``api_key_id``, ``batch``, ``service_tier``, ``family``, ``endpoint``,
+    #: ``size``, ``quality``, the token classes and the families' quantities (``images``,
+    #: ``characters``, ``seconds``, ``sessions``, ``calls``, ``usage_bytes``).
     columns: Mapping[str, str]
     #: Unit of the ``cost`` column.
     cost_unit: Literal["usd", "cents"] = "usd"

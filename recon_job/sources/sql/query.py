@@ -10,17 +10,19 @@ for :func:`~recon_job.sources.aggregate.price_aggregates`.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from recon_job.errors import LogSourceError
+from recon_job.families import COMPLETIONS, detect_family
 from recon_job.modelnames import ModelNamer
 from recon_job.models import EPOCH, ZERO, Tier, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import MAX_COST_USD, MAX_TOKENS, Pricer
+from recon_job.sources.ndjson.quantities import split_class
 
 if TYPE_CHECKING:
     from recon_job.sources.sql.options import SqlTableOptions
@@ -30,6 +32,30 @@ TimestampKind = Literal["instant", "wall", "sqlite_text", "epoch"]
 _TRUE_TEXT = frozenset({"1", "t", "true", "y", "yes"})
 #: MAX_TOKENS written into the query (a constant: it keeps the plan the same for every window).
 _MAX_TOKENS: sa.ColumnElement[Any] = sa.literal_column(str(MAX_TOKENS))
+#: Optional columns grouped by as they are: family and endpoint (the family is detected in
+#: Python, once per distinct value), image size and quality (the price variant).
+GROUPED_EXTRA: tuple[str, ...] = ("family", "endpoint", "size", "quality")
+#: Optional columns summed: the token classes (audio and image input counted with their cached
+#: part, as the APIs report them) and the families' quantities. ``usage_bytes`` is a level:
+#: its MAX is taken, never its SUM.
+SUMMED_EXTRA: tuple[str, ...] = (
+    "cache_write_tokens",
+    "input_audio_tokens",
+    "cached_audio_tokens",
+    "input_image_tokens",
+    "cached_image_tokens",
+    "output_audio_tokens",
+    "output_image_tokens",
+    "images",
+    "characters",
+    "seconds",
+    "sessions",
+    "calls",
+    "usage_bytes",
+)
+#: The quantity columns: a row with one of them set needs no token counts.
+_QUANTITIES = ("images", "characters", "seconds", "sessions", "calls", "usage_bytes")
+_BYTES = 17  # usage_bytes in the fields of Usage: a level, the largest kept
 # Result labels, also used in GROUP BY: grouping by the output name avoids repeating an
 # expression's bind parameters there (PostgreSQL would see two different parameters).
 _DAY, _REASON, _PRICED = "recon_day", "recon_skip", "recon_has_cost"
@@ -104,6 +130,7 @@ class AggregateQuery:
         # Raw columns (not a tier CASE): PostgreSQL has statistics for them, and with opaque
         # expressions it overestimates the groups and sorts instead of hashing, 2-3x slower.
         columns += [col[name] for name in ("batch", "service_tier") if name in col]
+        columns += [col[name] for name in GROUPED_EXTRA if name in col]
         grouping = [sa.literal_column(c.name) if isinstance(c, sa.Label) else c for c in columns]
         cached = (
             sa.func.coalesce(self._summed(col["cached_tokens"]), 0)
@@ -116,6 +143,11 @@ class AggregateQuery:
             _untyped(sa.func.sum(self._summed(col["output_tokens"]))),
             sa.func.count(),
             _untyped(sa.func.sum(col["cost"])) if "cost" in col else sa.null(),
+        ]
+        sums += [
+            _untyped(sa.func.max(col[name]) if name == "usage_bytes" else sa.func.sum(col[name]))
+            for name in SUMMED_EXTRA
+            if name in col
         ]
         return sa.select(*columns, *sums).select_from(self.table).where(*where).group_by(*grouping)
 
@@ -173,9 +205,14 @@ class AggregateQuery:
         col = self.col
         model, inp, out = col["model"], col["input_tokens"], col["output_tokens"]
         counts = [inp, out] + ([col["cached_tokens"]] if "cached_tokens" in col else [])
+        missing: sa.ColumnElement[bool] = sa.or_(inp.is_(None), out.is_(None))
+        quantities = [col[name] for name in _QUANTITIES if name in col]
+        if quantities:
+            # A row of images, speech, storage ... may carry no token counts.
+            missing = sa.and_(missing, *(q.is_(None) for q in quantities))
         whens: list[tuple[sa.ColumnElement[bool], str]] = [
             (sa.or_(model.is_(None), model == ""), "missing_model"),
-            (sa.or_(inp.is_(None), out.is_(None)), "missing_tokens"),
+            (missing, "missing_tokens"),
             (sa.or_(*(count < 0 for count in counts)), "negative_tokens"),
             (sa.or_(*(self._bad_count(count) for count in counts)), "bad_tokens"),
         ]
@@ -236,6 +273,10 @@ class QueryTotals:
         self.group_api_key = "api_key_id" in options.group_by
         self.has_batch = "batch" in options.columns
         self.has_tier = "service_tier" in options.columns
+        self.grouped = [name for name in GROUPED_EXTRA if name in options.columns]
+        self.summed = [name for name in SUMMED_EXTRA if name in options.columns]
+        #: Family per distinct (family, endpoint, model) value of the table.
+        self.families: dict[tuple[Any, Any, Any], str | None] = {}
         #: (day, model, project, api key, tier or None for logged cost) -> sums
         self.acc: dict[AggregateKey, list[Any]] = {}
         self.skipped: dict[str, int] = {}
@@ -250,13 +291,18 @@ class QueryTotals:
             api_key = next(it) if self.group_api_key else None
             batch = next(it) if self.has_batch else None
             service_tier = next(it) if self.has_tier else None
-            inp, cached, out, n, cost = it
+            extra = {name: next(it) for name in self.grouped}
+            inp, cached, out, n, cost = (next(it) for _ in range(5))
+            summed = dict(zip(self.summed, it, strict=True))
             n = int(n)
             self.info["result_rows"] += 1
             if not reason and "\x00" in str(model):
                 # No part of a model name, and PostgreSQL text cannot store one: as the NDJSON
                 # source. (Tested here, not in SQL: SQLite's string functions stop at a NUL.)
                 reason = "bad_model"
+            family = None if reason else self._family(extra, model)
+            if not reason and family is None:
+                reason = "bad_family"
             if reason:
                 self.skipped[reason] = self.skipped.get(reason, 0) + n
                 continue
@@ -268,18 +314,45 @@ class QueryTotals:
                 # Only SQLite text with an offset suffix can land here: date() honours it.
                 self.info["outside_window"] = self.info.get("outside_window", 0) + n
                 continue
+            assert family is not None
             tier: Tier | None = None if int(has_cost) else row_tier(batch, service_tier)
-            sums = self.acc.setdefault(
-                (day, str(model), _text(project), _text(api_key), tier), [0, 0, 0, 0, ZERO]
-            )
-            sums[0] += int(inp)
-            sums[1] += int(cached)
-            sums[2] += int(out)
-            sums[3] += n
+            key = (day, str(model), _text(project), _text(api_key), tier, family)
+            row = [int(inp or 0), int(cached or 0), int(out or 0), n]
+            sums = self._sums(key, _variant(extra.get("size"), extra.get("quality")), row, summed)
             if tier is None:
                 sums[4] += _usd(cost, self.cents)
             self.info["rows_counted"] += n
         return self
+
+    def _sums(
+        self, key: tuple[Any, ...], variant: str | None, row: list[int], summed: dict[str, Any]
+    ) -> list[Any]:
+        """Add one result row's counts to its aggregate's sums and return them (cost apart).
+
+        A plain completions row keeps the five sums of old; any other the fields of ``Usage``.
+        """
+        family, n = key[-1], row[3]
+        if family == COMPLETIONS and not summed and variant is None:
+            sums = self.acc.setdefault((*key, None), [0, 0, 0, 0, ZERO])
+            for i in range(4):
+                sums[i] += row[i]
+            return sums
+        sums = self.acc.setdefault((*key, variant), [0, 0, 0, 0, ZERO, *[0] * 13])
+        rest = family_sums(family, summed, row, n)
+        for i, value in enumerate([*row, 0, *rest]):
+            if i == _BYTES:
+                sums[i] = max(sums[i], value)
+            elif i != 4:
+                sums[i] += value
+        return sums
+
+    def _family(self, extra: dict[str, Any], model: Any) -> str | None:
+        """The family of a result row, detected once per distinct value."""
+        raw = (extra.get("family"), extra.get("endpoint"), model)
+        if raw not in self.families:
+            family, endpoint = (None if v is None else str(v) for v in raw[:2])
+            self.families[raw] = detect_family(family=family, endpoint=endpoint, model=str(model))
+        return self.families[raw]
 
     def _day(self, raw: Any) -> date | None:
         if isinstance(raw, datetime):
@@ -329,6 +402,63 @@ def row_tier(batch: Any, service_tier: Any) -> Tier:
     if isinstance(batch, str):
         flag = batch.strip().lower() in _TRUE_TEXT
     return tier_of(flag, service_tier)
+
+
+def family_sums(family: str, summed: dict[str, Any], row: list[int], n: int) -> list[int]:
+    """The sums after cost (Usage's fields from ``cache_write_tokens`` on) of one result row.
+
+    Token classes are split as the NDJSON source splits a record's (see
+    :mod:`~recon_job.sources.ndjson.quantities`), here on the group's sums. Without a column of
+    its own, a row is one image, session or search call (the APIs' defaults); the families
+    OpenAI counts no requests of count none.
+    """
+
+    def total(name: str) -> int:
+        value = summed.get(name)
+        if value is None:
+            return 0
+        # Seconds may be a fractional column: its sum is rounded half up, like a record's.
+        return int(Decimal(str(value)).to_integral_value(ROUND_HALF_UP))
+
+    inp, cached, out, _ = row
+    write = total("cache_write_tokens")
+    room = max(inp - cached - write, 0)
+    audio, cached_audio = split_class(
+        total("input_audio_tokens"), total("cached_audio_tokens"), room
+    )
+    image, cached_image = split_class(
+        total("input_image_tokens"), total("cached_image_tokens"), room - audio
+    )
+    out_image = total("output_image_tokens")
+    if family == "images" and "output_image_tokens" not in summed:
+        out_image = out - total("output_audio_tokens")
+    counted = {"images": "images", "code_interpreter_sessions": "sessions"}
+    defaults = {counted.get(family, ""): n, "calls": n if family.endswith("search_calls") else 0}
+    if family in ("vector_stores", "code_interpreter_sessions", "file_search_calls"):
+        row[3] = 0
+    return [
+        write,
+        audio,
+        cached_audio,
+        image,
+        cached_image,
+        total("output_audio_tokens"),
+        out_image,
+        *(
+            total(name) if name in summed else defaults.get(name, 0)
+            for name in ("images", "characters", "seconds", "sessions", "calls")
+        ),
+        total("usage_bytes"),
+    ]
+
+
+def _variant(size: Any, quality: Any) -> str | None:
+    if size is None or not str(size).strip():
+        return None
+    name = str(size).strip().lower()
+    if quality is not None and str(quality).strip():
+        name += "/" + str(quality).strip().lower()
+    return name
 
 
 def _text(value: Any) -> str | None:

@@ -43,8 +43,16 @@ sum is converted with ``Decimal(str(x))``, so it may be off in the last cents di
 ``bad_tokens`` (a fractional count such as ``2999.9`` — never truncated — or one above
 2**53 - 1, or on SQLite a value stored as text), ``cached_exceeds_input``, ``bad_cost``
 (negative, not below 10**15 USD, NaN or infinite, or on SQLite text), ``bad_model`` (a NUL in
-the name), ``bad_timestamp`` (SQLite text that is not a date). A NULL cached-token count means
-0; a NULL cost means "price it".
+the name), ``bad_timestamp`` (SQLite text that is not a date), ``bad_family`` (a ``family`` or
+``endpoint`` column value that names no known family). A NULL cached-token count means 0; a
+NULL cost means "price it".
+
+**Families** (issue 10). A ``family`` or ``endpoint`` column is grouped by as it is and the
+family detected in Python once per distinct value (with the model name, by the same rules as
+the NDJSON source); quantity and token-class columns are summed (``usage_bytes``: its MAX, a
+level). A row with a quantity column set may leave its token columns NULL. Without its own
+column, a row of images, code-interpreter sessions or search calls counts one; token classes
+are split on the group's sums as a record's are.
 """
 
 from __future__ import annotations

@@ -285,10 +285,11 @@ def test_quoted_line_items_with_commas_and_the_2026_09_api_source_column_parse()
 
     assert costs_by_model(totals) == {
         "gpt-5-nano": D("0.0147"),
-        "web search tool calls": D("0.5"),
+        # Issue 10: mapped as the Costs API maps it (lineitems.map_line_item).
+        "web-search": D("0.5"),
         "gpt-5.6-sol": D("1.25"),
     }
-    assert totals.info["csv_cost_unparsed_line_items"] == 1
+    assert "csv_cost_unparsed_line_items" not in totals.info
 
 
 def test_the_2025_09_activity_header_sums_every_row_of_a_model() -> None:
@@ -455,9 +456,9 @@ def test_a_missing_required_column_is_named_with_the_file() -> None:
 
 def test_a_missing_activity_column_is_named_too(tmp_path: Path) -> None:
     path = tmp_path / "activity.csv"
-    path.write_text("start_time,end_time,model,input_tokens\n")
+    path.write_text("start_time,end_time,model,output_tokens\n")
 
-    with pytest.raises(LogSourceError, match="has no num_model_requests, output_tokens column"):
+    with pytest.raises(LogSourceError, match="has no num_model_requests, input_tokens column"):
         CsvActivitySource([path]).fetch(AUGUST)
 
 

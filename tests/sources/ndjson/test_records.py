@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -33,10 +34,11 @@ def summed(found: list[LogRecord], group_by: tuple[str, ...] = ("model",)) -> di
             r.model,
             r.project_id if "project_id" in group_by else None,
             r.api_key_id if "api_key_id" in group_by else None,
+            r.family,
         )
-        usage = Usage(r.input_tokens, r.cached_tokens, r.output_tokens, 1)
+        usage = r.usage
         cost = r.cost if r.cost is not None else pricer.cost(r.model, r.day, r.tier, usage)
-        usage = Usage(r.input_tokens, r.cached_tokens, r.output_tokens, 1, cost or D(0))
+        usage = replace(usage, cost=cost or D(0))
         groups[key] = groups[key] + usage if key in groups else usage
     return groups
 
