@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
+from recon_job.families import COMPLETIONS
 from recon_job.models import AlertEvent, ReconResult, Status, UsageKey, WindowKind
 
 #: The alert a run that could not fetch OpenAI's figures fires instead of any drift alert.
@@ -117,10 +118,13 @@ class Notification:
 
 
 def fingerprint(key: UsageKey) -> str:
-    """A drifting group's stable alert identity: JSON of (day, model, project, API key)."""
-    return json.dumps(
-        [key.day.isoformat(), key.model, key.project_id, key.api_key_id], separators=(",", ":")
-    )
+    """A drifting group's stable alert identity: JSON of (day, model, project, API key), and
+    the family when it is not completions (so a completions group keeps the identity it had
+    before families, and the same model drifting in two families is two alerts)."""
+    parts: list[str | None] = [key.day.isoformat(), key.model, key.project_id, key.api_key_id]
+    if key.family != COMPLETIONS:
+        parts.append(key.family)
+    return json.dumps(parts, separators=(",", ":"))
 
 
 def fingerprint_day(alert: str) -> date | None:

@@ -23,9 +23,17 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Context, Decimal
-from typing import Literal
+from typing import Any, Literal
 
-from recon_job.families import COMPLETIONS, EXTRA_QUANTITIES, OTHER, deciding, family_rank
+from recon_job.families import (
+    COMPLETIONS,
+    EXTRA_QUANTITIES,
+    OTHER,
+    SPECS,
+    TOKEN_DETAILS,
+    deciding,
+    family_rank,
+)
 from recon_job.models import (
     EMPTY,
     UNATTRIBUTED,
@@ -49,6 +57,8 @@ _EXACT = Context(prec=60)
 _HUNDRED = Decimal(100)
 #: Prefix for facts the official side reports, so they never collide with the local side's.
 OPENAI_PREFIX = "openai."
+#: What decides a group of a family OpenAI could not report quantities of: its billed dollars.
+COST_ONLY: tuple[str, ...] = ("cost",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +96,20 @@ def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only option
     does not log embeddings is not told every day that its completions drift. Under
     ``rules.untracked == "mismatch"`` a settled window with an untracked family is a MISMATCH.
     Only ``rules.families`` are compared when given.
+
+    A family whose endpoint OpenAI did not know (``unavailable_families`` of either side) has no
+    official quantities, only the dollars the Costs API bills: its groups are judged by cost
+    alone, and only its cost counts in the totals (quantities are totalled where both sides
+    could count them).
     """
     pending = frozenset(pending_days)
     wanted = rules.families
+    unavailable = tuple(
+        sorted(
+            set(local.unavailable_families) | set(official.unavailable_families),
+            key=family_rank,
+        )
+    )
 
     def kept(groups: Mapping[UsageKey, Usage]) -> dict[UsageKey, Usage]:
         return {k: u for k, u in groups.items() if wanted is None or k.family in wanted}
@@ -106,6 +127,8 @@ def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only option
         mine = mine_by_key.get(key, EMPTY)
         theirs = theirs_by_key.get(key, EMPTY)
         comparison = compare_usage(mine, theirs, per_group, family=key.family)
+        if key.family in unavailable:
+            comparison = replace(comparison, deciding=COST_ONLY)
         if key.day in pending:
             status = Status.PENDING
         elif key.family in untracked_families:
@@ -116,7 +139,7 @@ def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only option
             status = Status.RECONCILED
         groups.append(GroupResult(key, mine, theirs, comparison, status))
 
-    judged = [g for g in groups if g.key.family not in untracked_families]
+    judged = [_totalled(g, unavailable) for g in groups if g.key.family not in untracked_families]
     local_total = window_total((g.key, g.local) for g in judged)
     openai_total = window_total((g.key, g.openai) for g in judged)
     settled = [g for g in judged if g.status is not Status.PENDING]
@@ -152,18 +175,36 @@ def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only option
         comparison=compare_usage(local_total, openai_total, tolerance, family=None),
         groups=tuple(groups),
         untracked=untracked,
-        unavailable_families=tuple(
-            sorted(
-                set(local.unavailable_families) | set(official.unavailable_families),
-                key=family_rank,
-            )
-        ),
+        unavailable_families=unavailable,
         pending_days=window_pending,
         unpriced=_merge_usage(local.unpriced, official.unpriced),
         skipped=_merge_counts(local.skipped, official.skipped),
         skipped_locations=dict(local.skipped_locations),
         info=_merge_counts(local.info, official.info),
     )
+
+
+def _totalled(group: GroupResult, unavailable: Collection[str]) -> GroupResult:
+    """``group`` as it counts in the window's totals: dollars always; tokens only of a family
+    measured in tokens (an image model's logged tokens are not text tokens OpenAI counts); and
+    the dollars alone of a family whose quantities OpenAI could not report."""
+    family = group.key.family
+    if family in unavailable:
+        return replace(
+            group, local=Usage(cost=group.local.cost), openai=Usage(cost=group.openai.cost)
+        )
+    spec = SPECS.get(family)
+    if spec is None or spec.counts_tokens:
+        return group
+    return replace(group, local=_without_tokens(group.local), openai=_without_tokens(group.openai))
+
+
+#: Every token count of a Usage set to zero (the classes are all parts of input or output).
+_NO_TOKENS: Mapping[str, Any] = dict.fromkeys(TOKEN_DETAILS, 0)
+
+
+def _without_tokens(usage: Usage) -> Usage:
+    return replace(usage, **_NO_TOKENS)
 
 
 def compare_usage(

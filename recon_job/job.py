@@ -10,8 +10,9 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import structlog
@@ -32,6 +33,7 @@ from recon_job.models import (
     UsageTotals,
     Window,
 )
+from recon_job.report import pct
 from recon_job.sources.base import UsageSource
 from recon_job.sources.openai.lineitems import per_family_models
 from recon_job.store import HistoryStore, RunStatus
@@ -85,6 +87,8 @@ class Deps:
     #: The channels and their rules (no channel: nothing is planned or sent).
     alerting: Alerting
     control: RunControl
+    #: Which families are compared and what an untracked family does to the verdict.
+    rules: compare.Rules = field(default_factory=compare.Rules)
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -189,6 +193,7 @@ def run_once(deps: Deps, window: Window, now: datetime) -> RunOutcome:
             window=window,
             tolerance=deps.tolerance,
             pending_days=windows.pending_days(window, now, deps.settle),
+            rules=deps.rules,
         )
         if len(parts) > 1:
             result = replace(result, local_sources={name: t.total for name, t in parts})
@@ -320,5 +325,6 @@ def _deliver(deps: Deps, planned: Planned) -> tuple[dict[str, Any], ...]:
     return tuple(shown_alerts(planned, report))
 
 
-def _pct(value: object) -> str | None:
-    return None if value is None else str(value)
+def _pct(value: Decimal | None) -> str | None:
+    """A percentage for the log line, rounded as every report rounds it (never 60 digits)."""
+    return pct(value)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from recon_job.alerts import AlertPolicy
+from recon_job.compare import Rules
 from recon_job.config import (
     LogsSettings,
     NdjsonSourceSettings,
@@ -73,6 +74,15 @@ def tolerance(settings: Settings) -> Tolerance:
         cost_floor=r.cost_floor,
         token_floor=r.token_floor,
         request_floor=r.request_floor,
+    )
+
+
+def rules(settings: Settings) -> Rules:
+    """Which families are compared and what an untracked family does to the verdict."""
+    r = settings.reconcile
+    return Rules(
+        untracked=r.untracked,
+        families=None if r.families is None else frozenset(r.families),
     )
 
 
@@ -187,6 +197,7 @@ def api_sources(settings: Settings) -> tuple[UsageSource, ...]:
 def csv_sources(settings: Settings, files: Sequence[str | Path]) -> tuple[UsageSource, ...]:
     """The dashboard's Activity and Cost exports in place of the two APIs: both are needed."""
     from recon_job.sources.exports import CsvActivitySource, CsvCostSource, detect_export_kind
+    from recon_job.sources.openai.lineitems import LineItemRules
 
     kinds = {str(f): detect_export_kind(f) for f in files}
     activity = [f for f, kind in kinds.items() if kind in ("activity", "empty")]
@@ -214,6 +225,7 @@ def csv_sources(settings: Settings, files: Sequence[str | Path]) -> tuple[UsageS
         ),
         CsvCostSource(
             cost,
+            line_items=LineItemRules.compile(settings.families.line_items),
             organization_id=o.organization_id,
             group_by=tuple(o.group_by),
             project_ids=tuple(o.project_ids),
@@ -392,6 +404,7 @@ def deps(
         settle=settle(settings),
         alerting=alerting(settings, channels=overrides.channels),
         control=control,
+        rules=rules(settings),
     )
 
 

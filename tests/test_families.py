@@ -269,3 +269,50 @@ def test_unavailable_families_of_either_side_are_reported() -> None:
     official = UsageTotals(unavailable_families=("web_search_calls", "file_search_calls"))
     result = reconcile(UsageTotals(), official, window=WINDOW, tolerance=Tolerance())
     assert result.unavailable_families == ("file_search_calls", "web_search_calls")
+
+
+def test_a_family_openai_could_not_count_is_judged_by_its_dollars_alone() -> None:
+    chat = UsageKey(DAY, "gpt-4o")
+    search = UsageKey(DAY, "gpt-4o", family="web_search_calls")
+    local = totals(
+        {
+            chat: Usage(1000, 0, 100, 1, Decimal("1")),
+            search: Usage(calls=40, requests=40, cost=Decimal("0.40")),
+        }
+    )
+    # The endpoint answered 404: the Costs API still bills the calls, with no quantities.
+    official = UsageTotals(
+        groups={chat: Usage(1000, 0, 100, 1, Decimal("1")), search: Usage(cost=Decimal("0.40"))},
+        unavailable_families=("web_search_calls",),
+    )
+    result = reconcile(local, official, window=WINDOW, tolerance=Tolerance())
+    assert result.status is Status.RECONCILED
+    assert [g.status for g in result.groups] == [Status.RECONCILED, Status.RECONCILED]
+    assert result.groups[1].comparison.deciding == ("cost",)
+    assert result.groups[1].local.calls == 40  # shown, not judged
+    # Totals: every dollar, quantities only where both sides could count them.
+    assert result.local.cost == result.openai.cost == Decimal("1.40")
+    assert result.local.calls == 0
+    assert result.local.requests == 1
+
+    billed_more = replace_cost(official, search, Decimal("0.90"))
+    drifted = reconcile(local, billed_more, window=WINDOW, tolerance=Tolerance())
+    assert drifted.status is Status.MISMATCH
+    assert [g.key.family for g in drifted.mismatches] == ["web_search_calls"]
+
+
+def replace_cost(totals_: UsageTotals, key: UsageKey, cost: Decimal) -> UsageTotals:
+    return UsageTotals(
+        groups={**totals_.groups, key: Usage(cost=cost)},
+        unavailable_families=totals_.unavailable_families,
+    )
+
+
+def test_a_completions_alert_keeps_its_identity_and_other_families_get_their_own() -> None:
+    from recon_job.alerts import fingerprint, fingerprint_day
+
+    chat = UsageKey(DAY, "gpt-4o", "proj_1")
+    assert fingerprint(chat) == '["2026-11-02","gpt-4o","proj_1",null]'  # as before families
+    search = UsageKey(DAY, "gpt-4o", "proj_1", family="web_search_calls")
+    assert fingerprint(search) == '["2026-11-02","gpt-4o","proj_1",null,"web_search_calls"]'
+    assert fingerprint_day(fingerprint(search)) == DAY

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from recon_job import job, windows, wiring
 from recon_job.config import Settings, load_settings
@@ -281,3 +282,26 @@ def test_a_model_name_postgresql_cannot_store_fails_the_run_loudly(
     (record,) = postgres_store.list_runs()
     assert str(record.status) == "failed"
     assert [m.event for m in receiver.sent] == ["failed"]
+
+
+@pytest.mark.parametrize(
+    ("local_cost", "openai_cost", "logged"),
+    [
+        ("0.0047307", "0.0034", "39.138235"),  # was 39.13823529411764705882352941176470588…
+        ("0.036", "1E-36", "3.600000E+36"),  # issue 9 item 8: a tiny OpenAI cost
+    ],
+)
+def test_the_run_finished_line_carries_percentages_rounded_like_the_report(
+    settings: Settings, store: HistoryStore, local_cost: str, openai_cost: str, logged: str
+) -> None:
+    local = Stub(totals(("gpt-4o", Usage(input_tokens=10, requests=1, cost=Decimal(local_cost)))))
+    official = Stub(
+        totals(("gpt-4o", Usage(input_tokens=10, requests=1, cost=Decimal(openai_cost))))
+    )
+
+    with capture_logs() as logs:
+        run(settings, store, job.Sources((("logs", local),), (official,)))
+
+    [finished] = [e for e in logs if e["event"] == job.EV_RUN_FINISHED]
+    assert finished["cost_pct"] == logged
+    assert finished["tokens_pct"] == "0.000000"

@@ -113,9 +113,11 @@ def store() -> Iterator[HistoryStore]:
     history.close()
 
 
-def run(fake: FakeOpenAI, store: HistoryStore, local: dict[UsageKey, Usage]) -> RunOutcome:
+def run(
+    fake: FakeOpenAI, store: HistoryStore, local: dict[UsageKey, Usage], **env: str
+) -> RunOutcome:
     settings = load_settings(
-        environ={"OPENAI_ADMIN_KEY": fake.admin_key, "OPENAI_BASE_URL": fake.base_url}
+        environ={"OPENAI_ADMIN_KEY": fake.admin_key, "OPENAI_BASE_URL": fake.base_url, **env}
     )
     sources = job.Sources(
         local=(("logs", Stub(UsageTotals(groups=local))),),
@@ -174,3 +176,38 @@ def test_a_family_the_deployment_lacks_is_reported_with_the_result(
     search = next(g for g in result.groups if g.key.family == "file_search_calls")
     assert search.openai == Usage(cost=D("0.0175"))
     assert search.comparison.cost.difference == 0
+
+
+def test_reconcile_untracked_mismatch_fails_the_window_from_the_settings(
+    fake_openai: FakeOpenAI, store: HistoryStore
+) -> None:
+    openai_world(fake_openai)
+    local = {k: u for k, u in LOGGED.items() if k.family != "embeddings"}
+    outcome = run(fake_openai, store, local, RECON_RECONCILE__UNTRACKED="mismatch")
+    assert outcome.result is not None
+    assert outcome.result.status is Status.MISMATCH
+    assert list(outcome.result.untracked) == ["embeddings"]
+    assert outcome.result.mismatches == ()  # no tracked group drifts: the untracked family fails it
+    (record,) = store.list_runs()
+    assert str(record.status) == "mismatch"
+
+
+def test_reconcile_families_limits_the_comparison_from_the_settings(
+    fake_openai: FakeOpenAI, store: HistoryStore
+) -> None:
+    openai_world(fake_openai)
+    # Images drift and embeddings are not logged, but only completions and speech are compared.
+    local = {k: u for k, u in LOGGED.items() if k.family != "embeddings"}
+    local[UsageKey(DAY, "gpt-image-1", family="images")] = Usage(images=30, cost=D("1.20"))
+    outcome = run(
+        fake_openai,
+        store,
+        local,
+        RECON_RECONCILE__FAMILIES='["completions", "audio_speeches"]',
+        RECON_RECONCILE__UNTRACKED="mismatch",
+    )
+    result = outcome.result
+    assert result is not None
+    assert result.status is Status.RECONCILED
+    assert {g.key.family for g in result.groups} == {"completions", "audio_speeches"}
+    assert result.untracked == {}

@@ -306,6 +306,8 @@ def describe(settings: Settings) -> str:
         *(f"             {line}" for line in sources[1:]),
         f"  tolerance: {r.threshold_pct}% and more than ${r.cost_floor} / {r.token_floor} tokens"
         f" / {r.request_floor} requests; days settle {r.settle_hours:g} h after they end",
+        f"  families:  compared: {', '.join(r.families) if r.families else 'every one fetched'};"
+        f" untracked ones: {r.untracked}",
         "  pricing:   bundled table"
         + (f" + {settings.pricing.file}" if settings.pricing.file else ""),
         f"  history:   {_shown_url(settings.history.database_url.get_secret_value())}",

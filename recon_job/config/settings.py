@@ -185,6 +185,20 @@ class ReconcileSettings(_Section):
     #: Hours after a UTC day ends before OpenAI's figures for it count as settled;
     #: ``RECON_SETTLE_HOURS``.
     settle_hours: float = Field(24.0, ge=0, le=24 * 31)
+    #: A family OpenAI bills that the local side has no record of: ``report`` lists it with its
+    #: cost and the window can still reconcile; ``mismatch`` also fails the window.
+    untracked: Literal["report", "mismatch"] = "report"
+    #: Compare only these families (None: every family either side reports); a comma list or
+    #: ``all``, like ``openai.families``.
+    families: tuple[str, ...] | None = None
+
+    @field_validator("families", mode="before")
+    @classmethod
+    def _check_families(cls, value: Any) -> Any:
+        # The same names and order as openai.families: one rule for both lists.
+        if isinstance(value, str | list | tuple) and all(isinstance(v, str) for v in value):
+            return parse_families(value)
+        return value
 
 
 class HistorySettings(_Section):
@@ -301,6 +315,19 @@ class Settings(BaseSettings):
         ]
         if found:
             raise rule_errors(type(self).__name__, found)
+        return self
+
+    @model_validator(mode="after")
+    def _check_compared_families(self) -> Settings:
+        # A family compared but never fetched would show every local record of it as drift.
+        compared = self.reconcile.families
+        unfetched = [f for f in compared or () if f not in self.openai.families]
+        if unfetched:
+            message = (
+                f"lists {', '.join(unfetched)}, which openai.families does not fetch "
+                f"(fetched: {', '.join(self.openai.families)})"
+            )
+            raise rule_errors(type(self).__name__, [(("reconcile", "families"), message, compared)])
         return self
 
     @property

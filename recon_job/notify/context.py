@@ -10,8 +10,10 @@ Its schema, ``recon-job.alert/v1``, only ever gains fields::
       "window": {"kind", "key", "start", "end", "last_day"},
       "status": "mismatch", "threshold_pct": "5",
       "totals": {"local": {…}, "openai": {…}, "difference": {…}} | null,
-      "groups": [{"date", "model", "project_id", "api_key_id", "status",
+      "groups": [{"date", "family", "model", "project_id", "api_key_id", "status",
                   "local": {…}, "openai": {…}, "difference": {…}}, …],
+      "untracked": [{"family", "cost", <the family's quantities>}],
+      "unavailable_families": ["web_search_calls"],
       "groups_total": 3, "resolved": ["…"],
       "unpriced_models": [{"model", "service_tier", "requests", "input_tokens",
                            "cached_tokens", "output_tokens"}],
@@ -41,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from recon_job.causes import likely_causes
+from recon_job.families import COMPLETIONS, OTHER, family_rank
 from recon_job.models import (
     AlertEvent,
     GroupResult,
@@ -55,7 +58,7 @@ from recon_job.notify import figures
 from recon_job.notify.detail import DETAIL, LIMITS, Limits, cut
 from recon_job.notify.figures import metric_rows
 from recon_job.report import run as report
-from recon_job.report.formats import count_text, totals
+from recon_job.report.formats import count_text, side
 
 #: The webhook payload's schema name and version.
 PAYLOAD_SCHEMA: Final = "recon-job.alert/v1"
@@ -151,6 +154,8 @@ class _Grouping:
 def _group_context(group: GroupResult, grouping: _Grouping) -> dict[str, Any]:
     key = group.key
     title = [key.day.isoformat(), key.model]
+    if key.family != COMPLETIONS:
+        title.insert(1, key.family)
     if grouping.project:
         title.append(f"project {key.project_id or '(none)'}")
     if grouping.api_key:
@@ -159,11 +164,12 @@ def _group_context(group: GroupResult, grouping: _Grouping) -> dict[str, Any]:
         "name": group_name(key),
         "title": " · ".join(title),
         "day": key.day.isoformat(),
+        "family": key.family,
         "model": key.model,
         "project_id": key.project_id,
         "api_key_id": key.api_key_id,
         "status": str(group.status),
-        **metric_rows(group.comparison),
+        **metric_rows(group.comparison, key.family),
     }
 
 
@@ -214,6 +220,8 @@ def _result_context(result: ReconResult | None, limits: Limits) -> dict[str, Any
             "skipped": [],
             "skipped_total": 0,
             "pending_days": [],
+            "untracked": [],
+            "unavailable_families": [],
         }
     skipped = dict(sorted(result.skipped.items()))
     totals_rows = metric_rows(result.comparison)
@@ -239,6 +247,17 @@ def _result_context(result: ReconResult | None, limits: Limits) -> dict[str, Any
         "skipped": [{"reason": r, "count": count_text(n)} for r, n in skipped.items()],
         "skipped_total": sum(skipped.values()),
         "pending_days": [d.isoformat() for d in result.pending_days],
+        "untracked": [
+            {
+                "family": family,
+                "cost": figures.money(usage.cost),
+                "text": f"OpenAI billed {figures.money(usage.cost)} of "
+                + ("line items that map to no family" if family == OTHER else family)
+                + " you do not log",
+            }
+            for family, usage in result.untracked.items()
+        ],
+        "unavailable_families": list(result.unavailable_families),
     }
 
 
@@ -273,10 +292,12 @@ def _payload_data(notice: Notice, lists: _Lists, limits: Limits, max_groups: int
         "totals": None
         if result is None
         else {
-            "local": totals(result.local),
-            "openai": totals(result.openai),
+            "local": side(result.local, None, result.comparison.extra),
+            "openai": side(result.openai, None, result.comparison.extra),
             "difference": report.difference(result.comparison),
         },
+        "untracked": report.untracked_list(result) if result is not None else [],
+        "unavailable_families": list(result.unavailable_families) if result is not None else [],
         **shown,
         "omitted": omitted,
         "skipped": dict(sorted(result.skipped.items())) if result is not None else {},
@@ -301,6 +322,8 @@ def build_context(
         resolved=list(notice.resolved),
     )
     shown, groups_more = cut(lists.drifting, groups_limit)
+    # The top groups (largest cost difference first) shown family by family, completions first.
+    shown = sorted(shown, key=lambda g: family_rank(g.key.family))
     causes, causes_more = cut(lists.causes, limits.likely_causes)
     resolved, resolved_more = cut(lists.resolved, limits.resolved)
     grouping = _Grouping.of(result)
@@ -356,6 +379,8 @@ def build_payload(context: Mapping[str, Any], *, summary: str) -> dict[str, Any]
         "skipped": data["skipped"],
         "pending_days": list(context["pending_days"]),
         "likely_causes": data["likely_causes"],
+        "untracked": data["untracked"],
+        "unavailable_families": data["unavailable_families"],
         "error": context["error"],
         "omitted": data["omitted"],
         DETAIL: data[DETAIL],

@@ -90,6 +90,8 @@ CSV_COLUMNS: Final = (
         for name in CSV_QUANTITIES
         for side in ("local", "openai", "difference", "pct")
     ),
+    # Added with families (issue 10): last, so the columns before keep their places.
+    "family",
 )
 # A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection");
 # model names and project ids come from logs and from OpenAI: untrusted data.
@@ -114,6 +116,7 @@ def _csv_row(group: Mapping[str, Any]) -> list[str]:
             str(difference.get(name, "")),
             "" if pct is None else str(pct),
         ]
+    row.append(_text_cell(group.get("family", "completions")))
     return row
 
 

@@ -14,8 +14,15 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from recon_job.families import deciding
 from recon_job.models import Comparison, Metric
-from recon_job.report.formats import count_text, money_text, pct_text, signed_money_text
+from recon_job.report.formats import (
+    count_text,
+    money_text,
+    pct_text,
+    quantity_label,
+    signed_money_text,
+)
 
 #: Decimals of every amount in a message (a tiny non-zero amount keeps two significant digits).
 PLACES: Final = 2
@@ -53,10 +60,26 @@ def metric_row(label: str, metric: Metric, *, is_money: bool) -> dict[str, Any]:
     }
 
 
-def metric_rows(comparison: Comparison) -> dict[str, dict[str, Any]]:
-    """``tokens``, ``requests`` and ``cost`` rows of a comparison (see :func:`metric_row`)."""
+def main_quantity(family: str | None) -> str:
+    """The count a group of ``family`` is shown by: its first deciding quantity other than
+    requests and cost (``images``, ``characters``, ``seconds`` ...); ``tokens`` for token
+    families, ``other`` and the totals (None)."""
+    if family is None:
+        return "tokens"
+    return next((q for q in deciding(family) if q not in ("requests", "cost")), "tokens")
+
+
+def metric_rows(comparison: Comparison, family: str | None = None) -> dict[str, dict[str, Any]]:
+    """``tokens``, ``requests`` and ``cost`` rows of a comparison (see :func:`metric_row`).
+
+    For a group of a family not counted in tokens the ``tokens`` row shows that family's own
+    count instead, labelled so (``Images``, ``Characters``, ``Seconds of audio`` ...): three
+    rows for every group, so a message keeps its size.
+    """
+    main = main_quantity(family)
+    metric = comparison.metric(main) or comparison.tokens
     return {
-        "tokens": metric_row("Tokens", comparison.tokens, is_money=False),
+        "tokens": metric_row(quantity_label(main).capitalize(), metric, is_money=False),
         "requests": metric_row("Requests", comparison.requests, is_money=False),
         "cost": metric_row("Cost", comparison.cost, is_money=True),
     }
@@ -115,6 +138,7 @@ __all__ = [
     "TEXT_HEADER",
     "aligned",
     "decimal_or_none",
+    "main_quantity",
     "metric_row",
     "metric_rows",
     "money",

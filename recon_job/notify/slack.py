@@ -36,11 +36,12 @@ from typing import Any, Final
 import structlog
 
 from recon_job.errors import NotifyError
+from recon_job.families import COMPLETIONS
 from recon_job.models import Message
 from recon_job.notify import figures
 from recon_job.notify.base import HttpTransport, Wording, mrkdwn_escape
-from recon_job.notify.figures import decimal_or_none
-from recon_job.report.formats import count_text, pct_text
+from recon_job.notify.figures import decimal_or_none, main_quantity
+from recon_job.report.formats import count_text, pct_text, quantity_label
 
 log = structlog.get_logger(__name__)
 
@@ -116,12 +117,17 @@ def _group_line(group: Mapping[str, Any]) -> str:
         if part
     )
     local, openai, diff = group["local"], group["openai"], group["difference"]
+    family = str(group.get("family") or COMPLETIONS)
+    # Each family by its own count: tokens, images, characters, seconds of audio ...
+    main = main_quantity(family)
     return (
-        f"• {mrkdwn_escape(group['date'])} `{mrkdwn_escape(group['model'])}`"
+        f"• {mrkdwn_escape(group['date'])}"
+        + ("" if family == COMPLETIONS else f" {mrkdwn_escape(family)}")
+        + f" `{mrkdwn_escape(group['model'])}`"
         + (f" {where}" if where else "")
         + f": cost {_money(local.get('cost'))} local vs {_money(openai.get('cost'))} OpenAI "
         f"({_pct(diff.get('cost_pct'))}), "
-        f"tokens {_count(local.get('tokens'))} vs {_count(openai.get('tokens'))}, "
+        f"{quantity_label(main)} {_count(local.get(main))} vs {_count(openai.get(main))}, "
         f"requests {_count(local.get('requests'))} local vs "
         f"{_count(openai.get('requests'))} OpenAI"
     )

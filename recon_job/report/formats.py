@@ -1,14 +1,17 @@
 """How figures are written out: money and percentages as exact decimal strings, usage as fields.
 
 Shared by the run report (:mod:`recon_job.report.run`), the per-request report and the Python API,
-so a figure reads the same wherever it appears. Imports only :mod:`recon_job.models`.
+so a figure reads the same wherever it appears. Imports only :mod:`recon_job.models` and
+:mod:`recon_job.families`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Context, Decimal
 from typing import Any
 
+from recon_job.families import EXTRA_QUANTITIES, SPECS
 from recon_job.models import MONEY, Usage
 
 _SIX = Decimal("0.000001")
@@ -110,3 +113,46 @@ def usage_counts(usage: Usage, *, total: str = "tokens") -> dict[str, int]:
 def totals(usage: Usage) -> dict[str, Any]:
     """The totals object: tokens, requests and cost of one side."""
     return {**usage_counts(usage), "cost": money(usage.cost)}
+
+
+#: How each quantity is named for people (the token classes read as in OpenAI's docs).
+QUANTITY_LABELS: dict[str, str] = {
+    "tokens": "tokens",
+    "requests": "requests",
+    "cost": "cost",
+    "cache_write_tokens": "cache-write tokens",
+    "input_audio_tokens": "audio input tokens",
+    "cached_audio_tokens": "cached audio tokens",
+    "input_image_tokens": "image input tokens",
+    "cached_image_tokens": "cached image tokens",
+    "output_audio_tokens": "audio output tokens",
+    "output_image_tokens": "image output tokens",
+    "images": "images",
+    "characters": "characters",
+    "seconds": "seconds of audio",
+    "sessions": "sessions",
+    "calls": "calls",
+    "usage_bytes": "bytes stored",
+}
+
+
+def quantity_label(name: str) -> str:
+    """``name`` as people read it (``seconds of audio``, ``bytes stored``)."""
+    return QUANTITY_LABELS.get(name, name.replace("_", " "))
+
+
+def family_quantities(family: str | None) -> tuple[str, ...]:
+    """The quantities of ``family`` beyond tokens, requests and cost (images, seconds, token
+    classes ...): its deciding and detail quantities (:data:`recon_job.families.SPECS`); none
+    for ``other`` or a total (None)."""
+    spec = SPECS.get(family) if family is not None else None
+    if spec is None:
+        return ()
+    return tuple(q for q in (*spec.deciding, *spec.details) if q in EXTRA_QUANTITIES)
+
+
+def side(usage: Usage, family: str | None, extra: Iterable[str] = ()) -> dict[str, Any]:
+    """One side of a group (or total): the totals object plus the quantities of ``family`` and
+    any ``extra`` quantity names, each only where it applies."""
+    names = dict.fromkeys((*family_quantities(family), *extra))
+    return {**totals(usage), **{name: int(usage.quantity(name)) for name in names}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from recon_job.families import COMPLETIONS, EXTRA_QUANTITIES, OTHER
 from recon_job.models import Status, Usage, unpriced_order
 from recon_job.report.formats import (
     count_text,
@@ -13,6 +14,7 @@ from recon_job.report.formats import (
     money_text,
     pct,
     pct_text,
+    side,
     signed_money_text,
     totals,
 )
@@ -39,6 +41,8 @@ def run_record_dict(run: RunRecord) -> dict[str, Any]:
         "pending_days": [d.isoformat() for d in run.pending_days],
         "unpriced_models": unpriced_list(run.unpriced),
         "skipped": dict(sorted(run.skipped.items())),
+        "untracked": [{"family": f, **side(u, f)} for f, u in run.untracked.items()],
+        "unavailable_families": list(run.unavailable_families),
         "error": None
         if run.error_reason is None
         else {"reason": run.error_reason, "message": run.error_message},
@@ -65,6 +69,9 @@ def run_summary(run: RunRecord) -> str:
             for key in sorted(run.unpriced, key=unpriced_order)
         )
         text += f", unpriced: {', '.join(names)}"
+    if run.untracked:
+        billed = (f"{family} ({money_text(u.cost)})" for family, u in run.untracked.items())
+        text += f", untracked: {', '.join(billed)}"
     return text
 
 
@@ -82,14 +89,18 @@ def difference_dict(diff: Difference) -> dict[str, Any]:
 
 def group_record_dict(group: GroupRecord) -> dict[str, Any]:
     """One stored group of a past run (the ``breakdown`` rows of ``history --run``)."""
+    family = group.key.family
+    # The quantities either side has beyond the family's own (a logged image model's tokens).
+    extra = [q for q in EXTRA_QUANTITIES if group.local.quantity(q) or group.openai.quantity(q)]
     return {
         "date": group.key.day.isoformat(),
+        "family": family,
         "model": group.key.model,
         "project_id": group.key.project_id,
         "api_key_id": group.key.api_key_id,
         "status": str(group.status),
-        "local": totals(group.local),
-        "openai": totals(group.openai),
+        "local": side(group.local, family, extra),
+        "openai": side(group.openai, family, extra),
         "difference": difference_dict(group.difference),
     }
 
@@ -194,7 +205,9 @@ def _groups(groups: Sequence[GroupRecord]) -> list[str]:
     rows: list[tuple[str, ...]] = [(*header, "cost local", "OpenAI", "%")]
     for g in groups:
         key, d = g.key, g.difference
-        name = " ".join(p for p in (str(key.day), key.model, key.project_id, key.api_key_id) if p)
+        family = None if key.family == COMPLETIONS else key.family
+        parts = (str(key.day), family, key.model, key.project_id, key.api_key_id)
+        name = " ".join(p for p in parts if p)
         rows.append(
             (
                 name,
@@ -224,6 +237,17 @@ def _footnotes(run: RunRecord) -> list[str]:
         + f" ({_requests(u['requests'])}): no price and no logged cost; its cost is NOT included"
         for u in unpriced_list(run.unpriced)
     ]
+    lines += [
+        f"untracked: OpenAI billed {money_text(u.cost)} of "
+        + ("line items that map to no family" if f == OTHER else f)
+        + " you do not log"
+        for f, u in run.untracked.items()
+    ]
+    if run.unavailable_families:
+        lines.append(
+            f"unavailable: {', '.join(run.unavailable_families)} (OpenAI's usage endpoint "
+            "does not know them here; compared by cost only)"
+        )
     if run.skipped:
         parts = ", ".join(f"{r} {n:,}" for r, n in sorted(run.skipped.items()))
         lines.append(f"skipped log records: {parts}")

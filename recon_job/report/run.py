@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from recon_job.causes import likely_causes, unpriced_hints
+from recon_job.families import OTHER, deciding, family_rank
 from recon_job.models import (
     UNDATED_REASONS,
     Comparison,
@@ -32,6 +33,8 @@ from recon_job.report.formats import (
     money_text,
     pct,
     pct_text,
+    quantity_label,
+    side,
     signed_money_text,
     totals,
 )
@@ -40,7 +43,12 @@ SCHEMA_VERSION = 1
 
 
 def difference(c: Comparison) -> dict[str, Any]:
-    """The difference object: local - OpenAI per quantity, with percentages."""
+    """The difference object: local - OpenAI per quantity, with percentages.
+
+    Besides the six quantities every comparison has, each other quantity compared (a family's
+    images, seconds, token classes ...) with its percentage; ``exceeds`` names the deciding
+    quantities out of tolerance, ``deciding`` the quantities that decide.
+    """
     out: dict[str, Any] = {}
     for name in ("input_tokens", "cached_tokens", "output_tokens", "tokens", "requests"):
         metric = getattr(c, name)
@@ -48,7 +56,11 @@ def difference(c: Comparison) -> dict[str, Any]:
         out[f"{name}_pct"] = pct(metric.pct)
     out["cost"] = money(c.cost.difference)
     out["cost_pct"] = pct(c.cost.pct)
-    out["exceeds"] = sorted(n for n in ("tokens", "requests", "cost") if getattr(c, n).exceeds)
+    for name, metric in c.extra.items():
+        out[name] = int(metric.difference)
+        out[f"{name}_pct"] = pct(metric.pct)
+    out["exceeds"] = sorted(n for n in c.deciding if (m := c.metric(n)) and m.exceeds)
+    out["deciding"] = list(c.deciding)
     return out
 
 
@@ -64,17 +76,25 @@ def window_dict(window: Window) -> dict[str, Any]:
 
 
 def group_dict(group: GroupResult) -> dict[str, Any]:
-    """One breakdown row."""
+    """One breakdown row: its family, and each side with that family's quantities."""
+    family, extra = group.key.family, group.comparison.extra
     return {
         "date": group.key.day.isoformat(),
+        "family": family,
         "model": group.key.model,
         "project_id": group.key.project_id,
         "api_key_id": group.key.api_key_id,
         "status": str(group.status),
-        "local": totals(group.local),
-        "openai": totals(group.openai),
+        "local": side(group.local, family, extra),
+        "openai": side(group.openai, family, extra),
         "difference": difference(group.comparison),
     }
+
+
+def untracked_list(result: ReconResult) -> list[dict[str, Any]]:
+    """The families OpenAI billed that the local side has no record of: OpenAI's usage of each
+    (its cost and the family's quantities), in report order."""
+    return [{"family": family, **side(usage, family)} for family, usage in result.untracked.items()]
 
 
 def unpriced_list(unpriced: Mapping[UnpricedKey, Usage]) -> list[dict[str, Any]]:
@@ -127,8 +147,8 @@ def result_dict(result: ReconResult) -> dict[str, Any]:
             "tokens": result.tolerance.token_floor,
             "requests": result.tolerance.request_floor,
         },
-        "local": totals(result.local),
-        "openai": totals(result.openai),
+        "local": side(result.local, None, result.comparison.extra),
+        "openai": side(result.openai, None, result.comparison.extra),
         "difference": difference(result.comparison),
         "mismatches": len(result.mismatches),
         "pending_days": [d.isoformat() for d in result.pending_days],
@@ -138,6 +158,8 @@ def result_dict(result: ReconResult) -> dict[str, Any]:
         "skipped_locations": {r: list(w) for r, w in sorted(result.skipped_locations.items())},
         "info": dict(sorted(result.info.items())),
         "sources": sources_list(result),
+        "untracked": untracked_list(result),
+        "unavailable_families": list(result.unavailable_families),
     }
 
 
@@ -192,6 +214,7 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40, from_history: bool =
         lines += _verdict(result)
         lines += _totals_table(result)
         lines += _source_lines(result)
+        lines += _family_lines(result)
         lines += _group_table(result, max_rows)
         lines += _cause_lines(result)
         lines += _footnotes(result)
@@ -213,6 +236,11 @@ def _verdict(result: ReconResult) -> list[str]:
         head = f"{drifting:,} of {total:,} groups out of tolerance ({_rule(result)})"
         if not result.comparison.exceeds:
             head += "; the window's totals are within tolerance, the drift is in the groups"
+    elif result.status is Status.MISMATCH and not result.comparison.exceeds and result.untracked:
+        head = (
+            f"families billed that you do not log: {', '.join(result.untracked)} "
+            "(reconcile.untracked = mismatch)"
+        )
     elif result.status is Status.MISMATCH:
         head = f"the window's totals are out of tolerance ({_rule(result)})"
     else:
@@ -247,6 +275,11 @@ def _totals_table(result: ReconResult) -> list[str]:
         ("requests", c.requests),
     ):
         rows.append(_count_row(label, m))
+    rows += [
+        _count_row(quantity_label(name), m)
+        for name, m in c.extra.items()
+        if not name.endswith("_tokens")
+    ]
     m = c.cost
     rows.append(
         (
@@ -279,32 +312,67 @@ def _source_lines(result: ReconResult) -> list[str]:
     ]
 
 
+def _family_lines(result: ReconResult) -> list[str]:
+    """The families billed that the local side has no record of, and those OpenAI could not
+    count (compared by their dollars alone)."""
+    lines = []
+    for family, usage in result.untracked.items():
+        what = "line items that map to no family" if family == OTHER else family
+        counts = ", ".join(
+            f"{count_text(usage.quantity(q))} {quantity_label(q)}"
+            for q in deciding(family)
+            if q != "cost" and usage.quantity(q)
+        )
+        lines.append(
+            f"untracked: OpenAI billed {money_text(usage.cost)} of {what} you do not log"
+            + (f" ({counts})" if counts else "")
+        )
+    if result.unavailable_families:
+        lines.append(
+            f"unavailable: {', '.join(result.unavailable_families)} (OpenAI's usage endpoint "
+            "does not know them here; compared by cost only)"
+        )
+    return ["", *lines] if lines else []
+
+
 def _group_table(result: ReconResult, max_rows: int) -> list[str]:
+    """The groups out of tolerance, a table per family (completions first), each headed by the
+    family and its own deciding quantity (tokens, images, characters, seconds ...)."""
     drifting = result.mismatches
     if not drifting:
         return []
-    header = ("group", "tokens local", "OpenAI", "%", "requests local", "OpenAI")
-    rows = [(*header, "cost local", "OpenAI", "%")]
-    for g in drifting[:max_rows]:
-        gc = g.comparison
-        name = " ".join(p for p in (str(g.key.day), g.key.model, g.key.project_id) if p)
-        rows.append(
-            (
-                name + (f" {g.key.api_key_id}" if g.key.api_key_id else ""),
-                count_text(gc.tokens.local),
-                count_text(gc.tokens.openai),
-                pct_text(gc.tokens.pct),
-                count_text(gc.requests.local),
-                count_text(gc.requests.openai),
-                money_text(gc.cost.local),
-                money_text(gc.cost.openai),
-                pct_text(gc.cost.pct),
+    shown = drifting[:max_rows]
+    lines = ["", "out of tolerance:"]
+    for family in sorted({g.key.family for g in shown}, key=family_rank):
+        main = _main_quantity(family)
+        header = (family, f"{quantity_label(main)} local", "OpenAI", "%", "requests local")
+        rows = [(*header, "OpenAI", "cost local", "OpenAI", "%")]
+        for g in (g for g in shown if g.key.family == family):
+            gc = g.comparison
+            m = gc.metric(main) or gc.tokens
+            name = " ".join(p for p in (str(g.key.day), g.key.model, g.key.project_id) if p)
+            rows.append(
+                (
+                    "  " + name + (f" {g.key.api_key_id}" if g.key.api_key_id else ""),
+                    count_text(m.local),
+                    count_text(m.openai),
+                    pct_text(m.pct),
+                    count_text(gc.requests.local),
+                    count_text(gc.requests.openai),
+                    money_text(gc.cost.local),
+                    money_text(gc.cost.openai),
+                    pct_text(gc.cost.pct),
+                )
             )
-        )
-    lines = ["", "out of tolerance:", *("  " + line for line in _table(rows))]
+        lines += ("  " + line for line in _table(rows))
     if len(drifting) > max_rows:
         lines.append(f"  … and {len(drifting) - max_rows:,} more (use --format json)")
     return lines
+
+
+def _main_quantity(family: str) -> str:
+    """The quantity a family's table shows first: its first deciding one other than cost."""
+    return next((q for q in deciding(family) if q not in ("requests", "cost")), "tokens")
 
 
 def _cause_lines(result: ReconResult) -> list[str]:

@@ -45,11 +45,13 @@ from recon_job.store.records import (
     RunStatus,
     dumps,
     exceeds_json,
+    extras_json,
     group_record,
     integral,
     run_record,
     stored_result,
     unpriced_json,
+    untracked_json,
     usage_to_json,
 )
 from recon_job.store.runstate import RunStateStore, current_owner
@@ -212,6 +214,9 @@ class HistoryStore(RunStateStore, OutboxStore):
                 "unpriced": unpriced_json(result.unpriced),
                 "info": dumps(dict(result.info)),
                 "sources": dumps({n: usage_to_json(u) for n, u in result.local_sources.items()}),
+                "extras": extras_json(result.local, result.openai),
+                "untracked": untracked_json(result.untracked),
+                "unavailable_families": dumps(list(result.unavailable_families)),
             }
             for name, value in values.items():
                 setattr(run, name, value)
@@ -222,10 +227,12 @@ class HistoryStore(RunStateStore, OutboxStore):
                     "model": group.key.model,
                     "project_id": group.key.project_id,
                     "api_key_id": group.key.api_key_id,
+                    "family": group.key.family,
                     **_usage_columns("local", group.local),
                     **_usage_columns("openai", group.openai),
                     **_difference_columns(group.comparison),
                     "status": group.status.value,
+                    "extras": extras_json(group.local, group.openai),
                 }
                 for group in result.groups
             ]

@@ -14,7 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from recon_job.compare import compare_usage
+from recon_job.compare import COST_ONLY, compare_usage
+from recon_job.families import EXTRA_QUANTITIES
 from recon_job.models import (
     TIERS,
     Comparison,
@@ -143,6 +144,11 @@ class RunRecord:
     local_sources: Mapping[str, Usage] = field(default_factory=dict)
     #: The metrics of the totals judged out of tolerance; None: not finished, or before 0005.
     exceeds: frozenset[str] | None = None
+    #: Families billed that the local side has no record of, with OpenAI's usage of each
+    #: (empty before 0007).
+    untracked: Mapping[str, Usage] = field(default_factory=dict)
+    #: Families whose endpoint OpenAI did not know (empty before 0007).
+    unavailable_families: tuple[str, ...] = ()
 
     @property
     def threshold_pct(self) -> Decimal | None:
@@ -162,14 +168,41 @@ def integral(metric: Metric, name: str) -> int:
 
 
 def usage_to_json(usage: Usage) -> dict[str, Any]:
-    """A ``Usage`` as JSON-ready values (cost as an exact decimal string)."""
+    """A ``Usage`` as JSON-ready values (cost as an exact decimal string); the quantities of
+    other families (images, seconds, token classes ...) only when not zero."""
     return {
         "input_tokens": usage.input_tokens,
         "cached_tokens": usage.cached_tokens,
         "output_tokens": usage.output_tokens,
         "requests": usage.requests,
         "cost": format(usage.cost, "f"),
+        **_extras_of(usage),
     }
+
+
+def _extras_of(usage: Usage) -> dict[str, int]:
+    return {name: value for name in EXTRA_QUANTITIES if (value := int(usage.quantity(name)))}
+
+
+def extras_json(local: Usage, openai: Usage) -> str | None:
+    """The ``extras`` column: each side's quantities beyond the token columns; None when none."""
+    sides = {"local": _extras_of(local), "openai": _extras_of(openai)}
+    return dumps(sides) if any(sides.values()) else None
+
+
+def _with_extras(usage: Usage, text: str | None, side: str) -> Usage:
+    if text is None:
+        return usage
+    return replace(usage, **json.loads(text).get(side, {}))
+
+
+def untracked_json(untracked: Mapping[str, Usage]) -> str:
+    """The ``untracked`` column: a JSON list of ``{"family", <usage>}`` in report order."""
+    return dumps([{"family": family, **usage_to_json(u)} for family, u in untracked.items()])
+
+
+def _untracked(text: str | None) -> dict[str, Usage]:
+    return {entry.pop("family"): _usage_of(entry) for entry in _loads(text, [])}
 
 
 def dumps(value: object) -> str:
@@ -198,19 +231,33 @@ def stored_result(run: RunRecord, groups: Sequence[GroupRecord]) -> ReconResult:
     tolerance, local, openai = run.tolerance, run.local, run.openai
     if tolerance is None or local is None or openai is None or run.status not in HOLDS_RESULT:
         raise ValueError(f"run {run.id} is {run.status}: it holds no result")
+    unavailable = run.unavailable_families
     return ReconResult(
         window=run.window,
         status=Status(run.status.value),
         tolerance=tolerance,
         local=local,
         openai=openai,
-        comparison=_judged(local, openai, tolerance, run.exceeds),
+        comparison=_judged(local, openai, tolerance, run.exceeds, family=None),
         groups=tuple(
             GroupResult(
-                g.key, g.local, g.openai, _judged(g.local, g.openai, tolerance, g.exceeds), g.status
+                g.key,
+                g.local,
+                g.openai,
+                _judged(
+                    g.local,
+                    g.openai,
+                    tolerance,
+                    g.exceeds,
+                    family=g.key.family,
+                    cost_only=g.key.family in unavailable,
+                ),
+                g.status,
             )
             for g in groups
         ),
+        untracked=run.untracked,
+        unavailable_families=unavailable,
         pending_days=run.pending_days,
         unpriced=run.unpriced,
         skipped=run.skipped,
@@ -220,11 +267,21 @@ def stored_result(run: RunRecord, groups: Sequence[GroupRecord]) -> ReconResult:
     )
 
 
-def _judged(
-    local: Usage, openai: Usage, tolerance: Tolerance, exceeds: frozenset[str] | None
+def _judged(  # noqa: PLR0913 -- the stored facts of one comparison
+    local: Usage,
+    openai: Usage,
+    tolerance: Tolerance,
+    exceeds: frozenset[str] | None,
+    *,
+    family: str | None,
+    cost_only: bool = False,
 ) -> Comparison:
-    """``local`` compared with ``openai``, with the stored verdict per metric when there is one."""
-    comparison = compare_usage(local, openai, tolerance)
+    """``local`` compared with ``openai`` as a group of ``family`` (None: the totals), with the
+    stored verdict per metric when there is one; by cost alone for a family OpenAI could not
+    count (``cost_only``)."""
+    comparison = compare_usage(local, openai, tolerance, family=family)
+    if cost_only:
+        comparison = replace(comparison, deciding=COST_ONLY)
     if exceeds is None:
         return comparison
     fixed = {name: replace(getattr(comparison, name), exceeds=name in exceeds) for name in METRICS}
@@ -248,8 +305,8 @@ def run_record(row: Run) -> RunRecord:
         )
     local = openai = difference = None
     if row.local_cost is not None and row.openai_cost is not None:
-        local = _usage(row, "local")
-        openai = _usage(row, "openai")
+        local = _with_extras(_usage(row, "local"), row.extras, "local")
+        openai = _with_extras(_usage(row, "openai"), row.extras, "openai")
         difference = Difference(
             tokens=_int(row.diff_tokens),
             requests=_int(row.diff_requests),
@@ -286,6 +343,8 @@ def run_record(row: Run) -> RunRecord:
         info=_loads(row.info),
         local_sources=_usages(row.sources),
         exceeds=_exceeds(row.exceeds),
+        untracked=_untracked(row.untracked),
+        unavailable_families=tuple(_loads(row.unavailable_families, [])),
     )
 
 
@@ -323,6 +382,7 @@ def _usage_of(fields: Mapping[str, Any]) -> Usage:
         output_tokens=fields["output_tokens"],
         requests=fields["requests"],
         cost=Decimal(fields["cost"]),
+        **{name: fields[name] for name in EXTRA_QUANTITIES if name in fields},
     )
 
 
@@ -337,9 +397,9 @@ def group_record(row: RunGroup) -> GroupRecord:
     """Build a ``GroupRecord`` from a ``run_groups`` row."""
     return GroupRecord(
         run_id=row.run_id,
-        key=UsageKey(row.day, row.model, row.project_id, row.api_key_id),
-        local=_usage(row, "local"),
-        openai=_usage(row, "openai"),
+        key=UsageKey(row.day, row.model, row.project_id, row.api_key_id, row.family),
+        local=_with_extras(_usage(row, "local"), row.extras, "local"),
+        openai=_with_extras(_usage(row, "openai"), row.extras, "openai"),
         difference=Difference(
             tokens=row.diff_tokens,
             requests=row.diff_requests,

@@ -126,6 +126,14 @@ class Run(Base):
     info: Mapped[str | None] = mapped_column(Text)
     #: JSON object: source name -> local usage (cost as a decimal string), several sources only.
     sources: Mapped[str | None] = mapped_column(Text)
+    #: JSON ``{"local": {quantity: n}, "openai": {...}}``: the totals' quantities beyond the
+    #: token columns (images, seconds, token classes ...); NULL when none (0007).
+    extras: Mapped[str | None] = mapped_column(Text)
+    #: JSON list of ``{"family", <usage>}``: families billed that the local side has no record
+    #: of, with OpenAI's usage of each (0007; NULL before).
+    untracked: Mapped[str | None] = mapped_column(Text)
+    #: JSON list of the families whose endpoint OpenAI did not know (0007; NULL before).
+    unavailable_families: Mapped[str | None] = mapped_column(Text)
 
 
 class RunGroup(Base):
@@ -141,6 +149,8 @@ class RunGroup(Base):
     model: Mapped[str] = mapped_column(Text)
     project_id: Mapped[str | None] = mapped_column(Text)
     api_key_id: Mapped[str | None] = mapped_column(Text)
+    #: The usage family (``completions`` for every row written before 0007).
+    family: Mapped[str] = mapped_column(Text, server_default="completions")
 
     local_input_tokens: Mapped[int]
     local_cached_tokens: Mapped[int]
@@ -162,6 +172,9 @@ class RunGroup(Base):
     exceeds: Mapped[str | None] = mapped_column(Text)
     #: A ``recon_job.models.Status`` value.
     status: Mapped[str] = mapped_column(String(16))
+    #: JSON ``{"local": {quantity: n}, "openai": {...}}`` of the family's quantities beyond the
+    #: token columns (images, seconds, token classes ...); NULL when none (0007).
+    extras: Mapped[str | None] = mapped_column(Text)
 
 
 class Outbox(Base):

@@ -116,3 +116,77 @@ def test_check_config_lists_every_bad_family_and_pattern_at_once(
         "'completion'; known: completions, embeddings"
     )
     assert lines[2].endswith("web_search_calls, other")
+
+
+def test_reconcile_rules_default_to_reporting_untracked_families_and_comparing_every_one() -> None:
+    reconcile = load_settings(environ={}).reconcile
+    assert reconcile.untracked == "report"
+    assert reconcile.families is None
+
+
+def test_reconcile_rules_come_from_the_file_and_the_generic_variables(tmp_path: Path) -> None:
+    path = tmp_path / "recon.toml"
+    path.write_text(
+        '[reconcile]\nuntracked = "mismatch"\nfamilies = ["images", "completions"]\n',
+        encoding="utf-8",
+    )
+    reconcile = load_settings(path, environ={}).reconcile
+    assert (reconcile.untracked, reconcile.families) == ("mismatch", ("completions", "images"))
+    env = {"RECON_RECONCILE__UNTRACKED": "mismatch", "RECON_RECONCILE__FAMILIES": '["all"]'}
+    reconcile = load_settings(environ=env).reconcile
+    assert (reconcile.untracked, reconcile.families) == ("mismatch", FAMILIES)
+
+
+def test_bad_reconcile_rules_are_all_reported_at_once() -> None:
+    loaded = read_settings(
+        environ={
+            "RECON_RECONCILE__UNTRACKED": "ignore",
+            "RECON_RECONCILE__FAMILIES": '["completion"]',
+        }
+    )
+    assert loaded.settings is None
+    problems = "\n".join(loaded.problems)
+    assert "reconcile.untracked" in problems
+    assert "'report' or 'mismatch'" in problems
+    assert "reconcile.families: unknown family completion; known: completions" in problems
+
+
+def test_a_compared_family_that_is_never_fetched_is_refused() -> None:
+    loaded = read_settings(
+        environ={"RECON_FAMILIES": "completions", "RECON_RECONCILE__FAMILIES": '["images"]'}
+    )
+    assert loaded.settings is None
+    (problem,) = loaded.problems
+    assert problem == (
+        "reconcile.families: lists images, which openai.families does not fetch "
+        "(fetched: completions)"
+    )
+
+
+def test_the_rules_reach_the_comparison() -> None:
+    from recon_job import wiring
+    from recon_job.compare import Rules
+
+    settings = load_settings(
+        environ={
+            "RECON_RECONCILE__UNTRACKED": "mismatch",
+            "RECON_RECONCILE__FAMILIES": '["images"]',
+        }
+    )
+    assert wiring.rules(settings) == Rules(untracked="mismatch", families=frozenset({"images"}))
+
+
+def test_check_config_says_which_families_are_compared_and_what_untracked_ones_do() -> None:
+    from recon_job.config.checks import describe
+
+    default = describe(load_settings(environ={}))
+    assert "  families:  compared: every one fetched; untracked ones: report" in default
+    chosen = describe(
+        load_settings(
+            environ={
+                "RECON_RECONCILE__FAMILIES": '["images", "completions"]',
+                "RECON_RECONCILE__UNTRACKED": "mismatch",
+            }
+        )
+    )
+    assert "  families:  compared: completions, images; untracked ones: mismatch" in chosen
