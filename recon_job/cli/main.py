@@ -26,6 +26,7 @@ COMMANDS: Mapping[str, str] = {
     "alerts": "recon_job.cli.alerts:alerts",
     "reconcile-requests": "recon_job.cli.requests:reconcile_requests",
     "daemon": "recon_job.cli.daemon:daemon",
+    "serve": "recon_job.cli.serve:serve",
 }
 
 
