@@ -10,8 +10,8 @@ from recon_job.models import Tolerance, Usage, UsageKey, UsageTotals
 from recon_job.store import HistoryStore
 from recon_job.windows import daily
 
-#: The clock of the web tests: 2026-03-16 12:00 UTC, so the last settled day is 2026-03-15.
-NOW = datetime(2026, 3, 16, 12, 0, tzinfo=UTC)
+#: The clock of the web tests: 2026-03-17 12:00 UTC, so the last settled day is 2026-03-15.
+NOW = datetime(2026, 3, 17, 12, 0, tzinfo=UTC)
 KEY = "k" * 24
 
 
