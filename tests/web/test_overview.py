@@ -43,7 +43,8 @@ def test_a_drifting_day_makes_the_range_a_mismatch_with_every_day_accounted_for(
     rows = doc["breakdown"]
     assert len(rows) == 10  # type: ignore[arg-type]
     assert {r["family"] for r in rows} == {"completions"}  # type: ignore[union-attr]
-    assert doc["runs"] and doc["likely_causes"]
+    assert doc["runs"]
+    assert doc["likely_causes"]
 
 
 def test_a_range_of_matching_days_is_reconciled(app: Running) -> None:
@@ -60,7 +61,8 @@ def test_the_page_shows_the_status_totals_and_coloured_cells(app: Running) -> No
     assert "not reconciled yet" in page
     assert '<svg class="chart"' in page
     assert "<script" not in page  # readable without JavaScript, nothing inline
-    assert "http://" not in page.replace("http://127.0.0.1", "") and "https://" not in page
+    assert "http://" not in page.replace("http://127.0.0.1", "")
+    assert "https://" not in page
     ok = app.signed_in().get(
         app.url("/usage-api?start_date=2026-03-09&end_date=2026-03-12"), timeout=TIMEOUT
     )
@@ -124,7 +126,8 @@ def test_runs_pages_filter_and_show_one_run(app: Running) -> None:
     run = requests.get(app.url("/api/v1/runs?status=mismatch"), headers=BEARER, timeout=10)
     [mismatch] = run.json()["runs"]
     detail = browser.get(app.url(f"/runs/{mismatch['run_id']}"), timeout=TIMEOUT).text
-    assert "daily:2026-03-13" in detail and "gpt-4o-mini" in detail
+    assert "daily:2026-03-13" in detail
+    assert "gpt-4o-mini" in detail
     doc = requests.get(app.url(f"/api/v1/runs/{mismatch['run_id']}"), headers=BEARER, timeout=10)
     assert {b["family"] for b in doc.json()["breakdown"]} == {"completions"}
     assert requests.get(app.url("/api/v1/runs/999"), headers=BEARER, timeout=10).status_code == 404
