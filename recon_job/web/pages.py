@@ -262,12 +262,27 @@ def _chart(o: ov.Overview) -> dict[str, Any]:
                     "title": f"{d.day} {which}: {value:.2f} USD",
                 }
             )
+    gaps = [
+        {
+            "x": round(pad + i * slot + slot / 2, 1),
+            "text": "failed" if d.state == "failed" else "no run",
+        }
+        for i, d in enumerate(o.days)
+        if d.state in ("failed", "never") and len(o.days) <= 31
+    ]
     labels = [
         {"x": round(pad + i * slot + slot / 2, 1), "text": d.day.strftime("%m-%d")}
         for i, d in enumerate(o.days)
         if len(o.days) <= 31 or i % max(len(o.days) // 15, 1) == 0
     ]
-    return {"width": width, "height": height, "bars": bars, "labels": labels, "top": top}
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "labels": labels,
+        "gaps": gaps,
+        "top": top,
+    }
 
 
 # --- runs ----------------------------------------------------------------------------------

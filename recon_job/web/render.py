@@ -30,8 +30,13 @@ def side(difference: Decimal | int | None) -> str:
 
 
 def signed_count(value: int | Decimal) -> str:
-    """A count with its sign and thousands separators."""
-    return count_text(value, signed=True)
+    """A count with its sign and thousands separators; a plain ``0`` for no difference."""
+    return "0" if value == 0 else count_text(value, signed=True)
+
+
+def pct_shown(value: Decimal | None) -> str:
+    """A percentage with its sign; a plain ``0.00%`` for no difference."""
+    return "0.00%" if value is not None and value == 0 else pct_text(value)
 
 
 @cache
@@ -49,7 +54,7 @@ def environment() -> Environment:
         signed_money=signed_money_text,
         count=count_text,
         signed_count=signed_count,
-        pct=pct_text,
+        pct=pct_shown,
         side=side,
         pct_plain=lambda v: f"{Decimal(v).normalize():f}%",
     )
