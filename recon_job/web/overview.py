@@ -217,6 +217,46 @@ def _with_causes(overview: Overview) -> Overview:
     return Overview(**{**overview.__dict__, "causes": causes})
 
 
+@dataclass(frozen=True)
+class ModelTrend:
+    """One model's figures over a range: its totals, drift and days out of tolerance."""
+
+    family: str
+    model: str
+    local: Usage
+    openai: Usage
+    mismatch_days: int
+
+    @property
+    def cost_difference(self) -> Decimal:
+        """USD, local - OpenAI."""
+        return self.local.cost - self.openai.cost
+
+    @property
+    def cost_pct(self) -> Decimal | None:
+        """The cost difference as a percent of OpenAI's cost."""
+        return pct_of(self.cost_difference, self.openai.cost)
+
+
+def by_model(overview: Overview) -> list[ModelTrend]:
+    """Each family x model of the overview, the largest absolute cost drift first."""
+    groups: dict[tuple[str, str], list[GroupRecord]] = {}
+    for g in overview.groups:
+        groups.setdefault((g.key.family, g.key.model), []).append(g)
+    trends = [
+        ModelTrend(
+            family=family,
+            model=model,
+            local=sum_usage([g.local for g in rows]),
+            openai=sum_usage([g.openai for g in rows]),
+            mismatch_days=len({g.key.day for g in rows if g.status is Status.MISMATCH}),
+        )
+        for (family, model), rows in groups.items()
+    ]
+    trends.sort(key=lambda t: (-abs(t.cost_difference), t.family, t.model))
+    return trends
+
+
 def pct_of(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
     """``part`` as a percent of ``whole``; None when ``whole`` is zero."""
     return None if not whole else Decimal(part) * 100 / Decimal(whole)

@@ -113,11 +113,13 @@ async def logout(request: Request) -> Response:
 # --- the overview ------------------------------------------------------------------------
 
 
-def _overview(request: Request, start_date: str | None, end_date: str | None) -> ov.Overview:
+def _overview(
+    request: Request, start_date: str | None, end_date: str | None, *, days: int = 7
+) -> ov.Overview:
     ctx = _ctx(request)
     settled = windows.last_settled_day(ctx.clock(), timedelta(hours=ctx.settle_hours))
     try:
-        start, end = ov.parse_range(start_date, end_date, default_end=settled)
+        start, end = ov.parse_range(start_date, end_date, default_end=settled, default_days=days)
     except ov.RangeError as e:
         raise WebError(400, str(e)) from None
     return ov.build(ctx.history(), start, end, ctx.tolerance)
@@ -395,3 +397,26 @@ def not_found(request: Request, message: str) -> Response:
     if wants_json(request):
         return JSONResponse({"error": message}, status_code=404)
     return error_page(request, 404, message)
+
+
+# --- alerts and trends ---------------------------------------------------------------------
+
+
+@router.get("/alerts", include_in_schema=False)
+def alerts_page(request: Request) -> Response:
+    """Notifications and their delivery state, newest first (what ``alerts list`` shows)."""
+    require(request)
+    records = _history_read(request, lambda: _ctx(request).history().list_notifications(100))
+    return page(request, "alerts.html.j2", {"records": records})
+
+
+#: Days the trends page looks back over.
+TREND_DAYS = 90
+
+
+@router.get("/trends", include_in_schema=False)
+def trends_page(request: Request) -> Response:
+    """Drift per model over the last 90 settled days, the models drifting most first."""
+    require(request)
+    o = _history_read(request, lambda: _overview(request, None, None, days=TREND_DAYS))
+    return page(request, "trends.html.j2", {"o": o, "models": ov.by_model(o)})

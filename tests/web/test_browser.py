@@ -119,6 +119,10 @@ def test_a_run_and_the_run_list_read_well(browser: Any, app: Running, shots: Pat
     browser.save_screenshot(str(shots / "run.png"))
     _no_console_errors(browser)
     _only_local_requests(browser, app)
+    browser.find_element(By.LINK_TEXT, "Trends").click()
+    assert "gpt-4o" in browser.find_element(By.CSS_SELECTOR, "table.groups").text
+    browser.save_screenshot(str(shots / "trends.png"))
+    _no_console_errors(browser)
 
 
 def test_a_stranger_sees_the_sign_in_form(browser: Any, history_url: str, shots: Path) -> None:
