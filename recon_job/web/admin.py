@@ -193,7 +193,7 @@ def _run(ctx: Any, body: ReconcileBody) -> RequestReconReport:
     from recon_job import wiring
     from recon_job.per_request import reconcile_requests
 
-    if ctx.requests is None:
+    if ctx.settings is None:
         raise WebError(409, "no request source is configured ([[sources]] or [logs])")
     if not _RUNNING.acquire(blocking=False):
         raise WebError(409, "another reconciliation is running; try again when it finished")
@@ -201,7 +201,7 @@ def _run(ctx: Any, body: ReconcileBody) -> RequestReconReport:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(body.csvContent)
-        source = wiring.request_source(ctx.requests, None)
+        source = wiring.request_source(ctx.settings, None)
         if not body.dryRun and source.table is None:
             raise WebError(
                 409,

@@ -21,6 +21,7 @@ from prometheus_client import make_asgi_app
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from recon_job.config import Settings
 from recon_job.models import Tolerance
 from recon_job.runtime import Metrics
 from recon_job.store import HistoryStore
@@ -60,8 +61,9 @@ class WebContext:
     settle_hours: float = 24.0
     max_upload_bytes: int = 50 << 20
     secure_cookies: bool = False
-    #: The per-request reconciliation the admin API runs (see :mod:`recon_job.web.admin`).
-    requests: Any = None
+    #: The settings the admin API's per-request reconciliation and "Reconcile this range" run
+    #: with; None: both answer 409.
+    settings: Settings | None = None
     _store: HistoryStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

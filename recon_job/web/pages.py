@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+import threading
+import time
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from recon_job import windows
-from recon_job.errors import StoreError
+from recon_job.errors import ReconError, StoreError
 from recon_job.report.formats import money, pct, totals
 from recon_job.report.history import group_record_dict, run_detail_dict, run_record_dict
 from recon_job.report.run import difference as difference_dict
@@ -420,3 +423,60 @@ def trends_page(request: Request) -> Response:
     require(request)
     o = _history_read(request, lambda: _overview(request, None, None, days=TREND_DAYS))
     return page(request, "trends.html.j2", {"o": o, "models": ov.by_model(o)})
+
+
+# --- reconcile a range that was never reconciled ------------------------------------------------
+
+#: Seconds between two reconciliations started from the dashboard (each calls OpenAI).
+RECONCILE_INTERVAL = 30.0
+_RECONCILING = threading.Lock()
+
+
+@router.post("/usage-api/reconcile", include_in_schema=False)
+async def reconcile_range(request: Request) -> Response:
+    """Reconcile a date range through the normal run path (period lock, history, alerts), one
+    at a time and rate-limited, then show it."""
+    form = parse_qs((await request.body())[:MAX_FORM_BYTES].decode("utf-8", "replace"))
+    require_write(request, _first(form, CSRF_FIELD))
+    ctx = _ctx(request)
+    if ctx.settings is None:
+        raise WebError(409, "this server has no settings to reconcile with")
+    settled = windows.last_settled_day(ctx.clock(), timedelta(hours=ctx.settle_hours))
+    try:
+        start, end = ov.parse_range(
+            _first(form, "start_date"), _first(form, "end_date"), default_end=settled
+        )
+    except ov.RangeError as e:
+        raise WebError(400, str(e)) from None
+    if end > settled:
+        raise WebError(400, f"{end} is not settled yet; the last settled day is {settled}")
+    await run_in_threadpool(_reconcile, request, start, end)
+    return RedirectResponse(f"/usage-api?start_date={start}&end_date={end}", status_code=303)
+
+
+def _reconcile(request: Request, start: date, end: date) -> None:
+    from recon_job import runtime
+
+    ctx = _ctx(request)
+    state = request.app.state
+    if not _RECONCILING.acquire(blocking=False):
+        raise WebError(429, "a reconciliation is running; try again when it finished")
+    try:
+        last = getattr(state, "last_reconcile", None)
+        now = time.monotonic()
+        if last is not None and now - last < RECONCILE_INTERVAL:
+            wait = int(RECONCILE_INTERVAL - (now - last)) + 1
+            raise WebError(
+                429,
+                f"one reconciliation per {RECONCILE_INTERVAL:.0f} s; try again in {wait} s",
+                retry_after=wait,
+            )
+        state.last_reconcile = now
+        rt = runtime.Runtime(ctx.settings, clock=ctx.clock)
+        plan = runtime.Plan(only=windows.date_range(start, end), trigger="dashboard", relay=False)
+        try:
+            runtime.run_tick(rt, plan, ctx.clock())
+        except ReconError as e:
+            raise WebError(503, f"the reconciliation failed: {e}") from None
+    finally:
+        _RECONCILING.release()

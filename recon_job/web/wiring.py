@@ -37,5 +37,5 @@ def context(
         settle_hours=float(settings.reconcile.settle_hours),
         max_upload_bytes=settings.web.max_upload_mb << 20,
         secure_cookies=settings.web.secure_cookies,
-        requests=settings,
+        settings=settings,
     )

@@ -48,9 +48,8 @@ def serving(
         metrics=Metrics(),
         history_url=history_url,
         dashboard_key=key,
-        clock=lambda: NOW,
         max_upload_bytes=max_upload_bytes,
-        **extra,  # type: ignore[arg-type]
+        **{"clock": lambda: NOW, **extra},  # type: ignore[arg-type]
     )
     server = WebServer(create_app(ctx), "127.0.0.1", 0).start()
     try:

@@ -42,7 +42,7 @@ def test_a_dry_run_answers_in_the_seed_shape_and_writes_nothing(
     history_url: str, sqlite_db: Db, tmp_path: Path
 ) -> None:
     before = sqlite_db.state()
-    with serving(history_url, requests=sql_settings(tmp_path, sqlite_db.url)) as app:
+    with serving(history_url, settings=sql_settings(tmp_path, sqlite_db.url)) as app:
         answer = post(app, {"csvContent": CSV, "dryRun": True})
         assert answer.status_code == 200, answer.text
         doc = answer.json()
@@ -74,7 +74,7 @@ def test_dry_run_false_writes_back_on_every_database(
     history_url: str, db: Db, tmp_path: Path
 ) -> None:
     db.create()
-    with serving(history_url, requests=sql_settings(tmp_path, db.url)) as app:
+    with serving(history_url, settings=sql_settings(tmp_path, db.url)) as app:
         answer = post(app, {"csvContent": CSV, "dryRun": False})
         assert answer.status_code == 200, answer.text
     state = db.state()
@@ -93,7 +93,7 @@ def test_a_write_back_to_ndjson_logs_is_refused_with_409(history_url: str, tmp_p
     (tmp_path / "logs").mkdir()
     config = tmp_path / "logs.toml"
     config.write_text(f'[logs]\npaths = ["{tmp_path}/logs/*.ndjson"]\n', encoding="utf-8")
-    with serving(history_url, requests=load_settings(config, environ={})) as app:
+    with serving(history_url, settings=load_settings(config, environ={})) as app:
         answer = post(app, {"csvContent": CSV, "dryRun": False})
         assert answer.status_code == 409
         assert "NDJSON logs, which are never modified" in answer.json()["error"]
@@ -101,7 +101,7 @@ def test_a_write_back_to_ndjson_logs_is_refused_with_409(history_url: str, tmp_p
 
 def test_a_body_over_the_limit_is_413(history_url: str, sqlite_db: Db, tmp_path: Path) -> None:
     settings = sql_settings(tmp_path, sqlite_db.url)
-    with serving(history_url, requests=settings, max_upload_bytes=1 << 20) as app:
+    with serving(history_url, settings=settings, max_upload_bytes=1 << 20) as app:
         answer = post(app, {"csvContent": "x" * (2 << 20), "dryRun": True})
         assert answer.status_code == 413
         assert "max_upload_mb" in answer.json()["error"]
@@ -119,7 +119,7 @@ def test_a_body_over_the_limit_is_413(history_url: str, sqlite_db: Db, tmp_path:
 def test_what_is_not_a_billing_export_is_422_naming_the_problem(
     history_url: str, sqlite_db: Db, tmp_path: Path, body: object, message: str
 ) -> None:
-    with serving(history_url, requests=sql_settings(tmp_path, sqlite_db.url)) as app:
+    with serving(history_url, settings=sql_settings(tmp_path, sqlite_db.url)) as app:
         answer = post(app, body)
         assert answer.status_code == 422
         assert message in answer.json()["error"]
