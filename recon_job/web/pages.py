@@ -25,6 +25,7 @@ from recon_job.errors import ReconError, StoreError
 from recon_job.report.formats import money, pct, totals
 from recon_job.report.history import group_record_dict, run_detail_dict, run_record_dict
 from recon_job.report.run import difference as difference_dict
+from recon_job.report.run import unpriced_list
 from recon_job.store import RunStatus
 from recon_job.web import overview as ov
 from recon_job.web.auth import COOKIE, WebError
@@ -149,11 +150,35 @@ def overview_dict(o: ov.Overview) -> dict[str, Any]:
             for d in o.days
         ],
         "pending_days": [d.isoformat() for d in o.pending_days],
-        "unpriced_models": [],
-        "skipped": {},
+        "unpriced_models": _unpriced(o),
+        "skipped": _skipped(o),
         "likely_causes": list(o.causes),
         "runs": [r.id for r in o.runs],
     }
+
+
+def _result_runs(o: ov.Overview) -> list[Any]:
+    chosen = {d.run_id for d in o.days if d.state in ("reconciled", "mismatch", "pending")}
+    return [r for r in o.runs if r.id in chosen]
+
+
+def _unpriced(o: ov.Overview) -> list[dict[str, Any]]:
+    """The unpriced usage of the runs the figures come from, summed per model and tier (a
+    monthly run covering part of the range counts whole: it is not stored per day)."""
+    merged: dict[Any, Any] = {}
+    for run in _result_runs(o):
+        for key, usage in run.unpriced.items():
+            merged[key] = merged[key] + usage if key in merged else usage
+    return unpriced_list(merged)
+
+
+def _skipped(o: ov.Overview) -> dict[str, int]:
+    """Skipped local records of the runs the figures come from, by reason."""
+    counts: dict[str, int] = {}
+    for run in _result_runs(o):
+        for reason, n in run.skipped.items():
+            counts[reason] = counts.get(reason, 0) + n
+    return dict(sorted(counts.items()))
 
 
 CSV_COLUMNS = (
