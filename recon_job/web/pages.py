@@ -256,7 +256,27 @@ def usage_api(
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return page(request, "overview.html.j2", {"o": o, "chart": _chart(o)})
+    return page(
+        request,
+        "overview.html.j2",
+        {"o": o, "chart": _chart(o), "rows": _shown_rows(o), "max_rows": MAX_ROWS},
+    )
+
+
+#: The most table rows a page shows; the CSV and JSON exports have every row.
+MAX_ROWS = 500
+
+
+def _shown_rows(o: ov.Overview) -> list[Any]:
+    """Every row when they fit; else the rows out of tolerance and the largest cost drifts
+    first (a page of thousands of rows helps nobody and takes long to render)."""
+    if len(o.groups) <= MAX_ROWS:
+        return list(o.groups)
+    ranked = sorted(
+        o.groups,
+        key=lambda g: (str(g.status) != "mismatch", -abs(g.difference.cost), g.key.day),
+    )
+    return ranked[:MAX_ROWS]
 
 
 @router.get("/api/v1/reconciliations", tags=["dashboard"])
