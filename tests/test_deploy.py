@@ -477,3 +477,42 @@ def test_the_env_example_sets_no_secret_inline() -> None:
             not SECRET_NAME.search(name) or name.endswith("_FILE") or value.startswith("sqlite:")
         ), line
         assert not looks_real(value)
+
+
+# --- the dashboard: recon-job serve beside the CronJob (issue 11 item 5) -----------------------
+
+DASHBOARD = KUBERNETES / "dashboard"
+
+
+def dashboard(kind: str) -> dict[str, Any]:
+    [doc] = [d for p in sorted(DASHBOARD.glob("*.yaml")) for d in load_all(p) if d["kind"] == kind]
+    return doc
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", sorted(DASHBOARD.glob("*.yaml")), ids=lambda p: p.name)
+def test_each_dashboard_manifest_passes_the_kubernetes_schema_strictly(
+    path: Path, version: str
+) -> None:
+    for doc in load_all(path):
+        kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_dashboard_serves_alone_probed_on_livez_and_readyz() -> None:
+    spec = dashboard("Deployment")["spec"]["template"]["spec"]
+    [main] = spec["containers"]
+    assert main["args"] == ["serve"]
+    assert main["livenessProbe"]["httpGet"] == {"path": "/livez", "port": 9108}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 9108}
+    env = {e["name"]: e for e in main["env"]}
+    assert env["RECON_WEB__LISTEN"]["value"] == "0.0.0.0:9108"
+    assert env["RECON_DASHBOARD_KEY_FILE"]["value"].startswith("/run/secrets/")
+    assert "value" not in env["RECON_DATABASE_URL"]  # from the Secret
+    assert main["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_dashboard_service_targets_the_pods_named_port() -> None:
+    service = dashboard("Service")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["selector"] == dashboard("Deployment")["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"

@@ -150,3 +150,24 @@ format_option = click.option(
     show_default=True,
     help="json prints exactly one JSON document on stdout; logs always go to stderr.",
 )
+
+
+def _check_listen(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    from recon_job.config import split_listen
+
+    try:
+        split_listen(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    return value
+
+
+listen_option = click.option(
+    "--listen",
+    metavar="HOST:PORT",
+    callback=_check_listen,
+    help="Where the web application (dashboard, admin API, probes, /metrics) listens "
+    "(default: [web] listen or RECON_WEB__LISTEN, else 127.0.0.1:9108).",
+)

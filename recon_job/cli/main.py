@@ -29,6 +29,7 @@ COMMANDS: Mapping[str, str] = {
     "reconcile-requests": "recon_job.cli.requests:reconcile_requests",
     "daemon": "recon_job.cli.daemon:daemon",
     "prices": "recon_job.cli.prices:prices",
+    "serve": "recon_job.cli.serve:serve",
 }
 
 

@@ -39,6 +39,7 @@ from recon_job.config.sources import (
     SourceSettings,
     SqlSourceSettings,
 )
+from recon_job.config.web import WebSettings
 
 __all__ = [
     "BUNDLED_SOURCE",
@@ -65,6 +66,7 @@ __all__ = [
     "SourceSettings",
     "SqlSourceSettings",
     "Uses",
+    "WebSettings",
     "WebhookSettings",
     "admin_key_problems",
     "alias_problems",

@@ -58,6 +58,7 @@ ENV_VARS: dict[str, tuple[str, str, bool]] = {
     "RECON_TEMPLATES_DIR": ("alerts", "templates_dir", False),
     "RECON_PING_URL": ("daemon", "ping_url", False),
     "RECON_PUSHGATEWAY_URL": ("daemon", "pushgateway_url", False),
+    "RECON_DASHBOARD_KEY": ("web", "dashboard_key", False),
 }
 #: Read when ``OPENAI_ADMIN_KEY`` (and its ``_FILE``) is unset, as the official SDK does not.
 FALLBACK_KEY_VAR = "OPENAI_API_KEY"
@@ -82,6 +83,7 @@ SECRET_KEYS = {
     ("webhook", "url"),
     ("webhook", "secret"),
     ("daemon", "ping_url"),
+    ("web", "dashboard_key"),
 }
 
 

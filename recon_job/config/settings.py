@@ -57,6 +57,7 @@ from recon_job.config.sources import (
     SourceSettings,
     SqlSourceSettings,
 )
+from recon_job.config.web import WebSettings
 from recon_job.families import FAMILIES, parse_families
 
 GroupKey = Literal["model", "project_id", "api_key_id"]
@@ -278,6 +279,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     families: FamiliesSettings = Field(default_factory=FamiliesSettings)
     #: Several local sources, combined and compared against one OpenAI figure. Empty: the one
     #: NDJSON source of ``[logs]``.

@@ -70,6 +70,7 @@ from recon_job.runtime import (
     relay_pending,
     run_tick,
 )
+from recon_job.web import wiring as web_wiring
 from recon_job.windows import PeriodKind
 
 log = structlog.get_logger(__name__)
@@ -133,8 +134,9 @@ class Daemon:
     :attr:`shutdown`.
     """
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, listen: str | None = None) -> None:
         settings = runtime.settings
+        self._listen = listen
         d = settings.daemon
         #: The SIGTERM budget and the stop event every tick checks.
         self.shutdown = Shutdown(d.shutdown_budget_seconds, runtime.stop)
@@ -206,18 +208,22 @@ class Daemon:
             channels = wiring.transports(settings) if settings.alerts.enabled else {}
             self._rt = replace(self._rt, channels=channels)
         self._observer.seed(settings.history.database_url.get_secret_value())
-        host, port = settings.daemon.listen_address
-        self.server = HealthServer(host, port, self.health, self.metrics).start()
+        host, port = web_wiring.listen_address(settings, self._listen)
+        ctx = web_wiring.context(
+            settings, probes=self.health, metrics=self.metrics, clock=self._rt.clock
+        )
+        self.server = server = HealthServer(host, port, self.health, self.metrics, ctx)
+        server.start()
         d = settings.daemon
         log.info(
             EV_STARTED,
             daily_cron=d.daily_cron,
             monthly_cron=d.monthly_cron,
             test_tick_seconds=os.environ.get(TICK_ENV),
-            port=self.server.port,
+            port=server.port,
             pings=self._rt.monitor.pinger.enabled,
         )
-        return self.server
+        return server
 
     # -- running ---------------------------------------------------------------------------
 
@@ -334,9 +340,12 @@ def _trigger(expression: str) -> CronTrigger | IntervalTrigger:
     return CronTrigger.from_crontab(expression, timezone=UTC)
 
 
-def serve(settings: Settings) -> int:
-    """Run the daemon in this (main) thread until SIGTERM/SIGINT; the exit code."""
+def serve(settings: Settings, *, listen: str | None = None) -> int:
+    """Run the daemon in this (main) thread until SIGTERM/SIGINT; the exit code.
+
+    ``listen`` (``--listen``) overrides ``[web] listen``.
+    """
     monitor = Monitor(pinger=pinger_for(settings))
-    daemon = Daemon(Runtime(settings, clock=utcnow, monitor=monitor))
+    daemon = Daemon(Runtime(settings, clock=utcnow, monitor=monitor), listen=listen)
     with daemon.shutdown.handle(signal.SIGTERM, signal.SIGINT):
         return daemon.run()

@@ -38,6 +38,7 @@ from recon_job.store.engine import (
 from recon_job.store.locks import period_lock
 from recon_job.store.outbox import OutboxStore, enqueue_in
 from recon_job.store.outbox_records import OutboxItem
+from recon_job.store.reads import ReadStore
 from recon_job.store.records import (
     HOLDS_RESULT,
     GroupRecord,
@@ -73,7 +74,7 @@ def _tool_version() -> str:
         return "unknown"
 
 
-class HistoryStore(RunStateStore, OutboxStore):
+class HistoryStore(RunStateStore, OutboxStore, ReadStore):
     """Runs and their per-group results, and the notification outbox, stored through SQLAlchemy.
 
     Opening a store creates the database schema, or upgrades it to the newest migration; that

@@ -1,0 +1,69 @@
+"""What the dashboard reads from the history: runs by date range and filters, groups by day.
+
+A mixin of :class:`~recon_job.store.HistoryStore`, read-only. Groups are built by
+:func:`~recon_job.store.records.group_record`, the one function that turns a ``run_groups`` row
+into a record, so a column added there (the usage family) reaches every page at once.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import date
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from recon_job.store.records import GroupRecord, RunRecord, RunStatus, group_record, run_record
+from recon_job.store.schema import Run, RunGroup
+
+
+class ReadStore:
+    """Read-only queries of the dashboard; needs ``_read`` and ``_errors`` of HistoryStore."""
+
+    if TYPE_CHECKING:
+
+        def _read(self) -> AbstractContextManager[Session]: ...
+        def _errors(self, action: str) -> AbstractContextManager[None]: ...
+
+    def runs_overlapping(self, start: date, end: date) -> list[RunRecord]:
+        """Every run whose window overlaps ``[start, end)`` and is no longer running, newest
+        first."""
+        query = (
+            select(Run)
+            .where(Run.window_start < end, Run.window_end > start)
+            .where(Run.status != RunStatus.RUNNING.value)
+            .order_by(Run.started_at.desc(), Run.id.desc())
+        )
+        with self._errors("read the runs of a date range"), self._read() as session:
+            return [run_record(row) for row in session.scalars(query)]
+
+    def groups_between(self, run_id: int, start: date, end: date) -> list[GroupRecord]:
+        """The groups of run ``run_id`` whose day is in ``[start, end)``, in stored order."""
+        query = (
+            select(RunGroup)
+            .where(RunGroup.run_id == run_id, RunGroup.day >= start, RunGroup.day < end)
+            .order_by(RunGroup.id)
+        )
+        with self._errors(f"read the groups of run {run_id}"), self._read() as session:
+            return [group_record(row) for row in session.scalars(query)]
+
+    def find_runs(
+        self,
+        *,
+        status: str | None = None,
+        kind: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Runs newest first (by id), filtered by status and window kind, a page at a time:
+        ``before_id`` is the last id of the previous page."""
+        query = select(Run).order_by(Run.id.desc()).limit(limit)
+        if status:
+            query = query.where(Run.status == status)
+        if kind:
+            query = query.where(Run.window_kind == kind)
+        if before_id is not None:
+            query = query.where(Run.id < before_id)
+        with self._errors("list runs"), self._read() as session:
+            return [run_record(row) for row in session.scalars(query)]

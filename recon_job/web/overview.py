@@ -1,0 +1,265 @@
+"""The overview of a date range, built from the history alone (never from OpenAI).
+
+For each day of the range the newest finished run covering it that holds a result (a daily,
+monthly or range run) gives that day's groups; a day with no such run shows the newest failed run
+covering it with its reason, or "not reconciled yet" — never zero. The totals are the sums of
+the days shown, compared with the tolerance of the settings; the status is a mismatch when the
+totals or any day are out of tolerance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Final, Literal, Protocol
+
+from recon_job.causes import likely_causes
+from recon_job.compare import compare_usage
+from recon_job.models import (
+    Comparison,
+    GroupResult,
+    ReconResult,
+    Status,
+    Tolerance,
+    Usage,
+    sum_usage,
+)
+from recon_job.store import GroupRecord, RunRecord, RunStatus
+from recon_job.windows import date_range
+
+#: The longest range an overview covers (days): a bound on work per page view.
+MAX_DAYS: Final = 400
+
+DayState = Literal["reconciled", "mismatch", "pending", "failed", "never"]
+_RESULT = frozenset({RunStatus.RECONCILED, RunStatus.MISMATCH, RunStatus.PENDING})
+
+
+class HistoryReader(Protocol):
+    """What the overview reads: :class:`~recon_job.store.HistoryStore`'s read methods."""
+
+    def runs_overlapping(self, start: date, end: date) -> list[RunRecord]:
+        """Finished runs overlapping ``[start, end)``, newest first."""
+
+    def groups_between(self, run_id: int, start: date, end: date) -> list[GroupRecord]:
+        """A run's groups with a day in ``[start, end)``."""
+
+
+class RangeError(ValueError):
+    """A range the overview refuses (bad dates, end before start, too long): a 400."""
+
+
+@dataclass(frozen=True)
+class Day:
+    """One day of the range: its state, the run it comes from and that run's failure."""
+
+    day: date
+    state: DayState
+    run_id: int | None = None
+    reason: str | None = None
+    local: Usage = field(default_factory=Usage)
+    openai: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """Everything the overview page and its JSON and CSV show."""
+
+    start: date
+    #: Inclusive last day.
+    end: date
+    tolerance: Tolerance
+    days: tuple[Day, ...]
+    #: One row per day x family x model [x project x key], from the run chosen for each day.
+    groups: tuple[GroupRecord, ...]
+    local: Usage
+    openai: Usage
+    comparison: Comparison
+    #: The runs the figures come from, newest first.
+    runs: tuple[RunRecord, ...]
+    causes: tuple[str, ...]
+
+    @property
+    def reconciled_days(self) -> int:
+        """Days with a stored result."""
+        return sum(1 for d in self.days if d.state in ("reconciled", "mismatch", "pending"))
+
+    @property
+    def status(self) -> Literal["reconciled", "mismatch", "not_reconciled"]:
+        """``not_reconciled`` when no day has a result; else mismatch or reconciled."""
+        if not self.reconciled_days:
+            return "not_reconciled"
+        if self.comparison.exceeds or any(d.state == "mismatch" for d in self.days):
+            return "mismatch"
+        return "reconciled"
+
+    @property
+    def pending_days(self) -> tuple[date, ...]:
+        """Days whose result is not settled yet."""
+        return tuple(d.day for d in self.days if d.state == "pending")
+
+
+def parse_range(
+    start_text: str | None, end_text: str | None, *, default_end: date, default_days: int = 7
+) -> tuple[date, date]:
+    """``start_date``/``end_date`` (YYYY-MM-DD, inclusive) or the default: the ``default_days``
+    days ending on ``default_end``. RangeError names what is wrong."""
+    end = _day(end_text, "end_date") if end_text else default_end
+    start = _day(start_text, "start_date") if start_text else end - timedelta(days=default_days - 1)
+    if end < start:
+        raise RangeError(f"end_date {end} is before start_date {start}")
+    if (end - start).days + 1 > MAX_DAYS:
+        raise RangeError(
+            f"the range {start}..{end} is {(end - start).days + 1} days; at most {MAX_DAYS}"
+        )
+    return start, end
+
+
+def _day(text: str, name: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise RangeError(f"{name} {shown!r} is not a date like 2026-03-14 (YYYY-MM-DD)") from None
+
+
+def build(reader: HistoryReader, start: date, end: date, tolerance: Tolerance) -> Overview:
+    """The overview of ``start..end`` (inclusive) from the history."""
+    stop = end + timedelta(days=1)
+    runs = reader.runs_overlapping(start, stop)
+    days: list[Day] = []
+    chosen: dict[int, list[date]] = {}
+    used: dict[int, RunRecord] = {}
+    for offset in range((end - start).days + 1):
+        day = start + timedelta(days=offset)
+        covering = [r for r in runs if r.window.start <= day < r.window.end]
+        with_result = next((r for r in covering if r.status in _RESULT), None)
+        if with_result is not None:
+            chosen.setdefault(with_result.id, []).append(day)
+            used[with_result.id] = with_result
+            continue
+        failed = next(iter(covering), None)
+        if failed is not None:
+            used[failed.id] = failed
+            reason = failed.error_reason or str(failed.status)
+            days.append(Day(day, "failed", failed.id, reason))
+        else:
+            days.append(Day(day, "never"))
+    groups: list[GroupRecord] = []
+    for run_id, run_days in chosen.items():
+        run = used[run_id]
+        first, last = min(run_days), max(run_days)
+        found = reader.groups_between(run_id, first, last + timedelta(days=1))
+        in_days = [g for g in found if g.key.day in run_days]
+        groups += in_days
+        for day in run_days:
+            days.append(_day_of(run, day, [g for g in in_days if g.key.day == day]))
+    days.sort(key=lambda d: d.day)
+    groups.sort(key=lambda g: (g.key.day, g.key.family, g.key.model, g.key.project_id or ""))
+    compared = [g for g in groups if g.status is not Status.UNTRACKED]
+    local = sum_usage([g.local for g in compared])
+    openai = sum_usage([g.openai for g in compared])
+    comparison = compare_usage(local, openai, tolerance, family=None)
+    overview = Overview(
+        start=start,
+        end=end,
+        tolerance=tolerance,
+        days=tuple(days),
+        groups=tuple(groups),
+        local=local,
+        openai=openai,
+        comparison=comparison,
+        runs=tuple(sorted(used.values(), key=lambda r: r.id, reverse=True)),
+        causes=(),
+    )
+    return _with_causes(overview)
+
+
+def _day_of(run: RunRecord, day: date, groups: Sequence[GroupRecord]) -> Day:
+    local = sum_usage([g.local for g in groups])
+    openai = sum_usage([g.openai for g in groups])
+    if day in run.pending_days:
+        state: DayState = "pending"
+    elif any(g.status is Status.MISMATCH for g in groups):
+        state = "mismatch"
+    else:
+        state = "reconciled"
+    return Day(day, state, run.id, None, local, openai)
+
+
+def _with_causes(overview: Overview) -> Overview:
+    """The likely causes of the drift (:func:`recon_job.causes.likely_causes`)."""
+    if overview.status != "mismatch":
+        return overview
+    t = overview.tolerance
+    groups = tuple(
+        GroupResult(
+            g.key,
+            g.local,
+            g.openai,
+            compare_usage(g.local, g.openai, t, family=g.key.family),
+            g.status,
+        )
+        for g in overview.groups
+    )
+    result = ReconResult(
+        window=date_range(overview.start, overview.end),
+        status=Status.MISMATCH,
+        tolerance=t,
+        local=overview.local,
+        openai=overview.openai,
+        comparison=overview.comparison,
+        groups=groups,
+        pending_days=overview.pending_days,
+    )
+    causes = tuple(likely_causes(result))
+    return Overview(**{**overview.__dict__, "causes": causes})
+
+
+@dataclass(frozen=True)
+class ModelTrend:
+    """One model's figures over a range: its totals, drift and days out of tolerance."""
+
+    family: str
+    model: str
+    local: Usage
+    openai: Usage
+    mismatch_days: int
+
+    @property
+    def cost_difference(self) -> Decimal:
+        """USD, local - OpenAI."""
+        return self.local.cost - self.openai.cost
+
+    @property
+    def cost_pct(self) -> Decimal | None:
+        """The cost difference as a percent of OpenAI's cost."""
+        return pct_of(self.cost_difference, self.openai.cost)
+
+
+def by_model(overview: Overview) -> list[ModelTrend]:
+    """Each family x model of the overview, the largest absolute cost drift first."""
+    groups: dict[tuple[str, str], list[GroupRecord]] = {}
+    for g in overview.groups:
+        groups.setdefault((g.key.family, g.key.model), []).append(g)
+    trends = [
+        ModelTrend(
+            family=family,
+            model=model,
+            local=sum_usage([g.local for g in rows]),
+            openai=sum_usage([g.openai for g in rows]),
+            mismatch_days=len({g.key.day for g in rows if g.status is Status.MISMATCH}),
+        )
+        for (family, model), rows in groups.items()
+    ]
+    trends.sort(key=lambda t: (-abs(t.cost_difference), t.family, t.model))
+    return trends
+
+
+def pct_of(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
+    """``part`` as a percent of ``whole``; None when ``whole`` is zero."""
+    return None if not whole else Decimal(part) * 100 / Decimal(whole)
+
+
+__all__ = ["Day", "Overview", "RangeError", "build", "parse_range"]

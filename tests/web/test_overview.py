@@ -1,0 +1,141 @@
+"""The overview page, its JSON and CSV: what a finance user reads, and bad input as 400s."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import requests
+
+from tests.web.history import KEY
+from tests.web.server import Running, serving
+
+TIMEOUT = 10
+BEARER = {"Authorization": f"Bearer {KEY}"}
+
+
+def overview_json(app: Running, query: str = "") -> dict[str, object]:
+    answer = requests.get(app.url(f"/usage-api?format=json{query}"), headers=BEARER, timeout=10)
+    assert answer.status_code == 200, answer.text
+    doc: dict[str, object] = answer.json()
+    return doc
+
+
+def test_the_default_range_is_the_last_seven_settled_days(app: Running) -> None:
+    doc = overview_json(app)
+    assert (doc["start_date"], doc["end_date"]) == ("2026-03-09", "2026-03-15")
+
+
+def test_a_drifting_day_makes_the_range_a_mismatch_with_every_day_accounted_for(
+    app: Running,
+) -> None:
+    doc = overview_json(app)
+    assert doc["status"] == "mismatch"
+    states = {d["date"]: (d["state"], d["reason"]) for d in doc["days"]}  # type: ignore[attr-defined]
+    assert states["2026-03-09"] == ("reconciled", None)
+    assert states["2026-03-13"] == ("mismatch", None)
+    assert states["2026-03-14"] == ("failed", "quota_exhausted")
+    assert states["2026-03-15"] == ("never", None)  # never reconciled: not zero
+    assert doc["local"]["cost"] == "14.100000"  # type: ignore[index]
+    assert doc["openai"]["cost"] == "15.250000"  # type: ignore[index]
+    assert doc["difference"]["cost"] == "-1.150000"  # type: ignore[index]
+    rows = doc["breakdown"]
+    assert len(rows) == 10  # type: ignore[arg-type]
+    assert {r["family"] for r in rows} == {"completions"}  # type: ignore[union-attr]
+    assert doc["runs"]
+    assert doc["likely_causes"]
+
+
+def test_a_range_of_matching_days_is_reconciled(app: Running) -> None:
+    doc = overview_json(app, "&start_date=2026-03-09&end_date=2026-03-12")
+    assert doc["status"] == "reconciled"
+    assert doc["difference"]["cost_pct"] == "0.000000"  # type: ignore[index]
+
+
+def test_the_page_shows_the_status_totals_and_coloured_cells(app: Running) -> None:
+    page = app.signed_in().get(app.url("/usage-api"), timeout=TIMEOUT).text
+    assert "⚠ Mismatch Detected" in page
+    assert 'class="openai-higher strong"' in page  # cost: OpenAI higher, red
+    assert "failed: quota_exhausted" in page
+    assert "not reconciled yet" in page
+    assert '<svg class="chart"' in page
+    assert "<script" not in page  # readable without JavaScript, nothing inline
+    assert "http://" not in page.replace("http://127.0.0.1", "")
+    assert "https://" not in page
+    ok = app.signed_in().get(
+        app.url("/usage-api?start_date=2026-03-09&end_date=2026-03-12"), timeout=TIMEOUT
+    )
+    assert "✓ Reconciled (within 5%)" in ok.text
+
+
+def test_a_range_without_runs_says_not_reconciled_yet(app: Running) -> None:
+    doc = overview_json(app, "&start_date=2025-01-01&end_date=2025-01-03")
+    assert doc["status"] == "not_reconciled"
+    assert {d["state"] for d in doc["days"]} == {"never"}  # type: ignore[attr-defined]
+
+
+def test_csv_export_has_one_row_per_day_family_and_model(app: Running) -> None:
+    answer = requests.get(app.url("/usage-api?format=csv"), headers=BEARER, timeout=TIMEOUT)
+    assert answer.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert len(rows) == 10
+    drift = next(r for r in rows if r["date"] == "2026-03-13" and r["model"] == "gpt-4o")
+    assert (drift["family"], drift["status"], drift["diff_cost"]) == (
+        "completions",
+        "mismatch",
+        "-1.250000",
+    )
+
+
+def test_the_api_twin_gives_the_same_document(app: Running) -> None:
+    answer = requests.get(
+        app.url("/api/v1/reconciliations?start_date=2026-03-09&end_date=2026-03-15"),
+        headers=BEARER,
+        timeout=TIMEOUT,
+    )
+    assert answer.json() == overview_json(app)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("start_date=2026-13-01", "start_date '2026-13-01' is not a date like 2026-03-14"),
+        ("end_date=yesterday", "end_date 'yesterday' is not a date"),
+        ("start_date=2026-03-10&end_date=2026-03-01", "end_date 2026-03-01 is before start_date"),
+        ("start_date=1900-01-01&end_date=2026-01-01", "at most 400"),
+        ("format=xml", "format 'xml' is not one of html, json, csv"),
+    ],
+)
+def test_bad_input_is_a_400_naming_what_is_wrong(app: Running, query: str, message: str) -> None:
+    api = requests.get(app.url(f"/usage-api?{query}&format=json"), headers=BEARER, timeout=10)
+    if "format=xml" in query:
+        api = requests.get(app.url(f"/usage-api?{query}"), headers=BEARER, timeout=TIMEOUT)
+    assert api.status_code == 400
+    assert message in api.json()["error"]
+    page = app.signed_in().get(app.url(f"/usage-api?{query}"), timeout=TIMEOUT)
+    assert page.status_code == 400
+    assert "Error 400" in page.text
+
+
+def test_runs_pages_filter_and_show_one_run(app: Running) -> None:
+    browser = app.signed_in()
+    failed = browser.get(app.url("/runs?status=failed"), timeout=TIMEOUT).text
+    assert "quota_exhausted" in failed
+    assert "daily:2026-03-09" not in failed
+    run = requests.get(app.url("/api/v1/runs?status=mismatch"), headers=BEARER, timeout=10)
+    [mismatch] = run.json()["runs"]
+    detail = browser.get(app.url(f"/runs/{mismatch['run_id']}"), timeout=TIMEOUT).text
+    assert "daily:2026-03-13" in detail
+    assert "gpt-4o-mini" in detail
+    doc = requests.get(app.url(f"/api/v1/runs/{mismatch['run_id']}"), headers=BEARER, timeout=10)
+    assert {b["family"] for b in doc.json()["breakdown"]} == {"completions"}
+    assert requests.get(app.url("/api/v1/runs/999"), headers=BEARER, timeout=10).status_code == 404
+    assert browser.get(app.url("/runs?status=bogus"), timeout=TIMEOUT).status_code == 400
+
+
+def test_an_empty_history_is_a_clear_503_not_a_crash(tmp_path: object) -> None:
+    with serving(f"sqlite:///{tmp_path}/none.db") as app:
+        answer = requests.get(app.url("/usage-api?format=json"), headers=BEARER, timeout=10)
+        assert answer.status_code == 503
+        assert "recon-job run creates it" in answer.json()["error"]
