@@ -59,6 +59,10 @@ _HUNDRED = Decimal(100)
 OPENAI_PREFIX = "openai."
 #: What decides a group of a family OpenAI could not report quantities of: its billed dollars.
 COST_ONLY: tuple[str, ...] = ("cost",)
+#: Quantities a token-billed model's answer does not carry: gpt-4o-transcribe answers with
+#: tokens and no duration, gpt-4o-mini-tts with tokens and no character count. Logs of them count
+#: none while OpenAI's usage counts the seconds or characters (and bills the tokens).
+TOKEN_BILLED_QUANTITIES: tuple[str, ...] = ("characters", "seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +143,11 @@ def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only option
             status = Status.RECONCILED
         groups.append(GroupResult(key, mine, theirs, comparison, status))
 
-    judged = [_totalled(g, unavailable) for g in groups if g.key.family not in untracked_families]
+    judged = [
+        _totalled(_measured(g), unavailable)
+        for g in groups
+        if g.key.family not in untracked_families
+    ]
     local_total = window_total((g.key, g.local) for g in judged)
     openai_total = window_total((g.key, g.openai) for g in judged)
     settled = [g for g in judged if g.status is not Status.PENDING]
@@ -185,18 +193,24 @@ def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only option
 
 
 def _totalled(group: GroupResult, unavailable: Collection[str]) -> GroupResult:
-    """``group`` as it counts in the window's totals: dollars always; tokens only of a family
-    measured in tokens (an image model's logged tokens are not text tokens OpenAI counts); and
-    the dollars alone of a family whose quantities OpenAI could not report."""
-    family = group.key.family
-    if family in unavailable:
-        return replace(
-            group, local=Usage(cost=group.local.cost), openai=Usage(cost=group.openai.cost)
-        )
-    spec = SPECS.get(family)
+    return replace(
+        group,
+        local=counted(group.key, group.local, unavailable),
+        openai=counted(group.key, group.openai, unavailable),
+    )
+
+
+def counted(key: UsageKey, usage: Usage, unavailable: Collection[str] = ()) -> Usage:
+    """``usage`` of the group ``key`` as it counts in a window's totals: dollars always; tokens
+    only of a family measured in tokens (an image model's logged tokens are not text tokens
+    OpenAI counts); and the dollars alone of a family whose quantities OpenAI could not report.
+    Every total of groups (runs, reports, the dashboard) adds groups through this."""
+    if key.family in unavailable:
+        return Usage(cost=usage.cost)
+    spec = SPECS.get(key.family)
     if spec is None or spec.counts_tokens:
-        return group
-    return replace(group, local=_without_tokens(group.local), openai=_without_tokens(group.openai))
+        return usage
+    return _without_tokens(usage)
 
 
 #: Every token count of a Usage set to zero (the classes are all parts of input or output).
@@ -205,6 +219,27 @@ _NO_TOKENS: Mapping[str, Any] = dict.fromkeys(TOKEN_DETAILS, 0)
 
 def _without_tokens(usage: Usage) -> Usage:
     return replace(usage, **_NO_TOKENS)
+
+
+def unlogged(family: str | None, local: Usage) -> frozenset[str]:
+    """The deciding quantities of ``family`` the local side of a group could not count: it has
+    tokens and none of the quantity (:data:`TOKEN_BILLED_QUANTITIES`: a token-billed speech or
+    transcription model). They do not decide the group and stay out of the totals; its requests
+    and dollars still decide."""
+    if family is None or not local.quantity("tokens"):
+        return frozenset()
+    decides = deciding(family)
+    return frozenset(q for q in TOKEN_BILLED_QUANTITIES if q in decides and not local.quantity(q))
+
+
+def _measured(group: GroupResult) -> GroupResult:
+    """``group`` without the quantities its local side could not count (:func:`unlogged`), on
+    both sides, so the totals add them only where both sides counted them."""
+    missing = unlogged(group.key.family, group.local)
+    if not missing:
+        return group
+    zero: dict[str, Any] = dict.fromkeys(missing, 0)
+    return replace(group, local=replace(group.local, **zero), openai=replace(group.openai, **zero))
 
 
 def compare_usage(
@@ -231,6 +266,8 @@ def compare_usage(
         wanted = [
             q for q in EXTRA_QUANTITIES if q in decides or local.quantity(q) or openai.quantity(q)
         ]
+        missing = unlogged(family, local)
+        decides = tuple(q for q in decides if q not in missing)
     return Comparison(
         input_tokens=of("input_tokens"),
         cached_tokens=of("cached_tokens"),

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Final, Literal, Protocol
 
 from recon_job.causes import likely_causes
-from recon_job.compare import compare_usage
+from recon_job.compare import compare_usage, counted
 from recon_job.models import (
     Comparison,
     GroupResult,
@@ -24,7 +24,8 @@ from recon_job.models import (
     Status,
     Tolerance,
     Usage,
-    sum_usage,
+    group_order,
+    window_total,
 )
 from recon_job.store import GroupRecord, RunRecord, RunStatus
 from recon_job.windows import date_range
@@ -156,10 +157,11 @@ def build(reader: HistoryReader, start: date, end: date, tolerance: Tolerance) -
         for day in run_days:
             days.append(_day_of(run, day, [g for g in in_days if g.key.day == day]))
     days.sort(key=lambda d: d.day)
-    groups.sort(key=lambda g: (g.key.day, g.key.family, g.key.model, g.key.project_id or ""))
+    groups.sort(key=lambda g: group_order(g.key))
     compared = [g for g in groups if g.status is not Status.UNTRACKED]
-    local = sum_usage([g.local for g in compared])
-    openai = sum_usage([g.openai for g in compared])
+    unavailable = {f for run in used.values() for f in run.unavailable_families}
+    local = window_total((g.key, counted(g.key, g.local, unavailable)) for g in compared)
+    openai = window_total((g.key, counted(g.key, g.openai, unavailable)) for g in compared)
     comparison = compare_usage(local, openai, tolerance, family=None)
     overview = Overview(
         start=start,
@@ -177,8 +179,11 @@ def build(reader: HistoryReader, start: date, end: date, tolerance: Tolerance) -
 
 
 def _day_of(run: RunRecord, day: date, groups: Sequence[GroupRecord]) -> Day:
-    local = sum_usage([g.local for g in groups])
-    openai = sum_usage([g.openai for g in groups])
+    # The day's totals add groups as the run's totals do (untracked families apart).
+    compared = [g for g in groups if g.status is not Status.UNTRACKED]
+    unavailable = run.unavailable_families
+    local = window_total((g.key, counted(g.key, g.local, unavailable)) for g in compared)
+    openai = window_total((g.key, counted(g.key, g.openai, unavailable)) for g in compared)
     if day in run.pending_days:
         state: DayState = "pending"
     elif any(g.status is Status.MISMATCH for g in groups):
@@ -247,8 +252,8 @@ def by_model(overview: Overview) -> list[ModelTrend]:
         ModelTrend(
             family=family,
             model=model,
-            local=sum_usage([g.local for g in rows]),
-            openai=sum_usage([g.openai for g in rows]),
+            local=window_total((g.key, g.local) for g in rows),
+            openai=window_total((g.key, g.openai) for g in rows),
             mismatch_days=len({g.key.day for g in rows if g.status is Status.MISMATCH}),
         )
         for (family, model), rows in groups.items()

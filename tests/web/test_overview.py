@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
 
-from tests.web.history import KEY
+from recon_job.compare import reconcile
+from recon_job.models import Tolerance, Usage, UsageKey, UsageTotals
+from recon_job.store import HistoryStore
+from recon_job.windows import daily
+from tests.web.history import KEY, usage
 from tests.web.server import Running, serving
 
 TIMEOUT = 10
+NOW_RUN = datetime(2026, 3, 16, 6, 0, tzinfo=UTC)
 BEARER = {"Authorization": f"Bearer {KEY}"}
 
 
@@ -139,3 +147,40 @@ def test_an_empty_history_is_a_clear_503_not_a_crash(tmp_path: object) -> None:
         answer = requests.get(app.url("/usage-api?format=json"), headers=BEARER, timeout=10)
         assert answer.status_code == 503
         assert "recon-job run creates it" in answer.json()["error"]
+
+
+def test_families_add_up_as_in_a_run_and_untracked_ones_stand_apart(tmp_path: Path) -> None:
+    """Images logged with their tokens, and speech OpenAI bills that the logs never mention: the
+    overview's totals count tokens of token families only and leave the untracked family out,
+    exactly as the run's own totals do; rows come completions first."""
+    day = date(2026, 3, 15)
+    chat = usage(100_000, 100, "2.50")
+    image = Usage(input_tokens=500, output_tokens=4000, requests=2, images=2, cost=Decimal("0.16"))
+    speech = Usage(characters=9000, requests=3, cost=Decimal("0.135"))
+    local = {UsageKey(day, "gpt-4o"): chat, UsageKey(day, "gpt-image-1", family="images"): image}
+    official = {**local, UsageKey(day, "tts-1", family="audio_speeches"): speech}
+    url = f"sqlite:///{tmp_path / 'families.db'}"
+    with HistoryStore(url) as store:
+        result = reconcile(
+            UsageTotals(groups=local),
+            UsageTotals(groups=official),
+            window=daily(day),
+            tolerance=Tolerance(),
+        )
+        run_id = store.start_run(daily(day), started_at=NOW_RUN, trigger="test")
+        store.finish_run(run_id, result, finished_at=NOW_RUN)
+
+    with serving(url) as app:
+        doc = overview_json(app, "&start_date=2026-03-15&end_date=2026-03-15")
+        page = app.signed_in().get(
+            app.url("/usage-api?start_date=2026-03-15&end_date=2026-03-15"), timeout=TIMEOUT
+        )
+
+    assert doc["status"] == "reconciled"
+    assert doc["local"]["tokens"] == doc["openai"]["tokens"] == 110_000  # type: ignore[index]
+    assert Decimal(doc["openai"]["cost"]) == Decimal("2.66")  # type: ignore[index]
+    rows = doc["breakdown"]
+    assert [r["family"] for r in rows] == ["completions", "images", "audio_speeches"]  # type: ignore[union-attr]
+    assert rows[2]["status"] == "untracked"  # type: ignore[index]
+    assert "audio_speeches" in page.text
+    assert "images" in page.text
