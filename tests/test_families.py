@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -299,6 +300,41 @@ def test_a_family_openai_could_not_count_is_judged_by_its_dollars_alone() -> Non
     drifted = reconcile(local, billed_more, window=WINDOW, tolerance=Tolerance())
     assert drifted.status is Status.MISMATCH
     assert [g.key.family for g in drifted.mismatches] == ["web_search_calls"]
+
+
+@pytest.mark.parametrize(
+    ("family", "model", "quantity", "counted"),
+    [
+        ("audio_transcriptions", "gpt-4o-transcribe", "seconds", 610),
+        ("audio_speeches", "gpt-4o-mini-tts", "characters", 4500),
+    ],
+)
+def test_a_token_billed_model_logged_by_its_tokens_is_judged_by_requests_and_dollars(
+    family: str, model: str, quantity: str, counted: int
+) -> None:
+    # gpt-4o-transcribe answers with tokens and no duration (gpt-4o-mini-tts: no character
+    # count); OpenAI's usage counts the seconds (characters) and bills the tokens.
+    key = UsageKey(DAY, model, family=family)
+    billed = Decimal("0.00112")
+    logged = Usage(input_tokens=120, input_audio_tokens=120, output_tokens=40, requests=1)
+    local = totals({key: replace(logged, cost=billed)})
+    official = totals({key: Usage(requests=1, cost=billed, **{quantity: counted})})
+    result = reconcile(local, official, window=WINDOW, tolerance=Tolerance())
+    assert result.status is Status.RECONCILED
+    [group] = result.groups
+    assert group.comparison.deciding == ("requests", "cost")
+    assert group.comparison.extra[quantity].difference == -counted  # shown, not judged
+    assert result.local.quantity(quantity) == result.openai.quantity(quantity) == 0
+    assert not result.comparison.exceeds
+
+    # Its requests and dollars still decide.
+    missed = totals({key: Usage(requests=3, cost=3 * billed, **{quantity: 3 * counted})})
+    assert reconcile(local, missed, window=WINDOW, tolerance=Tolerance()).status is Status.MISMATCH
+    # A log with the quantity and no tokens is judged by it, as before.
+    measured = totals({key: Usage(requests=1, cost=billed, **{quantity: counted // 3})})
+    drifted = reconcile(measured, official, window=WINDOW, tolerance=Tolerance())
+    assert drifted.status is Status.MISMATCH
+    assert drifted.groups[0].comparison.deciding == deciding(family)
 
 
 def replace_cost(totals_: UsageTotals, key: UsageKey, cost: Decimal) -> UsageTotals:
