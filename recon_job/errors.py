@@ -65,6 +65,15 @@ class UsageApiError(SourceError):
         self.status = status
 
 
+class DeadlineExceeded(SourceError):
+    """A fetch ran out of the run's time budget (transient, reason ``deadline``).
+
+    Raised by the generic HTTP layer; each API client reports it as its own error type."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=False, reason="deadline")
+
+
 class LogSourceError(SourceError):
     """Local logs (files, a database table, a CSV export) could not be read at all."""
 

@@ -46,7 +46,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
-from recon_job.errors import UsageApiError
+from recon_job.errors import DeadlineExceeded
 
 log = structlog.get_logger(__name__)
 
@@ -98,16 +98,12 @@ class Deadline:
         return self.remaining() <= 0.0
 
     def check(self, what: str) -> None:
-        """Raise a transient ``UsageApiError`` (reason ``deadline``) if the deadline has passed.
+        """Raise :class:`~recon_job.errors.DeadlineExceeded` if the deadline has passed.
 
         ``what`` names the step that could not start, for the message ("fetching page 3 ...").
         """
         if self.expired:
-            raise UsageApiError(
-                f"gave up {what}: the deadline of {self.seconds:g} s has passed",
-                permanent=False,
-                reason="deadline",
-            )
+            raise DeadlineExceeded(f"gave up {what}: the deadline of {self.seconds:g} s has passed")
 
     def __repr__(self) -> str:
         return f"Deadline(seconds={self.seconds:g}, remaining={self.remaining():.3f})"
@@ -116,7 +112,7 @@ class Deadline:
 def timeout_for(deadline: Deadline | None, connect: float, read: float) -> tuple[float, float]:
     """The ``(connect, read)`` timeout for the next request, capped by what the deadline leaves.
 
-    Raises ``UsageApiError`` (reason ``deadline``) when the deadline has already passed: a
+    Raises ``DeadlineExceeded`` when the deadline has already passed: a
     timeout of 0 would make the socket non-blocking rather than fail fast.
     """
     if deadline is None:

@@ -13,7 +13,7 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from recon_job.errors import UsageApiError
+from recon_job.errors import DeadlineExceeded
 from recon_job.http import (
     MIN_ATTEMPT_TIMEOUT,
     CappedRetry,
@@ -110,7 +110,7 @@ class TestDeadline:
         deadline = Deadline(1, clock=clock)
         deadline.check("fetching page 1")
         clock.now += 1.5
-        with pytest.raises(UsageApiError) as info:
+        with pytest.raises(DeadlineExceeded) as info:
             deadline.check("fetching page 2")
         assert info.value.permanent is False
         assert info.value.reason == "deadline"
@@ -124,7 +124,7 @@ class TestDeadline:
         clock.now += 8
         assert timeout_for(deadline, 5, 30) == (2, 2)
         clock.now += 2
-        with pytest.raises(UsageApiError, match="deadline"):
+        with pytest.raises(DeadlineExceeded, match="deadline"):
             timeout_for(deadline, 5, 30)
 
 

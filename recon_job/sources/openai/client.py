@@ -19,7 +19,7 @@ import requests
 import structlog
 import urllib3.exceptions
 
-from recon_job.errors import UsageApiError
+from recon_job.errors import DeadlineExceeded, UsageApiError
 from recon_job.http import Deadline, max_retry_after, timeout_for
 from recon_job.sources.openai.errors import (
     RequestContext,
@@ -80,6 +80,13 @@ class OpenAIClient:
         self.deadline = deadline
 
     def fetch(self, *, endpoint: str, path: str, params: Sequence[tuple[str, str]]) -> Fetched:
+        """All buckets of ``GET {base_url}{path}?{params}``; see :meth:`_fetch`."""
+        try:
+            return self._fetch(endpoint=endpoint, path=path, params=params)
+        except DeadlineExceeded as e:  # the HTTP layer's, reported as this API's error
+            raise UsageApiError(str(e), permanent=False, reason=e.reason) from e
+
+    def _fetch(self, *, endpoint: str, path: str, params: Sequence[tuple[str, str]]) -> Fetched:
         """All buckets of ``GET {base_url}{path}?{params}``, following ``next_page`` to the end.
 
         ``endpoint`` names the API in messages ("Usage", "Costs"). Raises ``UsageApiError`` on
