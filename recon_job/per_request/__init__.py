@@ -6,7 +6,12 @@ actual costs back to the table, and :mod:`.reconcile` runs the steps. The report
 are :mod:`recon_job.report.requests`.
 """
 
-from recon_job.per_request.billing import BilledRequest, read_billing
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# The pure matcher is imported at once (it loads no database library); the rest on first use.
 from recon_job.per_request.classify import (
     RequestReconReport,
     RequestRow,
@@ -14,8 +19,30 @@ from recon_job.per_request.classify import (
     classify,
     within,
 )
-from recon_job.per_request.local import LocalRequest
-from recon_job.per_request.reconcile import RequestSource, TableSpec, reconcile_requests
+
+if TYPE_CHECKING:
+    from recon_job.per_request.billing import BilledRequest, read_billing
+    from recon_job.per_request.local import LocalRequest
+    from recon_job.per_request.reconcile import RequestSource, TableSpec, reconcile_requests
+
+#: Public name -> its module, imported on first use: importing this package or the pure
+#: :mod:`.classify` loads no database library.
+_WHERE = {
+    "BilledRequest": "billing",
+    "read_billing": "billing",
+    "LocalRequest": "local",
+    "RequestSource": "reconcile",
+    "TableSpec": "reconcile",
+    "reconcile_requests": "reconcile",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "BilledRequest",

@@ -12,11 +12,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from recon_job.models import MONEY, ZERO
-from recon_job.per_request.billing import BilledRequest
-from recon_job.per_request.local import LocalRequest
-from recon_job.per_request.writeback import Update
+
+if TYPE_CHECKING:  # types only: classifying reads nothing and imports no database library
+    from recon_job.per_request.billing import BilledRequest
+    from recon_job.per_request.local import LocalRequest
+    from recon_job.per_request.writeback import Update
 
 #: How many duplicate local ids a report lists.
 MAX_DUPLICATES_LISTED = 20
