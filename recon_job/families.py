@@ -48,8 +48,8 @@ TOKEN_DETAILS: tuple[str, ...] = (
     "output_audio_tokens",
     "output_image_tokens",
 )
-#: Every quantity a family may compare besides the six every comparison carries.
-EXTRA_QUANTITIES: tuple[str, ...] = (
+#: The token classes beyond input, cached and output (each part of one of those totals).
+EXTRA_TOKEN_CLASSES: tuple[str, ...] = (
     "cache_write_tokens",
     "input_audio_tokens",
     "cached_audio_tokens",
@@ -57,6 +57,10 @@ EXTRA_QUANTITIES: tuple[str, ...] = (
     "cached_image_tokens",
     "output_audio_tokens",
     "output_image_tokens",
+)
+#: Every quantity a family may compare besides the six every comparison carries.
+EXTRA_QUANTITIES: tuple[str, ...] = (
+    *EXTRA_TOKEN_CLASSES,
     "images",
     "characters",
     "seconds",

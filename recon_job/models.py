@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from recon_job.families import COMPLETIONS, family_rank
+from recon_job.families import COMPLETIONS, EXTRA_TOKEN_CLASSES, family_rank
 
 if TYPE_CHECKING:
     from recon_job.errors import ReconError
@@ -480,13 +480,7 @@ RECORD_FIELD_NAMES: tuple[str, ...] = (
     "service_tier",
     "family",
     "endpoint",
-    "cache_write_tokens",
-    "input_audio_tokens",
-    "cached_audio_tokens",
-    "input_image_tokens",
-    "cached_image_tokens",
-    "output_audio_tokens",
-    "output_image_tokens",
+    *EXTRA_TOKEN_CLASSES,
     "images",
     "size",
     "quality",

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from recon_job.families import EXTRA_TOKEN_CLASSES
 from recon_job.models import EMPTY, Usage
 from recon_job.sources.base import MAX_TOKENS
 
@@ -60,15 +61,7 @@ INPUT_CLASS_KEYS: tuple[str, ...] = ("audio_tokens", "image_tokens", "cache_writ
 OUTPUT_CLASS_KEYS: tuple[str, ...] = ("audio_tokens", "image_tokens")
 
 #: The canonical names of the token classes, as ``[logs.fields]`` maps them.
-CLASS_FIELDS: tuple[str, ...] = (
-    "cache_write_tokens",
-    "input_audio_tokens",
-    "cached_audio_tokens",
-    "input_image_tokens",
-    "cached_image_tokens",
-    "output_audio_tokens",
-    "output_image_tokens",
-)
+CLASS_FIELDS: tuple[str, ...] = EXTRA_TOKEN_CLASSES
 
 #: ``pick(name, auto)``: the value at the path mapped for canonical field ``name``, else
 #: ``auto`` (what the built-in shapes hold).

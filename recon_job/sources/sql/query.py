@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from recon_job.errors import LogSourceError
-from recon_job.families import COMPLETIONS, detect_family
+from recon_job.families import COMPLETIONS, EXTRA_QUANTITIES, detect_family
 from recon_job.modelnames import ModelNamer
 from recon_job.models import EPOCH, ZERO, Tier, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
@@ -38,21 +38,7 @@ GROUPED_EXTRA: tuple[str, ...] = ("family", "endpoint", "size", "quality")
 #: Optional columns summed: the token classes (audio and image input counted with their cached
 #: part, as the APIs report them) and the families' quantities. ``usage_bytes`` is a level:
 #: its MAX is taken, never its SUM.
-SUMMED_EXTRA: tuple[str, ...] = (
-    "cache_write_tokens",
-    "input_audio_tokens",
-    "cached_audio_tokens",
-    "input_image_tokens",
-    "cached_image_tokens",
-    "output_audio_tokens",
-    "output_image_tokens",
-    "images",
-    "characters",
-    "seconds",
-    "sessions",
-    "calls",
-    "usage_bytes",
-)
+SUMMED_EXTRA: tuple[str, ...] = EXTRA_QUANTITIES
 #: The quantity columns: a row with one of them set needs no token counts.
 _QUANTITIES = ("images", "characters", "seconds", "sessions", "calls", "usage_bytes")
 _BYTES = 17  # usage_bytes in the fields of Usage: a level, the largest kept
