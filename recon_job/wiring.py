@@ -148,6 +148,13 @@ def _sql(
 SOURCES: Mapping[str, SourceFactory] = {"ndjson": _ndjson, "sql": _sql}
 
 
+def sql_source(source: SqlSourceSettings, settings: Settings) -> Any:
+    """The ``SqlTableSource`` of one SQL ``[[sources]]`` entry, priced as a run prices it (for
+    ``check-config --connect``, which opens it without running)."""
+    namer = model_namer(settings)
+    return _sql(source, settings, namer, price_table(settings, namer))
+
+
 def local_sources(
     settings: Settings, *, namer: ModelNamer, pricer: PriceTable
 ) -> tuple[tuple[str, UsageSource], ...]:

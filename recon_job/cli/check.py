@@ -101,13 +101,11 @@ def _sql_source(settings: Settings, source: SqlSourceSettings) -> Answer:
     from recon_job import wiring
     from recon_job.errors import ReconError
     from recon_job.models import Window
-    from recon_job.sources.sql import SqlTableSource
     from recon_job.sources.sql.connect import database_error
 
     options = wiring.sql_options(source, settings)
     what = f"source {source.name} ({options.display_url}, table {source.table})"
-    namer = wiring.model_namer(settings)
-    table = SqlTableSource(options, wiring.price_table(settings, namer), namer)
+    table = wiring.sql_source(source, settings)
     yesterday = utcnow().date() - timedelta(days=1)
     try:
         with table.connect() as conn:
