@@ -2,16 +2,18 @@
 
 A mixin of :class:`~recon_job.store.HistoryStore`, read-only. Groups are built by
 :func:`~recon_job.store.records.group_record`, the one function that turns a ``run_groups`` row
-into a record, so a column added there (the usage family) reaches every page at once.
+into a record, so a column added there (the usage family) reaches every page at once. They are
+read as plain rows of columns (SQLAlchemy Core), not as ORM objects: an overview reads thousands.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractContextManager
 from datetime import date
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from recon_job.store.records import GroupRecord, RunRecord, RunStatus, group_record, run_record
@@ -38,15 +40,30 @@ class ReadStore:
         with self._errors("read the runs of a date range"), self._read() as session:
             return [run_record(row) for row in session.scalars(query)]
 
-    def groups_between(self, run_id: int, start: date, end: date) -> list[GroupRecord]:
-        """The groups of run ``run_id`` whose day is in ``[start, end)``, in stored order."""
+    def groups_between(self, run_ids: Collection[int], start: date, end: date) -> list[GroupRecord]:
+        """The groups of the runs ``run_ids`` whose day is in ``[start, end)``, by run and in
+        stored order: one query for every run of an overview."""
+        if not run_ids:
+            return []
         query = (
-            select(RunGroup)
-            .where(RunGroup.run_id == run_id, RunGroup.day >= start, RunGroup.day < end)
-            .order_by(RunGroup.id)
+            select(*RunGroup.__table__.columns)
+            .where(RunGroup.run_id.in_(sorted(run_ids)))
+            .where(RunGroup.day >= start, RunGroup.day < end)
+            .order_by(RunGroup.run_id, RunGroup.id)
         )
-        with self._errors(f"read the groups of run {run_id}"), self._read() as session:
-            return [group_record(row) for row in session.scalars(query)]
+        with self._errors("read the groups of a date range"), self._read() as session:
+            return [group_record(row) for row in session.execute(query)]
+
+    def history_state(self) -> tuple[int, int]:
+        """The newest run id and the number of finished runs: a new run, or a run finishing,
+        changes it (a key for caches of what is read from the history)."""
+        query = select(
+            func.coalesce(func.max(Run.id), 0),
+            func.count(Run.id).filter(Run.status != RunStatus.RUNNING.value),
+        )
+        with self._errors("read the state of the history"), self._read() as session:
+            newest, finished = session.execute(query).one()
+            return int(newest), int(finished)
 
     def find_runs(
         self,

@@ -14,6 +14,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, cast
 
+from sqlalchemy import Row
+
 from recon_job.compare import COST_ONLY, compare_usage
 from recon_job.families import EXTRA_QUANTITIES
 from recon_job.models import (
@@ -393,8 +395,8 @@ def _usages(text: str | None) -> dict[str, Usage]:
     }
 
 
-def group_record(row: RunGroup) -> GroupRecord:
-    """Build a ``GroupRecord`` from a ``run_groups`` row."""
+def group_record(row: RunGroup | Row[Any]) -> GroupRecord:
+    """Build a ``GroupRecord`` from a ``run_groups`` row (an ORM object or a Core row)."""
     return GroupRecord(
         run_id=row.run_id,
         key=UsageKey(row.day, row.model, row.project_id, row.api_key_id, row.family),
@@ -413,7 +415,7 @@ def group_record(row: RunGroup) -> GroupRecord:
     )
 
 
-def _usage(row: Run | RunGroup, side: str) -> Usage:
+def _usage(row: Run | RunGroup | Row[Any], side: str) -> Usage:
     return Usage(
         input_tokens=_int(getattr(row, f"{side}_input_tokens")),
         cached_tokens=_int(getattr(row, f"{side}_cached_tokens")),

@@ -26,6 +26,7 @@ from recon_job.models import Tolerance
 from recon_job.runtime import Metrics
 from recon_job.store import HistoryStore
 from recon_job.web.auth import Auth, WebError
+from recon_job.web.cache import ComputeCache
 from recon_job.web.guard import Redirect
 from recon_job.web.probes import Probes
 from recon_job.web.render import error_page, wants_json
@@ -64,6 +65,8 @@ class WebContext:
     #: The settings the admin API's per-request reconciliation and "Reconcile this range" run
     #: with; None: both answer 409.
     settings: Settings | None = None
+    #: Overviews and their pages, keyed by range and the history's state (see ``web.cache``).
+    cache: ComputeCache = field(default_factory=ComputeCache)
     _store: HistoryStore | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -9,7 +9,7 @@ totals or any day are out of tolerance.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -43,8 +43,8 @@ class HistoryReader(Protocol):
     def runs_overlapping(self, start: date, end: date) -> list[RunRecord]:
         """Finished runs overlapping ``[start, end)``, newest first."""
 
-    def groups_between(self, run_id: int, start: date, end: date) -> list[GroupRecord]:
-        """A run's groups with a day in ``[start, end)``."""
+    def groups_between(self, run_ids: Collection[int], start: date, end: date) -> list[GroupRecord]:
+        """The runs' groups with a day in ``[start, end)``, by run."""
 
 
 class RangeError(ValueError):
@@ -147,15 +147,20 @@ def build(reader: HistoryReader, start: date, end: date, tolerance: Tolerance) -
             days.append(Day(day, "failed", failed.id, reason))
         else:
             days.append(Day(day, "never"))
+    # One read for every chosen run; each keeps only the groups of the days it was chosen for.
+    by_run_day: dict[tuple[int, date], list[GroupRecord]] = {}
+    if chosen:
+        first = min(min(run_days) for run_days in chosen.values())
+        last = max(max(run_days) for run_days in chosen.values())
+        for g in reader.groups_between(chosen.keys(), first, last + timedelta(days=1)):
+            by_run_day.setdefault((g.run_id, g.key.day), []).append(g)
     groups: list[GroupRecord] = []
     for run_id, run_days in chosen.items():
         run = used[run_id]
-        first, last = min(run_days), max(run_days)
-        found = reader.groups_between(run_id, first, last + timedelta(days=1))
-        in_days = [g for g in found if g.key.day in run_days]
-        groups += in_days
         for day in run_days:
-            days.append(_day_of(run, day, [g for g in in_days if g.key.day == day]))
+            of_day = by_run_day.get((run_id, day), [])
+            groups += of_day
+            days.append(_day_of(run, day, of_day))
     days.sort(key=lambda d: d.day)
     groups.sort(key=lambda g: group_order(g.key))
     compared = [g for g in groups if g.status is not Status.UNTRACKED]

@@ -17,7 +17,13 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.concurrency import run_in_threadpool
 
 from recon_job import windows
@@ -117,16 +123,46 @@ async def logout(request: Request) -> Response:
 # --- the overview ------------------------------------------------------------------------
 
 
-def _overview(
+def _keyed_overview(
     request: Request, start_date: str | None, end_date: str | None, *, days: int = 7
-) -> ov.Overview:
+) -> tuple[ov.Overview, tuple[Any, ...]]:
+    """The overview and its cache key: the range and the history's state (one cheap query),
+    so a new or newly finished run gives a new key and repeated views compute nothing."""
     ctx = _ctx(request)
     settled = windows.last_settled_day(ctx.clock(), timedelta(hours=ctx.settle_hours))
     try:
         start, end = ov.parse_range(start_date, end_date, default_end=settled, default_days=days)
     except ov.RangeError as e:
         raise WebError(400, str(e)) from None
-    return ov.build(ctx.history(), start, end, ctx.tolerance)
+    history = ctx.history()
+    key = ("overview", start, end, history.history_state())
+    o = ctx.cache.get(key, lambda: ov.build(history, start, end, ctx.tolerance))
+    return o, key
+
+
+def _overview_json(request: Request, o: ov.Overview, key: tuple[Any, ...]) -> Response:
+    """The overview as JSON, serialised once per key."""
+    body = _cached(request, (*key, "json"), lambda: JSONResponse(overview_dict(o)).body)
+    return Response(body, media_type="application/json")
+
+
+def _cached(request: Request, key: tuple[Any, ...], compute: Any) -> Any:
+    """``compute()`` cached under ``key`` in the application's cache."""
+    return _ctx(request).cache.get(key, compute)
+
+
+def _cached_page(
+    request: Request, key: tuple[Any, ...], template: str, context: Any
+) -> HTMLResponse:
+    """A page rendered once per key, CSRF token and path (what differs between viewers)."""
+    session = getattr(request.state, "session", None)
+    csrf = session.csrf if session is not None else None
+    body = _cached(
+        request,
+        (*key, template, csrf, request.url.path),
+        lambda: page(request, template, context()).body,
+    )
+    return HTMLResponse(body)
 
 
 def overview_dict(o: ov.Overview) -> dict[str, Any]:
@@ -246,20 +282,21 @@ def usage_api(
     require(request)
     if format not in ("html", "json", "csv"):
         raise WebError(400, f"format {format[:20]!r} is not one of html, json, csv")
-    o = _history_read(request, lambda: _overview(request, start_date, end_date))
+    o, key = _history_read(request, lambda: _keyed_overview(request, start_date, end_date))
     if format == "json":
-        return JSONResponse(overview_dict(o))
+        return _overview_json(request, o, key)
     if format == "csv":
         name = f"recon-{o.start}-{o.end}.csv"
         return PlainTextResponse(
-            overview_csv(o),
+            _cached(request, (*key, "csv"), lambda: overview_csv(o)),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return page(
+    return _cached_page(
         request,
+        key,
         "overview.html.j2",
-        {"o": o, "chart": _chart(o), "rows": _shown_rows(o), "max_rows": MAX_ROWS},
+        lambda: {"o": o, "chart": _chart(o), "rows": _shown_rows(o), "max_rows": MAX_ROWS},
     )
 
 
@@ -282,11 +319,11 @@ def _shown_rows(o: ov.Overview) -> list[Any]:
 @router.get("/api/v1/reconciliations", tags=["dashboard"])
 def reconciliations(
     request: Request, start_date: str | None = None, end_date: str | None = None
-) -> JSONResponse:
+) -> Response:
     """The overview of a date range as JSON (default: the last 7 settled days)."""
     require(request)
-    o = _history_read(request, lambda: _overview(request, start_date, end_date))
-    return JSONResponse(overview_dict(o))
+    o, key = _history_read(request, lambda: _keyed_overview(request, start_date, end_date))
+    return _overview_json(request, o, key)
 
 
 def _chart(o: ov.Overview) -> dict[str, Any]:
@@ -466,8 +503,8 @@ TREND_DAYS = 90
 def trends_page(request: Request) -> Response:
     """Drift per model over the last 90 settled days, the models drifting most first."""
     require(request)
-    o = _history_read(request, lambda: _overview(request, None, None, days=TREND_DAYS))
-    return page(request, "trends.html.j2", {"o": o, "models": ov.by_model(o)})
+    o, key = _history_read(request, lambda: _keyed_overview(request, None, None, days=TREND_DAYS))
+    return _cached_page(request, key, "trends.html.j2", lambda: {"o": o, "models": ov.by_model(o)})
 
 
 # --- reconcile a range that was never reconciled ------------------------------------------------

@@ -15,7 +15,7 @@ from recon_job.compare import reconcile
 from recon_job.models import Tolerance, Usage, UsageKey, UsageTotals
 from recon_job.store import HistoryStore
 from recon_job.windows import daily
-from tests.web.history import KEY, usage
+from tests.web.history import KEY, record_day, usage
 from tests.web.server import Running, serving
 
 TIMEOUT = 10
@@ -184,3 +184,28 @@ def test_families_add_up_as_in_a_run_and_untracked_ones_stand_apart(tmp_path: Pa
     assert rows[2]["status"] == "untracked"  # type: ignore[index]
     assert "audio_speeches" in page.text
     assert "images" in page.text
+
+
+def test_a_cached_overview_gives_way_to_a_newly_recorded_run(
+    app: Running, history_url: str
+) -> None:
+    def day_15() -> tuple[object, object]:
+        doc = overview_json(app)
+        [day] = [d for d in doc["days"] if d["date"] == "2026-03-15"]  # type: ignore[attr-defined]
+        return day["state"], doc["local"]["cost"]  # type: ignore[index]
+
+    page = app.signed_in()
+    assert day_15() == ("never", "14.100000")
+    assert day_15() == ("never", "14.100000")  # the second view is served from the cache
+    assert "not reconciled yet" in page.get(app.url("/usage-api"), timeout=TIMEOUT).text
+    with HistoryStore(history_url) as store:
+        running = store.start_run(daily(date(2026, 3, 15)), started_at=NOW_RUN, trigger="test")
+        assert day_15() == ("never", "14.100000")  # a run still running shows nothing yet
+        store.fail_run(running, reason="timeout", message="timed out", finished_at=NOW_RUN)
+        assert day_15() == ("failed", "14.100000")
+        same = usage(10_000, 10, "1.00")
+        record_day(store, date(2026, 3, 15), {"gpt-4o": same}, {"gpt-4o": same})
+    assert day_15() == ("reconciled", "15.100000")
+    shown = page.get(app.url("/usage-api"), timeout=TIMEOUT).text
+    assert "not reconciled yet" not in shown
+    assert "failed: timeout" not in shown
