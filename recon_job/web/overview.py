@@ -267,6 +267,37 @@ def by_model(overview: Overview) -> list[ModelTrend]:
     return trends
 
 
+@dataclass(frozen=True)
+class DriftSeries:
+    """One model's cost drift % per day of a range: None where there is nothing to compare."""
+
+    family: str
+    model: str
+    #: One per day of :attr:`Overview.days`: (local - OpenAI) * 100 / OpenAI cost, or None on
+    #: a day without the model's groups or with no OpenAI cost (a gap, never 0).
+    points: tuple[Decimal | None, ...]
+
+
+def drift_series(overview: Overview, top: int = 6) -> list[DriftSeries]:
+    """The cost drift % per day of the ``top`` models with the largest absolute cost drift
+    over the range (:func:`by_model`'s order); models without any drift are left out."""
+    chosen = [t for t in by_model(overview) if t.cost_difference][:top]
+    series = []
+    for t in chosen:
+        local: dict[date, Decimal] = {}
+        openai: dict[date, Decimal] = {}
+        for g in overview.groups:
+            if (g.key.family, g.key.model) == (t.family, t.model):
+                local[g.key.day] = local.get(g.key.day, Decimal(0)) + g.local.cost
+                openai[g.key.day] = openai.get(g.key.day, Decimal(0)) + g.openai.cost
+        points = tuple(
+            pct_of(local[d.day] - openai[d.day], openai[d.day]) if d.day in openai else None
+            for d in overview.days
+        )
+        series.append(DriftSeries(t.family, t.model, points))
+    return series
+
+
 def pct_of(part: Decimal | int, whole: Decimal | int) -> Decimal | None:
     """``part`` as a percent of ``whole``; None when ``whole`` is zero."""
     return None if not whole else Decimal(part) * 100 / Decimal(whole)

@@ -296,7 +296,13 @@ def usage_api(
         request,
         key,
         "overview.html.j2",
-        lambda: {"o": o, "chart": _chart(o), "rows": _shown_rows(o), "max_rows": MAX_ROWS},
+        lambda: {
+            "o": o,
+            "chart": _chart(o),
+            "drift": _drift_chart(o),
+            "rows": _shown_rows(o),
+            "max_rows": MAX_ROWS,
+        },
     )
 
 
@@ -369,6 +375,61 @@ def _chart(o: ov.Overview) -> dict[str, Any]:
         "labels": labels,
         "gaps": gaps,
         "top": top,
+    }
+
+
+def _drift_chart(o: ov.Overview) -> dict[str, Any]:
+    """An SVG line chart of the cost drift % per day of the models drifting most, around a zero
+    axis with the tolerance band: geometry only, no script. Days without data are gaps."""
+    series = ov.drift_series(o)
+    width, height, pad, top_pad, bottom = 720, 200, 44, 10, 28
+    threshold = o.tolerance.threshold_pct
+    values = [abs(p) for s in series for p in s.points if p is not None]
+    span = max([*values, threshold * Decimal("1.5")])
+    mid = top_pad + (height - top_pad - bottom) / 2
+    scale = (height - top_pad - bottom) / 2 / (float(span) * 1.1)  # headroom for the dots
+    slot = (width - pad) / max(len(o.days), 1)
+
+    def y(value: Decimal) -> float:
+        return round(mid - float(value) * scale, 1)
+
+    lines = []
+    for n, s in enumerate(series):
+        path, dots, pen_down = [], [], False
+        for i, value in enumerate(s.points):
+            if value is None:
+                pen_down = False
+                continue
+            x = round(pad + i * slot + slot / 2, 1)
+            path.append(f"{'L' if pen_down else 'M'}{x} {y(value)}")
+            pen_down = True
+            label = s.model if s.family == "completions" else f"{s.family} {s.model}"
+            dots.append({"x": x, "y": y(value), "title": f"{o.days[i].day} {label}: {value:+.2f}%"})
+        lines.append(
+            {
+                "n": n,
+                "d": " ".join(path),
+                "dots": dots,
+                "label": s.model if s.family == "completions" else f"{s.model} ({s.family})",
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "pad": pad,
+        "lines": lines,
+        "zero": round(mid, 1),
+        "band_top": y(threshold),
+        "band_height": round(y(-threshold) - y(threshold), 1),
+        "top_y": y(span),
+        "bottom_y": y(-span),
+        "span": f"{span:.1f}",
+        "threshold": threshold,
+        "labels": [
+            {"x": round(pad + i * slot + slot / 2, 1), "text": d.day.strftime("%m-%d")}
+            for i, d in enumerate(o.days)
+            if len(o.days) <= 31 or i % max(len(o.days) // 15, 1) == 0
+        ],
     }
 
 

@@ -92,6 +92,9 @@ def test_the_overview_shows_the_verdict_colours_and_chart(
     chart = browser.find_element(By.ID, "cost-chart")
     assert chart.size["height"] > 100
     assert len(browser.find_elements(By.CSS_SELECTOR, "#cost-chart rect.bar")) == 10
+    drift = browser.find_element(By.ID, "drift-chart")
+    assert drift.size["height"] > 100
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#drift-chart path.line")) == 2
     body = browser.find_element(By.TAG_NAME, "body").text
     assert "failed: quota_exhausted" in body
     assert "not reconciled yet" in body

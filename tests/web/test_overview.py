@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -75,6 +76,26 @@ def test_the_page_shows_the_status_totals_and_coloured_cells(app: Running) -> No
         app.url("/usage-api?start_date=2026-03-09&end_date=2026-03-12"), timeout=TIMEOUT
     )
     assert "✓ Reconciled (within 5%)" in ok.text
+
+
+def test_the_page_charts_drift_per_day_for_each_drifting_model(app: Running) -> None:
+    """Only the 13th drifts (gpt-4o -33%, gpt-4o-mini +33%): one line per model, through the
+    five reconciled days, broken off at the failed and the never-reconciled day."""
+    page = app.signed_in().get(app.url("/usage-api"), timeout=TIMEOUT).text
+    chart = page[page.index('<svg class="chart drift" id="drift-chart"') :]
+    chart = chart[: chart.index("</svg>")]
+    assert "<title" in chart
+    assert 'class="band"' in chart
+    paths = re.findall(r'<path d="([^"]*)" class="line"/>', chart)
+    assert len(paths) == 2
+    for d in paths:
+        assert d.count("M") == 1
+        assert d.count("L") == 4  # 03-09..03-13; 03-14 failed and 03-15 never ran
+    assert chart.count("<circle") == 10
+    assert "2026-03-13 gpt-4o: -33.33%" in chart
+    assert "2026-03-13 gpt-4o-mini: +33.33%" in chart
+    assert '<span class="key s0">gpt-4o</span>' in page
+    assert '<span class="key s1">gpt-4o-mini</span>' in page
 
 
 def test_a_range_without_runs_says_not_reconciled_yet(app: Running) -> None:
