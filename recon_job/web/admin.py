@@ -5,8 +5,10 @@ the same per-request reconciliation as ``recon-job reconcile-requests``
 (:func:`recon_job.per_request.reconcile_requests`): a dry run writes nothing; ``dryRun: false``
 writes back to the configured SQL source and is refused with 409 when that source cannot be
 written. Bodies over ``[web] max_upload_mb`` are 413; a CSV that is not a billing export is 422
-naming what is wrong. ``GET`` returns the summary and the discrepancies of the last
-reconciliation this process ran, largest first, a page at a time.
+naming what is wrong. ``GET`` returns the summary and the discrepancies, largest first, a page
+at a time: read from the SQL source's written-back status when the source is a table with the
+write-back columns (``source: "table"``, :mod:`recon_job.web.admin_table`), else from the last
+reconciliation this process ran (``source: "last_upload"``).
 """
 
 from __future__ import annotations
@@ -77,7 +79,8 @@ class ReconcileAnswer(BaseModel):
 class Discrepancy(BaseModel):
     """One request whose estimate and bill differ."""
 
-    id: int
+    #: The table's primary key (``source: "table"``), or the position in the last upload.
+    id: int | str
     action_type: str | None
     model_used: str | None
     calculated_cost_cents: str | None
@@ -93,6 +96,9 @@ class SummaryAnswer(BaseModel):
     discrepancies: list[Discrepancy]
     pendingCount: int
     nextCursor: str | None
+    #: ``table``: read from the SQL source's write-back; ``last_upload``: this process's last
+    #: POST (no writable SQL source is configured).
+    source: str
     success: bool
 
 
@@ -226,10 +232,38 @@ def _run(ctx: Any, body: ReconcileBody) -> RequestReconReport:
 def reconcile_summary(
     request: Request, limit: int = 100, cursor: str | None = None
 ) -> JSONResponse:
-    """The last reconciliation's summary and discrepancies, largest first."""
+    """The discrepancies, largest first: from the SQL source's write-back when there is one,
+    else from this process's last upload."""
     require(request)
-    if not 1 <= limit <= 1000:
-        raise WebError(400, "limit must be between 1 and 1000")
+    if not 1 <= limit <= _MAX_LIMIT:
+        raise WebError(400, f"limit must be between 1 and {_MAX_LIMIT}")
+    spec = _writable_table(request.app.state.ctx)
+    if spec is not None:
+        from recon_job.web import admin_table
+
+        answer = admin_table.page(spec, limit, cursor)
+        if answer is not None:
+            return JSONResponse(answer)
+    return _last_upload(request, limit, cursor)
+
+
+_MAX_LIMIT: Final = 500
+
+
+def _writable_table(ctx: Any) -> Any:
+    """The configured SQL source's table spec, or None (no source, or NDJSON logs)."""
+    from recon_job import wiring
+
+    if ctx.settings is None:
+        return None
+    try:
+        source = wiring.request_source(ctx.settings, None)
+    except ConfigError:
+        return None
+    return None if source.table is None else (source.name, source.table)
+
+
+def _last_upload(request: Request, limit: int, cursor: str | None) -> JSONResponse:
     start = 0
     if cursor is not None:
         if not cursor.isdigit() or len(cursor) > 9:
@@ -238,7 +272,12 @@ def reconcile_summary(
     report: RequestReconReport | None = getattr(request.app.state, "last_report", None)
     if report is None:
         empty = SummaryAnswer(
-            summary=None, discrepancies=[], pendingCount=0, nextCursor=None, success=True
+            summary=None,
+            discrepancies=[],
+            pendingCount=0,
+            nextCursor=None,
+            source="last_upload",
+            success=True,
         )
         return JSONResponse(empty.model_dump())
     rows = [r for r in report.rows if r.status is RequestStatus.DISCREPANCY]
@@ -260,6 +299,7 @@ def reconcile_summary(
         ],
         pendingCount=report.counts["pending"],
         nextCursor=str(start + limit) if start + limit < len(rows) else None,
+        source="last_upload",
         success=True,
     )
     return JSONResponse(answer.model_dump())

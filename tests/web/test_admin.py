@@ -3,10 +3,13 @@ every database, and the refusals (409, 413, 422, CSRF)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from tests.databases import ALL
 from tests.per_request.test_reconcile import APPLIED, REQUESTS_CSV, Db, sql_settings
@@ -24,6 +27,18 @@ SUMMARY_KEYS = {
     "totalEstimatedCents",
     "totalActualCents",
     "totalDifferenceCents",
+}
+
+
+LISTING_KEYS = {"summary", "discrepancies", "pendingCount", "nextCursor", "source", "success"}
+ROW_KEYS = {
+    "id",
+    "action_type",
+    "model_used",
+    "calculated_cost_cents",
+    "actual_cost_cents",
+    "openai_request_id",
+    "created_at",
 }
 
 
@@ -53,20 +68,11 @@ def test_a_dry_run_answers_in_the_seed_shape_and_writes_nothing(
         assert set(doc["summary"]) == SUMMARY_KEYS
         assert doc["summary"]["pending"] == 1
         assert sqlite_db.state() == before
+        # GET reads the table's write-back: a dry run wrote none, so nothing is listed.
         listed = requests.get(app.url(URL), headers=BEARER, timeout=10).json()
-        assert set(listed) == {"summary", "discrepancies", "pendingCount", "nextCursor", "success"}
-        [row] = listed["discrepancies"]
-        assert set(row) == {
-            "id",
-            "action_type",
-            "model_used",
-            "calculated_cost_cents",
-            "actual_cost_cents",
-            "openai_request_id",
-            "created_at",
-        }
-        assert (row["openai_request_id"], row["actual_cost_cents"]) == ("req-4", "100")
-        assert listed["pendingCount"] == 1
+        assert set(listed) == LISTING_KEYS
+        assert (listed["source"], listed["discrepancies"]) == ("table", [])
+        assert listed["summary"]["total"] == 0
 
 
 @pytest.mark.parametrize("db", ALL, indirect=["db"])
@@ -80,6 +86,134 @@ def test_dry_run_false_writes_back_on_every_database(
     state = db.state()
     for key, expected in APPLIED.items():
         assert state[key] == expected, key
+
+
+def add_written_back_rows(db: Db) -> None:
+    """Rows an earlier write-back marked: two more differences, a tie with req-4 (|100|), and a
+    discrepancy outside the source's filter."""
+    table = sa.Table("token_usage", sa.MetaData(), autoload_with=db.engine)
+    rows = [
+        (100, "req-a", "10", "510", "production"),  # |500|
+        (101, "req-b", "300", "200", "production"),  # |100|, after req-4 (id 3)
+        (102, "req-c", "1", "2.5", "production"),  # |1.5|
+        (103, "req-s", "1", "9000", "staging"),  # outside the filter: never listed
+    ]
+    with db.engine.begin() as conn:
+        conn.execute(
+            table.insert(),
+            [
+                {
+                    "id": i,
+                    "created_at": datetime(2026, 3, 4, 12),
+                    "model_used": "gpt-4o",
+                    "prompt_tokens": 1,
+                    "completion_tokens": 0,
+                    "calculated_cost_cents": Decimal(cost),
+                    "openai_request_id": rid,
+                    "environment": env,
+                    "actual_cost_cents": Decimal(actual),
+                    "reconciliation_status": "discrepancy",
+                }
+                for i, rid, cost, actual, env in rows
+            ],
+        )
+
+
+@pytest.mark.parametrize("db", ALL, indirect=["db"])
+def test_get_lists_the_written_back_discrepancies_from_the_table_page_by_page(
+    history_url: str, db: Db, tmp_path: Path
+) -> None:
+    db.create()
+    add_written_back_rows(db)
+    with serving(history_url, settings=sql_settings(tmp_path, db.url)) as app:
+        assert post(app, {"csvContent": CSV, "dryRun": False}).status_code == 200
+        first = requests.get(app.url(URL), params={"limit": 2}, headers=BEARER, timeout=10)
+        assert first.status_code == 200, first.text
+        page1 = first.json()
+        assert set(page1) == LISTING_KEYS
+        assert page1["source"] == "table"
+        assert page1["success"] is True
+        assert page1["pendingCount"] == 2  # req-6 (pending) and req-7 (never billed)
+        assert page1["summary"]["discrepancies"] == 4
+        assert page1["summary"]["matched"] == 3
+        assert page1["summary"]["pending"] == 1
+        assert [r["openai_request_id"] for r in page1["discrepancies"]] == ["req-a", "req-4"]
+        req_4 = page1["discrepancies"][1]
+        assert set(req_4) == ROW_KEYS
+        assert req_4 == {
+            "id": 3,
+            "action_type": None,
+            "model_used": "gpt-4o",
+            "calculated_cost_cents": "200",
+            "actual_cost_cents": "100",
+            "openai_request_id": "req-4",
+            "created_at": "2026-03-03T08:00:00Z",
+        }
+        assert page1["nextCursor"]
+        second = requests.get(
+            app.url(URL),
+            params={"limit": 2, "cursor": page1["nextCursor"]},
+            headers=BEARER,
+            timeout=10,
+        ).json()
+        assert [(r["id"], r["openai_request_id"]) for r in second["discrepancies"]] == [
+            (101, "req-b"),
+            (102, "req-c"),
+        ]
+        assert second["discrepancies"][1]["actual_cost_cents"] == "2.5"
+        assert second["nextCursor"] is None
+        everything = requests.get(app.url(URL), headers=BEARER, timeout=10).json()
+        assert [r["id"] for r in everything["discrepancies"]] == [100, 3, 101, 102]
+        for params in ({"cursor": "not-a-cursor"}, {"cursor": "WzEsMl0"}, {"limit": 0}):
+            bad = requests.get(app.url(URL), params=params, headers=BEARER, timeout=10)
+            assert bad.status_code == 400, params
+            assert set(bad.json()) == {"error"}
+        too_many = requests.get(app.url(URL), params={"limit": 501}, headers=BEARER, timeout=10)
+        assert too_many.status_code == 400
+        assert "between 1 and 500" in too_many.json()["error"]
+
+
+def test_without_a_writable_source_get_answers_from_the_last_upload(
+    history_url: str, tmp_path: Path
+) -> None:
+    from recon_job.config import load_settings
+
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "app.ndjson").write_text("", encoding="utf-8")
+    config = tmp_path / "logs.toml"
+    config.write_text(f'[logs]\npaths = ["{tmp_path}/logs/*.ndjson"]\n', encoding="utf-8")
+    with serving(history_url, settings=load_settings(config, environ={})) as app:
+        before = requests.get(app.url(URL), headers=BEARER, timeout=10).json()
+        assert (before["source"], before["summary"], before["discrepancies"]) == (
+            "last_upload",
+            None,
+            [],
+        )
+        uploaded = post(app, {"csvContent": CSV, "dryRun": True})
+        assert uploaded.status_code == 200, uploaded.text
+        after = requests.get(app.url(URL), headers=BEARER, timeout=10).json()
+        assert set(after) == LISTING_KEYS
+        assert after["source"] == "last_upload"
+        assert after["summary"]["total"] == 5  # every billed request: no log holds them
+        bad = requests.get(app.url(URL), params={"cursor": "x"}, headers=BEARER, timeout=10)
+        assert bad.status_code == 400
+
+
+def test_a_table_without_write_back_columns_falls_back_to_the_last_upload(
+    history_url: str, tmp_path: Path
+) -> None:
+    [db] = Db.fresh(ALL[0], tmp_path)
+    db.create(writeback=False)
+    with serving(history_url, settings=sql_settings(tmp_path, db.url)) as app:
+        assert post(app, {"csvContent": CSV, "dryRun": True}).status_code == 200
+        listed = requests.get(app.url(URL), headers=BEARER, timeout=10).json()
+        assert listed["source"] == "last_upload"
+        [row] = listed["discrepancies"]
+        assert (row["id"], row["openai_request_id"], row["actual_cost_cents"]) == (
+            1,
+            "req-4",
+            "100",
+        )
 
 
 @pytest.fixture(params=ALL)
