@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Final
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
@@ -147,6 +148,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.include_router(admin.router)
     app.add_exception_handler(WebError, _auth_error)  # type: ignore[arg-type]
     app.add_exception_handler(Redirect, _redirect)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _bad_parameter)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -168,6 +170,16 @@ async def _auth_error(request: Request, error: WebError) -> Response:
     return error_page(
         request, error.status, error.message, headers=headers, login=error.status == 401
     )
+
+
+async def _bad_parameter(request: Request, error: RequestValidationError) -> Response:
+    """A parameter FastAPI could not read (``?limit=abc``): 400 naming it, in the same
+    ``{"error": ...}`` shape (or page) as every other refusal; the value itself is not echoed."""
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e.get('loc', ())[1:]) or 'request'}: {e.get('msg', '')}"
+        for e in error.errors()
+    )
+    return await _auth_error(request, WebError(400, problems or "bad request"))
 
 
 async def _redirect(request: Request, redirect: Redirect) -> Response:

@@ -171,6 +171,12 @@ def test_get_lists_the_written_back_discrepancies_from_the_table_page_by_page(
         too_many = requests.get(app.url(URL), params={"limit": 501}, headers=BEARER, timeout=10)
         assert too_many.status_code == 400
         assert "between 1 and 500" in too_many.json()["error"]
+        not_a_number = requests.get(
+            app.url(URL), params={"limit": "abc"}, headers=BEARER, timeout=10
+        )
+        assert not_a_number.status_code == 400
+        assert not_a_number.json()["error"].startswith("limit:")
+        assert "abc" not in not_a_number.text  # the value is not echoed
 
 
 def test_without_a_writable_source_get_answers_from_the_last_upload(
