@@ -15,10 +15,11 @@ identities hold and no token is counted twice (see :class:`~recon_job.models.Usa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from recon_job.models import Usage
+from recon_job.models import EMPTY, Usage
 from recon_job.sources.openai.base import optional_int, require_int
 
 #: Fields only pages of the 2026-07-15 field set carry: with any, modality inputs are uncached.
@@ -110,64 +111,18 @@ def completions_usage(result: Result, endpoint: str) -> tuple[Usage, bool]:
     return usage, consistent
 
 
-def _tokens(result: Result, endpoint: str) -> Usage:
-    return Usage(
-        input_tokens=require_int(result, "input_tokens", endpoint),
-        requests=require_int(result, "num_model_requests", endpoint),
-    )
-
-
-def _images(result: Result, endpoint: str) -> Usage:
-    return Usage(
-        images=require_int(result, "images", endpoint),
-        requests=require_int(result, "num_model_requests", endpoint),
-    )
-
-
-def _speeches(result: Result, endpoint: str) -> Usage:
-    return Usage(
-        characters=require_int(result, "characters", endpoint),
-        requests=require_int(result, "num_model_requests", endpoint),
-    )
-
-
-def _transcriptions(result: Result, endpoint: str) -> Usage:
-    return Usage(
-        seconds=require_int(result, "seconds", endpoint),
-        requests=require_int(result, "num_model_requests", endpoint),
-    )
-
-
-def _vector_stores(result: Result, endpoint: str) -> Usage:
-    return Usage(usage_bytes=require_int(result, "usage_bytes", endpoint))
-
-
-def _sessions(result: Result, endpoint: str) -> Usage:
-    return Usage(sessions=require_int(result, "num_sessions", endpoint))
-
-
-def _file_searches(result: Result, endpoint: str) -> Usage:
-    return Usage(calls=require_int(result, "num_requests", endpoint))
-
-
-def _web_searches(result: Result, endpoint: str) -> Usage:
-    return Usage(
-        calls=require_int(result, "num_requests", endpoint),
-        requests=require_int(result, "num_model_requests", endpoint),
-    )
-
-
-#: The parser of each family but completions (which also reports consistency).
-PARSERS: Mapping[str, Callable[[Result, str], Usage]] = {
-    "embeddings": _tokens,
-    "moderations": _tokens,
-    "images": _images,
-    "audio_speeches": _speeches,
-    "audio_transcriptions": _transcriptions,
-    "vector_stores": _vector_stores,
-    "code_interpreter_sessions": _sessions,
-    "file_search_calls": _file_searches,
-    "web_search_calls": _web_searches,
+#: Each family but completions (which also reports consistency): the ``Usage`` field each
+#: required counter of its results fills (reference §1.3).
+COUNTERS: Mapping[str, Mapping[str, str]] = {
+    "embeddings": {"input_tokens": "input_tokens", "requests": "num_model_requests"},
+    "moderations": {"input_tokens": "input_tokens", "requests": "num_model_requests"},
+    "images": {"images": "images", "requests": "num_model_requests"},
+    "audio_speeches": {"characters": "characters", "requests": "num_model_requests"},
+    "audio_transcriptions": {"seconds": "seconds", "requests": "num_model_requests"},
+    "vector_stores": {"usage_bytes": "usage_bytes"},
+    "code_interpreter_sessions": {"sessions": "num_sessions"},
+    "file_search_calls": {"calls": "num_requests"},
+    "web_search_calls": {"calls": "num_requests", "requests": "num_model_requests"},
 }
 
 
@@ -179,4 +134,7 @@ def parse_result(family: str, result: Result, endpoint: str) -> tuple[Usage, boo
     """
     if family == "completions":
         return completions_usage(result, endpoint)
-    return PARSERS[family](result, endpoint), True
+    counts: dict[str, Any] = {
+        f: require_int(result, key, endpoint) for f, key in COUNTERS[family].items()
+    }
+    return replace(EMPTY, **counts), True
