@@ -12,6 +12,7 @@ from recon_job.errors import UsageApiError
 from recon_job.families import FAMILIES
 from recon_job.models import Usage
 from recon_job.sources.openai.results import parse_result
+from tests.fakeopenai import ENDPOINTS
 
 #: The spec's examples (reference §1.6 and the x-oaiMeta examples of each result object).
 SPEC_EXAMPLES: list[tuple[str, dict[str, Any], Usage]] = [
@@ -323,23 +324,8 @@ def test_any_consistent_page_parses_into_its_classes_in_either_field_set(
         assert usage.output_audio_tokens == classes["out_audio"]
 
 
-FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "num_model_requests",
-    "input_cached_tokens",
-    "input_cache_write_tokens",
-    "input_uncached_tokens",
-    "input_text_tokens",
-    "output_text_tokens",
-    "input_cached_text_tokens",
-    "input_audio_tokens",
-    "input_cached_audio_tokens",
-    "output_audio_tokens",
-    "input_image_tokens",
-    "input_cached_image_tokens",
-    "output_image_tokens",
-)
+#: Every counter of a completions result, the three required first (as the fake serves them).
+FIELDS = ENDPOINTS["completions"].counters
 REQUIRED = ("input_tokens", "output_tokens", "num_model_requests")
 
 
