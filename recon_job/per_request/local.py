@@ -98,8 +98,9 @@ def table_requests(
         yield LocalRequest(request_id, cost, model, day)
 
 
-def utc_day(value: Any, zone: ZoneInfo) -> date | None:
-    """The UTC day of a timestamp column value; naive values are in ``zone``."""
+def utc_moment(value: Any, zone: ZoneInfo) -> datetime | None:
+    """A timestamp column value as an aware UTC datetime (ISO text, epoch seconds or ms, a
+    datetime; naive values are in ``zone``); None when it is none of these."""
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -114,8 +115,16 @@ def utc_day(value: Any, zone: ZoneInfo) -> date | None:
             return None
     if isinstance(value, datetime):
         aware = value.replace(tzinfo=zone) if value.tzinfo is None else value
-        return aware.astimezone(UTC).date()
-    if isinstance(value, date):
+        return aware.astimezone(UTC)
+    return None
+
+
+def utc_day(value: Any, zone: ZoneInfo) -> date | None:
+    """The UTC day of a timestamp column value; naive values are in ``zone``."""
+    moment = utc_moment(value, zone)
+    if moment is not None:
+        return moment.date()
+    if isinstance(value, date) and not isinstance(value, datetime):
         return value
     return None
 

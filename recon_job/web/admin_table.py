@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -23,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from recon_job.errors import LogSourceError
+from recon_job.per_request.local import utc_moment
 from recon_job.per_request.writeback import (
     ACTUAL_COLUMN,
     STATUS_COLUMN,
@@ -73,12 +73,9 @@ def _cents(value: Any, factor: Decimal) -> str | None:
 
 
 def _iso(value: Any, zone: str) -> str | None:
-    if value is None:
-        return None
-    at = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=ZoneInfo(zone))
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """`created_at`: the timestamp column read as a run reads it, in UTC (None if unreadable)."""
+    at = utc_moment(value, ZoneInfo(zone))
+    return None if at is None else at.isoformat().replace("+00:00", "Z")
 
 
 def _primary_key(table: RequestTable) -> str:
