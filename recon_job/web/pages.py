@@ -11,6 +11,7 @@ import csv
 import io
 import threading
 import time
+from collections import Counter
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -175,7 +176,7 @@ def overview_dict(o: ov.Overview) -> dict[str, Any]:
         "local": totals(o.local),
         "openai": totals(o.openai),
         "difference": difference_dict(o.comparison),
-        "breakdown": [{**group_record_dict(g), "family": g.key.family} for g in o.groups],
+        "breakdown": [group_record_dict(g) for g in o.groups],
         "days": [
             {
                 "date": d.day.isoformat(),
@@ -210,10 +211,9 @@ def _unpriced(o: ov.Overview) -> list[dict[str, Any]]:
 
 def _skipped(o: ov.Overview) -> dict[str, int]:
     """Skipped local records of the runs the figures come from, by reason."""
-    counts: dict[str, int] = {}
+    counts: Counter[str] = Counter()
     for run in _result_runs(o):
-        for reason, n in run.skipped.items():
-            counts[reason] = counts.get(reason, 0) + n
+        counts.update(run.skipped)  # update keeps zero counts, unlike Counter addition
     return dict(sorted(counts.items()))
 
 
