@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from recon_job.families import COMPLETIONS, EXTRA_TOKEN_CLASSES, family_rank
+from recon_job.findings import NO_DIAGNOSIS, Diagnosis, Duplicates
 
 if TYPE_CHECKING:
     from recon_job.errors import ReconError
@@ -295,6 +296,9 @@ class UsageTotals:
     skipped_locations: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Families this source was asked for but could not answer (an endpoint that answers 404).
     unavailable_families: tuple[str, ...] = ()
+    #: Request ids logged more than once (counted once in ``groups``); None when the source
+    #: does not dedupe (``logs.dedupe = false``, or no request ids).
+    duplicates: Duplicates | None = None
 
     @property
     def total(self) -> Usage:
@@ -447,6 +451,9 @@ class ReconResult:
     untracked: Mapping[str, Usage] = field(default_factory=dict)
     #: Families whose endpoint OpenAI did not know (404 on an older deployment): not compared.
     unavailable_families: tuple[str, ...] = ()
+    #: Where and why the figures drift (issue 12): gaps, clock shift, the cost bridge, prices,
+    #: shadow usage, duplicates, restatements. Empty until the run's diagnosis stage fills it.
+    diagnosis: Diagnosis = NO_DIAGNOSIS
 
     @property
     def reconciled(self) -> bool:
@@ -515,10 +522,26 @@ def tier_of(batch: bool, service_tier: object) -> Tier:
 #: drift; ``repeat``: still drifting after ``repeat_interval``; ``resolved``: all back in
 #: tolerance; ``failed``: the run could not get OpenAI's figures; ``summary``: an all-clear report
 #: (opt-in); ``channel_failing``: another channel keeps failing; ``test``:
-#: ``recon-job alerts test``.
+#: ``recon-job alerts test``. Findings of the diagnosis, each sent once per subject:
+#: ``price_changed`` (OpenAI bills a model x piece at another price than the table's),
+#: ``restated`` (OpenAI revised a completed day), ``shadow_usage`` (opt-in: usage of a project
+#: or key the logs never mention), ``trend`` (opt-in: a persistent shift of a model's drift).
 AlertEvent = Literal[
-    "opened", "updated", "repeat", "resolved", "failed", "summary", "channel_failing", "test"
+    "opened",
+    "updated",
+    "repeat",
+    "resolved",
+    "failed",
+    "summary",
+    "channel_failing",
+    "test",
+    "price_changed",
+    "restated",
+    "shadow_usage",
+    "trend",
 ]
+#: The events about a finding rather than a window's verdict.
+FINDING_EVENTS: tuple[str, ...] = ("price_changed", "restated", "shadow_usage", "trend")
 
 #: The notification channels, in the order they are listed and built.
 CHANNELS: tuple[str, ...] = ("email", "slack", "webhook")

@@ -33,6 +33,8 @@ LAYERS: Mapping[str, int] = {
             "causes",
             "modelnames",
             "families",
+            "findings",
+            "diagnosis",
         ),
         0,
     ),
@@ -45,7 +47,7 @@ LAYERS: Mapping[str, int] = {
     # 4: every rule about settings.
     "config": 4,
     # 5: the stages of a run.
-    **dict.fromkeys(("job", "delivery"), 5),
+    **dict.fromkeys(("job", "delivery", "investigate"), 5),
     # 6: settings -> components.
     "wiring": 6,
     # 7: the one run loop.

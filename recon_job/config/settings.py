@@ -192,6 +192,9 @@ class ReconcileSettings(_Section):
     #: Compare only these families (None: every family either side reports); a comma list or
     #: ``all``, like ``openai.families``.
     families: tuple[str, ...] | None = None
+    #: Settled UTC days a ``run --due`` re-checks for revisions by OpenAI (restatements), at no
+    #: extra request where the window's page already covers them; 0 turns it off.
+    restatement_days: int = Field(7, ge=0, le=31)
 
     @field_validator("families", mode="before")
     @classmethod
@@ -200,6 +203,40 @@ class ReconcileSettings(_Section):
         if isinstance(value, str | list | tuple) and all(isinstance(v, str) for v in value):
             return parse_families(value)
         return value
+
+
+class DiagnosisSettings(_Section):
+    """Where and why figures drift: gaps by hour, clock shift, the cost bridge, prices, shadow
+    usage, trends (issue 12)."""
+
+    #: Diagnose drifting windows in every run (``recon-job explain`` works either way).
+    enabled: bool = True
+    #: Extra Usage API requests one run may make to locate gaps (hourly and minute buckets),
+    #: most-drifting groups first; 0 locates nothing (the bridge, prices and shadow usage need
+    #: no extra request).
+    max_requests: int = Field(20, ge=0, le=500)
+    #: Refine the worst hour to minutes when it holds at least this share of a gap, percent.
+    minute_share_pct: Decimal = Field(Decimal(50), ge=0, le=100)
+    #: The largest clock shift looked for, whole hours either way.
+    max_shift_hours: int = Field(14, ge=1, le=26)
+    #: Opt-in ``shadow_usage`` alert: a project, key or user the logs never mention holding at
+    #: least this share of the window's OpenAI tokens or cost, percent (None: no alert).
+    shadow_alert_pct: Decimal | None = Field(None, ge=0, le=100)
+    #: Days of history the trend rule reads.
+    trend_days: int = Field(90, ge=14, le=730)
+    #: CUSUM slack: drift moves smaller than this (percentage points) are noise.
+    trend_slack_pct: Decimal = Field(Decimal("0.5"), ge=0)
+    #: CUSUM decision level (percentage points x days) at which a shift counts.
+    trend_threshold_pct: Decimal = Field(Decimal(5), gt=0)
+    #: Days the new level must hold before a change point is reported.
+    trend_min_days: int = Field(5, ge=2, le=60)
+    #: Opt-in ``trend`` alert on a new change point.
+    trend_alert: bool = False
+    #: Send ``price_changed`` when OpenAI bills another price than the table's (once per
+    #: model x piece x tier x price).
+    price_alert: bool = True
+    #: Send ``restated`` when OpenAI revises a completed day.
+    restated_alert: bool = True
 
 
 class HistorySettings(_Section):
@@ -281,6 +318,7 @@ class Settings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     web: WebSettings = Field(default_factory=WebSettings)
     families: FamiliesSettings = Field(default_factory=FamiliesSettings)
+    diagnosis: DiagnosisSettings = Field(default_factory=DiagnosisSettings)
     #: Several local sources, combined and compared against one OpenAI figure. Empty: the one
     #: NDJSON source of ``[logs]``.
     sources: tuple[SourceSettings, ...] = ()

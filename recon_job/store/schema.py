@@ -134,6 +134,9 @@ class Run(Base):
     untracked: Mapped[str | None] = mapped_column(Text)
     #: JSON list of the families whose endpoint OpenAI did not know (0007; NULL before).
     unavailable_families: Mapped[str | None] = mapped_column(Text)
+    #: JSON object: the run's diagnosis (``recon_job.report.diagnosis_dict``; 0008, NULL before
+    #: and when nothing was diagnosed).
+    diagnosis: Mapped[str | None] = mapped_column(Text)
 
 
 class RunGroup(Base):
@@ -259,3 +262,82 @@ class NotificationLogEntry(Base):
     last_event: Mapped[str | None] = mapped_column(String(32))
     #: The outbox row that wrote this entry: an older row delivered late never overwrites it.
     outbox_id: Mapped[int | None] = mapped_column(_ID)
+
+
+class OpenAISeries(Base):
+    """Usage API results fetched in hourly or minute buckets for a diagnosis (0008).
+
+    Stored so that a rerun, ``recon-job explain`` or the dashboard never asks OpenAI again for
+    the same family and interval.
+    """
+
+    __tablename__ = "openai_series"
+    __table_args__ = (
+        UniqueConstraint(
+            "family", "width", "start_at", "end_at", name="uq_openai_series_family_width_span"
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    family: Mapped[str] = mapped_column(String(64))
+    #: ``1h`` or ``1m``.
+    width: Mapped[str] = mapped_column(String(8))
+    start_at: Mapped[datetime]
+    #: Exclusive.
+    end_at: Mapped[datetime]
+    #: JSON list of ``{"start", "model", "project_id", <usage>}`` (cost as a decimal string).
+    payload: Mapped[str] = mapped_column(Text)
+    fetched_at: Mapped[datetime]
+
+
+class RestatementRow(Base):
+    """OpenAI changed a figure of a day an earlier run had completed (0008)."""
+
+    __tablename__ = "restatements"
+    __table_args__ = (
+        Index("ix_restatements_day", "day"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    #: The run that saw the new figure.
+    run_id: Mapped[int | None] = mapped_column(_ID, ForeignKey("runs.id", ondelete="SET NULL"))
+    #: The run the old figure came from.
+    previous_run_id: Mapped[int | None] = mapped_column(_ID)
+    day: Mapped[date]
+    family: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    project_id: Mapped[str | None] = mapped_column(Text)
+    #: ``requests``, ``tokens``, ``cost`` ...
+    quantity: Mapped[str] = mapped_column(String(64))
+    before: Mapped[Decimal]
+    after: Mapped[Decimal]
+    seen_at: Mapped[datetime]
+
+
+class PriceFindingRow(Base):
+    """A billed unit price that differs from the price table's, per model x piece x tier (0008)."""
+
+    __tablename__ = "price_findings"
+    __table_args__ = (
+        UniqueConstraint(
+            "model", "piece", "tier", "billed", name="uq_price_findings_model_piece_tier_billed"
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(Text)
+    piece: Mapped[str] = mapped_column(Text)
+    tier: Mapped[str] = mapped_column(String(16))
+    #: USD per ``unit``, as billed.
+    billed: Mapped[Decimal]
+    #: USD per ``unit`` in the price table when last seen; NULL: no rate there.
+    table_price: Mapped[Decimal | None]
+    unit: Mapped[str] = mapped_column(String(32))
+    #: First UTC day seen billed at ``billed``.
+    since: Mapped[date]
+    #: Last UTC day seen billed at ``billed``.
+    last_day: Mapped[date]
+    first_seen_at: Mapped[datetime]
