@@ -1,22 +1,32 @@
 """What the dashboard reads from the history: runs by date range and filters, groups by day.
 
 A mixin of :class:`~recon_job.store.HistoryStore`, read-only. Groups are built by
-:func:`~recon_job.store.records.group_record`, the one function that turns a ``run_groups`` row
-into a record, so a column added there (the usage family) reaches every page at once. They are
-read as plain rows of columns (SQLAlchemy Core), not as ORM objects: an overview reads thousands.
+:func:`~recon_job.store.records.group_record_of` from the columns
+:data:`~recon_job.store.records.GROUP_COLUMNS` names, the one place a ``run_groups`` row
+becomes a record, so a column added there (the usage family) reaches every page at once. They
+are read as plain rows of columns (SQLAlchemy Core), not as ORM objects: an overview reads
+thousands.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection
 from contextlib import AbstractContextManager
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from recon_job.store.records import GroupRecord, RunRecord, RunStatus, group_record, run_record
+from recon_job.store.records import (
+    GROUP_COLUMNS,
+    GroupRecord,
+    RunRecord,
+    RunStatus,
+    group_record_of,
+    run_record,
+)
 from recon_job.store.schema import Run, RunGroup
 
 
@@ -32,27 +42,55 @@ class ReadStore:
         """Every run whose window overlaps ``[start, end)`` and is no longer running, newest
         first."""
         query = (
-            select(Run)
+            select(*Run.__table__.columns)
             .where(Run.window_start < end, Run.window_end > start)
             .where(Run.status != RunStatus.RUNNING.value)
             .order_by(Run.started_at.desc(), Run.id.desc())
         )
         with self._errors("read the runs of a date range"), self._read() as session:
-            return [run_record(row) for row in session.scalars(query)]
+            return [run_record(row) for row in session.connection().execute(query)]
 
     def groups_between(self, run_ids: Collection[int], start: date, end: date) -> list[GroupRecord]:
         """The groups of the runs ``run_ids`` whose day is in ``[start, end)``, by run and in
         stored order: one query for every run of an overview."""
         if not run_ids:
             return []
+        columns = RunGroup.__table__.columns
         query = (
-            select(*RunGroup.__table__.columns)
+            select(*(columns[name] for name in GROUP_COLUMNS))
             .where(RunGroup.run_id.in_(sorted(run_ids)))
             .where(RunGroup.day >= start, RunGroup.day < end)
             .order_by(RunGroup.run_id, RunGroup.id)
         )
+        # Core rows straight from the connection, unpacked by position: the ORM's result
+        # machinery and attribute access by name cost more than building the records.
         with self._errors("read the groups of a date range"), self._read() as session:
-            return [group_record(row) for row in session.execute(query)]
+            return [group_record_of(row) for row in session.connection().execute(query)]
+
+    def diagnoses_of(self, run_ids: Collection[int]) -> dict[int, dict[str, Any]]:
+        """The stored diagnosis (``runs.diagnosis``, the JSON object of ``run --format json``)
+        of each of ``run_ids`` that has one; a run without (NULL, or text that is not a JSON
+        object) is left out: there is nothing to show for it."""
+        if not run_ids:
+            return {}
+        query = (
+            select(Run.id, Run.diagnosis)
+            .where(Run.id.in_(sorted(run_ids)))
+            .where(Run.diagnosis.is_not(None))
+        )
+        with self._errors("read the diagnoses of runs"), self._read() as session:
+            rows = session.connection().execute(query).all()
+        found: dict[int, dict[str, Any]] = {}
+        for run_id, text in rows:
+            if text is None:
+                continue
+            try:
+                value = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                found[int(run_id)] = value
+        return found
 
     def history_state(self) -> tuple[int, int]:
         """The newest run id and the number of finished runs: a new run, or a run finishing,

@@ -11,9 +11,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -31,6 +32,10 @@ from recon_job.web.cache import ComputeCache
 from recon_job.web.guard import Redirect
 from recon_job.web.probes import Probes
 from recon_job.web.render import error_page, wants_json
+
+log = structlog.get_logger(__name__)
+
+EV_WARM_UP_SKIPPED: Final = "web.warm_up_skipped"
 
 #: Headers of every answer: no inline script may run, no frame may hold a page, no address
 #: leaves in a Referer.
@@ -151,6 +156,32 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _bad_parameter)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def warm_up(app: Any) -> None:
+    """Do before the first visitor what the first page view would: compile every template and
+    open the history, reading the overview of the last settled day (its queries compiled, the
+    connection pool filled). The first overview then costs what any other does (~0.1 s less).
+
+    Nothing fails here: a history that cannot be read yet is the pages' business."""
+    from recon_job import windows
+    from recon_job.errors import ReconError
+    from recon_job.web import overview
+    from recon_job.web.render import environment
+
+    env = environment()
+    for name in env.list_templates(extensions=["j2"]):
+        env.get_template(name)
+    ctx = getattr(getattr(app, "state", None), "ctx", None)
+    if not isinstance(ctx, WebContext):
+        return
+    day = windows.last_settled_day(ctx.clock(), timedelta(hours=ctx.settle_hours))
+    try:
+        history = ctx.history()
+        history.history_state()
+        overview.build(history, day, day, ctx.tolerance)
+    except ReconError as e:
+        log.info(EV_WARM_UP_SKIPPED, reason=type(e).__name__)
 
 
 def _probe_endpoint(

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
@@ -34,6 +36,7 @@ from recon_job.report.history import group_record_dict, run_detail_dict, run_rec
 from recon_job.report.run import difference as difference_dict
 from recon_job.report.run import unpriced_list
 from recon_job.store import RunStatus
+from recon_job.web import diagnosis as web_diagnosis
 from recon_job.web import overview as ov
 from recon_job.web.auth import COOKIE, WebError
 from recon_job.web.guard import (
@@ -44,9 +47,10 @@ from recon_job.web.guard import (
     require_write,
     set_session_cookie,
 )
-from recon_job.web.render import error_page, page, wants_json
+from recon_job.web.render import error_page, page, render_page, wants_json
 
 router = APIRouter()
+T = TypeVar("T")
 
 #: Runs per page of ``/runs``.
 PAGE_SIZE = 50
@@ -126,9 +130,15 @@ async def logout(request: Request) -> Response:
 
 def _keyed_overview(
     request: Request, start_date: str | None, end_date: str | None, *, days: int = 7
-) -> tuple[ov.Overview, tuple[Any, ...]]:
-    """The overview and its cache key: the range and the history's state (one cheap query),
-    so a new or newly finished run gives a new key and repeated views compute nothing."""
+) -> tuple[Callable[[], ov.Overview], tuple[Any, ...]]:
+    """How to build the overview, and its cache key: the range and the history's state (one
+    cheap query), so a new or newly finished run gives a new key and repeated views compute
+    nothing.
+
+    Only what is made of the overview is cached (the page, the JSON, the CSV: bytes), never the
+    overview itself: tens of thousands of records kept alive would make every full garbage
+    collection walk them, adding 100 ms or more to whichever request it lands in.
+    """
     ctx = _ctx(request)
     settled = windows.last_settled_day(ctx.clock(), timedelta(hours=ctx.settle_hours))
     try:
@@ -137,13 +147,14 @@ def _keyed_overview(
         raise WebError(400, str(e)) from None
     history = ctx.history()
     key = ("overview", start, end, history.history_state())
-    o = ctx.cache.get(key, lambda: ov.build(history, start, end, ctx.tolerance))
-    return o, key
+    return lambda: ov.build(history, start, end, ctx.tolerance), key
 
 
-def _overview_json(request: Request, o: ov.Overview, key: tuple[Any, ...]) -> Response:
+def _overview_json(
+    request: Request, make: Callable[[], ov.Overview], key: tuple[Any, ...]
+) -> Response:
     """The overview as JSON, serialised once per key."""
-    body = _cached(request, (*key, "json"), lambda: JSONResponse(overview_dict(o)).body)
+    body = _cached(request, (*key, "json"), lambda: JSONResponse(overview_dict(make())).body)
     return Response(body, media_type="application/json")
 
 
@@ -152,17 +163,27 @@ def _cached(request: Request, key: tuple[Any, ...], compute: Any) -> Any:
     return _ctx(request).cache.get(key, compute)
 
 
+#: Where the viewer's CSRF token goes in a cached page, replaced on each request: one rendering
+#: serves every session. Random per process, so no stored text can spell it.
+_CSRF_SLOT: Final = "csrf-slot-" + secrets.token_hex(16)
+
+
 def _cached_page(
     request: Request, key: tuple[Any, ...], template: str, context: Any
 ) -> HTMLResponse:
-    """A page rendered once per key, CSRF token and path (what differs between viewers)."""
+    """A page rendered once per key and path, with or without forms (signed in by a session, or
+    by the bearer header), the session's CSRF token put in on each request."""
     session = getattr(request.state, "session", None)
     csrf = session.csrf if session is not None else None
-    body = _cached(
+    body: bytes = _cached(
         request,
-        (*key, template, csrf, request.url.path),
-        lambda: page(request, template, context()).body,
+        (*key, template, csrf is not None, request.url.path),
+        lambda: render_page(
+            template, context(), csrf=_CSRF_SLOT if csrf else None, path=request.url.path
+        ).encode(),
     )
+    if csrf:
+        body = body.replace(_CSRF_SLOT.encode(), csrf.encode())
     return HTMLResponse(body)
 
 
@@ -282,28 +303,46 @@ def usage_api(
     require(request)
     if format not in ("html", "json", "csv"):
         raise WebError(400, f"format {format[:20]!r} is not one of html, json, csv")
-    o, key = _history_read(request, lambda: _keyed_overview(request, start_date, end_date))
+    make, key = _history_read(request, lambda: _keyed_overview(request, start_date, end_date))
     if format == "json":
-        return _overview_json(request, o, key)
+        return _history_read(request, lambda: _overview_json(request, make, key))
     if format == "csv":
-        name = f"recon-{o.start}-{o.end}.csv"
+        _, start, end, _ = key
+        name = f"recon-{start}-{end}.csv"
         return PlainTextResponse(
-            _cached(request, (*key, "csv"), lambda: overview_csv(o)),
+            _history_read(
+                request, lambda: _cached(request, (*key, "csv"), lambda: overview_csv(make()))
+            ),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )
-    return _cached_page(
+    history = _ctx(request).history()
+    return _history_read(
         request,
-        key,
-        "overview.html.j2",
-        lambda: {
-            "o": o,
-            "chart": _chart(o),
-            "drift": _drift_chart(o),
-            "rows": _shown_rows(o),
-            "max_rows": MAX_ROWS,
-        },
+        lambda: _cached_page(
+            request, key, "overview.html.j2", lambda: _overview_context(make(), history)
+        ),
     )
+
+
+def _overview_context(o: ov.Overview, history: Any) -> dict[str, Any]:
+    return {
+        "o": o,
+        "chart": _chart(o),
+        "drift": _drift_chart(o),
+        "rows": _shown_rows(o),
+        "max_rows": MAX_ROWS,
+        "diagnosis": _one_run_diagnosis(o, history),
+    }
+
+
+def _one_run_diagnosis(o: ov.Overview, history: Any) -> dict[str, Any] | None:
+    """The diagnosis shown on an overview whose every reconciled day comes from one run (a
+    diagnosis is of a run's window: several runs' would not add up)."""
+    runs = _result_runs(o)
+    if len(runs) != 1:
+        return None
+    return web_diagnosis.view(history.diagnoses_of([runs[0].id]).get(runs[0].id))
 
 
 #: The most table rows a page shows; the CSV and JSON exports have every row.
@@ -328,8 +367,8 @@ def reconciliations(
 ) -> Response:
     """The overview of a date range as JSON (default: the last 7 settled days)."""
     require(request)
-    o, key = _history_read(request, lambda: _keyed_overview(request, start_date, end_date))
-    return _overview_json(request, o, key)
+    make, key = _history_read(request, lambda: _keyed_overview(request, start_date, end_date))
+    return _history_read(request, lambda: _overview_json(request, make, key))
 
 
 def _chart(o: ov.Overview) -> dict[str, Any]:
@@ -436,7 +475,7 @@ def _drift_chart(o: ov.Overview) -> dict[str, Any]:
 # --- runs ----------------------------------------------------------------------------------
 
 
-def _history_read(request: Request, read: Any) -> Any:
+def _history_read(request: Request, read: Callable[[], T]) -> T:
     try:
         return read()
     except StoreError as e:
@@ -523,7 +562,12 @@ def run_page(request: Request, run_id: int) -> Response:
     """One run in full."""
     require(request)
     run, groups = _one_run(request, run_id)
-    return page(request, "run.html.j2", {"run": run, "groups": groups})
+    stored = _history_read(request, lambda: _ctx(request).history().diagnoses_of([run_id]))
+    return page(
+        request,
+        "run.html.j2",
+        {"run": run, "groups": groups, "diagnosis": web_diagnosis.view(stored.get(run_id))},
+    )
 
 
 @router.get("/api/v1/runs/{run_id}", tags=["dashboard"])
@@ -564,8 +608,25 @@ TREND_DAYS = 90
 def trends_page(request: Request) -> Response:
     """Drift per model over the last 90 settled days, the models drifting most first."""
     require(request)
-    o, key = _history_read(request, lambda: _keyed_overview(request, None, None, days=TREND_DAYS))
-    return _cached_page(request, key, "trends.html.j2", lambda: {"o": o, "models": ov.by_model(o)})
+    make, key = _history_read(
+        request, lambda: _keyed_overview(request, None, None, days=TREND_DAYS)
+    )
+
+    history = _ctx(request).history()
+
+    def context() -> dict[str, Any]:
+        o = make()
+        runs = _result_runs(o)  # newest first: a later run's change point wins
+        stored = history.diagnoses_of([r.id for r in runs])
+        return {
+            "o": o,
+            "models": ov.by_model(o),
+            "change_points": web_diagnosis.change_points(
+                stored[r.id] for r in runs if r.id in stored
+            ),
+        }
+
+    return _history_read(request, lambda: _cached_page(request, key, "trends.html.j2", context))
 
 
 # --- reconcile a range that was never reconciled ------------------------------------------------

@@ -46,6 +46,9 @@ def environment() -> Environment:
         loader=PackageLoader("recon_job.web", "templates"),
         autoescape=True,
         undefined=StrictUndefined,
+        # The templates ship in the package and never change under a running process: no stat
+        # of the file on every page.
+        auto_reload=False,
         trim_blocks=True,
         lstrip_blocks=True,
     )
@@ -71,16 +74,18 @@ def page(
 ) -> HTMLResponse:
     """``template`` rendered with ``context`` and what every page has (the CSRF token)."""
     session = getattr(request.state, "session", None)
-    body = (
-        environment()
-        .get_template(template)
-        .render(
-            csrf=session.csrf if session is not None else None,
-            path=request.url.path,
-            **context,
-        )
+    body = render_page(
+        template,
+        context,
+        csrf=session.csrf if session is not None else None,
+        path=request.url.path,
     )
     return HTMLResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def render_page(template: str, context: Mapping[str, Any], *, csrf: str | None, path: str) -> str:
+    """``template`` rendered with ``context``, the CSRF token (None: no forms) and the path."""
+    return environment().get_template(template).render(csrf=csrf, path=path, **context)
 
 
 def error_page(

@@ -10,6 +10,7 @@ must never reach a log line (the metrics tell the story).
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import time
@@ -29,7 +30,10 @@ EV_STOPPED: Final = "web.stopped"
 def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port``; ConfigError naming the address when it fails."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on accepted sockets whose
+    # proto says TCP. Without it a response sent in two writes (headers, body) waits for the
+    # client's delayed ACK: 40 ms added to every keep-alive request, /metrics included.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         # Allows a restart right after a stop (TIME_WAIT) on the same port.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -50,6 +54,7 @@ class WebServer:
 
     def __init__(self, app: Any, host: str, port: int) -> None:
         self._socket = bind(host, port)
+        self._app = app
         config = uvicorn.Config(
             app,
             access_log=False,
@@ -85,7 +90,15 @@ class WebServer:
 
     def serve_forever(self) -> None:
         """Serve in this (main) thread until SIGTERM/SIGINT or :meth:`request_stop`."""
+        from recon_job.web.app import warm_up
+
+        warm_up(self._app)
         log.info(EV_LISTENING, host=self.host, port=self.port)
+        # Everything loaded so far (FastAPI, SQLAlchemy, pydantic: ~150k objects) lives as long
+        # as the process: out of the collector's sight, a full collection walks only what the
+        # requests made, not the whole heap (tens of ms less on the request it lands in).
+        gc.collect()
+        gc.freeze()
         self._run()
 
     def _run(self) -> None:
