@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import Context, Decimal
+
+#: Sums of money parts: 96 digits like ``recon_job.models.MONEY`` (not imported: no dependency).
+_EXACT_SUM = Context(prec=96)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,11 @@ class Bridge:
     @property
     def total(self) -> Decimal:
         """The sum of the parts (equal to ``difference`` by construction)."""
-        return sum((p.amount for p in self.parts), Decimal(0))
+        total = Decimal(0)
+        for part in self.parts:
+            # Wide enough that adding parts never rounds (the default context keeps 28 digits).
+            total = _EXACT_SUM.add(total, part.amount)
+        return total
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +102,36 @@ class PriceFinding:
     unit: str
     #: The first UTC day OpenAI billed ``billed`` (as far as the history or the window shows).
     since: date
+    #: The last UTC day the data shows billed at ``billed`` (None: not known, take ``since``).
+    last_day: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BilledLine:
+    """What OpenAI billed for one piece of one model on one UTC day, with its quantity.
+
+    The Costs API's ``quantity`` / ``quantity_unit`` (reference §1.5) summed per day x model x
+    piece x tier x unit: what :func:`recon_job.diagnosis.prices.price_findings` divides to find
+    the unit price OpenAI billed.
+    """
+
+    day: date
+    #: The model as billed (a dated snapshot, ``gpt-4o-2024-08-06``).
+    model: str
+    #: The billed piece, its modality first when not text: ``input``, ``cached input``,
+    #: ``audio input``, ``output, long context``, ``1024x1024, hd`` ...
+    piece: str
+    #: ``standard``, ``batch``, ``flex`` or ``priority`` (the line item's ``<tier> |`` prefix).
+    tier: str
+    #: USD billed.
+    amount: Decimal
+    #: How much was billed, in ``unit``.
+    quantity: Decimal
+    #: OpenAI's ``quantity_unit``: ``tokens``, ``1000_tokens``, ``duration_seconds``,
+    #: ``duration_minutes``, ``duration_hours``, ``gibibyte_hours``, ``images``, ``characters``.
+    unit: str
+    #: The usage family the line item belongs to (``completions``, ``images`` ...).
+    family: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from recon_job.families import COMPLETIONS, EXTRA_TOKEN_CLASSES, family_rank
-from recon_job.findings import NO_DIAGNOSIS, Diagnosis, Duplicates
+from recon_job.findings import NO_DIAGNOSIS, BilledLine, Diagnosis, Duplicates
 
 if TYPE_CHECKING:
     from recon_job.errors import ReconError
@@ -299,6 +299,9 @@ class UsageTotals:
     #: Request ids logged more than once (counted once in ``groups``); None when the source
     #: does not dedupe (``logs.dedupe = false``, or no request ids).
     duplicates: Duplicates | None = None
+    #: What OpenAI billed per day x model x piece x tier with its quantity (the Costs source
+    #: only, for lines that carry one): the input of the stale-price check.
+    billed_lines: tuple[BilledLine, ...] = ()
 
     @property
     def total(self) -> Usage:

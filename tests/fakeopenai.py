@@ -4,14 +4,19 @@ It serves spec-shaped pages (reference §1.4) for every usage family endpoint
 (``/v1/organization/usage/{completions,embeddings,moderations,images,audio_speeches,
 audio_transcriptions,vector_stores,code_interpreter_sessions,file_search_calls,web_search_calls}``)
 and ``/v1/organization/costs`` from the usage and costs you add, honouring ``start_time``,
-``end_time``, ``limit``, ``page`` (opaque cursors), ``group_by`` / ``group_by[]`` (only the
-values each endpoint's spec enum lists; others are a 400) and the filters each endpoint accepts
+``end_time``, ``bucket_width`` (``1d``; ``1h`` and ``1m`` on usage endpoints, rows placed by
+their ``at``, with each width's ``limit`` bounds), ``limit``, ``page`` (opaque cursors),
+``group_by`` / ``group_by[]`` (only the values each endpoint's spec enum lists; others are a
+400) and the filters each endpoint accepts
 (``api_key_ids`` on vector stores is a 400), and checks ``Authorization: Bearer <admin key>``.
 Completions results come in one of three field sets (``field_set``): ``"new"`` (the 2026-07-15
 spec: every token class, modality inputs uncached), ``"audio"`` (2024-12 to 2026-07:
 ``input_audio_tokens`` includes cached audio, no cache writes, no uncached/text/image fields) or
 ``"launch"`` (four counters). Families listed in ``unavailable`` answer 404, like an older
 deployment. Faults (status codes, headers, bodies, delays, a slow drip) are queued per request.
+The Admin API's ``/v1/organization/projects`` and ``/v1/organization/projects/{id}/api_keys``
+lists (``after``/``limit`` paging) serve what :meth:`FakeOpenAI.add_project` and
+:meth:`FakeOpenAI.add_api_key` add.
 
 Real HTTP matters: urllib3's ``Retry`` only runs end to end over a socket.
 
@@ -51,6 +56,9 @@ DEFAULT_ADMIN_KEY = "sk-admin-FAKE.fake.0123456789.abcdefghij.klmnopqrst.uvwxyzT
 USAGE_PATH = "/v1/organization/usage/completions"
 COSTS_PATH = "/v1/organization/costs"
 _DEFAULT_LIMIT = 7
+#: Usage ``bucket_width`` values (reference §1.2): seconds, default ``limit``, max ``limit``
+#: (``1d``'s max is the endpoint's ``max_limit``).
+_WIDTHS = {"1d": (86400, 7, None), "1h": (3600, 24, 168), "1m": (60, 60, 1440)}
 _BY = ("project_id", "user_id", "api_key_id", "model")
 _FILTERS = ("project_ids", "user_ids", "api_key_ids", "models")
 
@@ -312,6 +320,9 @@ class FakeOpenAI:
         self.unavailable: set[str] = set()
         self._rows: dict[str, dict[date, list[dict[str, Any]]]] = {p: {} for p in _BY_PATH}
         self._raw: dict[str, dict[date, list[dict[str, Any]]]] = {p: {} for p in _BY_PATH}
+        #: Admin API objects: projects in creation order, and each project's API keys.
+        self.projects: list[dict[str, Any]] = []
+        self.api_keys: dict[str, list[dict[str, Any]]] = {}
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
         self._stopped = threading.Event()
@@ -386,8 +397,12 @@ class FakeOpenAI:
         cached_image_tokens: int = 0,
         output_audio_tokens: int = 0,
         output_image_tokens: int = 0,
+        at: datetime | None = None,
     ) -> None:
         """Record completions usage on UTC ``day``; rows of the same group are summed.
+
+        ``at`` (aware, on ``day`` in UTC) is when it happened, for ``1h``/``1m`` buckets;
+        default: 00:00 UTC of ``day``. ``1d`` buckets sum every row of the day either way.
 
         Token classes mean what :class:`recon_job.models.Usage` says: ``input_tokens`` is all
         input; audio and image inputs are the uncached parts. Served in :attr:`field_set`.
@@ -412,7 +427,7 @@ class FakeOpenAI:
         }
         keys = {"batch": batch, "service_tier": service_tier}
         self.add_family_usage(
-            "completions", day, model, project_id, api_key_id, user_id, **keys, **classes
+            "completions", day, model, project_id, api_key_id, user_id, at=at, **keys, **classes
         )
 
     def add_family_usage(
@@ -423,14 +438,19 @@ class FakeOpenAI:
         project_id: str | None = None,
         api_key_id: str | None = None,
         user_id: str | None = None,
+        *,
+        at: datetime | None = None,
         **fields: Any,
     ) -> None:
         """Record usage of ``family`` on UTC ``day`` under its spec field names
         (``input_tokens=…, num_model_requests=…``, ``images=…, size="1024x1024"``,
         ``usage_bytes=…``, ``num_sessions=…``, ``num_requests=…``); rows of one group are
         summed. Grouping keys the endpoint does not have (``model`` of vector stores) are
-        ignored."""
+        ignored. ``at``: as in :meth:`add_usage`."""
+        if at is not None and at.astimezone(UTC).date() != day:
+            raise ValueError(f"at={at} is not on UTC day {day}")
         row = {
+            "_at": _epoch(day) if at is None else int(at.timestamp()),
             "model": model,
             "project_id": project_id,
             "api_key_id": api_key_id,
@@ -450,13 +470,19 @@ class FakeOpenAI:
         api_key_id: str | None = None,
         currency: str = "usd",
         as_string: bool | None = None,
+        quantity: Decimal | str | float | int | None = None,
+        quantity_unit: str | None = None,
     ) -> None:
         """Record a cost on UTC ``day``.
 
         The amount is served as a JSON string when ``amount`` is a ``str`` (or ``as_string``),
         else as a JSON number (OpenAI sends both, reference §1.8); ``None`` serves a null value.
+        ``quantity`` and ``quantity_unit`` (reference §1.5) are served when grouped by line
+        item, the quantities of one result summed (null when one of them is null).
         """
         row = {
+            "quantity": None if quantity is None else Decimal(str(quantity)),
+            "quantity_unit": quantity_unit,
             "line_item": line_item,
             "project_id": project_id,
             "api_key_id": api_key_id,
@@ -473,6 +499,38 @@ class FakeOpenAI:
         path = ENDPOINTS["completions" if endpoint == "usage" else endpoint].path
         with self._lock:
             self._raw[path].setdefault(day, []).append(dict(result))
+
+    def add_project(self, project_id: str, name: str, *, archived: bool = False) -> None:
+        """Serve a project at ``/v1/organization/projects`` (Admin API object shape)."""
+        created = 1_700_000_000 + len(self.projects)
+        with self._lock:
+            self.projects.append(
+                {
+                    "id": project_id,
+                    "object": "organization.project",
+                    "name": name,
+                    "created_at": created,
+                    "archived_at": created + 1 if archived else None,
+                    "status": "archived" if archived else "active",
+                }
+            )
+
+    def add_api_key(
+        self, project_id: str, key_id: str, name: str, *, redacted_value: str = "sk-...WXYZ"
+    ) -> None:
+        """Serve an API key at ``/v1/organization/projects/{project_id}/api_keys``."""
+        with self._lock:
+            self.api_keys.setdefault(project_id, []).append(
+                {
+                    "object": "organization.project.api_key",
+                    "id": key_id,
+                    "name": name,
+                    "redacted_value": redacted_value,
+                    "created_at": 1_700_000_000,
+                    "last_used_at": 1_700_000_100,
+                    "owner": {"type": "service_account", "service_account": {"id": "svc_1"}},
+                }
+            )
 
     # -- faults ----------------------------------------------------------------------------
 
@@ -566,6 +624,8 @@ class FakeOpenAI:
     def _answer(
         self, path: str, query: Mapping[str, list[str]], authorization: str | None
     ) -> tuple[int, Any]:
+        if path.startswith("/v1/organization/projects") and path not in _BY_PATH:
+            return self._admin_list(path, query, authorization)
         family = _BY_PATH[path][0] if path in _BY_PATH else None
         if family is None or family in self.unavailable:
             return 404, _error(f"Invalid URL (GET {path})", "invalid_request_error", None)
@@ -590,13 +650,19 @@ class FakeOpenAI:
         try:
             start = int(query["start_time"][0])
             end = int(query["end_time"][0]) if "end_time" in query else None
-            limit = int(query["limit"][0]) if "limit" in query else _DEFAULT_LIMIT
+            width = query.get("bucket_width", ["1d"])[0]
+            seconds, default_limit, max_limit = _WIDTHS[width]
+            limit = int(query["limit"][0]) if "limit" in query else default_limit
         except (KeyError, ValueError):
-            return bad("start_time is required; start_time, end_time and limit are integers")
-        if not 1 <= limit <= endpoint.max_limit:
-            return bad(f"limit must be between 1 and {endpoint.max_limit}")
-        if query.get("bucket_width", ["1d"]) != ["1d"]:
-            return bad("this fake only serves bucket_width=1d")
+            return bad(
+                "start_time is required; start_time, end_time and limit are integers; "
+                "bucket_width is 1m, 1h or 1d"
+            )
+        if family == "costs" and width != "1d":
+            return bad("the Costs API only serves bucket_width=1d")
+        max_limit = max_limit or endpoint.max_limit
+        if not 1 <= limit <= max_limit:
+            return bad(f"limit must be between 1 and {max_limit}")
         group_by = values("group_by")
         unknown = set(group_by) - set(endpoint.group_by)
         if unknown:
@@ -610,7 +676,10 @@ class FakeOpenAI:
             if decoded is None:
                 return bad("invalid page cursor")
             offset = decoded
-        buckets = self._buckets(family, start, end, group_by, values)
+        if seconds != _WIDTHS["1d"][0]:
+            buckets = self._short_buckets(family, start, end, seconds, group_by, values)
+        else:
+            buckets = self._buckets(family, start, end, group_by, values)
         chunk = buckets[offset : offset + limit]
         has_more = offset + limit < len(buckets)
         return 200, {
@@ -618,6 +687,40 @@ class FakeOpenAI:
             "data": chunk,
             "has_more": has_more,
             "next_page": _encode_cursor(offset + limit, start) if has_more else None,
+        }
+
+    def _admin_list(
+        self, path: str, query: Mapping[str, list[str]], authorization: str | None
+    ) -> tuple[int, Any]:
+        """An Admin API list (projects, or a project's API keys) paged with ``after``/``limit``."""
+        if authorization != f"Bearer {self.admin_key}":
+            return 401, _error("Incorrect API key provided", "invalid_request_error", None)
+        parts = path.removeprefix("/v1/organization/projects").strip("/").split("/")
+        with self._lock:
+            if parts == [""]:
+                archived = query.get("include_archived", ["false"]) == ["true"]
+                items = [p for p in self.projects if archived or p["archived_at"] is None]
+            elif (
+                len(parts) == 2
+                and parts[1] == "api_keys"
+                and parts[0] in {p["id"] for p in self.projects}
+            ):
+                items = list(self.api_keys.get(parts[0], []))
+            else:
+                return 404, _error(f"Invalid URL (GET {path})", "invalid_request_error", None)
+        limit = int(query.get("limit", ["20"])[0])
+        if not 1 <= limit <= 100:
+            return 400, _error("limit must be between 1 and 100", "invalid_request_error", None)
+        ids = [item["id"] for item in items]
+        after = query.get("after", [None])[0]
+        start = ids.index(after) + 1 if after in ids else 0
+        chunk = items[start : start + limit]
+        return 200, {
+            "object": "list",
+            "data": chunk,
+            "first_id": chunk[0]["id"] if chunk else None,
+            "last_id": chunk[-1]["id"] if chunk else None,
+            "has_more": start + limit < len(items),
         }
 
     def _buckets(
@@ -654,6 +757,52 @@ class FakeOpenAI:
                     }
                 )
                 bucket_start = bucket_end
+            return buckets
+
+    def _short_buckets(
+        self,
+        family: str,
+        start: int,
+        end: int | None,
+        seconds: int,
+        group_by: list[str],
+        values: Any,
+    ) -> list[dict[str, Any]]:
+        """``1h`` / ``1m`` buckets from ``start`` (each row in the bucket holding its ``_at``);
+        raw results go in the bucket holding their day's midnight."""
+        path = ENDPOINTS[family].path
+        with self._lock:
+            days = set(self._rows[path]) | set(self._raw[path])
+            if end is None:
+                last = max(days, default=datetime.fromtimestamp(start, UTC).date())
+                end = _epoch(last + timedelta(days=1))
+            count = -(-(end - start) // seconds)
+            rows: dict[int, list[dict[str, Any]]] = {}
+            raw: dict[int, list[dict[str, Any]]] = {}
+            for day in days:
+                for row in self._rows[path].get(day, []):
+                    if start <= row["_at"] < end and (
+                        _selected(row, "project_id", values("project_ids"))
+                        and _selected(row, "api_key_id", values("api_key_ids"))
+                        and _selected(row, "model", values("models"))
+                    ):
+                        rows.setdefault((row["_at"] - start) // seconds, []).append(row)
+                if start <= _epoch(day) < end:
+                    index = (_epoch(day) - start) // seconds
+                    raw.setdefault(index, []).extend(self._raw[path].get(day, []))
+            buckets = []
+            for index in range(count):
+                bucket_start = start + index * seconds
+                results = _aggregate(family, rows.get(index, []), group_by, self.field_set)
+                results += [dict(r) for r in raw.get(index, [])]
+                buckets.append(
+                    {
+                        "object": "bucket",
+                        "start_time": bucket_start,
+                        "end_time": min(end, bucket_start + seconds),
+                        "results": results,
+                    }
+                )
             return buckets
 
 
@@ -695,8 +844,14 @@ def _aggregate(
                 result["amount"] = {"value": value, "currency": members[0]["currency"]}
             else:
                 result["amount"] = {"value": None, "currency": members[0]["currency"]}
-            result["quantity"] = None
-            result["quantity_unit"] = None
+            quantities = [m.get("quantity") for m in members]
+            if "line_item" in group_by and None not in quantities:
+                summed = sum(quantities, Decimal(0))
+                result["quantity"] = int(summed) if summed == int(summed) else float(summed)
+                result["quantity_unit"] = members[0].get("quantity_unit")
+            else:
+                result["quantity"] = None
+                result["quantity_unit"] = None
         result.update(dict(zip(keys, group, strict=True)))
         results.append(result)
     return results

@@ -1,10 +1,12 @@
 """``recon-job prices``: keep the price table current.
 
-``prices check`` lists the models recent runs could not price that the table still cannot, and,
-given a LiteLLM ``model_prices_and_context_window.json`` file (``--against``), every figure of it
-that differs from the table (:mod:`recon_job.config.pricecheck`). Exit codes: 0 everything
-agrees and nothing recent is unpriced; 1 something differs or is unpriced; 2 a bad price map,
-settings or price file; 3 the history database did not answer.
+``prices check`` lists the models recent runs could not price that the table still cannot,
+given a LiteLLM ``model_prices_and_context_window.json`` file (``--against``) every figure of it
+that differs from the table, and, when the OpenAI admin key is set, every piece OpenAI billed
+over the last ``--days`` settled days at another unit price than the table's, with the day it
+started (:mod:`recon_job.config.pricecheck`). Exit codes: 0 everything agrees and nothing
+recent is unpriced; 1 something differs or is unpriced; 2 a bad price map, settings or price
+file, or OpenAI refused the key; 3 the history database or OpenAI's Costs API did not answer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from recon_job.cli.common import (
     EXIT_OK,
     WholeSummaryGroup,
     config_option,
+    exit_code,
     fail,
     format_option,
     setup,
@@ -30,8 +33,14 @@ from recon_job.cli.common import (
 
 if TYPE_CHECKING:
     from recon_job.config import Settings
-    from recon_job.config.pricecheck import Comparison, Unpriced
+    from recon_job.config.pricecheck import BilledPrices, Comparison, Unpriced
+    from recon_job.errors import ReconError
+    from recon_job.modelnames import ModelNamer
     from recon_job.pricing import PriceTable
+
+#: What :func:`_billed` gives: the check made, or a note saying why none was (no key,
+#: ``--days 0``), or the error that stopped it.
+Billed = tuple["BilledPrices | None", "str | None", "ReconError | None"]
 
 
 @click.group(cls=WholeSummaryGroup)
@@ -55,13 +64,23 @@ def prices() -> None:
     show_default=True,
     help="How many recent runs to look through for models without a price.",
 )
+@click.option(
+    "--days",
+    type=click.IntRange(0, 180),
+    default=7,
+    show_default=True,
+    help="Compare the unit prices OpenAI billed over this many recent settled days (Costs "
+    "API, needs the admin key) with the table; 0 does not ask OpenAI.",
+)
 @format_option
 @config_option
-def prices_check(against: Path | None, runs: int, fmt: str, config: str | None) -> None:
-    """List models recent runs could not price, and figures that differ from a price map.
+def prices_check(against: Path | None, runs: int, days: int, fmt: str, config: str | None) -> None:
+    """List models recent runs could not price, figures that differ from a price map, and
+    pieces OpenAI bills at another price than the table's.
 
-    Exits 0 when everything agrees, 1 when a figure differs or a model is still unpriced, 2 on
-    an unreadable or malformed price map (or settings), 3 when the history did not answer.
+    Exits 0 when everything agrees, 1 when a figure or a billed price differs or a model is
+    still unpriced, 2 on an unreadable or malformed price map (or settings) or a key OpenAI
+    refuses, 3 when the history or OpenAI's Costs API did not answer.
     """
     from recon_job import wiring
     from recon_job.config.pricecheck import compare, read_price_map
@@ -69,20 +88,113 @@ def prices_check(against: Path | None, runs: int, fmt: str, config: str | None) 
 
     settings = setup(config, fmt)
     try:
-        table = wiring.price_table(settings, wiring.model_namer(settings))
+        namer = wiring.model_namer(settings)
+        table = wiring.price_table(settings, namer)
         entries = read_price_map(against) if against is not None else None
     except ConfigError as e:
         fail(e, fmt)
     unpriced, history_note = _unpriced(settings, table, runs, fmt)
     comparison = compare(table, entries, utcnow().date()) if entries is not None else None
+    billed = _billed(settings, table, namer, days)
     failed = bool(
-        [u for u in unpriced if not u.priced_now] or (comparison and comparison.differences)
+        [u for u in unpriced if not u.priced_now]
+        or (comparison and comparison.differences)
+        or (billed[0] is not None and billed[0].findings)
     )
     if fmt == "json":
-        click.echo(json.dumps(_document(unpriced, comparison, against, history_note), indent=2))
+        doc = _document(unpriced, comparison, against, history_note)
+        doc["ok"] = doc["ok"] and not failed and billed[2] is None
+        doc["billed_prices"] = _billed_document(billed)
+        click.echo(json.dumps(doc, indent=2))
     else:
         click.echo(_text(unpriced, comparison, against, history_note, runs), nl=False)
+        click.echo(_billed_text(billed), nl=False)
+    if billed[2] is not None:
+        click.echo(f"recon-job: error: {billed[2]}", err=True)
+        sys.exit(exit_code(billed[2]))
     sys.exit(EXIT_MISMATCH if failed else EXIT_OK)
+
+
+def _billed(settings: Settings, table: PriceTable, namer: ModelNamer, days: int) -> Billed:
+    """The billed prices of the last ``days`` settled days; or why they were not checked (a
+    note), or the error that stopped the check (OpenAI refused or did not answer)."""
+    from datetime import timedelta
+
+    from recon_job import wiring
+    from recon_job.config import admin_key_problems
+    from recon_job.config.pricecheck import billed_prices
+    from recon_job.errors import ConfigError, ReconError
+    from recon_job.sources.openai import OpenAICostsSource
+    from recon_job.windows import date_range, last_settled_day
+
+    if days == 0:
+        return None, "not checked (--days 0)", None
+    if settings.openai.admin_key is None:
+        return None, "not checked: no OpenAI admin key (set OPENAI_ADMIN_KEY)", None
+    problems = admin_key_problems(settings)
+    if problems:
+        return None, None, ConfigError(problems)
+    last = last_settled_day(utcnow(), wiring.settle(settings))
+    window = date_range(last - timedelta(days=days - 1), last)
+    try:
+        costs = next(s for s in wiring.api_sources(settings) if isinstance(s, OpenAICostsSource))
+        return billed_prices(costs, window, table, namer), None, None
+    except ReconError as e:
+        return None, None, e
+
+
+def _billed_document(billed: Billed) -> dict[str, Any]:
+    found, note, error = billed
+    if found is None:
+        return {
+            "checked": False,
+            "note": note,
+            "error": None
+            if error is None
+            else {"reason": error.reason, "message": str(error), "permanent": error.permanent},
+            "findings": [],
+        }
+    from recon_job.diagnosis.prices import price_sentence
+
+    return {
+        "checked": True,
+        "start": found.window.start.isoformat(),
+        "last_day": found.window.last_day.isoformat(),
+        "compared": found.compared,
+        "skipped": dict(found.skipped),
+        "findings": [
+            {
+                "model": f.model,
+                "piece": f.piece,
+                "tier": f.tier,
+                "billed": _number(f.billed),
+                "table": _number(f.table),
+                "unit": f.unit,
+                "since": f.since.isoformat(),
+                "last_day": None if f.last_day is None else f.last_day.isoformat(),
+                "sentence": price_sentence(f),
+            }
+            for f in found.findings
+        ],
+    }
+
+
+def _billed_text(billed: Billed) -> str:
+    found, note, error = billed
+    if found is None:
+        return f"billed prices: {note if error is None else f'not checked: {error}'}\n"
+    from recon_job.diagnosis.prices import price_sentence
+
+    window = found.window
+    lines = [
+        f"billed prices {window.start.isoformat()}..{window.last_day.isoformat()}: "
+        f"{found.compared} line(s) compared, {len(found.findings)} price(s) differ"
+    ]
+    lines.extend(f"  {price_sentence(f)}" for f in found.findings)
+    if found.skipped:
+        reasons = ", ".join(f"{k} {v}" for k, v in found.skipped.items())
+        lines.append(f"  not compared: {reasons}")
+    return "\n".join(lines) + "\n"
 
 
 def _unpriced(

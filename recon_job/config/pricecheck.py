@@ -13,6 +13,11 @@ the image's pixels and rounded to 0.001 USD, the precision OpenAI publishes per-
 (LiteLLM's per-pixel figures are themselves rounded). A piece LiteLLM lists and the table does
 not is a difference (ours: none) unless LiteLLM's figure is 0 (its way of saying "no such
 class", as for embedding output); a piece only the table lists is not (LiteLLM's map is partial).
+
+A third check asks OpenAI itself: :func:`billed_prices` fetches the Costs API for a few recent
+settled days and compares the unit price of every billed line carrying a quantity with the
+table's (:mod:`recon_job.diagnosis.prices`): a piece billed at another price is a stale or wrong
+table entry, with the day it started.
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from recon_job.config.load import UnusableFile, read_text
+from recon_job.diagnosis.prices import check_prices
 from recon_job.errors import ConfigError
-from recon_job.models import Tier, UnpricedKey, Usage, unpriced_order
+from recon_job.findings import PriceFinding
+from recon_job.modelnames import ModelNamer
+from recon_job.models import Tier, UnpricedKey, Usage, Window, unpriced_order
 from recon_job.pricing import PriceTable, Rates
+from recon_job.sources.base import UsageSource
 
 _MILLION = Decimal(1_000_000)
 #: LiteLLM's per-token keys -> the table's token rates (USD per 1M tokens).
@@ -98,6 +107,36 @@ class Unpriced:
     priced_now: bool
     #: The unpriced usage, summed over those runs.
     usage: Usage = field(default_factory=Usage)
+
+
+@dataclass(frozen=True)
+class BilledPrices:
+    """What the Costs API billed over a window, compared with the table's unit prices."""
+
+    window: Window
+    #: Every model x piece x tier billed at another price than the table's.
+    findings: tuple[PriceFinding, ...] = ()
+    #: Billed lines (day x model x piece x tier) compared.
+    compared: int = 0
+    #: Lines not compared, by reason (``unpriced_model``, ``unknown_unit`` ..., and
+    #: ``without_quantity``: line items OpenAI sent no quantity for).
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+def billed_prices(
+    costs: UsageSource, window: Window, table: PriceTable, namer: ModelNamer
+) -> BilledPrices:
+    """Fetch ``window`` from the Costs API source ``costs`` and compare its unit prices.
+
+    Raises what the source raises (``UsageApiError``) when OpenAI cannot be asked.
+    """
+    totals = costs.fetch(window)
+    checked = check_prices(totals.billed_lines, table, namer)
+    skipped = dict(checked.skipped)
+    without = sum(v for k, v in totals.info.items() if k.endswith("results_without_quantity"))
+    if without:
+        skipped["without_quantity"] = without
+    return BilledPrices(window, checked.findings, checked.compared, dict(sorted(skipped.items())))
 
 
 def unpriced_models(

@@ -59,6 +59,9 @@ class LogsSettings(_Section):
     cost_unit: Literal["usd", "cents"] = "usd"
     #: Processes that scan large plain files in parallel: 0 = one per CPU, 1 = no parallelism.
     workers: int = Field(0, ge=0, le=64)
+    #: Count a ``request_id`` logged more than once (a retry logged twice, overlapping files)
+    #: once, and report the extra records as ``duplicate_request_id``; false counts every line.
+    dedupe: bool = True
     #: Field mapping for other record shapes: canonical name -> dotted path in the record.
     fields: dict[str, str] = Field(default_factory=dict)
 
@@ -169,6 +172,9 @@ class SqlSourceSettings(_Section):
     filter: str | None = None
     #: Zone of a timestamp column stored without a time zone.
     timestamp_timezone: str = "UTC"
+    #: Count a ``request_id`` (its mapped column) that appears in more than one row of a UTC day
+    #: once, and report the extra rows as ``duplicate_request_id``; false counts every row.
+    dedupe: bool = True
 
     @field_validator("url")
     @classmethod

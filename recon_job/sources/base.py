@@ -7,7 +7,7 @@ official sources (OpenAI's Usage and Costs APIs, dashboard CSV exports) report w
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Protocol
 
@@ -45,6 +45,49 @@ class UsageSource(Protocol):
     def fetch(self, window: Window) -> UsageTotals:
         """Report the usage of ``window``; raise ``SourceError`` if it cannot."""
         ...
+
+
+#: A local series' group: (family, model as logged, project id or None).
+SeriesKey = tuple[str, str, str | None]
+
+
+class SeriesSource(Protocol):
+    """A local source that can sum its usage per time bucket (the gap locator's local side).
+
+    ``series`` returns, per (family, model as logged, project id), the usage of each bucket of
+    ``width`` (``1h`` or ``1m``; any width dividing a day) that has some: bucket start (aware
+    UTC, aligned to ``width`` from UTC midnight) -> usage, priced and deduped exactly as
+    ``fetch`` prices and dedupes it. Only records in ``[start, end)`` (aware datetimes) count.
+    Bad records are skipped as ``fetch`` skips them, never raised.
+    """
+
+    def series(
+        self, start: datetime, end: datetime, width: timedelta
+    ) -> dict[SeriesKey, dict[datetime, Usage]]:
+        """Usage per group and bucket of ``width`` in ``[start, end)``."""
+        ...
+
+
+def series_bounds(start: datetime, end: datetime, width: timedelta) -> tuple[datetime, datetime]:
+    """``start`` and ``end`` in UTC, checked: aware, ``start < end``, ``width`` dividing a day.
+
+    Raises ValueError otherwise (a caller's mistake, not data).
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("series bounds must be aware datetimes")
+    seconds = width.total_seconds()
+    if seconds <= 0 or seconds != int(seconds) or 86400 % int(seconds):
+        raise ValueError(f"series width {width} does not divide a day into whole seconds")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if end <= start:
+        raise ValueError(f"series end {end} must be after its start {start}")
+    return start, end
+
+
+def bucket_of(moment: datetime, width: timedelta) -> datetime:
+    """The start of the bucket of ``width`` holding aware UTC ``moment``, aligned from midnight."""
+    midnight = moment.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight + ((moment - midnight) // width) * width
 
 
 class Pricer(Protocol):

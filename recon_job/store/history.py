@@ -13,7 +13,7 @@ unreachable, permanent otherwise.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -38,6 +38,7 @@ from recon_job.store.engine import (
 from recon_job.store.locks import period_lock
 from recon_job.store.outbox import OutboxStore, enqueue_in
 from recon_job.store.outbox_records import OutboxItem
+from recon_job.store.prices import PriceFindingStore
 from recon_job.store.reads import ReadStore
 from recon_job.store.records import (
     HOLDS_RESULT,
@@ -55,8 +56,11 @@ from recon_job.store.records import (
     untracked_json,
     usage_to_json,
 )
+from recon_job.store.restatements import RestatementStore
 from recon_job.store.runstate import RunStateStore, current_owner
 from recon_job.store.schema import Run, RunGroup
+from recon_job.store.series import SeriesStore
+from recon_job.store.trends import TrendStore
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +78,15 @@ def _tool_version() -> str:
         return "unknown"
 
 
-class HistoryStore(RunStateStore, OutboxStore, ReadStore):
+class HistoryStore(
+    RunStateStore,
+    OutboxStore,
+    ReadStore,
+    PriceFindingStore,
+    RestatementStore,
+    TrendStore,
+    SeriesStore,
+):
     """Runs and their per-group results, and the notification outbox, stored through SQLAlchemy.
 
     Opening a store creates the database schema, or upgrades it to the newest migration; that
@@ -185,8 +197,12 @@ class HistoryStore(RunStateStore, OutboxStore, ReadStore):
         *,
         finished_at: datetime,
         outbox: Sequence[OutboxItem] = (),
+        diagnosis: Mapping[str, Any] | None = None,
     ) -> None:
         """Store the outcome of a running run: status, totals and every group, atomically.
+
+        ``diagnosis`` is the result's diagnosis as JSON-ready data (the report's form), None
+        when nothing was found.
 
         ``outbox`` holds the run's notifications, inserted in the same transaction (the
         transactional outbox, reliability.md §4.1); one already enqueued is skipped.
@@ -218,6 +234,7 @@ class HistoryStore(RunStateStore, OutboxStore, ReadStore):
                 "extras": extras_json(result.local, result.openai),
                 "untracked": untracked_json(result.untracked),
                 "unavailable_families": dumps(list(result.unavailable_families)),
+                "diagnosis": None if diagnosis is None else dumps(diagnosis),
             }
             for name, value in values.items():
                 setattr(run, name, value)

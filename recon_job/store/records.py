@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import Row
@@ -151,6 +152,10 @@ class RunRecord:
     untracked: Mapping[str, Usage] = field(default_factory=dict)
     #: Families whose endpoint OpenAI did not know (empty before 0007).
     unavailable_families: tuple[str, ...] = ()
+    #: The run's diagnosis as stored (the ``diagnosis`` object of ``run --format json``; read it
+    #: with ``recon_job.report.diagnosis_from_dict``); None when nothing was found, or before
+    #: 0008.
+    diagnosis: Mapping[str, Any] | None = None
 
     @property
     def threshold_pct(self) -> Decimal | None:
@@ -291,8 +296,8 @@ def _judged(  # noqa: PLR0913 -- the stored facts of one comparison
     return Comparison(**fixed, extra=extra, deciding=comparison.deciding)
 
 
-def run_record(row: Run) -> RunRecord:
-    """Build a ``RunRecord`` from a ``runs`` row."""
+def run_record(row: Run | Row[Any]) -> RunRecord:
+    """Build a ``RunRecord`` from a ``runs`` row (an ORM object or a Core row)."""
     tolerance = None
     if row.threshold_pct is not None:
         tolerance = Tolerance(
@@ -347,6 +352,7 @@ def run_record(row: Run) -> RunRecord:
         exceeds=_exceeds(row.exceeds),
         untracked=_untracked(row.untracked),
         unavailable_families=tuple(_loads(row.unavailable_families, [])),
+        diagnosis=_diagnosis(row.diagnosis),
     )
 
 
@@ -395,24 +401,105 @@ def _usages(text: str | None) -> dict[str, Usage]:
     }
 
 
+#: The ``run_groups`` columns a :class:`GroupRecord` is built from, in the order
+#: :func:`group_record_of` takes them (a query selecting these columns hands its rows over as
+#: they are).
+GROUP_COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "day",
+    "model",
+    "project_id",
+    "api_key_id",
+    "family",
+    "local_input_tokens",
+    "local_cached_tokens",
+    "local_output_tokens",
+    "local_requests",
+    "local_cost",
+    "openai_input_tokens",
+    "openai_cached_tokens",
+    "openai_output_tokens",
+    "openai_requests",
+    "openai_cost",
+    "diff_tokens",
+    "diff_requests",
+    "diff_cost",
+    "tokens_pct",
+    "requests_pct",
+    "cost_pct",
+    "status",
+    "exceeds",
+    "extras",
+)
+
+
 def group_record(row: RunGroup | Row[Any]) -> GroupRecord:
     """Build a ``GroupRecord`` from a ``run_groups`` row (an ORM object or a Core row)."""
-    return GroupRecord(
-        run_id=row.run_id,
-        key=UsageKey(row.day, row.model, row.project_id, row.api_key_id, row.family),
-        local=_with_extras(_usage(row, "local"), row.extras, "local"),
-        openai=_with_extras(_usage(row, "openai"), row.extras, "openai"),
-        difference=Difference(
-            tokens=row.diff_tokens,
-            requests=row.diff_requests,
-            cost=row.diff_cost,
-            tokens_pct=row.tokens_pct,
-            requests_pct=row.requests_pct,
-            cost_pct=row.cost_pct,
-        ),
-        status=Status(row.status),
-        exceeds=_exceeds(row.exceeds),
+    return group_record_of(tuple(getattr(row, name) for name in GROUP_COLUMNS))
+
+
+def group_record_of(values: Sequence[Any]) -> GroupRecord:
+    """Build a ``GroupRecord`` from the values of :data:`GROUP_COLUMNS`, in that order (a Core
+    row selecting those columns).
+
+    The one place a group row becomes a record. An overview builds thousands of these, so it
+    unpacks the row at once (a Core row's attributes cost more than building the record),
+    parses each distinct ``exceeds`` text once and passes arguments by position.
+    """
+    (
+        run_id,
+        day,
+        model,
+        project_id,
+        api_key_id,
+        family,
+        local_input,
+        local_cached,
+        local_output,
+        local_requests,
+        local_cost,
+        openai_input,
+        openai_cached,
+        openai_output,
+        openai_requests,
+        openai_cost,
+        diff_tokens,
+        diff_requests,
+        diff_cost,
+        tokens_pct,
+        requests_pct,
+        cost_pct,
+        status,
+        exceeds,
+        extras,
+    ) = values
+    local = Usage(
+        local_input or 0, local_cached or 0, local_output or 0, local_requests or 0, local_cost
     )
+    openai = Usage(
+        openai_input or 0, openai_cached or 0, openai_output or 0, openai_requests or 0, openai_cost
+    )
+    if extras is not None:
+        local = _with_extras(local, extras, "local")
+        openai = _with_extras(openai, extras, "openai")
+    return GroupRecord(
+        run_id,
+        UsageKey(day, model, project_id, api_key_id, family),
+        local,
+        openai,
+        Difference(diff_tokens, diff_requests, diff_cost, tokens_pct, requests_pct, cost_pct),
+        _STATUSES[status],
+        None if exceeds is None else _exceeds_cached(exceeds),
+    )
+
+
+_STATUSES: Mapping[str, Status] = {s.value: s for s in Status}
+
+
+@lru_cache(maxsize=256)
+def _exceeds_cached(text: str) -> frozenset[str]:
+    # A few distinct texts ("[]", '["cost"]' ...) repeat over thousands of rows.
+    return frozenset(json.loads(text))
 
 
 def _usage(row: Run | RunGroup | Row[Any], side: str) -> Usage:
@@ -427,6 +514,18 @@ def _usage(row: Run | RunGroup | Row[Any], side: str) -> Usage:
 
 def _int(value: int | None) -> int:
     return int(value) if value is not None else 0
+
+
+def _diagnosis(text: str | None) -> Mapping[str, Any] | None:
+    """The stored diagnosis; None when there is none or it is not a JSON object (a damaged
+    row shows no diagnosis instead of failing the page that shows the run)."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _loads(text: str | None, default: Any = None) -> Any:

@@ -68,6 +68,9 @@ class NdjsonOptions:
     cost_unit: Literal["usd", "cents"] = "usd"
     #: Worker processes for large logs: 0 = one per CPU, 1 = always read in-process.
     workers: int = 0
+    #: Count a ``request_id`` logged more than once on a UTC day once (see
+    #: :mod:`~recon_job.sources.ndjson.source`); False counts every line.
+    dedupe: bool = True
 
 
 @dataclass(frozen=True, slots=True)

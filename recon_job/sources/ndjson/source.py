@@ -12,14 +12,31 @@ What a record is, is specified in :mod:`~recon_job.sources.ndjson.records`; :fun
 yields those records one by one for the Python API. Records that carry their own cost keep it;
 the others are priced once per (group, tier) aggregate at the end, which equals per-record
 pricing because pricing is linear and exact in Decimal.
+
+**Duplicates** (``NdjsonOptions.dedupe``, on by default). A record whose ``request_id`` was
+already counted on the same UTC day (a retry logged twice, two files or a copied rotation
+overlapping) is counted once; the extra records are reported in ``UsageTotals.duplicates``
+(count, distinct ids, the dollars they would have added, the first few ``file:line``). Records
+without a request id are never deduped. Log files are not sorted by time (a rotated file may
+hold any day), so every day of the window stays open for the whole scan; to keep that small,
+the scan keeps no ids, only an 8-byte fingerprint per counted record (:func:`fingerprint`, the
+same in every process), per file and UTC day. After the scan, each day's fingerprints are
+checked for repeats one day at a time (memory: one day's set). Only when some repeat are the
+files holding them read again, in order, comparing the real ids of those records alone: the
+first of each id stays counted, the later ones are moved from the counted sums to the
+duplicates'. So the result is exact (a fingerprint collision costs a second read, never a
+wrong count), worker processes need to send back only their fingerprints, and a log without
+duplicates is read once. Dedupe is within one source: two sources logging the same request are
+both counted.
 """
 
 from __future__ import annotations
 
 import functools
+from array import array
 from collections.abc import Iterator, Sequence
-from dataclasses import fields, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -27,10 +44,11 @@ import orjson
 import structlog
 
 from recon_job.families import COMPLETIONS
+from recon_job.findings import Duplicates
 from recon_job.modelnames import ModelNamer
 from recon_job.models import EMPTY, ZERO, Tier, Usage, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
-from recon_job.sources.base import Pricer
+from recon_job.sources.base import Pricer, SeriesKey, bucket_of, series_bounds
 from recon_job.sources.ndjson.files import (
     EVENT_GZIP_TRUNCATED,
     Task,
@@ -42,6 +60,7 @@ from recon_job.sources.ndjson.files import (
 )
 from recon_job.sources.ndjson.quantities import INPUT_DETAILS, OUTPUT_DETAILS
 from recon_job.sources.ndjson.records import (
+    _NUMERIC,
     CACHED_DETAILS,
     OUTSIDE_WINDOW,
     TOKEN_KEYS,
@@ -50,7 +69,7 @@ from recon_job.sources.ndjson.records import (
     RecordParser,
     record_cost,
 )
-from recon_job.sources.ndjson.skips import Locations, Skips, first_index
+from recon_job.sources.ndjson.skips import LOCATIONS_PER_REASON, Locations, Skips, first_index
 
 __all__ = [
     "LogRecord",
@@ -71,9 +90,14 @@ EVENT_FETCHED = "recon.source.ndjson.fetched"
 #: comparing with MAX_TOKENS itself cost the whole scan 1.6% more instructions.
 FAST_MAX_TOKENS = 2**30 - 1
 
+#: The fingerprints of the request ids of one file's (or range's) counted records, per UTC day.
+_Prints = dict[date, "array[int]"]
 #: One scan's plain accumulators, as a worker process sends them back: (acc, skipped, info,
-#: skip locations with line numbers counted from the start of its range).
-_Partial = tuple[dict[tuple[Any, ...], list[Any]], dict[str, int], dict[str, int], Locations]
+#: skip locations with line numbers counted from the start of its range, its request-id
+#: fingerprints).
+_Partial = tuple[
+    dict[tuple[Any, ...], list[Any]], dict[str, int], dict[str, int], Locations, "_Dedupe"
+]
 #: Where ``usage_bytes`` is in a long aggregate's sums (the fields of ``Usage``, in order): a
 #: level, so aggregates keep the largest, never the sum.
 BYTES = 17
@@ -115,6 +139,25 @@ class NdjsonLogSource:
         )
         return totals
 
+    def series(
+        self, start: datetime, end: datetime, width: timedelta
+    ) -> dict[SeriesKey, dict[datetime, Usage]]:
+        """Usage per (family, model as logged, project id) and bucket of ``width`` in
+        ``[start, end)`` (see :class:`~recon_job.sources.base.SeriesSource`).
+
+        Read in this process by the general rules (a day or two of logs: the gap locator's
+        question), deduped over the whole UTC days touched as ``fetch`` dedupes them, so a
+        bucket holds exactly what ``fetch`` counts of it; naive timestamps are read in
+        ``timezone`` as ``fetch`` reads them.
+        """
+        start, end = series_bounds(start, end, width)
+        last = (end - timedelta(microseconds=1)).date()
+        scan = _SeriesScan(self.options, Window("range", start.date(), last + timedelta(days=1)))
+        scan.bounds = (start, end, width)
+        for path in resolve_log_files(self.options.paths):
+            scan.read_file(path)
+        return scan.series(self.pricer, self.namer)
+
 
 def iter_records(
     options: NdjsonOptions, window: Window | None = None, skipped: dict[str, int] | None = None
@@ -155,7 +198,83 @@ def _scan_task(options: NdjsonOptions, window: Window, task: Task) -> _Partial:
     """Scan one task in a worker process and return the plain sums for the parent to merge."""
     scan = _Scan(options, window)
     scan.read(task)
-    return scan.acc, scan.skipped, scan.info, scan.skips.locations
+    return scan.acc, scan.skipped, scan.info, scan.skips.locations, scan.dedupe
+
+
+def fingerprint(request_id: str) -> int:
+    """A 61-bit fingerprint of a request id, the same in every process.
+
+    ``hash`` of a ``str`` is salted per process (worker processes would disagree); ``hash`` of
+    an ``int`` is not: it is the number modulo the prime 2**61 - 1. Two ids share a fingerprint
+    only when their UTF-8 bytes, read as numbers, differ by a multiple of that prime.
+    """
+    return hash(int.from_bytes(request_id.encode("utf-8", "surrogatepass"), "big"))
+
+
+@dataclass
+class _Dedupe:
+    """The request-id fingerprints of one scan, and the duplicates found in them.
+
+    Mutable, an accumulator; compared by value so a worker's result can be checked.
+    """
+
+    #: Per file or range read, in reading order: its path and its fingerprints per UTC day.
+    prints: list[tuple[str, _Prints]] = field(default_factory=list)
+    #: The extra records' sums, keyed as ``_Scan.acc``.
+    acc: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
+    #: Extra records.
+    count: int = 0
+    #: The (day, request id) pairs they repeat.
+    ids: set[tuple[date, str]] = field(default_factory=set)
+    #: (path, line number) of the first few extra records, in reading order.
+    locations: list[tuple[str, int]] = field(default_factory=list)
+
+    def repeated(self) -> dict[date, set[int]]:
+        """The fingerprints seen more than once per UTC day (checked one day at a time)."""
+        days = sorted({day for _, prints in self.prints for day, found in prints.items() if found})
+        repeated: dict[date, set[int]] = {}
+        for day in days:
+            arrays = [prints[day] for _, prints in self.prints if prints.get(day)]
+            seen: set[int] = set()
+            for found in arrays:
+                seen.update(found)
+            if len(seen) == sum(len(found) for found in arrays):
+                continue  # the common case, decided in C
+            seen.clear()
+            twice: set[int] = set()
+            for found in arrays:
+                for value in found:
+                    if value in seen:
+                        twice.add(value)
+                    else:
+                        seen.add(value)
+            repeated[day] = twice
+        return repeated
+
+    def paths_with(self, repeated: dict[date, set[int]]) -> list[str]:
+        """The files holding any of ``repeated``, in reading order, each once."""
+        paths: list[str] = []
+        for path, prints in self.prints:
+            if path not in paths and any(
+                not repeated[day].isdisjoint(found)
+                for day, found in prints.items()
+                if day in repeated
+            ):
+                paths.append(path)
+        return paths
+
+
+def _add_sums(
+    into: dict[tuple[Any, ...], list[Any]], sums_by_key: dict[tuple[Any, ...], list[Any]]
+) -> None:
+    """Add aggregates' sums to ``into`` (``usage_bytes`` a level: the largest kept)."""
+    for key, sums in sums_by_key.items():
+        mine = into.get(key)
+        if mine is None:
+            into[key] = list(sums)
+        else:
+            for i, value in enumerate(sums):
+                mine[i] = max(mine[i], value) if i == BYTES else mine[i] + value
 
 
 class _Scan(RecordParser):
@@ -186,12 +305,20 @@ class _Scan(RecordParser):
         self.chunk: list[bytes] = []
         self.first_line = 0
         self.search_from = 0
+        #: Request-id fingerprints and the duplicates (see "Duplicates" above); ``prints`` is
+        #: the file being read's.
+        self.dedupe = _Dedupe()
+        self.prints: _Prints = {}
+        self.deduped = False
 
     # -- reading -----------------------------------------------------------------------------
 
     def read(self, task: Task) -> None:
         """Count every line of one file or range."""
         self.path = task.path
+        if self.options.dedupe:
+            self.prints = {day: array("q") for day in self.scan_window.days()}
+            self.dedupe.prints.append((task.path, self.prints))
         info = self.info
         base = info["lines_read"]
         for lines in read_lines(task, info, self.skips):
@@ -219,11 +346,12 @@ class _Scan(RecordParser):
         # Lines of each file in the ranges merged so far: a worker numbers the lines of its
         # range from 1, the report numbers them in the whole file.
         lines_before: dict[str, int] = {}
-        for task, (acc, skipped, info, locations) in zip(
+        for task, (acc, skipped, info, locations, dedupe) in zip(
             tasks, run_tasks(scan_task, tasks, workers), strict=True
         ):
             offset = lines_before.get(task.path, 0)
             self.merge(acc, skipped, info, locations, offset)
+            self.dedupe.prints += dedupe.prints
             lines_before[task.path] = offset + info["lines_read"]
             if info.get("gzip_truncated"):
                 logger.warning(EVENT_GZIP_TRUNCATED, path=task.path)
@@ -237,6 +365,37 @@ class _Scan(RecordParser):
         self.info["files_read"] += len(files)
         return min(workers, len(tasks))
 
+    def find_duplicates(self) -> None:
+        """Move the records repeating a counted request id from the sums to the duplicates.
+
+        Reads again, in order and in this process, only the files whose fingerprints repeat
+        (see "Duplicates" above); nothing when none do.
+        """
+        if self.deduped:
+            return  # once: a second call would move the same records again
+        self.deduped = True
+        repeated = self.dedupe.repeated() if self.options.dedupe else {}
+        if not repeated:
+            return
+        rescan = _Rescan(self.options, self.scan_window, repeated)
+        for path in self.dedupe.paths_with(repeated):
+            rescan.read(Task(path))
+        moved = rescan.dedupe
+        own = self.acc
+        for key, sums in moved.acc.items():
+            mine = own[key]
+            if all(mine[i] == v for i, v in enumerate(sums) if i != BYTES):
+                del own[key]  # the group held nothing but these records
+            else:
+                for i, value in enumerate(sums):
+                    if i != BYTES:
+                        mine[i] -= value
+        dedupe = self.dedupe
+        dedupe.acc, dedupe.count, dedupe.ids = moved.acc, moved.count, moved.ids
+        dedupe.locations = moved.locations
+        self.info["records_counted"] -= moved.count
+        self.info["duplicate_records"] = moved.count
+
     def merge(
         self,
         acc: dict[tuple[Any, ...], list[Any]],
@@ -249,14 +408,7 @@ class _Scan(RecordParser):
 
         ``offset`` is added to the line numbers of its skip locations (see ``read_parallel``).
         """
-        own = self.acc
-        for key, sums in acc.items():
-            mine = own.get(key)
-            if mine is None:
-                own[key] = sums
-            else:
-                for i, value in enumerate(sums):
-                    mine[i] = max(mine[i], value) if i == BYTES else mine[i] + value
+        _add_sums(self.acc, acc)
         self.skips.merge(skipped, locations, offset)
         for name, count in info.items():
             self.info[name] = self.info.get(name, 0) + count
@@ -272,6 +424,11 @@ class _Scan(RecordParser):
             index = first_index(self.chunk, line, self.search_from)
             self.search_from = index + 1
             skips.locate(reason, path, self.first_line + index)
+
+    def _print(self, day: date, request_id: Any) -> None:
+        """Keep the fingerprint of a counted record's request id (none: not a string id)."""
+        if type(request_id) is str and request_id:
+            self.prints[day].append(fingerprint(request_id))
 
     # -- the hot path --------------------------------------------------------------------------
 
@@ -298,6 +455,9 @@ class _Scan(RecordParser):
         checked for a NUL only when its group is new: the groups are few, the records many.
         """
         self.chunk, self.first_line, self.search_from = lines, first_line, 0
+        dedupe = self.options.dedupe
+        prints, keep_print = self.prints, self._print
+        from_bytes = int.from_bytes
         loads = orjson.loads
         decode_error = orjson.JSONDecodeError
         fromiso = datetime.fromisoformat
@@ -455,8 +615,16 @@ class _Scan(RecordParser):
                 if "\x00" in model or model_get(model) != completions:
                     general(obj, line)
                     continue
+                if dedupe and "request_id" in obj:
+                    keep_print(day, obj["request_id"])
                 acc[key] = [inp, cached, out, 1, ZERO if cost is None else cost]
             else:
+                # _print and fingerprint inline: this runs once per record of a known group
+                # (orjson never makes a lone surrogate, so plain encode() is fingerprint's).
+                if dedupe and "request_id" in obj:
+                    rid = obj["request_id"]
+                    if type(rid) is str and rid:
+                        prints[day].append(hash(from_bytes(rid.encode())))
                 sums[0] += inp
                 sums[1] += cached
                 sums[2] += out
@@ -489,6 +657,13 @@ class _Scan(RecordParser):
             else:
                 self._skip(record, line)
             return
+        if self.options.dedupe:
+            self._print(record.day, record.request_id)
+        self._count(self.acc, record)
+        self.info["records_counted"] += 1
+
+    def _count(self, into: dict[tuple[Any, ...], list[Any]], record: LogRecord) -> None:
+        """Add one record to the aggregates ``into`` (``acc``, or the duplicates' sums)."""
         group: Any = record.model
         if self.group_project or self.group_api_key:
             project = record.project_id if self.group_project else None
@@ -505,9 +680,9 @@ class _Scan(RecordParser):
         ):
             # Not a plain completion: a long key, every quantity (see ``acc``).
             key += (record.family, record.variant)
-            sums = self.acc.get(key)
+            sums = into.get(key)
             if sums is None:
-                sums = self.acc[key] = [0, 0, 0, 0, ZERO, *[0] * (BYTES - 4)]
+                sums = into[key] = [0, 0, 0, 0, ZERO, *[0] * (BYTES - 4)]
             sums[0] += record.input_tokens
             sums[1] += record.cached_tokens
             sums[2] += record.output_tokens
@@ -518,27 +693,169 @@ class _Scan(RecordParser):
                     sums[i] += getattr(extra, _FIELDS[i])
                 sums[BYTES] = max(sums[BYTES], extra.usage_bytes)
         else:
-            sums = self.acc.setdefault(key, [0, 0, 0, 0, ZERO])
+            sums = into.setdefault(key, [0, 0, 0, 0, ZERO])
             sums[0] += record.input_tokens
             sums[1] += record.cached_tokens
             sums[2] += record.output_tokens
             sums[3] += 1
         if cost is not None:
             sums[4] += cost
-        self.info["records_counted"] += 1
 
     # -- result ---------------------------------------------------------------------------------
 
     def totals(self, pricer: Pricer, namer: ModelNamer | None) -> UsageTotals:
         """Price the cost-less aggregates once each and build the result."""
+        self.find_duplicates()
+        dedupe = self.dedupe
         totals = price_aggregates(
-            self._aggregates(), pricer, namer, skipped=self.skipped, info=self.info
+            self._aggregates(self.acc), pricer, namer, skipped=self.skipped, info=self.info
         )
-        return replace(totals, skipped_locations=self.skips.shown())
+        duplicates = None
+        if self.options.dedupe and any(any(p.values()) for _, p in dedupe.prints):
+            extra = price_aggregates(
+                self._aggregates(dedupe.acc), pricer, namer, skipped={}, info={}
+            )
+            duplicates = Duplicates(
+                count=dedupe.count,
+                request_ids=len(dedupe.ids),
+                # Priced extras only: an unpriced model's would-be dollars are unknown, not 0.
+                cost=sum((u.cost for u in extra.groups.values()), ZERO),
+                locations=tuple(f"{path}:{line}" for path, line in dedupe.locations),
+            )
+        return replace(totals, skipped_locations=self.skips.shown(), duplicates=duplicates)
 
-    def _aggregates(self) -> Iterator[tuple[AggregateKey, list[Any]]]:
-        for key, sums in self.acc.items():
+    def _aggregates(
+        self, acc: dict[tuple[Any, ...], list[Any]]
+    ) -> Iterator[tuple[AggregateKey, list[Any]]]:
+        for key, sums in acc.items():
             day, group, tier, *rest = key
             family, variant = rest or (COMPLETIONS, None)
             model, project, api_key = (group, None, None) if type(group) is str else group
             yield (day, model, project, api_key, tier, family, variant), sums
+
+
+class _Rescan(_Scan):
+    """The second read of the files whose request-id fingerprints repeat.
+
+    Every line goes through the general rules, but only records whose fingerprint is one of
+    ``repeated``'s are looked at: the first of each real id stays counted, a later one is summed
+    into ``dedupe.acc`` (to be moved there from the counted sums) and located.
+    """
+
+    def __init__(
+        self, options: NdjsonOptions, window: Window, repeated: dict[date, set[int]]
+    ) -> None:
+        super().__init__(options, window)
+        self.repeated = repeated
+        self.wanted: set[int] = set().union(*repeated.values())
+        #: The real ids of those records seen so far, per day.
+        self.ids: dict[date, set[str]] = {}
+
+    def read(self, task: Task) -> None:
+        """Read one file again; no fingerprints are kept."""
+        self.path = task.path
+        info = self.info
+        base = info["lines_read"]
+        for lines in read_lines(task, info, self.skips):
+            self.scan(lines, info["lines_read"] - base - len(lines) + 1)
+
+    def scan(self, lines: list[bytes], first_line: int = 0) -> None:
+        """Sum the records of ``lines`` that repeat a request id seen before."""
+        loads, decode_error, wanted = orjson.loads, orjson.JSONDecodeError, self.wanted
+        dedupe = self.dedupe
+        for index, line in enumerate(lines):
+            try:
+                obj = loads(line)
+            except decode_error:
+                continue
+            if type(obj) is not dict:
+                continue
+            rid = self._get(obj, "request_id", "request_id")
+            if type(rid) is not str or not rid or fingerprint(rid) not in wanted:
+                continue
+            record = self.check(obj, None)
+            if isinstance(record, str) or record.request_id != rid:
+                continue
+            if fingerprint(rid) not in self.repeated.get(record.day, ()):
+                continue
+            ids = self.ids.setdefault(record.day, set())
+            if rid not in ids:
+                ids.add(rid)  # the first: it stays counted
+                continue
+            self._count(dedupe.acc, record)
+            dedupe.count += 1
+            dedupe.ids.add((record.day, rid))
+            if first_line and len(dedupe.locations) < LOCATIONS_PER_REASON:
+                dedupe.locations.append((self.path, first_line + index))
+
+
+class _SeriesScan(_Scan):
+    """Sums records per time bucket instead of per day (``NdjsonLogSource.series``)."""
+
+    def __init__(self, options: NdjsonOptions, window: Window) -> None:
+        super().__init__(options, window)
+        #: [start, end) and the bucket width, aware UTC (set by the caller).
+        self.bounds = (window.start_at, window.end_at, timedelta(hours=1))
+        #: Bucket start -> aggregates keyed as ``acc``.
+        self.buckets: dict[datetime, dict[tuple[Any, ...], list[Any]]] = {}
+        #: The request ids counted, per UTC day: exact sets (a series spans a day or two).
+        self.seen: dict[date, set[str]] = {}
+
+    def repeated(self, day: date, request_id: str | None) -> bool:
+        """Whether a record repeats a request id counted on ``day`` (remembering it if not)."""
+        if not self.options.dedupe or not request_id:
+            return False
+        ids = self.seen.setdefault(day, set())
+        if request_id in ids:
+            return True
+        ids.add(request_id)
+        return False
+
+    def scan(self, lines: list[bytes], first_line: int = 0) -> None:
+        """Sum every record of ``lines`` dated in the bounds into its bucket."""
+        start, end, width = self.bounds
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        for line in lines:
+            try:
+                record = self.check(loads(line), None)
+            except decode_error:
+                continue
+            # Deduped before the bounds are applied: the first record of an id may be outside
+            # them but on the same day, and fetch counts that one.
+            if isinstance(record, str) or self.repeated(record.day, record.request_id):
+                continue
+            moment = self.moment(record.timestamp)
+            if moment is None or not start <= moment < end:
+                continue
+            self._count(self.buckets.setdefault(bucket_of(moment, width), {}), record)
+
+    def moment(self, ts: str | float) -> datetime | None:
+        """The aware UTC instant of a timestamp ``check`` accepted (``day_of``'s rules)."""
+        try:
+            value: float
+            if isinstance(ts, str):
+                if ts[4:5] == "-" or not _NUMERIC.fullmatch(ts):
+                    dt = datetime.fromisoformat(ts)
+                    if dt.tzinfo is None:
+                        dt = dt.replace(tzinfo=self.zone or UTC)
+                    return dt.astimezone(UTC)
+                value = float(ts) if "." in ts else int(ts)
+            else:
+                value = ts
+            # As epoch_day: seconds reach 1e11 only in the year 5138.
+            return datetime.fromtimestamp(value / 1000 if abs(value) > 1e11 else value, UTC)
+        except (ValueError, OverflowError, OSError, TypeError):
+            return None
+
+    def series(
+        self, pricer: Pricer, namer: ModelNamer | None
+    ) -> dict[SeriesKey, dict[datetime, Usage]]:
+        """Price each bucket's aggregates as ``fetch`` prices a day's, per group."""
+        out: dict[SeriesKey, dict[datetime, Usage]] = {}
+        for bucket in sorted(self.buckets):
+            aggregates = self._aggregates(self.buckets[bucket])
+            totals = price_aggregates(aggregates, pricer, namer, skipped={}, info={})
+            for key, usage in totals.groups.items():
+                per_bucket = out.setdefault((key.family, key.model, key.project_id), {})
+                per_bucket[bucket] = per_bucket.get(bucket, EMPTY) + usage
+        return out

@@ -6,6 +6,11 @@ and the model are recovered from the free-text line item (``"gpt-4o-2024-08-06, 
 ``"web search tool calls"``) by :func:`~recon_job.sources.openai.lineitems.map_line_item`; a line
 item no rule knows is kept under family ``other`` with its verbatim text, never dropped and never
 an error. :func:`parse_line_item` is the plain ``<model>, <piece>`` split the Python API uses.
+
+Line items that carry a ``quantity`` and ``quantity_unit`` (reference §1.5) are also kept as
+:class:`~recon_job.findings.BilledLine` (per day x model x piece x tier x unit), from which the
+stale-price check (:mod:`recon_job.diagnosis.prices`) finds the unit price OpenAI billed. A
+missing, null or unusable quantity never fails the fetch: the line is left out of them, counted.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any, Final
 
@@ -23,12 +29,13 @@ import structlog
 
 from recon_job.errors import UsageApiError
 from recon_job.families import COMPLETIONS, OTHER
+from recon_job.findings import BilledLine
 from recon_job.http import Deadline
 from recon_job.models import UNATTRIBUTED, Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.base import MAX_COST_USD
 from recon_job.sources.openai.base import OpenAISource, optional_str
 from recon_job.sources.openai.errors import out_of_range_error, schema_error
-from recon_job.sources.openai.lineitems import LineItemRules, map_line_item
+from recon_job.sources.openai.lineitems import Attribution, LineItemRules, map_line_item
 from recon_job.sources.openai.options import OpenAIOptions
 
 log = structlog.get_logger(__name__)
@@ -109,6 +116,35 @@ def parse_amount(amount: Any) -> Decimal | None:
     return result
 
 
+def parse_quantity(result: Mapping[str, Any]) -> tuple[Decimal, str] | None:
+    """A result's ``quantity`` (a JSON number or a string) and ``quantity_unit``, or None.
+
+    None when either is missing or null, the quantity is not a finite number or is negative,
+    or the unit is not a string: the line stays in the costs, only its unit price is unknown.
+    """
+    value, unit = result.get("quantity"), result.get("quantity_unit")
+    if value is None or isinstance(value, bool) or not isinstance(unit, str) or not unit.strip():
+        return None
+    if not isinstance(value, int | float | str):
+        return None
+    try:
+        quantity = Decimal(str(value).strip())
+    except InvalidOperation:
+        return None
+    if not quantity.is_finite() or quantity < 0:
+        return None
+    return quantity, unit.strip().lower()
+
+
+def billed_piece(found: Attribution) -> str:
+    """The piece of a billed line as :class:`BilledLine` names it: ``cached input``, ``audio
+    input``, ``output, long context`` (text, the default modality, is left out)."""
+    piece = found.piece.strip().lower()
+    if found.modality and found.modality.lower() != "text":
+        piece = f"{found.modality.lower()} {piece}"
+    return f"{piece}, long context" if found.long_context else piece
+
+
 def _exact(value: object) -> Decimal:
     """An amount's ``value`` (a JSON number or a string) as an exact, finite Decimal."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
@@ -174,6 +210,9 @@ class OpenAICostsSource(OpenAISource):
         """Costs of every UTC day in ``window``; raises ``UsageApiError`` if they cannot be had."""
         fetched = self._fetch(window)
         groups: defaultdict[UsageKey, Usage] = defaultdict(Usage)
+        billed: defaultdict[tuple[Any, ...], tuple[Decimal, Decimal]] = defaultdict(
+            lambda: (Decimal(0), Decimal(0))
+        )
         counts: Counter[str] = Counter()
         # The default context keeps 28 significant digits but amounts carry up to 36 decimals
         # (reference §3.3): sum with room to spare so no digit OpenAI sent is rounded away.
@@ -182,6 +221,7 @@ class OpenAICostsSource(OpenAISource):
                 line_item = optional_str(result, "line_item", _ENDPOINT)
                 # An ungrouped result is the whole day's cost; it stays where it always was.
                 family, model = COMPLETIONS, ALL_LINE_ITEMS
+                found: Attribution | None = None
                 if line_item is not None and line_item.strip():
                     found = map_line_item(line_item, self.rules)
                     family, model = found.family, found.model
@@ -193,10 +233,46 @@ class OpenAICostsSource(OpenAISource):
                     cost = Decimal(0)
                 key = self._key(day, model, result, family)
                 groups[key] = groups[key] + Usage(cost=cost)
+                if found is not None and family != OTHER and found.piece:
+                    self._add_billed(billed, counts, day, found, result)
+        lines = tuple(
+            BilledLine(day, model, piece, tier, amount, quantity, unit, family)
+            for (day, model, piece, tier, unit, family), (amount, quantity) in sorted(
+                billed.items()
+            )
+        )
+        if not lines:
+            # No line carried a quantity (data before 2026-08-21, or ungrouped): nothing to say.
+            counts["results_without_quantity"] = 0
         info = self._info(
             fetched,
             counts,
-            ("results_without_amount", "unparsed_line_items", "buckets_outside_window"),
+            (
+                "results_without_amount",
+                "unparsed_line_items",
+                "buckets_outside_window",
+                "results_without_quantity",
+            ),
         )
         log.info(EVENT_COSTS_FETCHED, window=window.key, groups=len(groups), **info)
-        return UsageTotals(groups=dict(groups), info=info)
+        return UsageTotals(groups=dict(groups), info=info, billed_lines=lines)
+
+    @staticmethod
+    def _add_billed(
+        billed: defaultdict[tuple[Any, ...], tuple[Decimal, Decimal]],
+        counts: Counter[str],
+        day: date,
+        found: Attribution,
+        result: Mapping[str, Any],
+    ) -> None:
+        """Add one parsed line item with an amount and a quantity to ``billed``."""
+        parsed = parse_quantity(result)
+        amount = parse_amount(result.get("amount"))
+        if parsed is None or amount is None:
+            counts["results_without_quantity"] += 1
+            return
+        quantity, unit = parsed
+        tier = found.tier or "standard"
+        key = (day, found.model, billed_piece(found), tier, unit, found.family)
+        total, count = billed[key]
+        billed[key] = (total + amount, count + quantity)

@@ -41,6 +41,9 @@ class SqlTableOptions:
     #: When set, only rows of these projects count (rows with a NULL project id are kept, as
     #: the NDJSON source keeps records without one).
     project_ids: tuple[str, ...] = ()
+    #: Count a ``request_id`` found in more than one row of a UTC day once, reporting the extra
+    #: rows in ``UsageTotals.duplicates``; False counts every row. Needs a ``request_id`` column.
+    dedupe: bool = True
 
     @property
     def display_url(self) -> str:

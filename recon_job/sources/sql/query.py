@@ -45,12 +45,16 @@ _BYTES = 17  # usage_bytes in the fields of Usage: a level, the largest kept
 # Result labels, also used in GROUP BY: grouping by the output name avoids repeating an
 # expression's bind parameters there (PostgreSQL would see two different parameters).
 _DAY, _REASON, _PRICED = "recon_day", "recon_skip", "recon_has_cost"
+#: A repeated row's number within its day and request id (``AggregateQuery.repeats``).
+_NUMBER = "recon_rn"
 
 
 class AggregateQuery:
     """Builds the aggregate SELECT for one table on one dialect."""
 
-    def __init__(self, options: SqlTableOptions, table: sa.Table, dialect: str) -> None:
+    def __init__(
+        self, options: SqlTableOptions, table: sa.Table | sa.Subquery, dialect: str
+    ) -> None:
         self.options = options
         self.table = table
         self.dialect = "mysql" if dialect == "mariadb" else dialect
@@ -86,8 +90,8 @@ class AggregateQuery:
             reason="column_type",
         )
 
-    def select(self, window: Window) -> sa.Select[Any]:
-        """The whole query: day, groups, tier inputs, skip reason, sums."""
+    def where(self, window: Window) -> list[sa.ColumnElement[bool]]:
+        """The rows of ``window``: the timestamp range, the filter, the projects wanted."""
         col = self.col
         ts = col["timestamp"]
         start, end = self._bounds(window)
@@ -97,6 +101,15 @@ class AggregateQuery:
         if self.options.project_ids:
             project = col["project_id"]
             where.append(sa.or_(project.in_(self.options.project_ids), project.is_(None)))
+        return where
+
+    def select(self, window: Window, day: sa.ColumnElement[Any] | None = None) -> sa.Select[Any]:
+        """The whole query: day, groups, tier inputs, skip reason, sums.
+
+        ``day`` replaces the UTC day expression as the first column (the series' minute).
+        """
+        col = self.col
+        where = self.where(window)
 
         # Row order: day, cost flag, skip reason, model, [project], [api key], [batch],
         # [service tier], then the sums (see QueryTotals.add_rows). Computed columns are labelled
@@ -105,7 +118,7 @@ class AggregateQuery:
         if "cost" in col:
             has_cost = sa.case((col["cost"].is_(None), 0), else_=1)
         columns: list[sa.ColumnElement[Any]] = [
-            self._day(window).label(_DAY),
+            (self._day(window) if day is None else day).label(_DAY),
             has_cost.label(_PRICED),
             self._reason().label(_REASON),
             col["model"],
@@ -136,6 +149,69 @@ class AggregateQuery:
             if name in col
         ]
         return sa.select(*columns, *sums).select_from(self.table).where(*where).group_by(*grouping)
+
+    def repeats(self, window: Window) -> sa.Subquery | None:
+        """The counted rows of ``window`` with a request id, each numbered within its UTC day
+        and id (``recon_rn``, by timestamp: 1 is the row counted, the others repeat it).
+
+        None without a ``request_id`` column. ``ROW_NUMBER()`` is standard SQL on every backend
+        the source supports (SQLite 3.25+, PostgreSQL, MySQL 8, MariaDB 10.2+).
+        """
+        if "request_id" not in self.col:
+            return None
+        rid = self.col["request_id"]
+        number = sa.func.row_number().over(
+            partition_by=[self._day(window), rid], order_by=[self.col["timestamp"]]
+        )
+        counted: list[sa.ColumnElement[bool]] = [rid.is_not(None), self._reason() == ""]
+        if isinstance(rid.type, sa.String):
+            counted.append(rid != "")  # an empty id is no id, as in the NDJSON source
+        table_columns = [c for c in self.table.columns if c.name != _NUMBER]
+        return (
+            sa.select(*table_columns, number.label(_NUMBER))
+            .where(*self.where(window), *counted)
+            .subquery("recon_repeats")
+        )
+
+    def minute(self) -> sa.ColumnElement[Any]:
+        """A row's minute: UTC (an epoch minute number, a naive UTC datetime, or ISO text), or
+        wall time in ``timestamp_timezone`` as text on MySQL/MariaDB (see :func:`utc_minute`)."""
+        ts = self.col["timestamp"]
+        if self.kind == "epoch":
+            return _untyped(ts // 60)
+        if self.kind == "sqlite_text":
+            return _untyped(sa.func.strftime("%Y-%m-%d %H:%M", ts))
+        if self.dialect == "postgresql":
+            if self.kind == "instant":
+                ts = sa.func.timezone(_quoted("UTC"), ts)
+            elif self.options.timestamp_timezone != "UTC":
+                local = sa.func.timezone(_quoted(self.options.timestamp_timezone), ts)
+                ts = sa.func.timezone(_quoted("UTC"), local)
+            return _untyped(sa.func.date_trunc(_quoted("minute"), ts))
+        return _untyped(sa.func.date_format(ts, "%Y-%m-%d %H:%i"))
+
+    def utc_minute(self, raw: Any) -> datetime | None:
+        """The aware UTC minute of a :meth:`minute` value; None when there is none."""
+        try:
+            if isinstance(raw, datetime):
+                moment = raw
+            elif isinstance(raw, str):
+                moment = datetime.fromisoformat(raw)
+            elif raw is None:
+                return None
+            else:
+                return datetime.combine(EPOCH, datetime.min.time(), UTC) + timedelta(
+                    minutes=int(raw)
+                )
+        except (ValueError, OverflowError, TypeError):
+            return None
+        if moment.tzinfo is not None:
+            return moment.astimezone(UTC)
+        wall = self.kind == "wall" and self.options.timestamp_timezone != "UTC"
+        if wall and self.dialect == "mysql":
+            # Wall time: the UTC instant of its first reading (fold=0) in an ambiguous hour.
+            return moment.replace(tzinfo=self.zone).astimezone(UTC)
+        return moment.replace(tzinfo=UTC)
 
     def _bounds(self, window: Window) -> tuple[Any, Any]:
         """Window bounds of the column's own type, so the range compares on the raw column."""

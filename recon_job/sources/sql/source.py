@@ -53,6 +53,13 @@ the NDJSON source); quantity and token-class columns are summed (``usage_bytes``
 level). A row with a quantity column set may leave its token columns NULL. Without its own
 column, a row of images, code-interpreter sessions or search calls counts one; token classes
 are split on the group's sums as a record's are.
+
+**Duplicates** (``dedupe``, on by default, with a ``request_id`` column): rows of one UTC day
+with the same request id count once; the extra rows are found in SQL and reported in
+``UsageTotals.duplicates`` (see :mod:`~recon_job.sources.sql.repeats`). Within this table only.
+
+**Series** (:meth:`SqlTableSource.series`): the same aggregate grouped per minute, bucketed by
+hour or minute for the gap locator.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,11 +77,13 @@ from sqlalchemy import exc as sa_exc
 
 from recon_job.errors import LogSourceError
 from recon_job.modelnames import ModelNamer
-from recon_job.models import UsageTotals, Window
-from recon_job.sources.base import Pricer
+from recon_job.models import Usage, UsageTotals, Window
+from recon_job.sources.base import Pricer, SeriesKey, series_bounds
 from recon_job.sources.sql.connect import database_error, open_connection
 from recon_job.sources.sql.options import SqlTableOptions
 from recon_job.sources.sql.query import AggregateQuery, QueryTotals
+from recon_job.sources.sql.repeats import find_duplicates, take_off
+from recon_job.sources.sql.repeats import series as query_series
 
 logger = structlog.get_logger(__name__)
 
@@ -100,11 +111,17 @@ class SqlTableSource:
             statement = query.select(window)
             try:
                 rows = conn.execute(statement).all()
+                extras, duplicates = find_duplicates(conn, query, window, self.pricer, self.namer)
             except sa_exc.DBAPIError as e:
                 raise database_error(self.options, e, "query") from e
         scan = QueryTotals(window, self.options, query.day_base).add_rows(rows)
+        if extras is not None:
+            take_off(scan.acc, extras.acc)
+            repeated = extras.info["rows_counted"]
+            scan.info["rows_counted"] -= repeated
+            scan.info["duplicate_records"] = repeated
         scan.info["query_ms"] = round((time.perf_counter() - started) * 1000)
-        totals = scan.build(self.pricer, self.namer)
+        totals = replace(scan.build(self.pricer, self.namer), duplicates=duplicates)
         logger.info(
             EVENT_FETCHED,
             url=self.options.display_url,
@@ -116,6 +133,24 @@ class SqlTableSource:
             **totals.info,
         )
         return totals
+
+    def series(
+        self, start: datetime, end: datetime, width: timedelta
+    ) -> dict[SeriesKey, dict[datetime, Usage]]:
+        """Usage per (family, model as logged, project id) and bucket of ``width`` in
+        ``[start, end)`` (see :class:`~recon_job.sources.base.SeriesSource`), priced and deduped
+        as ``fetch`` does; LogSourceError if the table cannot be read."""
+        start, end = series_bounds(start, end, width)
+        last = (end - timedelta(microseconds=1)).date()
+        window = Window("range", start.date(), last + timedelta(days=1))
+        with self.connect() as conn:
+            query = self._query(conn)
+            try:
+                return query_series(
+                    conn, query, (start, end, width), window, self.pricer, self.namer
+                )
+            except sa_exc.DBAPIError as e:
+                raise database_error(self.options, e, "query") from e
 
     @contextmanager
     def connect(self) -> Iterator[sa.Connection]:

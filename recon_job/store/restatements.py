@@ -1,0 +1,161 @@
+"""Restatements in the history: OpenAI's official figures of completed days, and what changed.
+
+A mixin of :class:`~recon_job.store.HistoryStore`. Every finished run already stores OpenAI's
+figures per group (``run_groups.openai_*`` and ``extras``); :meth:`previous_official` reads, for
+each day asked, those of the latest completed run (``reconciled`` or ``mismatch``) that covers it,
+with the restatements recorded since that run applied on top, so a revision seen once is not seen
+again by every later run. :meth:`record_restatements` writes what a run found
+(:func:`recon_job.diagnosis.restatements.restatements`) to the ``restatements`` table (0008).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from recon_job.diagnosis.restatements import official_figures, restated
+from recon_job.findings import GroupRef, Restatement
+from recon_job.models import Usage, UsageKey
+from recon_job.store.records import COMPLETE, group_record
+from recon_job.store.schema import RestatementRow, Run, RunGroup
+
+
+class RestatementStore:
+    """Official figures of completed days and the ``restatements`` table; needs ``_write``,
+    ``_read`` and ``_errors`` of HistoryStore."""
+
+    if TYPE_CHECKING:
+
+        def _write(self) -> AbstractContextManager[Session]: ...
+        def _read(self) -> AbstractContextManager[Session]: ...
+        def _errors(self, action: str) -> AbstractContextManager[None]: ...
+
+    def previous_official(
+        self, days: Sequence[date], *, by_project: bool = False
+    ) -> tuple[dict[GroupRef, Usage], dict[date, int]]:
+        """OpenAI's figures of ``days`` as last stored, and the run each day's figures come from.
+
+        For each day, the latest completed run (by start) whose window covers it and which did
+        not leave it pending; its groups' OpenAI side summed per day x family x model (x project
+        when ``by_project``; see :func:`~recon_job.diagnosis.restatements.official_figures`), then
+        every restatement of that day seen after the run finished applied (the latest per
+        quantity; only those found under the same grouping, per project or not). A day no
+        completed run covers is absent from both mappings. Three queries whatever the number of
+        days.
+        """
+        if not days:
+            return {}, {}
+        with self._errors("read the official figures of completed days"), self._read() as session:
+            chosen = _latest_complete_runs(session, frozenset(days))
+            if not chosen:
+                return {}, {}
+            groups_query = (
+                select(*RunGroup.__table__.columns)
+                .where(RunGroup.run_id.in_(sorted({run_id for run_id, _ in chosen.values()})))
+                .where(RunGroup.day.in_(sorted(chosen)))
+                .order_by(RunGroup.id)
+            )
+            pairs: list[tuple[UsageKey, Usage]] = []
+            for row in session.execute(groups_query):
+                if chosen[row.day][0] == row.run_id:
+                    record = group_record(row)
+                    pairs.append((record.key, record.openai))
+            figures = official_figures(pairs, by_project=by_project)
+            later = session.scalars(
+                select(RestatementRow)
+                .where(RestatementRow.day.in_(sorted(chosen)))
+                .order_by(RestatementRow.seen_at, RestatementRow.id)
+            ).all()
+            for change in later:
+                finished_at = chosen[change.day][1]
+                if finished_at is not None and change.seen_at <= finished_at:
+                    continue  # the run's own figures are newer than this revision
+                if (change.project_id is not None) != by_project:
+                    continue  # found under another grouping: its figures are not these groups'
+                ref = GroupRef(change.day, change.family, change.model, change.project_id)
+                figures[ref] = restated(figures.get(ref, Usage()), change.quantity, change.after)
+        return figures, {day: run_id for day, (run_id, _) in chosen.items()}
+
+    def record_restatements(self, run_id: int | None, restatements: Iterable[Restatement]) -> int:
+        """Store ``restatements`` as seen by run ``run_id``; return how many rows were written."""
+        rows = [
+            {
+                "run_id": run_id,
+                "previous_run_id": r.previous_run_id,
+                "day": r.group.day,
+                "family": r.group.family,
+                "model": r.group.model,
+                "project_id": r.group.project_id,
+                "quantity": r.quantity,
+                "before": r.before,
+                "after": r.after,
+                "seen_at": r.seen_at,
+            }
+            for r in restatements
+        ]
+        if rows:
+            with self._errors("record restatements"), self._write() as session:
+                session.execute(insert(RestatementRow), rows)
+        return len(rows)
+
+    def restatements_since(
+        self,
+        seen_since: datetime | None = None,
+        *,
+        first_day: date | None = None,
+        last_day: date | None = None,
+        run_id: int | None = None,
+    ) -> list[Restatement]:
+        """Stored restatements, oldest seen first: seen at or after ``seen_since`` (aware UTC),
+        about a day in ``[first_day, last_day]`` (both included), recorded by run ``run_id``;
+        None: no limit."""
+        query = select(RestatementRow).order_by(
+            RestatementRow.seen_at, RestatementRow.day, RestatementRow.id
+        )
+        if seen_since is not None:
+            query = query.where(RestatementRow.seen_at >= seen_since)
+        if first_day is not None:
+            query = query.where(RestatementRow.day >= first_day)
+        if last_day is not None:
+            query = query.where(RestatementRow.day <= last_day)
+        if run_id is not None:
+            query = query.where(RestatementRow.run_id == run_id)
+        with self._errors("read restatements"), self._read() as session:
+            return [_restatement(row) for row in session.scalars(query)]
+
+
+def _latest_complete_runs(
+    session: Session, days: frozenset[date]
+) -> dict[date, tuple[int, datetime | None]]:
+    """Per day, the id and end of the latest completed run covering it and not leaving it
+    pending (days no such run covers are absent)."""
+    query = (
+        select(Run.id, Run.window_start, Run.window_end, Run.pending_days, Run.finished_at)
+        .where(Run.status.in_([status.value for status in COMPLETE]))
+        .where(Run.window_start <= max(days), Run.window_end > min(days))
+        .order_by(Run.started_at.desc(), Run.id.desc())
+    )
+    chosen: dict[date, tuple[int, datetime | None]] = {}
+    for run_id, start, end, pending, finished_at in session.execute(query):
+        left_pending = {date.fromisoformat(d) for d in json.loads(pending or "[]")}
+        for day in days - chosen.keys():
+            if start <= day < end and day not in left_pending:
+                chosen[day] = (run_id, finished_at)
+    return chosen
+
+
+def _restatement(row: RestatementRow) -> Restatement:
+    return Restatement(
+        group=GroupRef(row.day, row.family, row.model, row.project_id),
+        quantity=row.quantity,
+        before=row.before,
+        after=row.after,
+        seen_at=row.seen_at,
+        previous_run_id=row.previous_run_id,
+    )
