@@ -5,7 +5,15 @@ A run's notifications are committed with its result (the transactional outbox, r
 nothing and sends at most one duplicate, recognisable by its dedupe key.
 """
 
-from recon_job.delivery.plan import Alerting, Planned, RunFacts, deliver, plan_run, shown_alerts
+from recon_job.delivery.plan import (
+    Alerting,
+    Planned,
+    RunFacts,
+    deliver,
+    plan_findings,
+    plan_run,
+    shown_alerts,
+)
 from recon_job.delivery.relay import (
     RelayOutcome,
     RelayPolicy,
@@ -25,6 +33,7 @@ __all__ = [
     "channel_failing_message",
     "deliver",
     "exponential_backoff",
+    "plan_findings",
     "plan_run",
     "relay",
     "shown_alerts",

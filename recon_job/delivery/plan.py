@@ -1,15 +1,16 @@
 """The alerting half of a run: what to notify, rendered into outbox rows, then delivered.
 
 :func:`plan_run` turns a run's outcome into outbox rows with :func:`recon_job.alerts.plan` (the
-pure Alertmanager rules) and the Jinja renderer; :func:`deliver` hands everything due in the outbox
-to the relay. What the channels are and how they behave (:class:`Alerting`) is built from the
-settings by :mod:`recon_job.wiring`.
+pure Alertmanager rules) and the Jinja renderer; :func:`plan_findings` does the same for the
+diagnosis's finding notices, each told once per subject and channel; :func:`deliver` hands
+everything due in the outbox to the relay. What the channels are and how they behave
+(:class:`Alerting`) is built from the settings by :mod:`recon_job.wiring`.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,7 +22,8 @@ from recon_job.errors import ReconError
 from recon_job.models import ReconResult, Window, WindowKind
 from recon_job.notify.base import Transport
 from recon_job.notify.context import Notice
-from recon_job.notify.render import render_message
+from recon_job.notify.findings import FindingNotice
+from recon_job.notify.render import render_finding, render_message
 from recon_job.store import HistoryStore, OutboxItem
 
 #: What the CLI shows for a row's delivery state: sent, pending (will be retried) or failed.
@@ -112,6 +114,51 @@ def plan_run(alerting: Alerting, store: HistoryStore, run: RunFacts, *, now: dat
                 "status": "pending" if n.deliver else "suppressed",
             }
         )
+    return Planned(tuple(items), tuple(shown))
+
+
+def plan_findings(
+    alerting: Alerting,
+    store: HistoryStore,
+    notices: Sequence[FindingNotice],
+    *,
+    run_id: int | None,
+    now: datetime,
+) -> Planned:
+    """Outbox rows telling each channel every finding it was never told.
+
+    One row per notice and channel, with ``group_key`` the notice's subject (cut to fit) and a
+    dedupe key that is the same for every run finding that subject again. A subject already in
+    the notification log of a channel (delivered there once) is skipped; one still waiting in
+    the outbox is planned again but never enqueued twice, since the outbox keeps one row per
+    (channel, dedupe key). Delivering a row writes the notification log, so the next run plans
+    nothing for it. Notices with the same subject are told once (the first).
+
+    Which kinds of finding are told (``diagnosis.price_alert`` ...) is the caller's choice: it
+    passes only those notices.
+    """
+    items: list[OutboxItem] = []
+    shown: list[dict[str, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for notice in notices:
+        if (notice.event, notice.subject_key) in seen:
+            continue
+        seen.add((notice.event, notice.subject_key))
+        channels = [
+            channel
+            for channel in alerting.channels
+            if store.notification_state(notice.group_key, channel) is None
+        ]
+        if not channels:
+            continue
+        message = render_finding(notice, run_id=run_id, templates_dir=alerting.templates_dir)
+        # The log entry a delivery writes: the subject "fired" once, and was told.
+        state = alerts.NotificationState(
+            firing=frozenset({notice.subject_key}), last_sent_at=now, last_event=notice.event
+        )
+        for channel in channels:
+            items.append(OutboxItem(channel, message, run_id, state=state))
+            shown.append({"channel": channel, "event": notice.event, "status": "pending"})
     return Planned(tuple(items), tuple(shown))
 
 

@@ -12,7 +12,11 @@ This package owns:
 * the messages: one :class:`Notice` made into a template context and the webhook payload
   (:mod:`.context`), rendered from the Jinja templates in ``templates/`` (:mod:`.render`), with
   figures written for people (:mod:`.figures`) and sizes bounded whatever the drift
-  (:mod:`.detail`: the top entries listed, the rest counted, sent in full only where asked).
+  (:mod:`.detail`: the top entries listed, the rest counted, sent in full only where asked);
+  a drift alert shows the run's diagnosis (its first sentences, the largest cost-bridge parts);
+* finding notices told once per subject (a stale price, a revised day, shadow usage, a drift
+  trend): :class:`FindingNotice` and its pure builders (:mod:`.findings`), rendered from
+  ``templates/finding/`` by :func:`render_finding`.
 
 When to notify is the core's (:mod:`recon_job.alerts`); queueing, sending and retrying are
 :mod:`recon_job.delivery`'s.
@@ -22,11 +26,20 @@ from recon_job.notify.base import HttpOptions, HttpTransport, Transport, Wording
 from recon_job.notify.context import EVENT_TITLES, PAYLOAD_SCHEMA, Notice, build_payload
 from recon_job.notify.detail import LIMITS, Limits, groups_csv, webhook_body
 from recon_job.notify.email import EmailOptions, EmailTransport, PartialDelivery
+from recon_job.notify.findings import (
+    FINDING_SCHEMA,
+    FindingNotice,
+    price_notices,
+    restated_notices,
+    shadow_notices,
+    trend_notices,
+)
 from recon_job.notify.guard import ForbiddenAddressError, public_only
 from recon_job.notify.render import (
     CHANNEL_FAILING_TEMPLATES,
     TEMPLATES,
     check_templates,
+    render_finding,
     render_message,
     render_parts,
     sample_message,
@@ -38,11 +51,13 @@ from recon_job.notify.webhook import WebhookOptions, WebhookTransport, sign, ver
 __all__ = [
     "CHANNEL_FAILING_TEMPLATES",
     "EVENT_TITLES",
+    "FINDING_SCHEMA",
     "LIMITS",
     "PAYLOAD_SCHEMA",
     "TEMPLATES",
     "EmailOptions",
     "EmailTransport",
+    "FindingNotice",
     "ForbiddenAddressError",
     "HttpOptions",
     "HttpTransport",
@@ -58,11 +73,16 @@ __all__ = [
     "check_templates",
     "groups_csv",
     "mrkdwn_escape",
+    "price_notices",
     "public_only",
+    "render_finding",
     "render_message",
     "render_parts",
+    "restated_notices",
     "sample_message",
+    "shadow_notices",
     "sign",
+    "trend_notices",
     "validate_slack_webhook_url",
     "validate_webhook_url",
     "verify_signature",

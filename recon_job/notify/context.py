@@ -20,11 +20,20 @@ Its schema, ``recon-job.alert/v1``, only ever gains fields::
       "skipped": {"malformed_json": 3}, "pending_days": ["2026-03-14"],
       "likely_causes": ["…"], "error": {"reason", "message"} | null,
       "omitted": {"groups": 4991, "likely_causes": 0, "resolved": 0, "unpriced_models": 0},
-      "full_detail": false
+      "full_detail": false,
+      "diagnosis": {"summary": ["…"],
+                    "bridge": {"difference", "parts": [{"name", "amount", "detail"}],
+                               "parts_total": 5} | null,
+                    "omitted": {"summary": 2, "bridge_parts": 2}} | null
     }
 
 ``local``/``openai``/``difference`` objects are those of ``recon-job run --format json``
 (:mod:`recon_job.report.run`): token counts are integers, money is an exact decimal string.
+
+``diagnosis`` (issue 12; null when the run found nothing to say) holds the first sentences of
+:attr:`recon_job.findings.Diagnosis.summary` and the largest parts (by |amount|) of the window's
+cost bridge (:attr:`recon_job.findings.Diagnosis.bridge`; local - OpenAI, USD, exact decimal
+strings); its ``omitted`` counts the sentences and parts left out.
 
 The lists are bounded (:mod:`recon_job.notify.detail`): ``groups`` holds the top drifting groups
 (largest |cost difference| first), ``likely_causes``, ``resolved`` and ``unpriced_models`` their
@@ -44,6 +53,7 @@ from typing import Any, Final
 
 from recon_job.causes import likely_causes
 from recon_job.families import COMPLETIONS, OTHER, family_rank
+from recon_job.findings import Bridge, BridgePart, Diagnosis
 from recon_job.models import (
     AlertEvent,
     GroupResult,
@@ -58,7 +68,7 @@ from recon_job.notify import figures
 from recon_job.notify.detail import DETAIL, LIMITS, Limits, cut
 from recon_job.notify.figures import metric_rows
 from recon_job.report import run as report
-from recon_job.report.formats import count_text, side
+from recon_job.report.formats import count_text, money, side
 
 #: The webhook payload's schema name and version.
 PAYLOAD_SCHEMA: Final = "recon-job.alert/v1"
@@ -72,6 +82,24 @@ EVENT_TITLES: Final[Mapping[str, str]] = {
     "summary": "Reconciliation summary",
     "channel_failing": "A notification channel is failing",
     "test": "Test alert",
+    "price_changed": "OpenAI bills another price",
+    "restated": "OpenAI revised a settled day",
+    "shadow_usage": "Usage your logs never mention",
+    "trend": "Drift trend changed",
+}
+
+#: The parts of a cost bridge (:data:`recon_job.diagnosis.bridge.PARTS`) as people read them;
+#: a part not listed shows its name.
+BRIDGE_LABELS: Final[Mapping[str, str]] = {
+    "coverage": "Requests missing or extra locally",
+    "token_mix": "Token mix",
+    "price": "Prices",
+    "tier": "Service tier",
+    "local_estimate": "Local estimates",
+    "unpriced": "Models without a price",
+    "untracked": "Families you do not log",
+    "duplicates": "Duplicate request ids",
+    "pending": "Not settled yet",
 }
 
 
@@ -96,6 +124,85 @@ def top_groups(groups: Sequence[GroupResult]) -> list[GroupResult]:
             group_order(g.key),
         ),
     )
+
+
+# --- diagnosis ----------------------------------------------------------------------------
+
+
+def bridge_label(name: str) -> str:
+    """A bridge part's name for people (``coverage`` -> "Requests missing or extra locally")."""
+    return BRIDGE_LABELS.get(name) or name.replace("_", " ").capitalize()
+
+
+def top_bridge_parts(bridge: Bridge | None) -> list[BridgePart]:
+    """The non-zero parts of ``bridge``, largest |amount| first (ties in the bridge's order)."""
+    if bridge is None:
+        return []
+    return sorted((p for p in bridge.parts if p.amount), key=lambda p: -abs(p.amount))
+
+
+def _shown(diagnosis: Diagnosis) -> tuple[list[str], list[BridgePart], Bridge | None]:
+    """What a message can show of a diagnosis: its sentences and the bridge's non-zero parts."""
+    parts = top_bridge_parts(diagnosis.bridge)
+    return list(diagnosis.summary), parts, diagnosis.bridge if parts else None
+
+
+def diagnosis_payload(diagnosis: Diagnosis, limits: Limits | None = None) -> dict[str, Any] | None:
+    """The payload's ``diagnosis`` object: the first sentences and the largest bridge parts
+    (every one when ``limits`` is None), exact; None when there is nothing to show."""
+    sentences, parts, bridge = _shown(diagnosis)
+    if not sentences and bridge is None:
+        return None
+    summary, summary_more = cut(sentences, len(sentences) if limits is None else limits.diagnosis)
+    top, parts_more = cut(parts, len(parts) if limits is None else limits.bridge_parts)
+    return {
+        "summary": summary,
+        "bridge": None
+        if bridge is None
+        else {
+            "difference": money(bridge.difference),
+            "parts": [{"name": p.name, "amount": money(p.amount), "detail": p.detail} for p in top],
+            "parts_total": len(parts),
+        },
+        "omitted": {"summary": summary_more, "bridge_parts": parts_more},
+    }
+
+
+def _diagnosis_context(result: ReconResult | None, limits: Limits) -> dict[str, Any]:
+    """The template context's ``diagnosis``: empty (false) when there is nothing to show."""
+    if result is None:
+        return {}
+    sentences, parts, bridge = _shown(result.diagnosis)
+    if not sentences and bridge is None:
+        return {}
+    summary, summary_more = cut(sentences, limits.diagnosis)
+    top, parts_more = cut(parts, limits.bridge_parts)
+    rows = [
+        {
+            "name": p.name,
+            "label": bridge_label(p.name),
+            "amount": figures.signed_money(p.amount),
+            "detail": p.detail,
+        }
+        for p in top
+    ]
+    # Label and amount aligned as a text table; the detail follows, unaligned.
+    cells = figures.aligned([(r["label"], r["amount"]) for r in rows])
+    return {
+        "summary": summary,
+        "summary_more": summary_more,
+        "bridge": None
+        if bridge is None
+        else {
+            "difference": figures.signed_money(bridge.difference),
+            "parts": rows,
+            "parts_more": parts_more,
+            "lines": [
+                f"{cell}  {r['detail']}" if r["detail"] else cell
+                for cell, r in zip(cells, rows, strict=True)
+            ],
+        },
+    }
 
 
 # --- context and payload ----------------------------------------------------------------
@@ -301,7 +408,11 @@ def _payload_data(notice: Notice, lists: _Lists, limits: Limits, max_groups: int
         **shown,
         "omitted": omitted,
         "skipped": dict(sorted(result.skipped.items())) if result is not None else {},
-        DETAIL: complete,
+        "diagnosis": None if result is None else diagnosis_payload(result.diagnosis, limits),
+        DETAIL: {
+            **complete,
+            "diagnosis": None if result is None else diagnosis_payload(result.diagnosis),
+        },
     }
 
 
@@ -350,6 +461,7 @@ def build_context(
         "resolved_total": len(lists.resolved),
         "resolved_more": resolved_more,
         "error": {"reason": error[0], "message": error[1]} if error is not None else None,
+        "diagnosis": _diagnosis_context(result, limits),
         "data": _payload_data(notice, lists, limits, groups_limit),
     }
 
@@ -383,16 +495,21 @@ def build_payload(context: Mapping[str, Any], *, summary: str) -> dict[str, Any]
         "unavailable_families": data["unavailable_families"],
         "error": context["error"],
         "omitted": data["omitted"],
+        "diagnosis": data["diagnosis"],
         DETAIL: data[DETAIL],
     }
 
 
 __all__ = [
+    "BRIDGE_LABELS",
     "EVENT_TITLES",
     "PAYLOAD_SCHEMA",
     "Notice",
+    "bridge_label",
     "build_context",
     "build_payload",
+    "diagnosis_payload",
     "group_name",
+    "top_bridge_parts",
     "top_groups",
 ]

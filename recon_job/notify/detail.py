@@ -43,6 +43,10 @@ class Limits:
     resolved: int = 20
     #: Models without a price.
     unpriced_models: int = 10
+    #: Diagnosis sentences (:attr:`recon_job.findings.Diagnosis.summary`), most important first.
+    diagnosis: int = 5
+    #: Parts of the window's cost bridge, largest |amount| first.
+    bridge_parts: int = 3
 
 
 #: What every message shows at most.
@@ -72,6 +76,9 @@ def webhook_body(payload: Mapping[str, Any], *, full_detail: bool = False) -> di
             if name in detail:
                 body[name] = list(detail[name])
         body["omitted"] = dict.fromkeys(LISTS, 0)
+        if "diagnosis" in detail:
+            # Every sentence and bridge part; its own ``omitted`` is all zeros.
+            body["diagnosis"] = detail["diagnosis"]
     body["full_detail"] = full_detail
     return body
 

@@ -33,6 +33,11 @@ file and keeps the others. Every template sees the same context, built from one
   ``service_tier``, ``requests``, ``tokens``; ``unpriced_more``), ``skipped`` (``reason``,
   ``count``), ``skipped_total``, ``pending_days``, ``likely_causes`` (sentences;
   ``likely_causes_more``), ``error`` (``reason``, ``message``) for ``failed``
+* ``diagnosis`` (issue 12): empty (false) when the run's diagnosis has nothing to show; else
+  ``summary`` (its first sentences; ``summary_more``) and ``bridge`` (None, or the window's cost
+  difference in parts: ``difference``, ``parts`` — the largest by |amount|, each with ``name``,
+  ``label``, ``amount`` and ``detail`` — ``parts_more`` and ``lines``, the parts as aligned
+  text)
 
 Every list is bounded (:mod:`recon_job.notify.detail`): a template shows what it is given and
 says how many more there are; the email attaches every drifting group as CSV when it lists only
@@ -51,6 +56,12 @@ The relay's ``channel_failing`` notice has its own four templates in ``templates
 (context: ``channel``, ``reason``, ``error``), rendered through the same environment by
 :func:`render_parts`; they are not overridable: the notice says a channel's settings are broken,
 so it does not depend on the user's templates.
+
+A finding notice (``price_changed``, ``restated``, ``shadow_usage``, ``trend``:
+:class:`~recon_job.notify.findings.FindingNotice`) has its four templates in ``templates/finding/``
+(context: ``event``, ``event_title``, ``title``, ``lines``, ``subject_key``, ``group_key``,
+``dedupe_key``, ``run_id``), rendered by :func:`render_finding`; a user's ``templates_dir`` may
+override them as ``finding/<file>``.
 """
 
 from __future__ import annotations
@@ -77,7 +88,8 @@ from jinja2 import (
 from recon_job.errors import ConfigError
 from recon_job.models import Message, ReconResult, Usage, UsageKey, Window
 from recon_job.notify.base import mrkdwn_escape
-from recon_job.notify.context import Notice, build_context, build_payload
+from recon_job.notify.context import EVENT_TITLES, Notice, build_context, build_payload
+from recon_job.notify.findings import FindingNotice, finding_context, finding_payload
 
 SUBJECT_TEMPLATE: Final = "subject.txt.j2"
 TEXT_TEMPLATE: Final = "body.txt.j2"
@@ -118,6 +130,13 @@ CHANNEL_FAILING_TEMPLATES: Final = TemplateSet(
     "channel_failing/body.txt.j2",
     "channel_failing/body.html.j2",
     "channel_failing/slack.txt.j2",
+)
+#: A finding notice's templates (:func:`render_finding`).
+FINDING_TEMPLATES: Final = TemplateSet(
+    "finding/subject.txt.j2",
+    "finding/body.txt.j2",
+    "finding/body.html.j2",
+    "finding/slack.txt.j2",
 )
 
 
@@ -209,6 +228,40 @@ def render_message(
     )
 
 
+def render_finding(
+    notice: FindingNotice, *, run_id: int | None = None, templates_dir: Path | None = None
+) -> Message:
+    """Render every part of a finding notice and its webhook payload (schema
+    ``recon-job.finding/v1``). Its dedupe key and group key are the notice's own.
+
+    Raises :class:`~recon_job.errors.ConfigError` when a template is broken.
+    """
+    context = finding_context(
+        notice, run_id=run_id, event_title=EVENT_TITLES.get(notice.event, notice.event)
+    )
+    parts = render_parts(FINDING_TEMPLATES, context, templates_dir)
+    return Message(
+        dedupe_key=notice.dedupe_key,
+        event=notice.event,
+        group_key=notice.group_key,
+        subject=parts.subject,
+        text=parts.text,
+        html=parts.html,
+        slack_text=parts.slack_text,
+        payload=finding_payload(notice, summary=parts.subject, run_id=run_id),
+    )
+
+
+def sample_finding() -> FindingNotice:
+    """A sample ``price_changed`` notice (for checking the ``finding/`` templates)."""
+    return FindingNotice(
+        event="price_changed",
+        subject_key="price:gpt-5:cached input:standard:0.125",
+        title="gpt-5 cached input: $0.125/1M billed, $0.25/1M in your table",
+        lines=("OpenAI bills gpt-5 cached input at $0.125/1M since 2026-08-07; your table: $0.25",),
+    )
+
+
 def sample_result() -> ReconResult:
     """A realistic drifting day: missing requests, a stale price, an unlogged and an unpriced
     model, skipped log lines."""
@@ -268,6 +321,7 @@ def check_templates(templates_dir: Path | None) -> list[str]:
             "failed", window.key, "check", window, None, error=("sample", "a sample failure")
         )
         render_message(failed, templates_dir=templates_dir)
+        render_finding(sample_finding(), templates_dir=templates_dir)
     except ConfigError as e:
         return list(e.problems)
     return []
@@ -276,6 +330,7 @@ def check_templates(templates_dir: Path | None) -> list[str]:
 __all__ = [
     "ALERT_TEMPLATES",
     "CHANNEL_FAILING_TEMPLATES",
+    "FINDING_TEMPLATES",
     "HTML_TEMPLATE",
     "SLACK_TEMPLATE",
     "SUBJECT_TEMPLATE",
@@ -286,8 +341,10 @@ __all__ = [
     "check_templates",
     "environment",
     "one_line",
+    "render_finding",
     "render_message",
     "render_parts",
+    "sample_finding",
     "sample_message",
     "sample_result",
 ]

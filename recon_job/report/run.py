@@ -27,6 +27,7 @@ from recon_job.models import (
     Window,
     unpriced_order,
 )
+from recon_job.report.diagnosis import diagnosis_dict, diagnosis_lines
 from recon_job.report.formats import (
     count_text,
     money,
@@ -137,8 +138,9 @@ def sources_list(result: ReconResult) -> list[dict[str, Any]]:
 
 
 def result_dict(result: ReconResult) -> dict[str, Any]:
-    """Everything about a comparison, JSON-ready."""
-    return {
+    """Everything about a comparison, JSON-ready; ``diagnosis`` only when something was found
+    (:func:`recon_job.report.diagnosis.diagnosis_dict`)."""
+    doc = {
         "status": str(result.status),
         "reconciled": result.reconciled,
         "threshold_pct": str(result.tolerance.threshold_pct),
@@ -161,6 +163,9 @@ def result_dict(result: ReconResult) -> dict[str, Any]:
         "untracked": untracked_list(result),
         "unavailable_families": list(result.unavailable_families),
     }
+    if not result.diagnosis.empty or result.diagnosis.summary:
+        doc["diagnosis"] = diagnosis_dict(result.diagnosis)
+    return doc
 
 
 def outcome_dict(outcome: RunOutcome, *, from_history: bool = False) -> dict[str, Any]:
@@ -217,6 +222,7 @@ def render_text(outcome: RunOutcome, *, max_rows: int = 40, from_history: bool =
         lines += _family_lines(result)
         lines += _group_table(result, max_rows)
         lines += _cause_lines(result)
+        lines += diagnosis_lines(result.diagnosis)
         lines += _footnotes(result)
     lines += _alert_lines(outcome)
     return "\n".join(lines) + "\n"
