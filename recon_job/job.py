@@ -11,16 +11,26 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import structlog
 
-from recon_job import compare, windows
-from recon_job.delivery import Alerting, Planned, RunFacts, deliver, plan_run, shown_alerts
+from recon_job import compare, investigate, windows
+from recon_job.delivery import (
+    Alerting,
+    Planned,
+    RunFacts,
+    deliver,
+    plan_findings,
+    plan_run,
+    shown_alerts,
+)
+from recon_job.diagnosis import official_figures, recheck_window, restatements
 from recon_job.errors import Interrupted, ReconError, StoreError
 from recon_job.faults import fault_point
+from recon_job.findings import BilledLine, Diagnosis, Duplicates, Restatement
 from recon_job.modelnames import ModelNamer
 from recon_job.models import (
     EMPTY,
@@ -33,7 +43,8 @@ from recon_job.models import (
     UsageTotals,
     Window,
 )
-from recon_job.report import pct
+from recon_job.notify import price_notices, restated_notices, shadow_notices, trend_notices
+from recon_job.report import diagnosis_dict, pct
 from recon_job.sources.base import UsageSource
 from recon_job.sources.openai.lineitems import per_family_models
 from recon_job.store import HistoryStore, RunStatus
@@ -42,12 +53,17 @@ log = structlog.get_logger(__name__)
 
 K = TypeVar("K")
 
+#: How many locations of duplicate records a merged result keeps.
+MAX_LOCATIONS: Final = 10
+
 EV_RUN_STARTED: Final = "recon.run.started"
 EV_RUN_FINISHED: Final = "recon.run.finished"
 EV_RUN_FAILED: Final = "recon.run.failed"
 EV_RUN_INTERRUPTED: Final = "recon.run.interrupted"
 EV_RESULT_UNRECORDED: Final = "recon.run.result_unrecorded"
 EV_DELIVERY_STOPPED: Final = "recon.run.delivery_stopped"
+EV_RESTATEMENTS_UNREAD: Final = "recon.run.restatements_unread"
+EV_FINDINGS_UNRECORDED: Final = "recon.run.findings_unrecorded"
 
 
 @dataclass(frozen=True)
@@ -89,6 +105,10 @@ class Deps:
     control: RunControl
     #: Which families are compared and what an untracked family does to the verdict.
     rules: compare.Rules = field(default_factory=compare.Rules)
+    #: Settled days before a daily window re-checked for revisions by OpenAI (0: none).
+    restatement_days: int = 0
+    #: What the diagnosis may fetch and use; None: no diagnosis (restatements still found).
+    investigator: investigate.Investigator | None = None
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -134,6 +154,7 @@ def merge(parts: list[UsageTotals]) -> UsageTotals:
     info: Counter[str] = Counter()
     located: dict[str, tuple[str, ...]] = {}
     unavailable: dict[str, None] = {}
+    billed: list[BilledLine] = []
     for part in parts:
         _add(groups, part.groups.items())
         _add(unpriced, part.unpriced.items())
@@ -142,6 +163,7 @@ def merge(parts: list[UsageTotals]) -> UsageTotals:
         for reason, where in part.skipped_locations.items():
             located[reason] = located.get(reason, ()) + tuple(where)
         unavailable.update(dict.fromkeys(part.unavailable_families))
+        billed.extend(part.billed_lines)
     return UsageTotals(
         groups=groups,
         skipped=dict(skipped),
@@ -149,6 +171,21 @@ def merge(parts: list[UsageTotals]) -> UsageTotals:
         info=dict(info),
         skipped_locations=dict(sorted(located.items())),
         unavailable_families=tuple(unavailable),
+        duplicates=merge_duplicates(p.duplicates for p in parts),
+        billed_lines=tuple(billed),
+    )
+
+
+def merge_duplicates(parts: Iterable[Duplicates | None]) -> Duplicates | None:
+    """The duplicates several sources found, added (None when none of them dedupes)."""
+    found = [d for d in parts if d is not None]
+    if not found:
+        return None
+    return Duplicates(
+        count=sum(d.count for d in found),
+        request_ids=sum(d.request_ids for d in found),
+        cost=sum((d.cost for d in found), Decimal(0)),
+        locations=tuple(loc for d in found for loc in d.locations)[:MAX_LOCATIONS],
     )
 
 
@@ -182,13 +219,15 @@ def run_once(deps: Deps, window: Window, now: datetime) -> RunOutcome:
         bound = log.bind(run_id=run_id, window=window.key)
         bound.info(EV_RUN_STARTED, start=window.start.isoformat(), end=window.end.isoformat())
         try:
-            official, parts = _fetch(deps, window)
+            fetched, parts = _fetch(deps, window, now)
         except Interrupted:
             raise
         except ReconError as e:
             return _failed(deps, window, run_id, e, now)
+        official = within(fetched, window)
+        local = merge([totals for _, totals in parts])
         result = compare.reconcile(
-            merge([totals for _, totals in parts]),
+            local,
             official,
             window=window,
             tolerance=deps.tolerance,
@@ -197,6 +236,20 @@ def run_once(deps: Deps, window: Window, now: datetime) -> RunOutcome:
         )
         if len(parts) > 1:
             result = replace(result, local_sources={name: t.total for name, t in parts})
+        restated = _restated(deps, fetched, now)
+        if deps.investigator is not None:
+            _checkpoint(deps.stop, "the diagnosis")
+            found = investigate.diagnose(
+                deps.investigator,
+                result,
+                official=official,
+                local=local,
+                store=history,
+                restated=restated,
+            )
+            result = replace(result, diagnosis=found)
+        elif restated:
+            result = replace(result, diagnosis=Diagnosis(restatements=restated))
         return _finished(deps, window, run_id, result, now)
     except BaseException as e:
         # Whatever stops a run must not leave its row "running" forever (reliability.md R38);
@@ -206,13 +259,22 @@ def run_once(deps: Deps, window: Window, now: datetime) -> RunOutcome:
         raise
 
 
-def _fetch(deps: Deps, window: Window) -> tuple[UsageTotals, list[tuple[str, UsageTotals]]]:
-    """OpenAI's figures, then each local source's, normalised; checkpoints in between."""
+def _fetch(
+    deps: Deps, window: Window, now: datetime
+) -> tuple[UsageTotals, list[tuple[str, UsageTotals]]]:
+    """OpenAI's figures, then each local source's, normalised; checkpoints in between.
+
+    OpenAI's figures may cover more days than ``window``: the settled days before it that the
+    same page covers (``reconcile.restatement_days``), re-checked for revisions.
+    """
     _checkpoint(deps.stop, "the OpenAI fetch")
+    official_window = window
+    if deps.restatement_days and window.kind == "daily":
+        official_window = recheck_window(window, now, deps.settle, deps.restatement_days)
     # OpenAI first: if it fails there is no point reading gigabytes of logs.
     fetched = []
     for source in deps.sources.official:
-        fetched.append(source.fetch(window))
+        fetched.append(source.fetch(official_window))
         _checkpoint(deps.stop, "the next source")
     merged = merge(fetched)
     # Usage and Costs groups meet by family and model; a family billed without a model meets
@@ -224,6 +286,51 @@ def _fetch(deps: Deps, window: Window) -> tuple[UsageTotals, list[tuple[str, Usa
         parts.append((name, normalize(source.fetch(window), deps.namer, per_family)))
         _checkpoint(deps.stop, "the next source")
     return official, parts
+
+
+def within(totals: UsageTotals, window: Window) -> UsageTotals:
+    """``totals`` with only the groups and billed lines of ``window``'s days."""
+    if all(k.day in window for k in totals.groups) and all(
+        line.day in window for line in totals.billed_lines
+    ):
+        return totals
+    return replace(
+        totals,
+        groups={k: u for k, u in totals.groups.items() if k.day in window},
+        billed_lines=tuple(line for line in totals.billed_lines if line.day in window),
+    )
+
+
+def _restated(deps: Deps, fetched: UsageTotals, now: datetime) -> tuple[Restatement, ...]:
+    """OpenAI's revisions of days an earlier run completed: every settled day fetched, compared
+    with the figures the history holds for it (recorded with the run's result)."""
+    settled = sorted({k.day for k in fetched.groups} - set(_pending(deps, fetched, now)))
+    if not settled:
+        return ()
+    by_project = any(k.project_id for k in fetched.groups)
+    try:
+        previous, runs = deps.store.previous_official(settled, by_project=by_project)
+    except StoreError as e:
+        log.warning(EV_RESTATEMENTS_UNREAD, reason=e.reason)
+        return ()
+    current = official_figures(fetched.groups, days=runs.keys(), by_project=by_project)
+    return restatements(
+        previous,
+        current,
+        deps.tolerance,
+        seen_at=now,
+        days=runs.keys(),
+        previous_runs=runs,
+        cost_only=fetched.unavailable_families,
+    )
+
+
+def _pending(deps: Deps, fetched: UsageTotals, now: datetime) -> tuple[date, ...]:
+    days = [k.day for k in fetched.groups]
+    if not days:
+        return ()
+    span = Window("range", min(days), max(days) + timedelta(days=1))
+    return windows.pending_days(span, now, deps.settle)
 
 
 def _failed(
@@ -253,15 +360,23 @@ def _finished(
 ) -> RunOutcome:
     """Commit a run's result with its notifications, then deliver them."""
     planned = plan_run(deps.alerting, deps.store, RunFacts(window, run_id, result), now=now)
+    planned = _with_findings(deps, planned, window, run_id, result, now)
     # The last checkpoint: after the commit the run is complete and is reported as such.
     _checkpoint(deps.stop, "committing the result")
     finished = deps.clock()
     try:
-        deps.store.finish_run(run_id, result, finished_at=finished, outbox=planned.items)
+        deps.store.finish_run(
+            run_id,
+            result,
+            finished_at=finished,
+            outbox=planned.items,
+            diagnosis=None if result.diagnosis.empty else diagnosis_dict(result.diagnosis),
+        )
     except StoreError as e:
         # Say so through the channels instead of failing silently at every later run.
         log.error(EV_RESULT_UNRECORDED, run_id=run_id, window=window.key, reason=e.reason)
         return _failed(deps, window, run_id, e, now)
+    _record_findings(deps, run_id, result, finished)
     log.info(
         EV_RUN_FINISHED,
         run_id=run_id,
@@ -280,6 +395,44 @@ def _finished(
     )
     shown = _deliver(deps, planned)
     return RunOutcome(run_id, window, now, finished, result=result, alerts=shown)
+
+
+def _with_findings(  # noqa: PLR0913 -- the run's facts, passed through
+    deps: Deps, planned: Planned, window: Window, run_id: int, result: ReconResult, now: datetime
+) -> Planned:
+    """``planned`` plus the notices of the diagnosis's findings the settings ask to tell."""
+    if not deps.alerting.channels or result.diagnosis.empty:
+        return planned
+    found = result.diagnosis
+    options = deps.investigator.options if deps.investigator else investigate.DiagnosisOptions()
+    notices = [
+        *(price_notices(found.price_findings) if options.price_alert else ()),
+        *(restated_notices(found.restatements) if options.restated_alert else ()),
+        *(
+            shadow_notices(found.shadow, window, min_share_pct=options.shadow_alert_pct)
+            if options.shadow_alert_pct is not None
+            else ()
+        ),
+        *(trend_notices(found.change_points) if options.trend_alert else ()),
+    ]
+    if not notices:
+        return planned
+    more = plan_findings(deps.alerting, deps.store, notices, run_id=run_id, now=now)
+    return Planned(planned.items + more.items, planned.shown + more.shown)
+
+
+def _record_findings(deps: Deps, run_id: int, result: ReconResult, finished: datetime) -> None:
+    """Keep the findings later runs compare with: restatements (applied on top of the figures
+    they revise) and billed prices (their first and last day). A failure is logged: the run's
+    result is already committed."""
+    found = result.diagnosis
+    try:
+        if found.restatements:
+            deps.store.record_restatements(run_id, found.restatements)
+        if found.price_findings:
+            deps.store.record_price_findings(found.price_findings, finished)
+    except StoreError as e:
+        log.warning(EV_FINDINGS_UNRECORDED, run_id=run_id, reason=e.reason)
 
 
 def _checkpoint(stop: threading.Event | None, before: str) -> None:

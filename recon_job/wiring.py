@@ -14,10 +14,10 @@ setting lives in :mod:`recon_job.config`; the options built here carry validated
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from recon_job.alerts import AlertPolicy
 from recon_job.compare import Rules
@@ -34,13 +34,15 @@ from recon_job.config import (
     problems,
 )
 from recon_job.delivery import Alerting
+from recon_job.diagnosis import TrendRule
 from recon_job.errors import ConfigError
+from recon_job.investigate import DiagnosisOptions, Investigator
 from recon_job.job import Deps, RunControl, Sources
 from recon_job.modelnames import ModelNamer
-from recon_job.models import Tolerance, WindowKind
+from recon_job.models import Tolerance, Window, WindowKind
 from recon_job.notify.base import Transport
 from recon_job.pricing import PriceTable
-from recon_job.sources.base import UsageSource
+from recon_job.sources.base import SeriesSource, UsageSource
 from recon_job.store import HistoryStore
 
 #: Builds one local source from its settings: (source settings, all settings, namer, pricer).
@@ -115,6 +117,7 @@ def ndjson_options(logs: LogsSettings, settings: Settings) -> Any:
         project_ids=tuple(o.project_ids),
         cost_unit=logs.cost_unit,
         workers=settings.logs.workers,
+        dedupe=logs.dedupe,
     )
 
 
@@ -131,6 +134,7 @@ def sql_options(source: SqlSourceSettings, settings: Settings) -> Any:
         cost_unit=source.cost_unit,
         filter=source.filter,
         timestamp_timezone=source.timestamp_timezone,
+        dedupe=source.dedupe,
         group_by=tuple(o.group_by),
         project_ids=tuple(o.project_ids),
     )
@@ -170,11 +174,20 @@ def local_sources(
 # --- OpenAI's side ------------------------------------------------------------------------
 
 
-def api_sources(settings: Settings) -> tuple[UsageSource, ...]:
-    """OpenAI's Usage API, one source per family of ``openai.families`` (tokens, images,
-    seconds ...), and its Costs API (dollars), sharing one session and one deadline."""
+@dataclass(frozen=True)
+class OpenAIConnection:
+    """What every request to OpenAI's organization APIs shares: options, session, deadline."""
+
+    options: Any
+    session: Any
+    deadline: Any
+
+
+def openai_connection(settings: Settings) -> OpenAIConnection:
+    """The options, the one session (retries, ``Retry-After``) and the deadline of OpenAI's
+    APIs; a ``ConfigError`` without an admin key."""
     from recon_job.http import Deadline, make_session
-    from recon_job.sources.openai import OpenAICostsSource, OpenAIOptions, usage_sources
+    from recon_job.sources.openai import OpenAIOptions
 
     o = settings.openai
     if o.admin_key is None:
@@ -195,9 +208,20 @@ def api_sources(settings: Settings) -> tuple[UsageSource, ...]:
     session = make_session(
         retries=o.max_retries, max_retry_after=o.max_retry_after_seconds, deadline=deadline
     )
+    return OpenAIConnection(options, session, deadline)
+
+
+def api_sources(
+    settings: Settings, connection: OpenAIConnection | None = None
+) -> tuple[UsageSource, ...]:
+    """OpenAI's Usage API, one source per family of ``openai.families`` (tokens, images,
+    seconds ...), and its Costs API (dollars), sharing one session and one deadline."""
+    from recon_job.sources.openai import OpenAICostsSource, usage_sources
+
+    c = connection or openai_connection(settings)
     return (
-        *usage_sources(options, session, deadline),
-        OpenAICostsSource(options, session, deadline),
+        *usage_sources(c.options, c.session, c.deadline),
+        OpenAICostsSource(c.options, c.session, c.deadline),
     )
 
 
@@ -403,7 +427,7 @@ def deps(
     if chosen is None:
         pricer = price_table(settings, namer)
         chosen = sources(settings, namer=namer, pricer=pricer, openai_csv=overrides.openai_csv)
-    return Deps(
+    built = Deps(
         sources=chosen,
         store=store,
         namer=namer,
@@ -412,6 +436,103 @@ def deps(
         alerting=alerting(settings, channels=overrides.channels),
         control=control,
         rules=rules(settings),
+        restatement_days=settings.reconcile.restatement_days,
+    )
+    if overrides.sources is not None or not settings.diagnosis.enabled:
+        return built
+    connection = None if overrides.openai_csv else openai_connection(settings)
+    diagnosing = investigator(
+        settings,
+        store,
+        namer=namer,
+        pricer=price_table(settings, namer),
+        local=chosen.local,
+        connection=connection,
+        now=control.clock(),
+    )
+    return replace(built, investigator=diagnosing)
+
+
+def diagnosis_options(settings: Settings) -> DiagnosisOptions:
+    """The ``[diagnosis]`` settings as the diagnosis stage takes them."""
+    d = settings.diagnosis
+    return DiagnosisOptions(
+        max_requests=d.max_requests,
+        minute_share_pct=d.minute_share_pct,
+        max_shift_hours=d.max_shift_hours,
+        timezone=settings.logs.timezone,
+        price_alert=d.price_alert,
+        restated_alert=d.restated_alert,
+        shadow_alert_pct=d.shadow_alert_pct,
+        trend_alert=d.trend_alert,
+        trend=TrendRule(
+            slack_pct=d.trend_slack_pct,
+            threshold_pct=d.trend_threshold_pct,
+            min_days=d.trend_min_days,
+        ),
+        trend_days=d.trend_days,
+    )
+
+
+def investigator(  # noqa: PLR0913 -- the run's parts, keyword-only
+    settings: Settings,
+    store: HistoryStore,
+    *,
+    namer: ModelNamer,
+    pricer: PriceTable,
+    local: Sequence[tuple[str, UsageSource]],
+    connection: OpenAIConnection | None,
+    now: datetime,
+) -> Investigator:
+    """What the diagnosis may use: hourly and minute series of both sides (OpenAI's through
+    the history's cache), the price table, and per-project/key usage with names. Without a
+    connection (dashboard CSV exports instead of the APIs) it locates nothing and finds no
+    shadow usage; the bridge, prices and trends need no request."""
+    # A source that can bucket its records by hour (NDJSON, SQL) helps locate gaps.
+    series = tuple(
+        cast(SeriesSource, source).series
+        for _, source in local
+        if callable(getattr(source, "series", None))
+    )
+    options = diagnosis_options(settings)
+    if connection is None:
+        return Investigator(options=options, local_series=series, namer=namer, prices=pricer)
+    from recon_job.sources.openai import AdminNames, SeriesFetcher, fetch_scope
+
+    c = connection
+    fetcher = SeriesFetcher(
+        c.options,
+        c.session,
+        now=now,
+        cache=store,
+        deadline=c.deadline,
+        settled_before=now - settle(settings),
+    )
+
+    def scope(window: Window, max_requests: int) -> Any:
+        return fetch_scope(
+            c.options, c.session, window, deadline=c.deadline, max_requests=max_requests
+        )
+
+    def names(
+        project_ids: Sequence[str],
+        api_key_ids: Sequence[str],
+        key_projects: Mapping[str, str],
+        max_requests: int,
+    ) -> tuple[Mapping[str, str], Mapping[str, str], int]:
+        found = AdminNames(c.options, c.session, c.deadline).names(
+            project_ids, api_key_ids, key_projects, max_requests=max_requests
+        )
+        return found.projects, found.api_keys, found.requests
+
+    return Investigator(
+        options=options,
+        openai_series=fetcher,
+        local_series=series,
+        namer=namer,
+        prices=pricer,
+        scope=scope,
+        names=names,
     )
 
 

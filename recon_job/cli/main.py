@@ -30,6 +30,7 @@ COMMANDS: Mapping[str, str] = {
     "daemon": "recon_job.cli.daemon:daemon",
     "prices": "recon_job.cli.prices:prices",
     "serve": "recon_job.cli.serve:serve",
+    "explain": "recon_job.cli.explain:explain",
 }
 
 

@@ -19,7 +19,7 @@ days never completes its period (``pending``), so it is run again once they sett
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -30,6 +30,7 @@ from recon_job.config import Settings
 from recon_job.delivery import RelayReport
 from recon_job.errors import Interrupted
 from recon_job.models import RunOutcome, Status, Window
+from recon_job.report import diagnosis_from_dict
 from recon_job.store import HistoryStore
 
 log = structlog.get_logger(__name__)
@@ -234,5 +235,7 @@ def _last_completed(history: HistoryStore, window: Window) -> RunOutcome | None:
     result = history.stored_result(run.id) if run is not None else None
     if run is None or result is None:
         return None
+    if run.diagnosis:
+        result = replace(result, diagnosis=diagnosis_from_dict(run.diagnosis))
     finished = run.finished_at or run.started_at
     return RunOutcome(run.id, run.window, run.started_at, finished, result=result)

@@ -87,10 +87,19 @@ def test_a_range_run_reports_the_drift_in_json_and_records_it(
     ]
     assert doc["skipped"] == {"blank_line": 1, "malformed_json": 1, "negative_tokens": 1}
 
-    # One request per endpoint for the whole window, on UTC midnights, end exclusive.
-    usage_calls = [r for r in fake_openai.requests if r.path.endswith("/usage/completions")]
-    cost_calls = [r for r in fake_openai.requests if r.path.endswith("/costs")]
+    # One request per endpoint for the whole window, on UTC midnights, end exclusive; the
+    # diagnosis's own requests (hourly series, per-key usage) are counted apart, within budget.
+    def reconciling(r: Any) -> bool:
+        return r.param("bucket_width") == "1d" and "api_key_id" not in r.query.get("group_by[]", [])
+
+    usage_calls = [
+        r for r in fake_openai.requests if r.path.endswith("/usage/completions") and reconciling(r)
+    ]
+    cost_calls = [r for r in fake_openai.requests if r.path.endswith("/costs") and reconciling(r)]
     assert len(usage_calls) == len(cost_calls) == 1
+    used = doc["diagnosis"]["requests_used"]
+    assert 0 < used <= 20
+    assert len(fake_openai.requests) == len(list(filter(reconciling, fake_openai.requests))) + used
     assert usage_calls[0].param("start_time") == "1785542400"
     assert usage_calls[0].param("end_time") == "1785715200"
 

@@ -28,8 +28,14 @@ def store() -> Iterator[HistoryStore]:
 
 @pytest.fixture
 def settings() -> Settings:
+    # These tests watch which windows are fetched: no widening of a daily fetch to re-check
+    # earlier days for restatements (tested in tests/test_restatements_e2e.py).
     return load_settings(
-        environ={"RECON_SCHEDULE__LOOKBACK_DAYS": "3", "RECON_SCHEDULE__LOOKBACK_MONTHS": "2"}
+        environ={
+            "RECON_SCHEDULE__LOOKBACK_DAYS": "3",
+            "RECON_SCHEDULE__LOOKBACK_MONTHS": "2",
+            "RECON_RECONCILE__RESTATEMENT_DAYS": "0",
+        }
     )
 
 
