@@ -63,6 +63,7 @@ Series = Mapping[tuple[str, str, str | None], Mapping[datetime, Usage]]
 
 HOUR: Final = timedelta(hours=1)
 MINUTE: Final = timedelta(minutes=1)
+ZERO: Final = Decimal(0)
 #: Days on either side of a drifting day fetched with it: a clock shift moves usage across
 #: midnight, so the hours around the day are needed to see it.
 SHIFT_MARGIN: Final = timedelta(days=1)
@@ -269,6 +270,9 @@ def diagnose(  # noqa: PLR0913 -- the result, both sides, then keyword-only fact
     budget = Budget(inv.options.max_requests)
     window = result.window
     prices = _part("prices", lambda: _prices(inv, official)) or ()
+    # The drifting groups spend the budget first, most drifting first (issue 12 item 1); shadow
+    # usage gets what they leave.
+    groups = _part("groups", lambda: _groups(inv, result, local, prices, budget)) or ()
     # Usage nobody logs matters when the window drifts, or when it is to be told at any share.
     wants_shadow = bool(result.mismatches) or inv.options.shadow_alert_pct is not None
     shadow = (
@@ -276,7 +280,6 @@ def diagnose(  # noqa: PLR0913 -- the result, both sides, then keyword-only fact
     )
     points = _part("trends", lambda: _trends(inv, window, store)) or ()
     duplicates = local.duplicates if local.duplicates and local.duplicates.count else None
-    groups = _part("groups", lambda: _groups(inv, result, local, prices, budget)) or ()
     bridge = _part("bridge", lambda: _window_bridge(inv, result))
     found = Diagnosis(
         groups=order_groups(groups),
@@ -461,12 +464,19 @@ def _locate(
         return replace(diagnosis, skipped="budget")
     local = sides.local(start, end, HOUR)
     quantity = quantity_of(group)
-    local_hours = values(group_series(local, key, namer, by_project=by_project), quantity)
-    openai_hours = values(group_series(openai, key, namer, by_project=by_project), quantity)
+    # Every hour of the span, 0 where a side has no bucket: the shift rule compares the hours
+    # at least max_shift_hours from the span's ends, and quiet nights must not shorten it.
+    every_hour = dict.fromkeys((start + i * HOUR for i in range((end - start) // HOUR)), ZERO)
+    local_hours = every_hour | values(
+        group_series(local, key, namer, by_project=by_project), quantity
+    )
+    openai_hours = every_hour | values(
+        group_series(openai, key, namer, by_project=by_project), quantity
+    )
     shift = rules.best_shift(local_hours, openai_hours, max_hours=inv.options.max_shift_hours)
-    if shift is not None:
-        return replace(diagnosis, shift_hours=shift)
     day_start, day_end = day_span(key.day, timedelta(0))
+    if shift is not None and explains_day(local_hours, openai_hours, shift, day_start, day_end):
+        return replace(diagnosis, shift_hours=shift)
 
     def on_day(series: Mapping[datetime, Decimal]) -> dict[datetime, Decimal]:
         return {t: v for t, v in series.items() if day_start <= t < day_end}
@@ -481,6 +491,32 @@ def _locate(
     if gaps and gaps[0].share_pct >= inv.options.minute_share_pct:
         gaps = (_refined(inv, sides, group, gaps[0], quantity, by_project), *gaps[1:])
     return replace(diagnosis, gaps=gaps)
+
+
+#: A clock shift is the cause of a day's drift only when, read shifted, the local side's day
+#: leaves at most this fraction of the day's difference.
+SHIFT_EXPLAINS: Final = Decimal("0.25")
+
+
+def explains_day(
+    local_hours: Mapping[datetime, Decimal],
+    openai_hours: Mapping[datetime, Decimal],
+    shift: int,
+    day_start: datetime,
+    day_end: datetime,
+) -> bool:
+    """True when reading the local side ``shift`` hours earlier removes (nearly) all of the
+    day's difference: two series that line up at a shift but still differ by the same total
+    (usage missing, not misplaced) are not a clock problem."""
+    moved = timedelta(hours=shift)
+
+    def total(series: Mapping[datetime, Decimal], start: datetime, end: datetime) -> Decimal:
+        return sum((v for t, v in series.items() if start <= t < end), Decimal(0))
+
+    openai_day = total(openai_hours, day_start, day_end)
+    before = abs(total(local_hours, day_start, day_end) - openai_day)
+    after = abs(total(local_hours, day_start + moved, day_end + moved) - openai_day)
+    return before > 0 and after <= before * SHIFT_EXPLAINS
 
 
 def _refined(  # noqa: PLR0913 -- the group's facts, passed through
