@@ -367,7 +367,7 @@ def summary(found: Diagnosis, options: DiagnosisOptions) -> tuple[str, ...]:
 def duplicates_sentence(d: Duplicates) -> str:
     """``41 duplicate records of 37 request ids counted once ($1.23 they would have added);
     first at app.ndjson:120``."""
-    where = f"; first at {', '.join(d.locations[:3])}" if d.locations else ""
+    where = f"; first at {d.locations[0]}" if d.locations else ""
     return (
         f"{d.count:,} duplicate record{'s' if d.count != 1 else ''} of {d.request_ids:,} "
         f"request id{'s' if d.request_ids != 1 else ''} counted once "
@@ -441,6 +441,11 @@ def _groups(
             diagnosis = replace(diagnosis, skipped="pending")
         elif inv.openai_series is None or not inv.local_series:
             diagnosis = replace(diagnosis, skipped="no_series")
+        elif group.key.api_key_id is not None:
+            # The hourly series are per model and project: a key's share of an hour is not
+            # known, and another key's hours would be blamed on this one (shadow usage names
+            # the keys the logs never mention).
+            diagnosis = replace(diagnosis, skipped="by_api_key")
         else:
             diagnosis = _locate(inv, sides, group, diagnosis, by_project=by_project)
         found.append(diagnosis)

@@ -43,8 +43,8 @@ MINUTE: Final = timedelta(minutes=1)
 #: Minute buckets one Usage API page may hold (reference §1.2).
 _MINUTES_PER_PAGE: Final = 1440
 _ZERO: Final = Decimal(0)
-#: The typographic minus a finance reader expects (``−312``).
-_MINUS: Final = "\u2212"
+#: Amounts of money under a cent are written with every digit (``$0.0027``), not ``$0.00``.
+_CENT: Final = Decimal("0.01")
 
 Series = Mapping[datetime, Decimal]
 
@@ -180,12 +180,13 @@ def _clock(moment: datetime, day: date) -> str:
 
 
 def _amount(value: Decimal, quantity: str) -> str:
-    sign = "+" if value > 0 else _MINUS if value < 0 else ""
+    """``312 requests``, ``1,500 input tokens``, ``$12.50`` (``$0.0027`` under a cent): the
+    size only, the sentence says which side has more."""
     size = abs(value)
     if quantity == "cost":
-        return f"{sign}${size:,.2f}"
+        return f"${size:,.2f}" if size >= _CENT or not size else f"${size.normalize():f}"
     number = f"{size:,.0f}" if size == size.to_integral_value() else f"{size:,.2f}"
-    return f"{sign}{number} {quantity.replace('_', ' ')}"
+    return f"{number} {quantity.replace('_', ' ')}"
 
 
 def _percent(share: Decimal) -> str:
@@ -193,20 +194,24 @@ def _percent(share: Decimal) -> str:
 
 
 def gap_sentence(group: GroupRef, gap: Gap) -> str:
-    """``2026-02-03 completions gpt-4o: local −312 requests 14:00–15:20 UTC, 94% of the
-    difference (missing locally: a logging outage?)``: the one line a finance reader acts on.
+    """``2026-02-03 completions gpt-4o: your logs are missing 312 requests during
+    14:00–15:20 UTC (94% of the difference): a logging outage?``: the one line a finance reader
+    acts on.
 
     Times are UTC clock times on the group's day (the date is added for an edge on another
-    day). The hint in brackets says what a negative (local missing usage) or positive (local
+    day). The closing question says what a negative (local missing usage) or positive (local
     counting more) interval usually is.
     """
     span = f"{_clock(gap.start, group.day)}\u2013{_clock(gap.end, group.day)} UTC"
-    hint = (
-        "missing locally: a logging outage?"
+    amount = _amount(gap.difference, gap.quantity)
+    what, hint = (
+        (f"your logs are missing {amount}", "a logging outage?")
         if gap.difference < 0
-        else "counted locally but not by OpenAI: duplicates or another organization's key?"
+        else (
+            f"your logs count {amount} more than OpenAI",
+            "lines logged twice, or another organization's key?",
+        )
     )
     return (
-        f"{group.label}: local {_amount(gap.difference, gap.quantity)} {span}, "
-        f"{_percent(gap.share_pct)} of the difference ({hint})"
+        f"{group.label}: {what} during {span} ({_percent(gap.share_pct)} of the difference): {hint}"
     )

@@ -33,6 +33,7 @@ KINDS: Final = (PROJECT, API_KEY, USER)
 
 #: Shares are kept to two decimals of a percent.
 _SHARE_QUANTUM: Final = Decimal("0.01")
+_CENT: Final = Decimal("0.01")
 #: A name from the Admin API is printed at most this long (it is free text someone typed).
 _NAME_MAX: Final = 60
 #: How each kind reads in a sentence.
@@ -184,7 +185,10 @@ def shadow_sentence(entry: ShadowEntry, period: str = "the window's") -> str:
     who = f"{_NOUN.get(entry.kind, entry.kind)} `{entry.id}`"
     if entry.name:
         who += f" (name {entry.name!r})"
-    money = f" (${entry.cost:,.2f})" if entry.cost is not None and entry.cost else ""
+    # Under a cent every digit ($0.0027): "$0.00" would say the key cost nothing.
+    cost = entry.cost
+    dollars = "" if not cost else f"${cost:,.2f}" if cost >= _CENT else f"${cost.normalize():f}"
+    money = f" ({dollars})" if dollars else ""
     if entry.tokens:
         what = f"used {_pct(entry.token_share_pct)} of {period} tokens{money}"
     elif entry.cost and entry.cost_share_pct is not None:

@@ -38,19 +38,19 @@ _ZERO: Final = Decimal(0)
 #: An example ``logs.timezone`` per shift: a zone whose naive times read as UTC give it.
 EXAMPLE_ZONES: Final[Mapping[int, str]] = {
     -8: "America/Los_Angeles",
-    -7: "America/Los_Angeles (summer) or America/Denver",
+    -7: "America/Los_Angeles in summer, or America/Denver",
     -6: "America/Chicago",
     -5: "America/New_York",
-    -4: "America/New_York (summer)",
+    -4: "America/New_York in summer",
     -3: "America/Sao_Paulo",
     1: "Europe/Berlin",
-    2: "Europe/Berlin (summer) or Europe/Helsinki",
-    3: "Europe/Helsinki (summer) or Europe/Moscow",
+    2: "Europe/Berlin in summer, or Europe/Helsinki",
+    3: "Europe/Helsinki in summer, or Europe/Moscow",
     4: "Asia/Dubai",
     8: "Asia/Shanghai",
     9: "Asia/Tokyo",
     10: "Australia/Sydney",
-    11: "Australia/Sydney (summer)",
+    11: "Australia/Sydney in summer",
 }
 
 
@@ -116,19 +116,19 @@ def best_shift(
 
 
 def shift_sentence(group: GroupRef, shift: int, timezone: str = "UTC") -> str:
-    """``2026-02-03 completions gpt-4o: local timestamps look shifted by +1 h against OpenAI's
-    (naive times read in the wrong zone?): set logs.timezone (e.g. Europe/Berlin)``.
+    """``2026-02-03 completions gpt-4o: your log times are +1 h off OpenAI's (times without a
+    zone are read as UTC), so usage lands in the wrong hours and days: set logs.timezone to the
+    zone the logs are written in, e.g. Europe/Berlin``.
 
-    ``timezone`` is ``logs.timezone`` as configured: when it is not UTC already, the shift may
-    also be a DST error or a zone that is off by the shift.
+    ``timezone`` is ``logs.timezone`` as configured; the sentence names it, since when it is not
+    UTC the shift may also be a DST error or a zone that is off by the shift.
     """
     signed = f"+{shift}" if shift > 0 else f"\u2212{-shift}"
     example = EXAMPLE_ZONES.get(shift)
     setting = "set logs.timezone to the zone the logs are written in"
     if example:
-        setting += f" (e.g. {example})"
-    now = "" if timezone == "UTC" else f", now {timezone}"
+        setting += f", e.g. {example}"
     return (
-        f"{group.label}: local timestamps look shifted by {signed} h against OpenAI's "
-        f"(naive times read in the wrong zone?{now}): {setting}"
+        f"{group.label}: your log times are {signed} h off OpenAI's (times without a zone are "
+        f"read as {timezone}), so usage lands in the wrong hours and days: {setting}"
     )

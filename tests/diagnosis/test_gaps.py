@@ -146,8 +146,8 @@ def test_the_sentence_says_the_side_the_amount_the_span_and_the_share() -> None:
     gap = Gap(at(14), at(15, 20), "requests", Decimal(-312), Decimal("94.2"), "1m")
 
     assert gap_sentence(GROUP, gap) == (
-        "2026-02-03 completions gpt-4o: local \u2212312 requests 14:00\u201315:20 UTC, 94% of the "
-        "difference (missing locally: a logging outage?)"
+        "2026-02-03 completions gpt-4o: your logs are missing 312 requests during "
+        "14:00\u201315:20 UTC (94% of the difference): a logging outage?"
     )
 
 
@@ -156,11 +156,15 @@ def test_the_sentence_writes_money_and_a_span_that_leaves_the_day() -> None:
 
     text = gap_sentence(GroupRef(DAY, "completions", "gpt-4o", "proj_a"), gap)
 
-    assert "[proj_a]: local +$12.50 23:00\u20132026-02-04 01:00 UTC, 0.4% of the difference" in text
+    assert (
+        "[proj_a]: your logs count $12.50 more than OpenAI during 23:00\u20132026-02-04 01:00 UTC "
+        "(0.4% of the difference): lines logged twice"
+    ) in text
     assert gap_sentence(
         GROUP, Gap(at(22), at(24), "input_tokens", Decimal(-1500), Decimal(50))
     ).startswith(
-        "2026-02-03 completions gpt-4o: local \u22121,500 input tokens 22:00\u201324:00 UTC, 50%"
+        "2026-02-03 completions gpt-4o: your logs are missing 1,500 input tokens during "
+        "22:00\u201324:00 UTC (50%"
     )
 
 

@@ -91,10 +91,10 @@ def test_the_sentence_gives_the_signed_shift_and_the_setting_to_change() -> None
     group = GroupRef(date(2026, 2, 3), "completions", "gpt-4o")
 
     assert shift_sentence(group, 1) == (
-        "2026-02-03 completions gpt-4o: local timestamps look shifted by +1 h against OpenAI's "
-        "(naive times read in the wrong zone?): set logs.timezone to the zone the logs are "
-        "written in (e.g. Europe/Berlin)"
+        "2026-02-03 completions gpt-4o: your log times are +1 h off OpenAI's (times without a "
+        "zone are read as UTC), so usage lands in the wrong hours and days: set logs.timezone "
+        "to the zone the logs are written in, e.g. Europe/Berlin"
     )
-    assert "by \u22125 h" in shift_sentence(group, -5, "Europe/Paris")
-    assert "now Europe/Paris" in shift_sentence(group, -5, "Europe/Paris")
+    assert "are \u22125 h off" in shift_sentence(group, -5, "Europe/Paris")
+    assert "read as Europe/Paris" in shift_sentence(group, -5, "Europe/Paris")
     assert timedelta(hours=1) == HOUR

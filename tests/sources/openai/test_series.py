@@ -221,8 +221,8 @@ def test_a_logging_outage_is_located_to_the_minute_with_an_hourly_then_a_minute_
     assert (refined.start, refined.end, refined.difference) == (at(14), at(15, 20), Decimal(-240))
     assert hours.requests + minutes.requests == 2
     assert gap_sentence(group, refined) == (
-        "2026-02-03 completions gpt-4o: local \u2212240 requests 14:00\u201315:20 UTC, 100% of "
-        "the difference (missing locally: a logging outage?)"
+        "2026-02-03 completions gpt-4o: your logs are missing 240 requests during "
+        "14:00\u201315:20 UTC (100% of the difference): a logging outage?"
     )
 
 
