@@ -463,12 +463,16 @@ def _locate(
     """Where in the day the group's gap is, to the minute when one interval holds most of it;
     or the clock shift that explains it."""
     key, namer = group.key, inv.namer
+    quantity = quantity_of(group)
+    if quantity == "cost":
+        # Only dollars drift: the Usage API's hours carry no dollars, and the bridge's price
+        # part (and the billed prices) say why.
+        return replace(diagnosis, skipped="cost_only")
     start, end = day_span(key.day)
     openai = sides.openai(key.family, start, end, HOUR)
     if openai is None:
         return replace(diagnosis, skipped="budget")
     local = sides.local(start, end, HOUR)
-    quantity = quantity_of(group)
     # Every hour of the span, 0 where a side has no bucket: the shift rule compares the hours
     # at least max_shift_hours from the span's ends, and quiet nights must not shorten it.
     every_hour = dict.fromkeys((start + i * HOUR for i in range((end - start) // HOUR)), ZERO)
@@ -486,6 +490,8 @@ def _locate(
     def on_day(series: Mapping[datetime, Decimal]) -> dict[datetime, Decimal]:
         return {t: v for t, v in series.items() if day_start <= t < day_end}
 
+    if misplaced(on_day(local_hours), on_day(openai_hours)):
+        return replace(diagnosis, skipped="misplaced")
     gaps = rules.locate(
         on_day(local_hours),
         on_day(openai_hours),
@@ -496,6 +502,20 @@ def _locate(
     if gaps and gaps[0].share_pct >= inv.options.minute_share_pct:
         gaps = (_refined(inv, sides, group, gaps[0], quantity, by_project), *gaps[1:])
     return replace(diagnosis, gaps=gaps)
+
+
+#: Hours whose differences add up to more than this many times the day's difference are usage
+#: put in other hours, not a gap in some of them.
+MISPLACED_FACTOR: Final = 3
+
+
+def misplaced(local: Mapping[datetime, Decimal], openai: Mapping[datetime, Decimal]) -> bool:
+    """True when the two sides' hours differ far more than their day totals do: the local side
+    has the usage, at other times (no interval can hold "the" gap, its share would pass 100%)."""
+    hours = set(local) | set(openai)
+    spread = sum((abs(local.get(h, ZERO) - openai.get(h, ZERO)) for h in hours), ZERO)
+    total = abs(sum(local.values(), ZERO) - sum(openai.values(), ZERO))
+    return spread > total * MISPLACED_FACTOR
 
 
 #: A clock shift is the cause of a day's drift only when, read shifted, the local side's day
@@ -554,6 +574,12 @@ def group_sentences(group: GroupDiagnosis, options: DiagnosisOptions) -> list[st
     """The group's located gaps, or its clock shift."""
     if group.shift_hours is not None:
         return [rules.shift_sentence(group.group, group.shift_hours, options.timezone)]
+    if group.skipped == "misplaced":
+        return [
+            f"{group.group.label}: your logs put this usage in other hours than OpenAI does "
+            "(the hours differ far more than the day's total), but no whole-hour shift "
+            "explains it: check how your logger writes timestamps"
+        ]
     return [rules.gap_sentence(group.group, gap) for gap in group.gaps]
 
 

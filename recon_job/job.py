@@ -236,7 +236,10 @@ def run_once(deps: Deps, window: Window, now: datetime) -> RunOutcome:
         )
         if len(parts) > 1:
             result = replace(result, local_sources={name: t.total for name, t in parts})
-        restated = _restated(deps, fetched, now)
+        # A day evaluated again after OpenAI revised it says why its figures changed: the
+        # revisions of the window's days earlier runs recorded come first, then this run's.
+        known = _known_restatements(deps, window)
+        restated = (*known, *_restated(deps, fetched, now))
         if deps.investigator is not None:
             _checkpoint(deps.stop, "the diagnosis")
             found = investigate.diagnose(
@@ -250,7 +253,7 @@ def run_once(deps: Deps, window: Window, now: datetime) -> RunOutcome:
             result = replace(result, diagnosis=found)
         elif restated:
             result = replace(result, diagnosis=Diagnosis(restatements=restated))
-        return _finished(deps, window, run_id, result, now)
+        return _finished(deps, window, run_id, result, now, known=known)
     except BaseException as e:
         # Whatever stops a run must not leave its row "running" forever (reliability.md R38);
         # abort_run changes nothing once the row is finished or failed.
@@ -325,6 +328,16 @@ def _restated(deps: Deps, fetched: UsageTotals, now: datetime) -> tuple[Restatem
     )
 
 
+def _known_restatements(deps: Deps, window: Window) -> tuple[Restatement, ...]:
+    """The revisions of ``window``'s days the history holds, oldest seen first."""
+    try:
+        found = deps.store.restatements_since(first_day=window.start, last_day=window.last_day)
+    except StoreError as e:
+        log.warning(EV_RESTATEMENTS_UNREAD, reason=e.reason)
+        return ()
+    return tuple(found)
+
+
 def _pending(deps: Deps, fetched: UsageTotals, now: datetime) -> tuple[date, ...]:
     days = [k.day for k in fetched.groups]
     if not days:
@@ -355,10 +368,17 @@ def _failed(
     return RunOutcome(run_id, window, now, finished, error=error, alerts=shown)
 
 
-def _finished(
-    deps: Deps, window: Window, run_id: int, result: ReconResult, now: datetime
+def _finished(  # noqa: PLR0913 -- the run's facts, passed through
+    deps: Deps,
+    window: Window,
+    run_id: int,
+    result: ReconResult,
+    now: datetime,
+    *,
+    known: tuple[Restatement, ...] = (),
 ) -> RunOutcome:
-    """Commit a run's result with its notifications, then deliver them."""
+    """Commit a run's result with its notifications, then deliver them. ``known``: the
+    restatements in the result that the history already holds (not recorded again)."""
     planned = plan_run(deps.alerting, deps.store, RunFacts(window, run_id, result), now=now)
     planned = _with_findings(deps, planned, window, run_id, result, now)
     # The last checkpoint: after the commit the run is complete and is reported as such.
@@ -376,7 +396,7 @@ def _finished(
         # Say so through the channels instead of failing silently at every later run.
         log.error(EV_RESULT_UNRECORDED, run_id=run_id, window=window.key, reason=e.reason)
         return _failed(deps, window, run_id, e, now)
-    _record_findings(deps, run_id, result, finished)
+    _record_findings(deps, run_id, result, finished, known)
     log.info(
         EV_RUN_FINISHED,
         run_id=run_id,
@@ -421,14 +441,21 @@ def _with_findings(  # noqa: PLR0913 -- the run's facts, passed through
     return Planned(planned.items + more.items, planned.shown + more.shown)
 
 
-def _record_findings(deps: Deps, run_id: int, result: ReconResult, finished: datetime) -> None:
+def _record_findings(
+    deps: Deps,
+    run_id: int,
+    result: ReconResult,
+    finished: datetime,
+    known: tuple[Restatement, ...] = (),
+) -> None:
     """Keep the findings later runs compare with: restatements (applied on top of the figures
     they revise) and billed prices (their first and last day). A failure is logged: the run's
     result is already committed."""
     found = result.diagnosis
     try:
-        if found.restatements:
-            deps.store.record_restatements(run_id, found.restatements)
+        new = [r for r in found.restatements if r not in known]
+        if new:
+            deps.store.record_restatements(run_id, new)
         if found.price_findings:
             deps.store.record_price_findings(found.price_findings, finished)
     except StoreError as e:

@@ -12,6 +12,7 @@ from recon_job.investigate import (
     day_span,
     explains_day,
     group_series,
+    misplaced,
     quantity_of,
     values,
 )
@@ -92,3 +93,14 @@ def _totals(groups: dict[UsageKey, Usage]) -> UsageTotals:
 
 def _window() -> Window:
     return windows.daily(DAY)
+
+
+def test_usage_logged_at_other_hours_is_misplaced_not_a_gap() -> None:
+    # OpenAI counted 40 at 00:00, the logs have 36 at 12:00: no hour holds "the" 4 missing.
+    assert misplaced({at(12): Decimal(36)}, {at(0): Decimal(40)})
+
+
+def test_an_outage_is_a_gap_not_misplaced_usage() -> None:
+    openai = {at(h): Decimal(60) for h in range(8, 20)}
+    local = openai | {at(14): Decimal(0), at(15): Decimal(40)}
+    assert not misplaced(local, openai)

@@ -161,6 +161,16 @@ def _quantity(quantity: str, value: Decimal, *, signed: bool = False) -> str:
     return count_text(value, signed=signed)
 
 
+def _revision(changes: Iterable[Restatement]) -> str:
+    """A short fingerprint of the revised figures."""
+    text = ";".join(f"{r.quantity}={_exact(r.after)}" for r in sorted(changes, key=_by_quantity))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+def _by_quantity(r: Restatement) -> str:
+    return r.quantity
+
+
 def restated_notices(restatements: Iterable[Restatement]) -> tuple[FindingNotice, ...]:
     """One ``restated`` notice per revised group (day x family x model x project), listing
     every quantity OpenAI changed: "OpenAI revised the cost of 2026-11-28 completions gpt-4o
@@ -184,7 +194,9 @@ def restated_notices(restatements: Iterable[Restatement]) -> tuple[FindingNotice
         notices.append(
             FindingNotice(
                 event="restated",
-                subject_key=f"restated:{_group_subject(group)}",
+                # The new figures are part of the subject: a later revision of the same day is
+                # told again, a rerun seeing the same figures is not.
+                subject_key=f"restated:{_group_subject(group)}:{_revision(changes)}",
                 title=f"OpenAI revised {group.label}",
                 lines=tuple(lines),
                 data={

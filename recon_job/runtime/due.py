@@ -11,10 +11,11 @@ checks completion again, since another runner may have just finished the period
 (``complete``; R33, R34).
 
 A plan with ``only`` runs that one window the same way (``recon-job run --date ...``): a
-completed daily or monthly period is not run again unless ``force``; the report carries the
-stored result of its last completed run instead (``from_history``), so that the caller can show
-the verdict. A range is never a period and always runs. A run whose window still had pending
-days never completes its period (``pending``), so it is run again once they settle.
+completed daily or monthly period is not run again unless ``force`` (or OpenAI restated one of
+its days since); the report carries the stored result of its last completed run instead
+(``from_history``), so that the caller can show the verdict. A range is never a period and
+always runs. A run whose window still had pending days never completes its period
+(``pending``), so it is run again once they settle.
 """
 
 from __future__ import annotations
@@ -140,6 +141,9 @@ def due_windows(
 ) -> list[Window]:
     """The settled periods of ``kinds`` in the look-back without a completed run, oldest first.
 
+    A period OpenAI restated (a revision of one of its days seen after its last completed run
+    finished, ``HistoryStore.restated_periods``) counts as without one.
+
     Kinds in the order given; within a kind oldest first (``windows.due_periods``).
     """
     settle = timedelta(hours=settings.reconcile.settle_hours)
@@ -154,7 +158,11 @@ def due_windows(
         )
         if not candidates:
             continue
-        completed = store.completed_periods((kind,), since=candidates[0].start)
+        since = candidates[0].start
+        # A period OpenAI restated after its last completed run is due again (issue 12 item 7).
+        completed = store.completed_periods((kind,), since=since) - store.restated_periods(
+            (kind,), since=since
+        )
         due.extend(period for period in candidates if period.key not in completed)
     return due
 
@@ -166,7 +174,8 @@ def run_periods(settings: Settings, deps: job.Deps, plan: Plan, now: datetime) -
     is checked before each period and inside each run: once set, the call returns with
     ``interrupted=True`` (a run in progress is marked ``interrupted``). A transient failure
     (OpenAI down) ends the call, since the next periods would fail alike; a permanent one (bad
-    input for one day) does not. ``StoreError`` raises.
+    input for one day) does not. ``StoreError`` raises. When runs of the tick found
+    restatements, the periods these made due again are run in the same tick, once.
     """
     history = deps.store
     progress = _Progress()
@@ -178,23 +187,50 @@ def run_periods(settings: Settings, deps: job.Deps, plan: Plan, now: datetime) -
         else due_windows(settings, history, now=now, kinds=plan.kinds)
     )
     log.info(EV_DUE_PLANNED, periods=[w.key for w in planned], trigger=plan.trigger)
-    for window in planned:
-        if deps.stop is not None and deps.stop.is_set():
-            log.warning(EV_DUE_STOPPED, before=window.key)
-            return progress.report(interrupted=True)
-        try:
-            outcome = _run_period(deps, window, plan, progress)
-        except Interrupted as e:
-            log.warning(EV_DUE_STOPPED, during=window.key, run_id=e.run_id)
-            return progress.report(interrupted=True, run_id=e.run_id)
-        if outcome is None:
-            continue
-        progress.runs.append(outcome)
-        if outcome.error is not None and not outcome.error.permanent:
+    seen = {window.key for window in planned}
+    halted = False
+    while planned and not halted:
+        found_restatements = False
+        for window in planned:
+            if deps.stop is not None and deps.stop.is_set():
+                log.warning(EV_DUE_STOPPED, before=window.key)
+                return progress.report(interrupted=True)
+            try:
+                outcome = _run_period(deps, window, plan, progress)
+            except Interrupted as e:
+                log.warning(EV_DUE_STOPPED, during=window.key, run_id=e.run_id)
+                return progress.report(interrupted=True, run_id=e.run_id)
+            if outcome is None:
+                continue
+            progress.runs.append(outcome)
+            found_restatements |= outcome.result is not None and bool(
+                outcome.result.diagnosis.restatements
+            )
+            if outcome.error is not None and not outcome.error.permanent:
+                halted = True
+                break
+        if halted or plan.only is not None or not found_restatements:
             break
+        # A run found OpenAI revising days of completed periods: evaluate those periods again
+        # in this tick rather than the next (issue 12 item 7). Only periods not planned yet in
+        # this tick, so it ends; their runs see the revised figures and find nothing new.
+        planned = [
+            window
+            for window in due_windows(settings, history, now=now, kinds=plan.kinds)
+            if window.key not in seen
+        ]
+        seen.update(window.key for window in planned)
+        if planned:
+            log.info(
+                EV_DUE_PLANNED,
+                periods=[w.key for w in planned],
+                trigger=plan.trigger,
+                restated=True,
+            )
     if deps.stop is not None and deps.stop.is_set():
         # A stop during the last run's delivery: the run is complete, the tick was cut short.
-        log.warning(EV_DUE_STOPPED, after=planned[-1].key if planned else None)
+        last = progress.runs[-1].window.key if progress.runs else None
+        log.warning(EV_DUE_STOPPED, after=last)
         return progress.report(interrupted=True)
     report = progress.report()
     log.info(
@@ -221,6 +257,10 @@ def _run_period(
             history.reap_stale_runs(now=deps.clock(), window_key=window.key, lock_held=True)
         )
         last = None if plan.force or window.kind == "range" else _last_completed(history, window)
+        if last is not None and window.key in history.restated_periods(
+            (window.kind,), since=window.start
+        ):
+            last = None  # OpenAI restated one of its days since: evaluate it again
         if last is not None:
             progress.skip(window, SKIP_COMPLETE)
             if plan.only is not None:

@@ -5,13 +5,14 @@ figures per group (``run_groups.openai_*`` and ``extras``); :meth:`previous_offi
 each day asked, those of the latest completed run (``reconciled`` or ``mismatch``) that covers it,
 with the restatements recorded since that run applied on top, so a revision seen once is not seen
 again by every later run. :meth:`record_restatements` writes what a run found
-(:func:`recon_job.diagnosis.restatements.restatements`) to the ``restatements`` table (0008).
+(:func:`recon_job.diagnosis.restatements.restatements`) to the ``restatements`` table (0008);
+:meth:`restated_periods` names the completed periods such a revision makes due again.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -128,6 +129,42 @@ class RestatementStore:
             query = query.where(RestatementRow.run_id == run_id)
         with self._errors("read restatements"), self._read() as session:
             return [_restatement(row) for row in session.scalars(query)]
+
+    def restated_periods(self, kinds: Collection[str], since: date) -> set[str]:
+        """Window keys of ``kinds`` starting on or after ``since`` whose last completed run
+        finished before a restatement of one of their days was seen: periods to evaluate again.
+
+        A run that re-evaluates such a period finishes after the restatement was seen, so the
+        period drops out; a restatement that run itself finds is seen when it starts, before it
+        finishes, so it cannot make its own period due again.
+        """
+        with self._errors("read restated periods"), self._read() as session:
+            seen: dict[date, datetime] = {}
+            changes = select(RestatementRow.day, RestatementRow.seen_at).where(
+                RestatementRow.day >= since
+            )
+            for day, seen_at in session.execute(changes):
+                seen[day] = max(seen_at, seen.get(day, seen_at))
+            if not seen:
+                return set()
+            runs = select(
+                Run.window_key, Run.window_start, Run.window_end, Run.started_at, Run.finished_at
+            ).where(
+                Run.window_kind.in_(list(kinds)),
+                Run.window_start >= since,
+                Run.window_start <= max(seen),
+                Run.status.in_(sorted(s.value for s in COMPLETE)),
+            )
+            last: dict[str, tuple[date, date, datetime]] = {}
+            for key, start, end, started_at, finished_at in session.execute(runs):
+                ended = finished_at or started_at
+                if key not in last or ended > last[key][2]:
+                    last[key] = (start, end, ended)
+        return {
+            key
+            for key, (start, end, ended) in last.items()
+            if any(start <= day < end and at > ended for day, at in seen.items())
+        }
 
 
 def _latest_complete_runs(

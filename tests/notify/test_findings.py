@@ -92,8 +92,16 @@ def test_restatements_of_one_group_make_one_notice_listing_each_quantity() -> No
 
     first, second = restated_notices(restated)
 
-    assert first.subject_key == "restated:2026-11-28:completions:gpt-4o"
-    assert second.subject_key == "restated:2026-11-28:completions:gpt-4o-mini:proj_a"
+    assert first.subject_key.startswith("restated:2026-11-28:completions:gpt-4o:")
+    assert second.subject_key.startswith("restated:2026-11-28:completions:gpt-4o-mini:proj_a:")
+    # The same figures seen again are the same subject (told once); a later revision of the
+    # same day is a new one (told again).
+    (again,) = restated_notices(restated[:2])
+    assert again.subject_key == first.subject_key
+    (revised,) = restated_notices(
+        [Restatement(group, "cost", D("13.10"), D("13.40"), seen), restated[1]]
+    )
+    assert revised.subject_key != first.subject_key
     assert first.lines[:2] == (
         "OpenAI revised the cost of 2026-11-28 completions gpt-4o from $12.40 to $13.10 "
         "(+$0.70), seen 2026-11-30 06:05 UTC.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from recon_job import job, windows, wiring
 from recon_job.config import Settings, load_settings
 from recon_job.errors import Interrupted, UsageApiError
 from recon_job.job import RunControl
-from recon_job.models import Message, Status, UsageTotals, Window
+from recon_job.models import Message, Status, Usage, UsageTotals, Window
 from recon_job.runtime import DueReport, Plan, Runtime, run_tick
 from recon_job.store import HistoryStore, RunStatus
 from tests.runtime.stubs import NOW, Stub, clock, sources
@@ -242,3 +242,83 @@ class Doubling:
     def fetch(self, window: Window) -> UsageTotals:
         totals = self.stub.fetch(window)
         return UsageTotals(groups={k: u + u for k, u in totals.groups.items()})
+
+
+class Revising(Stub):
+    """A source whose figures of some days OpenAI revised: ``revised`` once set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revised: dict[date, Usage] = {}
+
+    def fetch(self, window: Window) -> UsageTotals:
+        totals = super().fetch(window)
+        return UsageTotals(
+            groups={key: self.revised.get(key.day, usage) for key, usage in totals.groups.items()}
+        )
+
+
+class Ticking:
+    """A clock that moves on a second at every reading, from ``at``."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(seconds=1)
+        return self.at
+
+
+def test_a_day_openai_restated_is_evaluated_again_in_the_same_tick_and_then_not_again(
+    store: HistoryStore,
+) -> None:
+    settings = load_settings(
+        environ={
+            "RECON_SCHEDULE__LOOKBACK_DAYS": "3",
+            "RECON_SCHEDULE__LOOKBACK_MONTHS": "1",
+            "RECON_RECONCILE__RESTATEMENT_DAYS": "7",
+        }
+    )
+    official = Revising()
+    ticking = Ticking(NOW)
+
+    def tick(now: datetime) -> DueReport:
+        runtime = Runtime(
+            settings,
+            clock=ticking,
+            stop=threading.Event(),
+            channels={},
+            sources=sources(official),
+            store=store,
+        )
+        return run_tick(runtime, Plan(), now)
+
+    first = tick(NOW)
+    assert [r.window.key for r in first.runs] == [
+        "daily:2026-03-12",
+        "daily:2026-03-13",
+        "daily:2026-03-14",
+        "monthly:2026-02",
+    ]
+    assert all(not r.result.diagnosis.restatements for r in first.runs if r.result)
+
+    # A day later OpenAI bills 2026-03-13 twice over: the 03-15 run's page covers it.
+    official.revised[date(2026, 3, 13)] = Usage(input_tokens=20, output_tokens=2, requests=2)
+    later = NOW + timedelta(days=1)
+    ticking.at = later
+    second = tick(later)
+    assert [r.window.key for r in second.runs] == ["daily:2026-03-15", "daily:2026-03-13"]
+    found, again = (r.result for r in second.runs)
+    assert found is not None
+    assert again is not None
+    assert {r.group.day for r in found.diagnosis.restatements} == {date(2026, 3, 13)}
+    # The re-run compares with the revised figures: it finds nothing new (it says why the day
+    # changed, recording nothing again) and completes the period.
+    assert again.diagnosis.restatements == found.diagnosis.restatements
+    assert (again.local.requests, again.openai.requests) == (1, 2)
+    assert len(store.restatements_since()) == len(found.diagnosis.restatements)
+    assert store.restated_periods(("daily", "monthly"), since=date(2026, 3, 1)) == set()
+
+    third = tick(later)
+    assert third.runs == ()
+    assert third.status == "nothing-due"

@@ -4,6 +4,7 @@ last stored, a revision seen two days later recorded with both figures, and not 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -145,3 +146,32 @@ def test_a_revision_older_than_the_latest_run_is_not_applied_again(store: Histor
     rerun = record_run(store, daily(DAY), {CHAT: SECOND}, started_at=at(3))
 
     assert store.previous_official([DAY]) == ({group: SECOND}, {DAY: rerun})
+
+
+def test_a_period_restated_after_its_last_completed_run_is_named_until_it_is_run_again(
+    store: HistoryStore,
+) -> None:
+    record_run(store, daily(DAY), {CHAT: FIRST}, started_at=at(1))
+    record_run(store, daily(DAY + timedelta(days=1)), {CHAT: FIRST}, started_at=at(2))
+    record_run(store, monthly(2026, 11), {CHAT: FIRST}, started_at=at(1))
+    assert store.restated_periods(("daily", "monthly"), since=DAY) == set()
+
+    # The 11-30 run sees DAY revised: DAY's period and its month are due again, not 11-29's.
+    later = record_run(store, daily(DAY + timedelta(days=2)), {}, started_at=at(3))
+    change = Restatement(
+        GroupRef(DAY, "completions", "gpt-4o"), "cost", D("30.00"), D("31.00"), at(3)
+    )
+    store.record_restatements(later, [change])
+    assert store.restated_periods(("daily", "monthly"), since=DAY - timedelta(days=30)) == {
+        "daily:2026-11-28",
+        "monthly:2026-11",
+    }
+    assert store.restated_periods(("daily",), since=DAY + timedelta(days=1)) == set()
+
+    # Run again after the revision was seen: no longer restated (its runs finish after).
+    rerun = record_run(store, daily(DAY), {CHAT: FIRST}, started_at=at(3) + timedelta(minutes=5))
+    assert store.restated_periods(("daily", "monthly"), since=DAY) == set()
+    # What a run finds is seen when it starts, before it finishes: never its own period again.
+    store.record_restatements(rerun, [replace(change, seen_at=at(3) + timedelta(minutes=5))])
+    assert store.restated_periods(("daily",), since=DAY) == set()
+    assert store.restated_periods(("monthly",), since=date(2026, 11, 1)) == {"monthly:2026-11"}
