@@ -41,7 +41,8 @@ _PG_TRANSIENT_CLASSES: Final = ("08", "53", "57", "40")
 # Refusals without a SQLSTATE (psycopg while connecting) or on SQLite that retrying cannot fix.
 _REFUSED: Final = re.compile(
     r"authentication failed|does not exist|no pg_hba\.conf entry|permission denied"
-    r"|unable to open database file|file is not a database|readonly database",
+    r"|unable to open database file|file is not a database|readonly database"
+    r"|no files found that match",  # DuckDB: a relation's glob matches no file
     re.IGNORECASE,
 )
 _SQLITE_BUSY: Final = ("database is locked", "database is busy")

@@ -104,7 +104,8 @@ def _sql_source(settings: Settings, source: SqlSourceSettings) -> Answer:
     from recon_job.sources.sql.connect import database_error
 
     options = wiring.sql_options(source, settings)
-    what = f"source {source.name} ({options.display_url}, table {source.table})"
+    read = f"table {source.table}" if source.relation is None else f"relation {source.relation}"
+    what = f"source {source.name} ({options.display_url}, {read})"
     table = wiring.sql_source(source, settings)
     yesterday = utcnow().date() - timedelta(days=1)
     try:

@@ -265,7 +265,8 @@ def _ndjson_line(name: str, logs: LogsSettings) -> str:
 def _sql_line(source: SqlSourceSettings) -> str:
     url = _shown_url(source.url.get_secret_value()) if source.url is not None else "no URL"
     where = f" where {source.filter}" if source.filter else ""
-    return f"{source.name}: SQL table {source.table} in {url}{where}"
+    what = f"table {source.table}" if source.relation is None else f"relation {source.relation}"
+    return f"{source.name}: SQL {what} in {url}{where}"
 
 
 def source_lines(settings: Settings) -> list[str]:

@@ -26,8 +26,20 @@ OPTIONAL_COLUMNS = tuple(
 )
 #: Canonical names a SQL source's ``columns`` mapping may use.
 CANONICAL_COLUMNS = frozenset(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)
-#: Database backends the SQL source knows how to compute a UTC day on.
-BACKENDS = ("postgresql", "mysql", "mariadb", "sqlite")
+#: Database backends the SQL source knows how to compute a UTC day on: the names of
+#: :data:`recon_job.sources.sql.dialects.DIALECTS` (plus ``mariadb``). Tested: the first five;
+#: ClickHouse, BigQuery, Snowflake and Trino are written from their documentation, untested.
+BACKENDS = (
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "sqlite",
+    "duckdb",
+    "clickhouse",
+    "bigquery",
+    "snowflake",
+    "trino",
+)
 
 # Plain identifiers only: every name is quoted by SQLAlchemy anyway, this catches typos and
 # pasted SQL in a config file early.
@@ -121,7 +133,7 @@ def sql_backend(url: str) -> str:
         raise ValueError(
             "the SQL source URL is not a SQLAlchemy URL — e.g. "
             "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db, "
-            "sqlite:///path/app.db"
+            "sqlite:///path/app.db, duckdb:///path/lake.duckdb"
         ) from None
     if backend not in BACKENDS:
         raise ValueError(
@@ -159,8 +171,11 @@ class SqlSourceSettings(_Section):
     url: SecretStr | None = None
     #: Environment variable holding the URL (or ``<NAME>_FILE``, a file holding it).
     url_env: str | None = None
-    #: Table name, optionally ``schema.table``.
-    table: str = Field(min_length=1)
+    #: Table name, optionally ``schema.table``; or else ``relation``.
+    table: str | None = Field(None, min_length=1)
+    #: DuckDB only, instead of ``table``: one call of a file-reading table function with literal
+    #: arguments, e.g. ``read_parquet('lake/*.parquet')`` (see :mod:`recon_job.config.relation`).
+    relation: str | None = None
     #: Canonical name -> column: timestamp, model, input_tokens, output_tokens (required);
     #: cached_tokens, cost, request_id, project_id, api_key_id, batch, service_tier, and the
     #: families' (:data:`~recon_job.models.RECORD_FIELD_NAMES` from ``family`` on).
@@ -185,13 +200,26 @@ class SqlSourceSettings(_Section):
 
     @field_validator("table")
     @classmethod
-    def _check_table(cls, value: str) -> str:
+    def _check_table(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         parts = value.split(".")
         if len(parts) > 2 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
             raise rule(
                 f"SQL source table {value!r} is not a plain name or schema.table "
                 "(letters, digits, _ and $)"
             )
+        return value
+
+    @field_validator("relation")
+    @classmethod
+    def _check_relation(cls, value: str | None) -> str | None:
+        if value is not None:
+            from recon_job.config.relation import relation_problem
+
+            problem = relation_problem(value)
+            if problem is not None:
+                raise rule(problem)
         return value
 
     @field_validator("columns")
@@ -236,9 +264,27 @@ class SqlSourceSettings(_Section):
     @model_validator(mode="after")
     def _check_url_and_zone(self) -> SqlSourceSettings:
         found: list[Problem] = []
+        if (self.table is None) == (self.relation is None):
+            found.append(
+                (
+                    ("table",),
+                    f"{self.name!r} needs exactly one of table (a table name) and relation "
+                    "(DuckDB: e.g. read_parquet('lake/*.parquet'))",
+                    None,
+                )
+            )
         if self.url is None:
             hint = f"set {self.url_env}" if self.url_env else "set url_env (or url)"
             found.append((("url",), f"{self.name!r} has no database URL; {hint}", None))
+        elif self.relation is not None and sql_backend(self.url.get_secret_value()) != "duckdb":
+            found.append(
+                (
+                    ("relation",),
+                    f"{self.name!r}: a relation is read by DuckDB only — use a duckdb:/// URL "
+                    "(duckdb:///:memory: to read files only), or a table",
+                    None,
+                )
+            )
         elif self.timestamp_timezone != "UTC" and (
             sql_backend(self.url.get_secret_value()) == "sqlite"
         ):

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 #: Seconds to wait for a connection unless the URL sets ``connect_timeout`` itself.
 CONNECT_TIMEOUT_S = 10
+#: Drivers that take a ``connect_timeout`` argument.
+_TIMEOUT_BACKENDS = ("postgresql", "mysql", "mariadb")
 
 
 @contextmanager
@@ -38,7 +40,12 @@ def open_connection(options: SqlTableOptions) -> Iterator[sa.Connection]:
     connect_args: dict[str, Any] = {}
     if backend == "sqlite":
         url = _read_only_sqlite(url)
-    elif "connect_timeout" not in url.query:
+    elif backend == "duckdb":
+        # A database file is opened read-only (a wrong path fails instead of creating one);
+        # :memory: cannot be, and with a relation only reads of the files happen there.
+        if (url.database or ":memory:") != ":memory:":
+            connect_args["read_only"] = True
+    elif backend in _TIMEOUT_BACKENDS and "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     try:
         # NullPool: the connection (and the session settings below) ends with the fetch.
@@ -46,7 +53,8 @@ def open_connection(options: SqlTableOptions) -> Iterator[sa.Connection]:
     except (ImportError, sa_exc.ArgumentError) as e:
         raise LogSourceError(
             f"cannot use database {options.display_url}: {type(e).__name__} — install "
-            "the driver (pip install 'recon-job[postgres]' or 'recon-job[mysql]') and check "
+            "the driver (pip install 'recon-job[postgres]', 'recon-job[mysql]' or "
+            "'recon-job[duckdb]') and check "
             "the URL's dialect",
             reason="database_driver",
         ) from e
@@ -78,7 +86,7 @@ def database_error(options: SqlTableOptions, e: sa_exc.DBAPIError, stage: str) -
                 reason="database_unreachable",
             )
         return LogSourceError(
-            f"reading table {options.table!r} from {where} failed: {detail} — the "
+            f"reading {options.subject} from {where} failed: {detail} — the "
             "server is busy or went away; the next run retries",
             permanent=False,
             reason="database_error",
@@ -91,12 +99,12 @@ def database_error(options: SqlTableOptions, e: sa_exc.DBAPIError, stage: str) -
         )
     if stage == "reflect":
         return LogSourceError(
-            f"cannot inspect table {options.table!r} in {where}: {detail} — check that "
-            "the source's user may read it",
+            f"cannot inspect {options.subject} in {where}: {detail} — check that "
+            "the source's user may read it (and a relation's files exist)",
             reason="table_unreadable",
         )
     return LogSourceError(
-        f"the usage query on table {options.table!r} failed: {detail} — check the "
+        f"the usage query on {options.subject} failed: {detail} — check the "
         "SQL source's filter and column mapping",
         reason="query_failed",
     )
@@ -111,8 +119,12 @@ def _prepare_session(conn: sa.Connection) -> None:
     elif dialect in ("mysql", "mariadb"):
         conn.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
         conn.exec_driver_sql("SET time_zone = '+00:00'")
-    else:
+    elif dialect == "sqlite":
         conn.exec_driver_sql("PRAGMA query_only = ON")
+    elif dialect == "duckdb":
+        # TIMESTAMPTZ values are shown, and cast to dates, in the session zone.
+        conn.exec_driver_sql("SET TimeZone = 'UTC'")
+    # Other (untested) warehouses: the user's grants make it read-only, as the docs say.
     # The settings apply from the next transaction on: end the one they ran in.
     conn.commit()
 

@@ -20,8 +20,8 @@ class SqlTableOptions:
 
     #: SQLAlchemy URL of the app's database. A secret: kept out of ``repr`` and of every message.
     url: str = field(repr=False)
-    #: Table name, optionally ``schema.table``.
-    table: str
+    #: Table name, optionally ``schema.table``; None when ``relation`` is read instead.
+    table: str | None
     #: Canonical name -> column name. Required: ``timestamp``, ``model``, ``input_tokens``,
     #: ``output_tokens``; optional: ``cached_tokens``, ``cost``, ``request_id``,
     #: ``project_id``, ``api_key_id``, ``batch``, ``service_tier``, ``family``, ``endpoint``,
@@ -44,6 +44,22 @@ class SqlTableOptions:
     #: Count a ``request_id`` found in more than one row of a UTC day once, reporting the extra
     #: rows in ``UsageTotals.duplicates``; False counts every row. Needs a ``request_id`` column.
     dedupe: bool = True
+    #: The most distinct groups (day × family × model × project × key) one window may hold
+    #: (``reconcile.max_groups``); one more stops reading the result with a LogSourceError.
+    max_groups: int = 10_000
+    #: Instead of a table (DuckDB only): one validated call of a file-reading table function,
+    #: e.g. ``read_parquet('lake/*.parquet')``, read as ``SELECT * FROM <relation>``.
+    relation: str | None = None
+
+    @property
+    def subject(self) -> str:
+        """What is read, for messages: ``table 'token_usage'`` or ``relation read_parquet(...)``."""
+        return f"table {self.table!r}" if self.relation is None else f"relation {self.relation}"
+
+    @property
+    def name(self) -> str:
+        """The table's name, or the relation as written (in duplicate locations)."""
+        return self.relation if self.relation is not None else str(self.table)
 
     @property
     def display_url(self) -> str:

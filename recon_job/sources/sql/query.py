@@ -22,7 +22,9 @@ from recon_job.modelnames import ModelNamer
 from recon_job.models import EPOCH, ZERO, Tier, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import MAX_COST_USD, MAX_TOKENS, Pricer
+from recon_job.sources.groups import DIMENSIONS, GroupLimit
 from recon_job.sources.ndjson.quantities import split_class
+from recon_job.sources.sql.dialects import dialect_of
 
 if TYPE_CHECKING:
     from recon_job.sources.sql.options import SqlTableOptions
@@ -58,6 +60,14 @@ class AggregateQuery:
         self.options = options
         self.table = table
         self.dialect = "mysql" if dialect == "mariadb" else dialect
+        try:
+            #: The dialect's day and minute SQL (:data:`~recon_job.sources.sql.dialects.DIALECTS`).
+            self.sql = dialect_of(self.dialect)
+        except KeyError:
+            raise LogSourceError(
+                f"the SQL source cannot compute a UTC day on {dialect!r} databases",
+                reason="database_driver",
+            ) from None
         by_lower = {c.name.lower(): c for c in table.columns}
         self.col: dict[str, sa.ColumnElement[Any]] = {
             canonical: table.c[name] if name in table.c else by_lower[name.lower()]
@@ -74,18 +84,13 @@ class AggregateQuery:
         kind = column.type
         if isinstance(kind, sa.Integer):
             return "epoch"
-        if self.dialect == "sqlite":
+        if self.sql.text_timestamps:
             return "sqlite_text"
         if isinstance(kind, sa.DateTime):
-            if self.dialect == "postgresql" and kind.timezone:
-                return "instant"
-            # MySQL TIMESTAMP is stored in UTC and shown in the session zone, set to UTC.
-            if self.dialect == "mysql" and isinstance(kind, sa.TIMESTAMP):
-                return "instant"
-            return "wall"
+            return "instant" if self.sql.instant(kind) else "wall"
         raise LogSourceError(
-            f"timestamp column {self.options.columns['timestamp']!r} of table "
-            f"{self.options.table!r} has type {kind}; the SQL source needs a timestamp/datetime "
+            f"timestamp column {self.options.columns['timestamp']!r} of "
+            f"{self.options.subject} has type {kind}; the SQL source needs a timestamp/datetime "
             "column or an integer of Unix epoch seconds",
             reason="column_type",
         )
@@ -175,20 +180,22 @@ class AggregateQuery:
 
     def minute(self) -> sa.ColumnElement[Any]:
         """A row's minute: UTC (an epoch minute number, a naive UTC datetime, or ISO text), or
-        wall time in ``timestamp_timezone`` as text on MySQL/MariaDB (see :func:`utc_minute`)."""
+        wall time in ``timestamp_timezone`` where the database cannot convert it (MySQL/MariaDB:
+        see :func:`utc_minute`)."""
         ts = self.col["timestamp"]
         if self.kind == "epoch":
-            return _untyped(ts // 60)
-        if self.kind == "sqlite_text":
-            return _untyped(sa.func.strftime("%Y-%m-%d %H:%M", ts))
-        if self.dialect == "postgresql":
-            if self.kind == "instant":
-                ts = sa.func.timezone(_quoted("UTC"), ts)
-            elif self.options.timestamp_timezone != "UTC":
-                local = sa.func.timezone(_quoted(self.options.timestamp_timezone), ts)
-                ts = sa.func.timezone(_quoted("UTC"), local)
-            return _untyped(sa.func.date_trunc(_quoted("minute"), ts))
-        return _untyped(sa.func.date_format(ts, "%Y-%m-%d %H:%i"))
+            return _untyped(self.sql.divide(ts, 60))
+        utc = self._utc()
+        return _untyped(self.sql.minute(ts if utc is None else utc))
+
+    def _utc(self) -> sa.ColumnElement[Any] | None:
+        """The timestamp as a naive UTC timestamp, or None where the dialect cannot convert."""
+        ts = self.col["timestamp"]
+        if self.kind == "instant":
+            return self.sql.to_utc(ts, None)
+        if self.kind == "sqlite_text" or self.options.timestamp_timezone == "UTC":
+            return ts
+        return self.sql.to_utc(ts, self.options.timestamp_timezone)
 
     def utc_minute(self, raw: Any) -> datetime | None:
         """The aware UTC minute of a :meth:`minute` value; None when there is none."""
@@ -207,8 +214,7 @@ class AggregateQuery:
             return None
         if moment.tzinfo is not None:
             return moment.astimezone(UTC)
-        wall = self.kind == "wall" and self.options.timestamp_timezone != "UTC"
-        if wall and self.dialect == "mysql":
+        if self.kind == "wall" and self._utc() is None:
             # Wall time: the UTC instant of its first reading (fold=0) in an ambiguous hour.
             return moment.replace(tzinfo=self.zone).astimezone(UTC)
         return moment.replace(tzinfo=UTC)
@@ -225,7 +231,7 @@ class AggregateQuery:
                 sa.literal(end.date().isoformat(), sa.String),
             )
         if self.kind == "instant":
-            return (start, end) if self.dialect == "postgresql" else (_naive(start), _naive(end))
+            return (start, end) if self.sql.aware_bounds else (_naive(start), _naive(end))
         return self._wall(start), self._wall(end)
 
     def _wall(self, moment: datetime) -> datetime:
@@ -236,19 +242,10 @@ class AggregateQuery:
         """The UTC day of a row: a date, ISO text (SQLite), or a day number (see QueryTotals)."""
         ts = self.col["timestamp"]
         if self.kind == "epoch":
-            return _untyped(ts // 86400)
-        if self.kind == "sqlite_text":
-            return _untyped(sa.func.date(ts))
-        utc = self.kind == "instant" or self.options.timestamp_timezone == "UTC"
-        if self.dialect == "postgresql":
-            if self.kind == "instant":
-                return _untyped(sa.func.date(sa.func.timezone(_quoted("UTC"), ts)))
-            if utc:
-                return _untyped(sa.func.date(ts))
-            local = sa.func.timezone(_quoted(self.options.timestamp_timezone), ts)
-            return _untyped(sa.func.date(sa.func.timezone(_quoted("UTC"), local)))
-        if utc:
-            return _untyped(sa.func.date(ts))
+            return _untyped(self.sql.divide(ts, 86400))
+        utc = self._utc()
+        if utc is not None:
+            return _untyped(self.sql.day(utc))
         # MySQL/MariaDB wall time in a zone: the day's index in the window, from the wall time of
         # each UTC midnight (no time-zone tables needed on the server).
         days = list(window.days())
@@ -343,6 +340,10 @@ class QueryTotals:
         self.acc: dict[AggregateKey, list[Any]] = {}
         self.skipped: dict[str, int] = {}
         self.info: dict[str, int] = {"rows_counted": 0, "result_rows": 0}
+        #: The window's distinct groups, bounded by ``max_groups``: the result is streamed, so
+        #: a request-unique column stops the read here, before it holds every row.
+        self.limit = GroupLimit(options.max_groups)
+        self.options = options
 
     def add_rows(self, rows: Any) -> QueryTotals:
         """Add every result row of the aggregate query."""
@@ -379,12 +380,32 @@ class QueryTotals:
             assert family is not None
             tier: Tier | None = None if int(has_cost) else row_tier(batch, service_tier)
             key = (day, str(model), _text(project), _text(api_key), tier, family)
+            if self.limit.add((day, family, key[1], key[2], key[3])):
+                raise self._too_many()
             row = [int(inp or 0), int(cached or 0), int(out or 0), n]
             sums = self._sums(key, _variant(extra.get("size"), extra.get("quality")), row, summed)
             if tier is None:
                 sums[4] += _usd(cost, self.cents)
             self.info["rows_counted"] += n
         return self
+
+    def _too_many(self) -> LogSourceError:
+        """The error that stops reading a result whose window holds too many groups."""
+        columns = self.options.columns
+        fields = {
+            name: f"the SQL source's columns.{name} = {columns[name]!r}"
+            for name in DIMENSIONS
+            if name in columns
+        }
+        where = (
+            f"stopped reading the aggregate of {self.options.subject} at result row "
+            f"{self.info['result_rows']:,}"
+        )
+        return LogSourceError(
+            self.limit.message(where, self.window.key, fields),
+            permanent=True,
+            reason="too_many_groups",
+        )
 
     def _sums(
         self, key: tuple[Any, ...], variant: str | None, row: list[int], summed: dict[str, Any]
@@ -441,12 +462,6 @@ def _untyped(element: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
     # The driver's own value (Decimal, int, float, date, str): a column type's result processor
     # would round NUMERIC sums to the column's scale or parse SQLite text.
     return sa.type_coerce(element, sa.types.NullType())
-
-
-def _quoted(text: str) -> sa.ColumnElement[Any]:
-    # Inlined, not bound: zone names are validated IANA names, and an inline constant keeps the
-    # day expression identical in every place it appears.
-    return sa.literal_column("'" + text.replace("'", "''") + "'")
 
 
 def _naive(moment: datetime) -> datetime:

@@ -75,7 +75,7 @@ def find_duplicates(
         request_ids=repeated_ids,
         # Priced extras only: an unpriced model's would-be dollars are unknown, not 0.
         cost=sum((usage.cost for usage in priced.groups.values()), ZERO),
-        locations=tuple(f"{options.table}:{value}" for value in first),
+        locations=tuple(f"{options.name}:{value}" for value in first),
     )
     return extras, duplicates
 

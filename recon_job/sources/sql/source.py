@@ -1,6 +1,9 @@
 """The local side from the application's own database: one row per OpenAI request in a table.
 
-Any SQLAlchemy URL works on PostgreSQL (psycopg), MySQL/MariaDB (pymysql) and SQLite. The
+Any SQLAlchemy URL works on PostgreSQL (psycopg), MySQL/MariaDB (pymysql), SQLite and DuckDB
+(duckdb-engine: a database file's table, or a ``relation`` such as
+``read_parquet('lake/*.parquet')``, see :mod:`~recon_job.sources.sql.relation`); the SQL that
+differs per database is one table, :mod:`~recon_job.sources.sql.dialects`. The
 aggregation runs in the database: one ``GROUP BY`` query per fetch returns a row per UTC day ×
 model [× project × API key] × tier × (cost logged or not) × skip reason, so memory in Python grows
 with the number of groups, never with the number of rows. Aggregates without a logged cost are
@@ -14,7 +17,8 @@ column is used. Create one if the table has none::
 
 **Read-only.** The source only reflects the table and runs one ``SELECT``; the session is set
 read-only (PostgreSQL and MySQL/MariaDB ``SET SESSION ... READ ONLY``, SQLite ``mode=ro`` and
-``PRAGMA query_only``). Still, give it a database user that may only ``SELECT`` from the table:
+``PRAGMA query_only``, a DuckDB file ``read_only``; DuckDB ``:memory:`` with a relation only
+reads its files). Still, give it a database user that may only ``SELECT`` from the table:
 the ``filter`` option is SQL written into the query as is (trusted configuration, checked only
 against accidents such as a ``;`` or a comment).
 
@@ -30,6 +34,8 @@ against accidents such as a ``;`` or a comment).
   wall-time instants of each UTC midnight in the window, computed in Python with ``zoneinfo``.
 * SQLite: text in UTC ISO-8601 (``2026-03-01 12:00:00`` or ``2026-03-01T12:00:00``) — only
   UTC is accepted, a ``timestamp_timezone`` other than UTC is a configuration error.
+* DuckDB: ``TIMESTAMPTZ`` is an instant, ``TIMESTAMP`` wall time in ``timestamp_timezone``,
+  converted with ``timezone()`` as on PostgreSQL (the session's ``TimeZone`` is set to UTC).
 * An integer column (any database): Unix epoch seconds.
 
 Rows with a NULL timestamp belong to no window and are not counted.
@@ -82,6 +88,7 @@ from recon_job.sources.base import Pricer, SeriesKey, series_bounds
 from recon_job.sources.sql.connect import database_error, open_connection
 from recon_job.sources.sql.options import SqlTableOptions
 from recon_job.sources.sql.query import AggregateQuery, QueryTotals
+from recon_job.sources.sql.relation import described
 from recon_job.sources.sql.repeats import find_duplicates, take_off
 from recon_job.sources.sql.repeats import series as query_series
 
@@ -101,7 +108,9 @@ class SqlTableSource:
         self.namer = namer
 
     def __repr__(self) -> str:
-        return f"SqlTableSource({self.options.display_url!r}, table={self.options.table!r})"
+        o = self.options
+        read = f"table={o.table!r}" if o.relation is None else f"relation={o.relation!r}"
+        return f"SqlTableSource({o.display_url!r}, {read})"
 
     def fetch(self, window: Window) -> UsageTotals:
         """Usage per UTC day and group in ``window``; LogSourceError if the table can't be read."""
@@ -109,12 +118,17 @@ class SqlTableSource:
         with self.connect() as conn:
             query = self._query(conn)
             statement = query.select(window)
+            scan = QueryTotals(window, self.options, query.day_base)
             try:
-                rows = conn.execute(statement).all()
+                # Streamed: a request-unique column stops at reconcile.max_groups groups
+                # (QueryTotals.limit), never after fetching every row into memory.
+                with conn.execution_options(stream_results=True, yield_per=1000).execute(
+                    statement
+                ) as result:
+                    scan.add_rows(result)
                 extras, duplicates = find_duplicates(conn, query, window, self.pricer, self.namer)
             except sa_exc.DBAPIError as e:
                 raise database_error(self.options, e, "query") from e
-        scan = QueryTotals(window, self.options, query.day_base).add_rows(rows)
         if extras is not None:
             take_off(scan.acc, extras.acc)
             repeated = extras.info["rows_counted"]
@@ -125,7 +139,7 @@ class SqlTableSource:
         logger.info(
             EVENT_FETCHED,
             url=self.options.display_url,
-            table=self.options.table,
+            table=self.options.name,
             window=window.key,
             groups=len(totals.groups),
             skipped=dict(totals.skipped),
@@ -169,19 +183,8 @@ class SqlTableSource:
     def _query(self, conn: sa.Connection) -> AggregateQuery:
         return AggregateQuery(self.options, self._reflect(conn), conn.dialect.name)
 
-    def _reflect(self, conn: sa.Connection) -> sa.Table:
-        schema, _, name = self.options.table.rpartition(".")
-        try:
-            table = sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
-        except sa_exc.NoSuchTableError as e:
-            raise LogSourceError(
-                f"table {self.options.table!r} does not exist in database "
-                f"{self.options.display_url} — check the SQL source's table name (and schema), "
-                "and that its user may see the table",
-                reason="table_missing",
-            ) from e
-        except sa_exc.DBAPIError as e:
-            raise database_error(self.options, e, "reflect") from e
+    def _reflect(self, conn: sa.Connection) -> sa.Table | sa.Subquery:
+        table = self._described(conn)
         available = {c.name.lower(): c.name for c in table.columns}
         missing = [
             f"{column!r} (mapped as {canonical})"
@@ -194,8 +197,28 @@ class SqlTableSource:
                 f" and {len(names) - 40} more" if len(names) > 40 else ""
             )
             raise LogSourceError(
-                f"table {self.options.table!r} has no column {', '.join(missing)} — its columns "
+                f"{self.options.subject} has no column {', '.join(missing)} — its columns "
                 f"are {shown}; fix the SQL source's column mapping",
                 reason="column_missing",
             )
         return table
+
+    def _described(self, conn: sa.Connection) -> sa.Table | sa.Subquery:
+        """The table (or DuckDB relation) with its columns, as the database describes it."""
+        options = self.options
+        missing = LogSourceError(
+            f"table {options.table!r} does not exist in database {options.display_url} — check "
+            "the SQL source's table name (and schema), and that its user may see the table",
+            reason="table_missing",
+        )
+        try:
+            if conn.dialect.name == "duckdb":
+                return described(options, conn)
+            schema, _, name = str(options.table).rpartition(".")
+            return sa.Table(name, sa.MetaData(), schema=schema or None, autoload_with=conn)
+        except sa_exc.NoSuchTableError as e:
+            raise missing from e
+        except sa_exc.DBAPIError as e:
+            if options.relation is None and "does not exist" in str(e.orig):
+                raise missing from e  # DuckDB's "Table with name ... does not exist"
+            raise database_error(options, e, "reflect") from e
