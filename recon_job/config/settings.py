@@ -195,6 +195,10 @@ class ReconcileSettings(_Section):
     #: Settled UTC days a ``run --due`` re-checks for revisions by OpenAI (restatements), at no
     #: extra request where the window's page already covers them; 0 turns it off.
     restatement_days: int = Field(7, ge=0, le=31)
+    #: The most distinct groups (UTC day × family × model × project × API key) one source may
+    #: report for one window; more stops that source with an error naming the field that looks
+    #: unique per request (a request id mapped as the model), before memory grows with it.
+    max_groups: int = Field(10_000, ge=1, le=10_000_000)
 
     @field_validator("families", mode="before")
     @classmethod
@@ -244,6 +248,9 @@ class HistorySettings(_Section):
 
     #: SQLAlchemy URL; ``RECON_DATABASE_URL``. PostgreSQL needs ``recon-job[postgres]``.
     database_url: SecretStr = SecretStr("sqlite:///recon_history.db")
+    #: UTC days of history ``recon-job history prune`` keeps, today included (the dashboard's
+    #: longest range is 400 days); 0 keeps everything. See :func:`retention_floor`.
+    keep_days: int = Field(400, ge=0, le=36_500)
 
     @field_validator("database_url")
     @classmethod
@@ -358,6 +365,22 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_retention(self) -> Settings:
+        # A prune must never delete what recon-job itself reads back: a completed period in the
+        # look-back of run --due (it would be run again) or a day of the trend rule's series.
+        keep, floor = self.history.keep_days, retention_floor(self)
+        if keep and keep < floor:
+            message = (
+                f"keeps {keep} days, fewer than recon-job reads back from the history "
+                f"(schedule.lookback_days {self.schedule.lookback_days}, "
+                f"schedule.lookback_months {self.schedule.lookback_months}, "
+                f"diagnosis.trend_days {self.diagnosis.trend_days}): use at least {floor}, "
+                "or 0 to keep everything"
+            )
+            raise rule_errors(type(self).__name__, [(("history", "keep_days"), message, keep)])
+        return self
+
+    @model_validator(mode="after")
     def _check_compared_families(self) -> Settings:
         # A family compared but never fetched would show every local record of it as drift.
         compared = self.reconcile.families
@@ -392,6 +415,21 @@ class Settings(BaseSettings):
         if environ is not None:
             generic.env_vars = {k.lower(): v for k, v in environ.items()}
         return generic, init_settings
+
+
+def retention_floor(settings: Settings) -> int:
+    """The fewest days ``history.keep_days`` may keep (unless 0): what runs read back.
+
+    The trend rule reads ``diagnosis.trend_days``; ``run --due`` looks for completed runs of
+    the last ``schedule.lookback_days`` settled days and ``schedule.lookback_months`` settled
+    months, a day or month being settled up to 31 days late (``reconcile.settle_hours``).
+    """
+    schedule = settings.schedule
+    return max(
+        settings.diagnosis.trend_days,
+        schedule.lookback_days + 32,
+        31 * (schedule.lookback_months + 2),
+    )
 
 
 def build_settings(

@@ -15,13 +15,19 @@ from typing import TYPE_CHECKING, Any
 from recon_job.per_request.classify import (
     RequestReconReport,
     RequestRow,
+    RequestRows,
     RequestStatus,
     classify,
     within,
 )
 
 if TYPE_CHECKING:
-    from recon_job.per_request.billing import BilledRequest, read_billing
+    from recon_job.per_request.billing import (
+        BilledRequest,
+        BillingIndex,
+        index_billing,
+        read_billing,
+    )
     from recon_job.per_request.local import LocalRequest
     from recon_job.per_request.reconcile import RequestSource, TableSpec, reconcile_requests
 
@@ -29,6 +35,8 @@ if TYPE_CHECKING:
 #: :mod:`.classify` loads no database library.
 _WHERE = {
     "BilledRequest": "billing",
+    "BillingIndex": "billing",
+    "index_billing": "billing",
     "read_billing": "billing",
     "LocalRequest": "local",
     "RequestSource": "reconcile",
@@ -46,13 +54,16 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "BilledRequest",
+    "BillingIndex",
     "LocalRequest",
     "RequestReconReport",
     "RequestRow",
+    "RequestRows",
     "RequestSource",
     "RequestStatus",
     "TableSpec",
     "classify",
+    "index_billing",
     "read_billing",
     "reconcile_requests",
     "within",

@@ -1,28 +1,36 @@
-"""Per-request classification, pure: each billed request against the record that logged it.
+"""Per-request classification: each billed request against the record that logged it.
 
 :func:`classify` matches billed rows to local records by request id and sorts each into a
 :class:`RequestStatus` (the rules are in :mod:`recon_job.per_request.reconcile`);
 :class:`RequestReconReport` holds the rows, counts and totals, and the updates a write-back sends.
+It streams the local records against an index of the billing rows: the unbilled ones go to a
+temporary file (:mod:`~recon_job.per_request.unbilled`), so memory grows with the bill, not
+with the logs.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 from recon_job.models import MONEY, ZERO
+from recon_job.per_request.billing import BillingIndex
+from recon_job.per_request.unbilled import Unbilled
 
-if TYPE_CHECKING:  # types only: classifying reads nothing and imports no database library
+if TYPE_CHECKING:  # types only: classifying imports no database library
     from recon_job.per_request.billing import BilledRequest
     from recon_job.per_request.local import LocalRequest
     from recon_job.per_request.writeback import Update
 
 #: How many duplicate local ids a report lists.
 MAX_DUPLICATES_LISTED = 20
+#: What the local side holds of a billed request id: no record, one, more than one.
+_NOT_FOUND, _FOUND, _REPEATED = 0, 1, 2
 _HUNDRED = Decimal(100)
 _CENTS_SCALE = Decimal("0.000001")  # the NUMERIC(20, 6) the migrations create
 
@@ -58,8 +66,9 @@ class RequestRow:
 class RequestReconReport:
     """Everything one per-request reconciliation found (and wrote)."""
 
-    #: One row per billed request, then pending and error-only rows.
-    rows: tuple[RequestRow, ...]
+    #: One row per billed request, then pending and error-only rows (a sequence made as it is
+    #: read: see :class:`RequestRows`).
+    rows: Sequence[RequestRow]
     #: Rows per status value; every status is present.
     counts: dict[str, int]
     #: USD over matched and discrepancy rows (the requests both sides know and priced).
@@ -101,17 +110,26 @@ class RequestReconReport:
 
     def updates(self) -> list[Update]:
         """What a write-back sends: actual cents for billed rows, ``pending`` for unbilled ones."""
-        out: list[Update] = []
+        return list(self.iter_updates())
+
+    @property
+    def update_count(self) -> int:
+        """How many updates a write-back sends."""
+        c = self.counts
+        return c["matched"] + c["discrepancy"] + c["pending"]
+
+    def iter_updates(self) -> Iterator[Update]:
+        """:meth:`updates` one at a time, made as the rows are read (a write-back of millions
+        of pending rows never holds them all)."""
         for row in self.rows:
             if row.status in (RequestStatus.MATCHED, RequestStatus.DISCREPANCY):
                 assert row.actual is not None
                 # Rounded half-even to the NUMERIC(20, 6) the migrations create, here rather
                 # than by the server: MariaDB truncates where PostgreSQL rounds.
                 cents = MONEY.multiply(row.actual, _HUNDRED).quantize(_CENTS_SCALE, context=MONEY)
-                out.append((row.request_id, cents, row.status.value))
+                yield (row.request_id, cents, row.status.value)
             elif row.status is RequestStatus.PENDING:
-                out.append((row.request_id, None, row.status.value))
-        return out
+                yield (row.request_id, None, row.status.value)
 
 
 def within(estimated: Decimal, actual: Decimal, pct: Decimal, floor: Decimal) -> bool:
@@ -121,18 +139,24 @@ def within(estimated: Decimal, actual: Decimal, pct: Decimal, floor: Decimal) ->
 
 
 def classify(
-    billed: Sequence[BilledRequest],
+    billed: Sequence[BilledRequest] | BillingIndex,
     local: Iterable[LocalRequest],
     *,
     pct: Decimal = Decimal(5),
     floor: Decimal = Decimal("0.05"),
 ) -> RequestReconReport:
-    """Classify every billed request and every in-scope local record (streams ``local``)."""
-    by_id = {b.request_id: b for b in billed}
-    scope = _scope(billed, local, by_id)
-    rows = [_billed_row(b, scope, pct, floor) for b in billed]
-    rows += _unbilled_rows(scope, by_id)
-    return _summarise(rows, billed, scope, pct, floor)
+    """Classify every billed request and every in-scope local record (streams ``local``).
+
+    Memory holds the billing rows (best given as a
+    :class:`~recon_job.per_request.billing.BillingIndex`) and, per billed id, the first local
+    record's estimate and model; the unbilled in-scope records (``pending`` rows: a month of
+    logs against a bill of it) are kept by :class:`~recon_job.per_request.unbilled.Unbilled`
+    in a temporary file, and the report's rows are made from both as they are read
+    (:class:`RequestRows`).
+    """
+    index = billed if isinstance(billed, BillingIndex) else BillingIndex.of(billed)
+    scope = _scope(index, local)
+    return _summarise(RequestRows(index, scope, pct, floor), index, scope, pct, floor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,75 +165,144 @@ class _Scope:
 
     #: First and last UTC day of the billing file, when it has timestamps.
     span: tuple[date, date] | None
-    #: The first in-scope record of each request id.
-    kept: dict[str, LocalRequest]
-    #: The second record of each request id logged more than once.
-    dupes: dict[str, LocalRequest]
+    #: Per billed id (by its position in the index): :data:`_NOT_FOUND`, :data:`_FOUND` or
+    #: :data:`_REPEATED` (logged more than once); then its first local record's USD estimate
+    #: and model.
+    #: Three flat lists, not a tuple per row: a bill has hundreds of thousands of rows.
+    state: bytearray
+    estimates: list[Decimal | None]
+    models: list[str | None]
+    #: The unbilled in-scope records, in reading order.
+    unbilled: Unbilled
     #: Records outside ``span`` and not billed: out of scope, only counted.
     outside: int
 
 
-def _scope(
-    billed: Sequence[BilledRequest], local: Iterable[LocalRequest], by_id: Mapping[str, object]
-) -> _Scope:
-    days = [b.timestamp.date() for b in billed if b.timestamp is not None]
-    span = (min(days), max(days)) if days else None
-    kept: dict[str, LocalRequest] = {}
-    dupes: dict[str, LocalRequest] = {}
+def _scope(billed: BillingIndex, local: Iterable[LocalRequest]) -> _Scope:
+    span, index = billed.span, billed.position
+    state = bytearray(len(billed))
+    estimates: list[Decimal | None] = [None] * len(billed)
+    models: list[str | None] = [None] * len(billed)
+    # One string per model name, not one per record: a billed row keeps its record's.
+    names: dict[str, str] = {}
+    unbilled = Unbilled()
     outside = 0
     for record in local:
         rid = record.request_id
-        in_span = span is None or (record.day is not None and span[0] <= record.day <= span[1])
-        if not in_span and rid not in by_id:
-            outside += 1
-            continue
-        if rid in kept:
-            dupes.setdefault(rid, record)
+        i = index.get(rid)
+        if i is not None:
+            if state[i] == _NOT_FOUND:
+                state[i] = _FOUND
+                estimates[i] = record.estimated
+                model = record.model
+                models[i] = None if model is None else names.setdefault(model, model)
+            else:
+                state[i] = _REPEATED
+        elif span is None or (record.day is not None and span[0] <= record.day <= span[1]):
+            unbilled.add(rid, record.estimated, record.model)
         else:
-            kept[rid] = record
-    return _Scope(span, kept, dupes, outside)
+            outside += 1
+    unbilled.finish()
+    return _Scope(span, state, estimates, models, unbilled, outside)
 
 
-def _billed_row(b: BilledRequest, scope: _Scope, pct: Decimal, floor: Decimal) -> RequestRow:
-    """The row of one billed request: matched, discrepancy, not found or error."""
-    found = scope.kept.get(b.request_id)
-    if found is None:
-        return RequestRow(b.request_id, RequestStatus.NOT_FOUND, None, b.actual, None)
-    model = found.model or b.model
-    if b.request_id in scope.dupes:
+class RequestRows(Sequence[RequestRow]):
+    """The rows of a report: one per billed request, then the pending and error-only rows of
+    the unbilled records; made as they are read, from the billing rows and the records kept.
+
+    A sequence like the tuple it replaces (``len``, iteration, indexing, ``==``), but built
+    anew on each read, so a report over millions of logged requests holds none of them as
+    objects. Indexing past the billed rows reads the unbilled ones up to the index.
+    """
+
+    def __init__(self, billed: BillingIndex, scope: _Scope, pct: Decimal, floor: Decimal) -> None:
+        self._billed = billed
+        self._scope = scope
+        self._pct = pct
+        self._floor = floor
+        unbilled = scope.unbilled
+        self._len = len(billed) + unbilled.count - unbilled.repeats
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[RequestRow]:
+        scope, pct, floor = self._scope, self._pct, self._floor
+        for i in range(len(self._billed)):
+            yield _billed_row(self._billed, i, scope, pct, floor)
+        yield from _unbilled_rows(scope.unbilled)
+
+    @overload
+    def __getitem__(self, index: int) -> RequestRow: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[RequestRow, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> RequestRow | tuple[RequestRow, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        position = index + self._len if index < 0 else index
+        if not 0 <= position < self._len:
+            raise IndexError("request row index out of range")
+        if position < len(self._billed):
+            return _billed_row(self._billed, position, self._scope, self._pct, self._floor)
+        rows = _unbilled_rows(self._scope.unbilled)
+        return next(itertools.islice(rows, position - len(self._billed), None))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RequestRows | tuple | list):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable-looking: compared by content
+
+    def __repr__(self) -> str:
+        return f"RequestRows({self._len} rows)"
+
+
+def _billed_row(
+    billed: BillingIndex, i: int, scope: _Scope, pct: Decimal, floor: Decimal
+) -> RequestRow:
+    """The row of the ``i``-th billed request: matched, discrepancy, not found or error."""
+    rid, billed_actual = billed.request_ids[i], billed.actual[i]
+    found = billed.position[rid]  # a repeated billed id (never from a file) shares its first's
+    state = scope.state[found]
+    if state == _NOT_FOUND:
+        return RequestRow(rid, RequestStatus.NOT_FOUND, None, billed_actual, None)
+    estimated = scope.estimates[found]
+    model = scope.models[found] or billed.models[i]
+    if state == _REPEATED:
         reason = "duplicate_local_request_id"
-    elif found.estimated is None:
+    elif estimated is None:
         reason = "unpriced"
     else:
-        ok = within(found.estimated, b.actual, pct, floor)
+        ok = within(estimated, billed_actual, pct, floor)
         status = RequestStatus.MATCHED if ok else RequestStatus.DISCREPANCY
-        diff = MONEY.subtract(found.estimated, b.actual)
-        return RequestRow(b.request_id, status, found.estimated, b.actual, diff, model)
-    return RequestRow(b.request_id, RequestStatus.ERROR, None, b.actual, None, model, reason)
+        diff = MONEY.subtract(estimated, billed_actual)
+        return RequestRow(rid, status, estimated, billed_actual, diff, model)
+    return RequestRow(rid, RequestStatus.ERROR, None, billed_actual, None, model, reason)
 
 
-def _unbilled_rows(scope: _Scope, by_id: Mapping[str, object]) -> Iterator[RequestRow]:
-    """A row for each in-scope local record that was not billed: pending, or an error."""
-    for rid, record in scope.kept.items():
-        if rid in by_id:
-            continue
-        if rid in scope.dupes:
+def _unbilled_rows(unbilled: Unbilled) -> Iterator[RequestRow]:
+    """A row for each in-scope local record that was not billed: pending, or an error (the
+    first record of an id logged more than once stands for them all)."""
+    dupes = unbilled.dupes
+    shown: set[str] = set()
+    for rid, estimated, model in unbilled.records():
+        if rid in dupes:
+            if rid in shown:
+                continue
+            shown.add(rid)
             yield RequestRow(
-                rid,
-                RequestStatus.ERROR,
-                None,
-                None,
-                None,
-                record.model,
-                "duplicate_local_request_id",
+                rid, RequestStatus.ERROR, None, None, None, model, "duplicate_local_request_id"
             )
         else:
-            yield RequestRow(rid, RequestStatus.PENDING, record.estimated, None, None, record.model)
+            yield RequestRow(rid, RequestStatus.PENDING, estimated, None, None, model)
 
 
 def _summarise(
-    rows: list[RequestRow],
-    billed: Sequence[BilledRequest],
+    rows: RequestRows,
+    billed: BillingIndex,
     scope: _Scope,
     pct: Decimal,
     floor: Decimal,
@@ -228,10 +321,13 @@ def _summarise(
         elif row.status is RequestStatus.PENDING and row.estimated is not None:
             pending = MONEY.add(pending, row.estimated)
     billed_total = ZERO
-    for b in billed:
-        billed_total = MONEY.add(billed_total, b.actual)
+    for amount in billed.actual:
+        billed_total = MONEY.add(billed_total, amount)
+    state = scope.state
+    repeated = (rid for rid, i in billed.position.items() if state[i] == _REPEATED)
+    dupes = {*repeated, *scope.unbilled.dupes}
     return RequestReconReport(
-        rows=tuple(rows),
+        rows=rows,
         counts=counts,
         estimated_total=estimated,
         actual_total=actual,
@@ -239,8 +335,8 @@ def _summarise(
         billed_total=billed_total,
         not_found_total=not_found,
         pending_total=pending,
-        duplicate_ids=tuple(sorted(scope.dupes)[:MAX_DUPLICATES_LISTED]),
-        duplicates=len(scope.dupes),
+        duplicate_ids=tuple(sorted(dupes)[:MAX_DUPLICATES_LISTED]),
+        duplicates=len(dupes),
         span=scope.span,
         outside_span=scope.outside,
         pct=pct,

@@ -38,7 +38,7 @@ from pathlib import Path
 import structlog
 
 from recon_job.errors import ConfigError
-from recon_job.per_request.billing import read_billing
+from recon_job.per_request.billing import index_billing
 from recon_job.per_request.classify import RequestReconReport, classify
 from recon_job.per_request.local import LocalRequest, log_requests, table_requests
 from recon_job.per_request.writeback import STATUS_COLUMN, WRITEBACK_COLUMNS, RequestTable
@@ -109,7 +109,7 @@ def reconcile_requests(
             f"write-back needs a database source; {name!r} is NDJSON logs, which are never "
             'modified — leave out --apply, or choose a kind = "sql" source with --source'
         )
-    billed = read_billing(billing_path)
+    billed = index_billing(billing_path)
     skipped: dict[str, int] = {}
     notes: list[str] = []
     written = 0
@@ -135,7 +135,12 @@ def reconcile_requests(
             )
             report = classify(billed, _counted(local, progress), pct=source.pct, floor=source.floor)
             if apply:
-                written = table.write(report.updates(), batch_size=batch_size, progress=progress)
+                written = table.write(
+                    report.iter_updates(),
+                    batch_size=batch_size,
+                    progress=progress,
+                    total=report.update_count,
+                )
         finally:
             table.close()
     else:

@@ -17,7 +17,8 @@ mean (estimated costs) is :mod:`recon_job.per_request.local`'s business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -247,12 +248,16 @@ class RequestTable:
 
     def write(
         self,
-        updates: Sequence[Update],
+        updates: Iterable[Update],
         *,
         batch_size: int = 1000,
         progress: Callable[[int, int], None] | None = None,
+        total: int | None = None,
     ) -> int:
         """Send ``updates`` in batches, one transaction each; return how many rows were sent.
+
+        ``updates`` is read one batch at a time; ``total`` says how many there are when it is
+        not a sequence (else it is made one), for the batch numbers messages and progress give.
 
         The count is of updates sent, not of rows the server reports changed (MariaDB counts
         only rows whose values changed), so a repeated run reports the same number. A failing
@@ -275,11 +280,17 @@ class RequestTable:
                 }
             )
         )
-        total = len(updates)
+        if total is None:
+            updates = updates if isinstance(updates, Sequence) else list(updates)
+            total = len(updates)
         batches = (total + batch_size - 1) // batch_size
         done = 0
-        for number, start in enumerate(range(0, total, batch_size), start=1):
-            chunk = updates[start : start + batch_size]
+        pending = iter(updates)
+        for number in itertools.count(1):
+            chunk = list(itertools.islice(pending, batch_size))
+            if not chunk:
+                break
+            start = done  # every earlier batch was sent whole, or this one is not reached
             params = [{"b_id": i, "b_cents": c, "b_status": s} for i, c, s in chunk]
             try:
                 with self.engine().begin() as conn:

@@ -6,6 +6,8 @@ kept as the figures carry them (``1.5`` -> ``1.500000``, ``0.00123400`` stays).
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from decimal import Decimal
 from typing import Any
 
@@ -35,9 +37,10 @@ def _row(row: RequestRow) -> dict[str, Any]:
 
 
 def _top_discrepancies(report: RequestReconReport, limit: int) -> list[RequestRow]:
-    rows = [r for r in report.rows if r.status is RequestStatus.DISCREPANCY]
-    rows.sort(key=lambda r: abs(r.difference or ZERO), reverse=True)
-    return rows[:limit]
+    # nlargest keeps ``limit`` rows, not every discrepancy (a bill may hold millions); it is
+    # stable like the sort it replaces: equal differences stay in report order.
+    rows = (r for r in report.rows if r.status is RequestStatus.DISCREPANCY)
+    return heapq.nlargest(limit, rows, key=lambda r: abs(r.difference or ZERO))
 
 
 def report_dict(report: RequestReconReport) -> dict[str, Any]:
@@ -67,9 +70,11 @@ def report_dict(report: RequestReconReport) -> dict[str, Any]:
         "outside_span": report.outside_span,
         "skipped": dict(report.skipped),
         "discrepancies": [_row(r) for r in _top_discrepancies(report, 50)],
-        "not_found": [r.request_id for r in report.rows if r.status is RequestStatus.NOT_FOUND][
-            :50
-        ],
+        "not_found": list(
+            itertools.islice(
+                (r.request_id for r in report.rows if r.status is RequestStatus.NOT_FOUND), 50
+            )
+        ),
         "errors": {
             "count": len(errors),
             "by_reason": dict(sorted(reasons.items())),

@@ -91,7 +91,8 @@ def price_aggregates(
         else:
             found[4] += price
     return UsageTotals(
-        groups={key: Usage(*groups[key]) for key in sorted(groups, key=group_order)},
+        # Popped: each group's running sums go as its Usage is made (a lower peak per group).
+        groups={key: Usage(*groups.pop(key)) for key in sorted(groups, key=group_order)},
         skipped=dict(sorted(skipped.items())),
         unpriced={key: unpriced[key] for key in sorted(unpriced, key=unpriced_order)},
         info=dict(info),

@@ -71,6 +71,11 @@ class NdjsonOptions:
     #: Count a ``request_id`` logged more than once on a UTC day once (see
     #: :mod:`~recon_job.sources.ndjson.source`); False counts every line.
     dedupe: bool = True
+    #: The most distinct groups (day × family × model × project × key) one window may hold
+    #: (``reconcile.max_groups``); one more stops the scan with a LogSourceError.
+    max_groups: int = 10_000
+    #: Where these options are set, as error messages name it: ``logs`` or ``sources.NAME``.
+    setting: str = "logs"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,11 +15,13 @@ from typing import Any
 
 import requests
 
+from recon_job.errors import UsageApiError
 from recon_job.http import Deadline
 from recon_job.models import UsageKey, Window
 from recon_job.sources.base import MAX_TOKENS
+from recon_job.sources.groups import DIMENSIONS, GroupLimit
 from recon_job.sources.openai.client import Fetched, OpenAIClient
-from recon_job.sources.openai.errors import describe, out_of_range_error, schema_error
+from recon_job.sources.openai.errors import describe, out_of_range_error, schema_error, scrub
 from recon_job.sources.openai.options import OpenAIOptions
 
 
@@ -157,6 +159,22 @@ class OpenAISource:
     def _prefix(self) -> str:
         """The prefix of this source's ``info`` counts."""
         return self._endpoint.lower()
+
+    def _count_group(self, limit: GroupLimit, key: UsageKey, window: Window) -> None:
+        """Count the group of a result new to this fetch; a permanent UsageApiError when the
+        window's answer holds more than ``max_groups`` of them (a pathological answer)."""
+        if limit.add((key.day, key.family, key.model, key.project_id, key.api_key_id)):
+            fields = {name: f"OpenAI's {name!r} field" for name in DIMENSIONS}
+            message = limit.message(
+                f"OpenAI's {self._endpoint} API",
+                window.key,
+                fields,
+                advice="far more than an organization's real groups: check the base URL and "
+                "the group_by settings",
+            )
+            raise UsageApiError(
+                scrub(message, self.options.admin_key), permanent=True, reason="too_many_groups"
+            )
 
     def _key(self, day: date, model: str, result: Mapping[str, Any], family: str) -> UsageKey:
         """The group of one result: project and API key only when grouped by them."""

@@ -33,6 +33,7 @@ from recon_job.findings import BilledLine
 from recon_job.http import Deadline
 from recon_job.models import UNATTRIBUTED, Usage, UsageKey, UsageTotals, Window
 from recon_job.sources.base import MAX_COST_USD
+from recon_job.sources.groups import GroupLimit
 from recon_job.sources.openai.base import OpenAISource, optional_str
 from recon_job.sources.openai.errors import out_of_range_error, schema_error
 from recon_job.sources.openai.lineitems import Attribution, LineItemRules, map_line_item
@@ -214,6 +215,7 @@ class OpenAICostsSource(OpenAISource):
             lambda: (Decimal(0), Decimal(0))
         )
         counts: Counter[str] = Counter()
+        limit = GroupLimit(self.options.max_groups)
         # The default context keeps 28 significant digits but amounts carry up to 36 decimals
         # (reference §3.3): sum with room to spare so no digit OpenAI sent is rounded away.
         with localcontext(prec=SUM_PRECISION):
@@ -232,6 +234,8 @@ class OpenAICostsSource(OpenAISource):
                     counts["results_without_amount"] += 1
                     cost = Decimal(0)
                 key = self._key(day, model, result, family)
+                if key not in groups:
+                    self._count_group(limit, key, window)
                 groups[key] = groups[key] + Usage(cost=cost)
                 if found is not None and family != OTHER and found.piece:
                     self._add_billed(billed, counts, day, found, result)

@@ -41,3 +41,6 @@ class OpenAIOptions:
     families: tuple[str, ...] = FAMILIES
     #: The user's ``[families.line_items]`` patterns: (regex, family), tried first, in order.
     line_items: tuple[tuple[str, str], ...] = ()
+    #: The most distinct groups one window's answer may hold (``reconcile.max_groups``): more
+    #: is a pathological answer, refused before it is held whole.
+    max_groups: int = 10_000

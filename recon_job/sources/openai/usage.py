@@ -27,6 +27,7 @@ from recon_job.errors import UsageApiError
 from recon_job.families import COMPLETIONS, PRODUCT_MODELS, SPECS
 from recon_job.http import Deadline
 from recon_job.models import Usage, UsageKey, UsageTotals, Window
+from recon_job.sources.groups import GroupLimit
 from recon_job.sources.openai.base import OpenAISource, optional_str
 from recon_job.sources.openai.options import OpenAIOptions
 from recon_job.sources.openai.results import parse_result
@@ -103,6 +104,7 @@ class OpenAIUsageSource(OpenAISource):
         groups: defaultdict[UsageKey, Usage] = defaultdict(Usage)
         counts: Counter[str] = Counter()
         product = PRODUCT_MODELS.get(family)
+        limit = GroupLimit(self.options.max_groups)
         for day, result in self._results(fetched, window, counts):
             if product is not None:
                 model = product
@@ -112,6 +114,8 @@ class OpenAIUsageSource(OpenAISource):
             if not consistent:
                 counts["inconsistent_results"] += 1
             key = self._key(day, model, result, family)
+            if key not in groups:
+                self._count_group(limit, key, window)
             groups[key] = groups[key] + usage
         info = self._info(fetched, counts, ("buckets_outside_window", "inconsistent_results"))
         log.info(EVENT_USAGE_FETCHED, family=family, window=window.key, groups=len(groups), **info)
