@@ -1,19 +1,32 @@
-"""``recon-job history``: past runs, newest first, or one past run in full (``--run ID``)."""
+"""``recon-job history``: past runs, newest first, or one past run in full (``--run ID``); and
+``recon-job history prune``: delete what is older than ``[history] keep_days``.
+
+``history`` is a group invoked without a subcommand as well, so ``recon-job history`` and
+``recon-job history --run ID`` list and show runs as they always did.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from recon_job.cli.common import config_option, fail, format_option, read_history, setup
+from recon_job.cli.common import (
+    WholeSummaryGroup,
+    config_option,
+    fail,
+    format_option,
+    read_history,
+    setup,
+    utcnow,
+)
 
 if TYPE_CHECKING:
-    from recon_job.store import GroupRecord, HistoryStore, RunRecord
+    from recon_job.store import GroupRecord, HistoryStore, PruneReport, RunRecord
 
 
-@click.command()
+@click.group(cls=WholeSummaryGroup, invoke_without_command=True)
 @click.option(
     "--limit",
     type=click.IntRange(1, 10_000),
@@ -31,10 +44,30 @@ if TYPE_CHECKING:
 )
 @format_option
 @config_option
-def history(limit: int, run_id: int | None, fmt: str, config: str | None) -> None:
-    """Past runs, newest first; or one past run in full with --run ID."""
+@click.pass_context
+def history(
+    ctx: click.Context, limit: int, run_id: int | None, fmt: str, config: str | None
+) -> None:
+    """Past runs, newest first; or one past run in full with --run ID.
+
+    With a command (prune), the options of that command follow its name.
+    """
     from recon_job.report import history as report
 
+    if ctx.invoked_subcommand is not None:
+        given = [
+            p.opts[0]
+            for p in ctx.command.params
+            if p.name is not None
+            and ctx.get_parameter_source(p.name) is click.core.ParameterSource.COMMANDLINE
+        ]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} belongs to the list of runs; give the options of "
+                f"{ctx.invoked_subcommand} after its name",
+                ctx,
+            )
+        return
     settings = setup(config, fmt)
     if run_id is not None:
         _one_run(run_id, read_history(settings, fmt, lambda store: _read_run(store, run_id)), fmt)
@@ -77,3 +110,65 @@ def _one_run(run_id: int, found: tuple[RunRecord, list[GroupRecord]] | None, fmt
         click.echo(json.dumps(report.run_detail_dict(run, groups), indent=2))
     else:
         click.echo(report.run_detail_text(run, groups), nl=False)
+
+
+@history.command("prune")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Count what would be deleted, per table, and delete nothing.",
+)
+@format_option
+@config_option
+def history_prune(dry_run: bool, fmt: str, config: str | None) -> None:
+    """Delete the history older than [history] keep_days: old runs, delivered notifications.
+
+    Kept always: every run whose window overlaps the last keep_days UTC days (the dashboard
+    shows any range inside them as before), a run still running, a run whose notifications are
+    still to be sent. keep_days = 0 keeps everything. Exit 0 when done (also when nothing was
+    old enough), 2 on a configuration or permanent error, 3 when the database is busy or
+    unreachable (retry).
+    """
+    from recon_job.errors import StoreError
+    from recon_job.store import HistoryStore, retention_start
+
+    settings = setup(config, fmt)
+    keep_days = settings.history.keep_days
+    kept_from = retention_start(utcnow().date(), keep_days)
+    if kept_from is None:
+        _print_pruned(None, keep_days, fmt)
+        return
+    url = settings.history.database_url.get_secret_value()
+    try:
+        with HistoryStore(url, create=False) as store:
+            report = store.prune_history(kept_from, dry_run=dry_run)
+    except StoreError as e:
+        fail(e, fmt)
+    _print_pruned(report, keep_days, fmt)
+
+
+def _print_pruned(report: PruneReport | None, keep_days: int, fmt: str) -> None:
+    """What a prune deleted (None: keep_days is 0, nothing is ever pruned)."""
+    from recon_job.store import PRUNED_TABLES
+
+    deleted = dict(report.deleted) if report else dict.fromkeys(PRUNED_TABLES, 0)
+    if fmt == "json":
+        doc: dict[str, Any] = {
+            "keep_days": keep_days,
+            "kept_from": report.kept_from.isoformat() if report else None,
+            "dry_run": report.dry_run if report else False,
+            "deleted": deleted,
+            "total": sum(deleted.values()),
+        }
+        click.echo(json.dumps(doc, indent=2))
+        return
+    if report is None:
+        click.echo("history.keep_days is 0: the whole history is kept, nothing was deleted")
+        return
+    verb = "would delete" if report.dry_run else "deleted"
+    click.echo(
+        f"keeping {keep_days} days, from {report.kept_from} (UTC); "
+        f"{verb} {report.total} rows{' (dry run)' if report.dry_run else ''}"
+    )
+    for table, count in deleted.items():
+        click.echo(f"  {table:<18} {count:>9}")

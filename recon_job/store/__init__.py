@@ -20,9 +20,11 @@ from recon_job.store.outbox_records import (
 )
 from recon_job.store.probe import HistoryProbe, probe_history
 from recon_job.store.records import Difference, GroupRecord, RunRecord, RunStatus
+from recon_job.store.retention import PRUNED_TABLES, PruneReport, retention_start
 
 __all__ = [
     "DEFAULT_URL",
+    "PRUNED_TABLES",
     "Attempt",
     "Difference",
     "GroupRecord",
@@ -33,7 +35,9 @@ __all__ = [
     "OutboxRow",
     "OutboxStatus",
     "Outcome",
+    "PruneReport",
     "RunRecord",
     "RunStatus",
     "probe_history",
+    "retention_start",
 ]
