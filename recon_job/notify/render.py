@@ -73,23 +73,17 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Final
-
-import jinja2
-from jinja2 import (
-    ChoiceLoader,
-    Environment,
-    FileSystemLoader,
-    PackageLoader,
-    StrictUndefined,
-    select_autoescape,
-)
+from typing import TYPE_CHECKING, Any, Final
 
 from recon_job.errors import ConfigError
 from recon_job.models import Message, ReconResult, Usage, UsageKey, Window
 from recon_job.notify.base import mrkdwn_escape
 from recon_job.notify.context import EVENT_TITLES, Notice, build_context, build_payload
 from recon_job.notify.findings import FindingNotice, finding_context, finding_payload
+
+if TYPE_CHECKING:
+    # Jinja2 is imported when a message is rendered: a run with no channel renders none.
+    from jinja2 import Environment
 
 SUBJECT_TEMPLATE: Final = "subject.txt.j2"
 TEXT_TEMPLATE: Final = "body.txt.j2"
@@ -154,7 +148,17 @@ class Parts:
 
 @functools.lru_cache(maxsize=16)
 def _environment(templates_dir: str | None) -> Environment:
-    loaders: list[jinja2.BaseLoader] = []
+    from jinja2 import (
+        BaseLoader,
+        ChoiceLoader,
+        Environment,
+        FileSystemLoader,
+        PackageLoader,
+        StrictUndefined,
+        select_autoescape,
+    )
+
+    loaders: list[BaseLoader] = []
     if templates_dir is not None:
         loaders.append(FileSystemLoader(templates_dir))
     loaders.append(PackageLoader("recon_job.notify", "templates"))
@@ -178,6 +182,8 @@ def environment(templates_dir: Path | None = None) -> Environment:
 
 
 def _render(env: Environment, name: str, context: Mapping[str, Any], where: Path | None) -> str:
+    import jinja2
+
     try:
         return env.get_template(name).render(context)
     except jinja2.TemplateSyntaxError as e:

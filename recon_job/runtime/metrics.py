@@ -21,12 +21,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.exposition import generate_latest
-
 from recon_job.models import RunOutcome, Status
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from recon_job.delivery import RelayReport
 
 #: Period kinds with series from the start (``range`` runs are counted as they come).
@@ -69,9 +68,21 @@ class Drift:
 
 
 class Metrics:
-    """The run loop's Prometheus metrics, in their own registry."""
+    """The run loop's Prometheus metrics, in their own registry.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    ``kept=False`` keeps none: every observation is dropped, there is no registry, and
+    prometheus-client is not even imported — for ``recon-job run``, a process that neither
+    serves these metrics nor pushes them (run-once mode pushes :func:`last_run_registry`).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, kept: bool = True) -> None:
+        #: False: nothing is counted (see the class docstring); the attributes below are unset.
+        self.kept = kept
+        if not kept:
+            return
+        # Imported here: the run path of ``recon-job run`` keeps no metrics (``kept=False``).
+        from prometheus_client import CollectorRegistry, Counter, Gauge
+
         #: The registry /metrics renders and ``ping.push_metrics`` pushes.
         self.registry = registry or CollectorRegistry()
         r = self.registry
@@ -121,6 +132,8 @@ class Metrics:
     ) -> None:
         """Count a run; one that did not fail also sets its drift and, when complete, the last
         success (``drift`` None: no difference)."""
+        if not self.kept:
+            return
         self.runs.labels(kind=kind, status=status).inc()
         if status == str(Status.FAILED):
             return
@@ -151,18 +164,25 @@ class Metrics:
 
     def observe_alert(self, channel: str, outcome: str) -> None:
         """Count one delivery outcome: ``sent``, ``failed`` or ``deferred``."""
-        self.alerts.labels(channel=channel, outcome=outcome).inc()
+        if self.kept:
+            self.alerts.labels(channel=channel, outcome=outcome).inc()
 
     def scheduler_event(self, event: str) -> None:
         """Count a scheduler event (see :data:`SCHEDULER_EVENTS`)."""
-        self.scheduler_events.labels(event=event).inc()
+        if self.kept:
+            self.scheduler_events.labels(event=event).inc()
 
     def tick(self, at: datetime) -> None:
         """A tick began at ``at``."""
-        self.last_tick.set(at.timestamp())
+        if self.kept:
+            self.last_tick.set(at.timestamp())
 
     def render(self) -> bytes:
-        """The Prometheus text exposition of the registry."""
+        """The Prometheus text exposition of the registry (empty when none is kept)."""
+        if not self.kept:
+            return b""
+        from prometheus_client.exposition import generate_latest
+
         return generate_latest(self.registry)
 
 
@@ -185,6 +205,8 @@ def last_run_registry(outcome: RunOutcome) -> CollectorRegistry:
     are those the daemon serves, without the ``kind`` label (the push's grouping key has it).
     A run without a result leaves its drift and counts unset, so a push keeps the last known.
     """
+    from prometheus_client import CollectorRegistry, Gauge
+
     registry = CollectorRegistry()
     status = Gauge(
         "recon_last_run_status",

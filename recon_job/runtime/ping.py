@@ -25,20 +25,21 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 import structlog
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import pushadd_to_gateway
-from prometheus_client.metrics_core import Metric
-from prometheus_client.registry import Collector
 
 from recon_job.errors import Interrupted, ReconError
 from recon_job.http import failure_kind, make_session
 from recon_job.models import RunOutcome
 from recon_job.runtime.metrics import last_run_registry
+
+if TYPE_CHECKING:
+    # prometheus-client is imported by the pushes themselves: most runs push nothing.
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
 
 log = structlog.get_logger(__name__)
 
@@ -240,16 +241,20 @@ def with_pings(
     return result
 
 
-class _Sampled(Collector):
-    """The metric families of ``registry`` that hold at least one sample."""
+def _sampled(registry: CollectorRegistry) -> CollectorRegistry:
+    """A view of the metric families of ``registry`` that hold at least one sample."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.registry import Collector
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._registry = registry
+    class Sampled(Collector):
+        def collect(self) -> Iterator[Metric]:
+            for family in registry.collect():
+                if family.samples:
+                    yield family
 
-    def collect(self) -> Iterator[Metric]:
-        for family in self._registry.collect():
-            if family.samples:
-                yield family
+    view = CollectorRegistry(auto_describe=False)
+    view.register(Sampled())
+    return view
 
 
 def push_last_runs(
@@ -294,6 +299,8 @@ def push_metrics(
     """
     if not pushgateway_url:
         return False
+    from prometheus_client.exposition import pushadd_to_gateway
+
     with make_session(retries=0) as http:
 
         def handler(
@@ -313,8 +320,7 @@ def push_metrics(
 
             return send
 
-        view = CollectorRegistry(auto_describe=False)
-        view.register(_Sampled(registry))
+        view = _sampled(registry)
         try:
             pushadd_to_gateway(
                 pushgateway_url,

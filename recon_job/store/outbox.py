@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from recon_job.alerts import NotificationState
@@ -44,6 +43,10 @@ from recon_job.store.outbox_records import (
 )
 from recon_job.store.schema import DeliveryAttempt, NotificationLogEntry, Outbox
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PgInsert
+    from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+
 log = structlog.get_logger(__name__)
 
 EVENT_ENQUEUED = "store.outbox.enqueued"
@@ -52,12 +55,17 @@ EVENT_CLAIMED = "store.outbox.claimed"
 EVENT_DELIVERY_RECORDED = "store.outbox.delivery_recorded"
 
 
-def _insert(session: Session, table: type[Any]) -> postgresql.Insert | sqlite.Insert:
+def _insert(session: Session, table: type[Any]) -> PgInsert | SqliteInsert:
     """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL)."""
+    # Imported here, each when used: a SQLite history never loads the PostgreSQL dialect.
     name = session.get_bind().dialect.name
     if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table)
     if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table)
     raise NotImplementedError(f"the outbox needs SQLite or PostgreSQL, not {name}")
 

@@ -12,15 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import create_engine, exc
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from recon_job.errors import StoreError
-from recon_job.store import migrate
 from recon_job.store.engine import parse_url, to_store_error
 
 
@@ -56,6 +52,12 @@ def probe_history(url: str) -> HistoryProbe:
     permanent when it refuses (login, no such database), the URL or driver is unusable, or the
     schema was written by a newer recon-job.
     """
+    # Alembic is imported here, not at the top: the run path imports this package, and needs
+    # Alembic only to create or upgrade a schema (see HistoryStore).
+    from alembic.runtime.migration import MigrationContext
+
+    from recon_job.store import migrate
+
     parsed = parse_url(url)
     shown = parsed.render_as_string(hide_password=True)
     head = migrate.head_revision()
@@ -90,6 +92,11 @@ def probe_history(url: str) -> HistoryProbe:
 
 
 def _known_or_raise(revision: str, head: str) -> None:
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    from recon_job.store import migrate
+
     try:
         ScriptDirectory.from_config(migrate.alembic_config()).get_revision(revision)
     except CommandError as e:

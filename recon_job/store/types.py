@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Text
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
@@ -33,6 +32,9 @@ class ExactDecimal(TypeDecorator[Decimal]):
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         """NUMERIC on PostgreSQL, TEXT on every other backend."""
         if dialect.name == "postgresql":
+            # Imported here: SQLite histories never load the PostgreSQL dialect.
+            from sqlalchemy.dialects import postgresql
+
             return dialect.type_descriptor(postgresql.NUMERIC())
         return dialect.type_descriptor(Text())
 
