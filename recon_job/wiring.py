@@ -104,6 +104,24 @@ def _ndjson(
     return NdjsonLogSource(ndjson_options(logs, settings), pricer, namer)
 
 
+def with_cache(
+    local: tuple[tuple[str, UsageSource], ...], cache: Any
+) -> tuple[tuple[str, UsageSource], ...]:
+    """``local`` with ``cache`` (the history store) given to each NDJSON source: the files
+    they read once are taken from it after (:mod:`recon_job.sources.ndjson.cache`)."""
+    from recon_job.sources.ndjson import CachedNdjsonLogSource, NdjsonLogSource
+
+    return tuple(
+        (
+            name,
+            CachedNdjsonLogSource(source.options, source.pricer, source.namer, cache)
+            if isinstance(source, NdjsonLogSource)
+            else source,
+        )
+        for name, source in local
+    )
+
+
 def ndjson_options(logs: LogsSettings, settings: Settings) -> Any:
     """The NDJSON reading options of ``logs`` (``[logs]`` or an ndjson ``[[sources]]``)."""
     from recon_job.sources.ndjson import NdjsonOptions
@@ -118,6 +136,8 @@ def ndjson_options(logs: LogsSettings, settings: Settings) -> Any:
         cost_unit=logs.cost_unit,
         workers=settings.logs.workers,
         dedupe=logs.dedupe,
+        max_groups=settings.reconcile.max_groups,
+        setting=f"sources.{logs.name}" if isinstance(logs, NdjsonSourceSettings) else "logs",
     )
 
 
@@ -135,8 +155,10 @@ def sql_options(source: SqlSourceSettings, settings: Settings) -> Any:
         filter=source.filter,
         timestamp_timezone=source.timestamp_timezone,
         dedupe=source.dedupe,
+        relation=source.relation,
         group_by=tuple(o.group_by),
         project_ids=tuple(o.project_ids),
+        max_groups=settings.reconcile.max_groups,
     )
 
 
@@ -203,6 +225,7 @@ def openai_connection(settings: Settings) -> OpenAIConnection:
         max_pages=o.max_pages,
         families=tuple(o.families),
         line_items=tuple(settings.families.line_items.items()),
+        max_groups=settings.reconcile.max_groups,
     )
     deadline = Deadline(o.deadline_seconds)
     session = make_session(
@@ -396,6 +419,9 @@ class Overrides:
     channels: Mapping[str, Transport] | None = None
     #: Dashboard exports read instead of OpenAI's APIs (``--openai-from-csv``).
     openai_csv: Sequence[str | Path] = ()
+    #: Read every log file, neither using nor updating the cache kept with the history
+    #: (``--no-cache``).
+    no_cache: bool = False
 
 
 #: Build every part from the settings.
@@ -427,6 +453,8 @@ def deps(
     if chosen is None:
         pricer = price_table(settings, namer)
         chosen = sources(settings, namer=namer, pricer=pricer, openai_csv=overrides.openai_csv)
+        if not overrides.no_cache:
+            chosen = replace(chosen, local=with_cache(chosen.local, store))
     built = Deps(
         sources=chosen,
         store=store,
@@ -552,6 +580,11 @@ def request_source(settings: Settings, name: str | None) -> Any:
             raise ConfigError(
                 f"sources: {chosen_name!r} maps no request_id column; add request_id = "
                 '"openai_request_id" (your column) to its columns'
+            )
+        if chosen.table is None:
+            raise ConfigError(
+                f"sources: {chosen_name!r} reads a relation (files); reconcile-requests reads "
+                "and writes back a table — point it at a source with a table"
             )
         assert chosen.url is not None  # settings validation guarantees it
         table = TableSpec(

@@ -31,6 +31,7 @@ COMMANDS: Mapping[str, str] = {
     "prices": "recon_job.cli.prices:prices",
     "serve": "recon_job.cli.serve:serve",
     "explain": "recon_job.cli.explain:explain",
+    "cache": "recon_job.cli.cache:cache",
 }
 
 

@@ -75,6 +75,8 @@ class RunRequest:
     no_alerts: bool = False
     #: ``--openai-from-csv``: OpenAI's figures from dashboard exports.
     openai_csv: tuple[str, ...] = ()
+    #: ``--no-cache``: read every log file, neither using nor updating the cache.
+    no_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,11 @@ def _range(flags: WindowFlags) -> Window:
 @click.option(
     "--force", is_flag=True, help="Run a daily or monthly window even if it already completed."
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every log file, neither using nor updating the cache of files already read.",
+)
 @config_option
 # One parameter per option is how click calls a command; they are bundled right away.
 def run(  # noqa: PLR0913
@@ -193,6 +200,7 @@ def run(  # noqa: PLR0913
     openai_csv: tuple[str, ...],
     due: bool,
     force: bool,
+    no_cache: bool,
     config: str | None,
 ) -> None:
     """Reconcile one window (or every due period), record it, and notify the channels.
@@ -204,7 +212,7 @@ def run(  # noqa: PLR0913
     after SIGTERM, the run recorded as interrupted.
     """
     flags = WindowFlags(kind, day, month, start, end)
-    request = RunRequest(due, force, fail_on_mismatch, no_alerts, openai_csv)
+    request = RunRequest(due, force, fail_on_mismatch, no_alerts, openai_csv, no_cache)
     if due and (flags.given or force or openai_csv):
         raise click.UsageError(
             "--due picks the periods itself: it cannot be combined with --window, --date,"
@@ -242,12 +250,15 @@ def _tick(
         pinger=runtime.pinger_for(settings) if request.due else runtime.Pinger(None),
         exit_codes=RunExitCodes(request.fail_on_mismatch),
         pushgateway=settings.daemon.pushgateway_url if request.due else None,
+        # A process that serves no /metrics keeps none (a push sends the last run's gauges).
+        metrics=runtime.Metrics(kept=False),
     )
     rt = runtime.Runtime(
         settings,
         clock=utcnow,
         channels={} if request.no_alerts else None,
         openai_csv=request.openai_csv,
+        no_cache=request.no_cache,
         monitor=monitor,
     )
     plan = runtime.Plan(

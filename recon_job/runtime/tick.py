@@ -107,6 +107,8 @@ class Runtime:
     sources: job.Sources | None = None
     #: OpenAI's figures from dashboard exports instead of the APIs (``--openai-from-csv``).
     openai_csv: tuple[str | Path, ...] = ()
+    #: Read every log file instead of taking what the cache holds (``--no-cache``).
+    no_cache: bool = False
     #: The history database; None: opened from the settings for each tick, closed after it.
     store: HistoryStore | None = None
     #: Pings and metrics (default: no pings; metrics kept, never pushed).
@@ -176,7 +178,12 @@ def _tick(rt: Runtime, plan: Plan, now: datetime) -> DueReport:
             rt.settings,
             store,
             job.RunControl(rt.clock, rt.stop, plan.trigger),
-            wiring.Overrides(sources=rt.sources, channels=rt.channels, openai_csv=rt.openai_csv),
+            wiring.Overrides(
+                sources=rt.sources,
+                channels=rt.channels,
+                openai_csv=rt.openai_csv,
+                no_cache=rt.no_cache,
+            ),
         )
         report = rt.periods(rt.settings, deps, plan, now)
         for outcome in report.runs:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -341,3 +342,22 @@ class PriceFindingRow(Base):
     #: Last UTC day seen billed at ``billed``.
     last_day: Mapped[date]
     first_seen_at: Mapped[datetime]
+
+
+class CacheEntry(Base):
+    """One opaque entry of a source's cache, kept with the history (0009).
+
+    Generic on purpose: the store knows namespaces, keys and bytes, never what a source puts
+    there (the NDJSON source: per log file, its aggregates per UTC day; see
+    :mod:`recon_job.store.cache`). Keys are short digests, so the primary key fits every dialect.
+    """
+
+    __tablename__ = "cache_entries"
+
+    #: Who owns the entry (``ndjson``): ``recon-job cache clear`` may drop one namespace.
+    namespace: Mapped[str] = mapped_column(String(32), primary_key=True)
+    #: The entry's key within its namespace (a hex digest).
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    #: The entry, in its source's own format.
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime]

@@ -79,7 +79,7 @@ def test_the_command_list_shows_each_whole_first_line() -> None:
 
 def test_every_command_group_lists_each_whole_first_line() -> None:
     groups = [(p, c) for p, c in every_command() if isinstance(c, click.Group)]
-    assert [p for p, _ in groups] == [[], ["alerts"], ["prices"]]
+    assert [p for p, _ in groups] == [[], ["history"], ["alerts"], ["prices"], ["cache"]]
 
     for path, group in groups:
         text = " ".join(help_of(path).split())

@@ -43,12 +43,14 @@ from typing import Any
 import orjson
 import structlog
 
+from recon_job.errors import LogSourceError
 from recon_job.families import COMPLETIONS
 from recon_job.findings import Duplicates
 from recon_job.modelnames import ModelNamer
 from recon_job.models import EMPTY, ZERO, Tier, Usage, UsageTotals, Window, tier_of
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import Pricer, SeriesKey, bucket_of, series_bounds
+from recon_job.sources.groups import DIMENSIONS, GroupLimit
 from recon_job.sources.ndjson.files import (
     EVENT_GZIP_TRUNCATED,
     Task,
@@ -119,13 +121,7 @@ class NdjsonLogSource:
     def fetch(self, window: Window) -> UsageTotals:
         """Usage per UTC day and group in ``window``; LogSourceError if a path is unusable."""
         files = resolve_log_files(self.options.paths)
-        scan = _Scan(self.options, window)
-        workers = parallel_workers(files, self.options.workers)
-        if workers > 1:
-            workers = scan.read_parallel(files, workers)
-        else:
-            for path in files:
-                scan.read_file(path)
+        scan, workers = self._scan(files, window)
         totals = scan.totals(self.pricer, self.namer)
         logger.info(
             EVENT_FETCHED,
@@ -138,6 +134,18 @@ class NdjsonLogSource:
             **totals.info,
         )
         return totals
+
+    def _scan(self, files: Sequence[str], window: Window) -> tuple[_Scan, int]:
+        """Every line of ``files`` counted for ``window``, and the worker processes used
+        (the cached source, :mod:`.cache`, reads only what its cache lacks)."""
+        scan = _Scan(self.options, window)
+        workers = parallel_workers(files, self.options.workers)
+        if workers > 1:
+            workers = scan.read_parallel(files, workers)
+        else:
+            for path in files:
+                scan.read_file(path)
+        return scan, workers
 
     def series(
         self, start: datetime, end: datetime, width: timedelta
@@ -310,12 +318,15 @@ class _Scan(RecordParser):
         self.dedupe = _Dedupe()
         self.prints: _Prints = {}
         self.deduped = False
+        #: The window's distinct groups, bounded by ``max_groups`` (see ``_new_group``).
+        self.limit = GroupLimit(options.max_groups)
+        self.task = Task("")
 
     # -- reading -----------------------------------------------------------------------------
 
     def read(self, task: Task) -> None:
         """Count every line of one file or range."""
-        self.path = task.path
+        self.path, self.task = task.path, task
         if self.options.dedupe:
             self.prints = {day: array("q") for day in self.scan_window.days()}
             self.dedupe.prints.append((task.path, self.prints))
@@ -408,6 +419,9 @@ class _Scan(RecordParser):
 
         ``offset`` is added to the line numbers of its skip locations (see ``read_parallel``).
         """
+        for key in acc:
+            if key not in self.acc:
+                self._new_group(key, None)
         _add_sums(self.acc, acc)
         self.skips.merge(skipped, locations, offset)
         for name, count in info.items():
@@ -487,7 +501,7 @@ class _Scan(RecordParser):
         model_get = self.model_families.get
         completions = COMPLETIONS
         utc = UTC
-        counted = outside = inconsistent = 0
+        counted = outside = 0
         for line in lines:
             try:
                 obj = loads(line)
@@ -618,6 +632,7 @@ class _Scan(RecordParser):
                 if dedupe and "request_id" in obj:
                     keep_print(day, obj["request_id"])
                 acc[key] = [inp, cached, out, 1, ZERO if cost is None else cost]
+                self._new_group(key, line)
             else:
                 # _print and fingerprint inline: this runs once per record of a known group
                 # (orjson never makes a lone surrogate, so plain encode() is fingerprint's).
@@ -632,19 +647,22 @@ class _Scan(RecordParser):
                 if cost is not None:
                     sums[4] += cost
             if total is not None and total != inp + out:
-                inconsistent += 1
+                # Rare: a call here costs the clean records nothing (the cache's per-file scan
+                # counts these per day).
+                self._inconsistent(day)
             counted += 1
-        self._add_counts(counted, outside, inconsistent)
+        self._add_counts(counted, outside)
 
-    def _add_counts(self, counted: int, outside: int, inconsistent: int) -> None:
+    def _add_counts(self, counted: int, outside: int) -> None:
         """Add one chunk's tallies of the fast path to ``info``."""
         info = self.info
         info["records_counted"] += counted
         info["outside_window"] += outside
-        if inconsistent:
-            info["total_tokens_inconsistent"] = info.get("total_tokens_inconsistent", 0) + (
-                inconsistent
-            )
+
+    def _inconsistent(self, day: date) -> None:
+        """Note one counted record of ``day`` whose ``total_tokens`` disagrees."""
+        info = self.info
+        info["total_tokens_inconsistent"] = info.get("total_tokens_inconsistent", 0) + 1
 
     # -- the general path ----------------------------------------------------------------------
 
@@ -659,11 +677,53 @@ class _Scan(RecordParser):
             return
         if self.options.dedupe:
             self._print(record.day, record.request_id)
-        self._count(self.acc, record)
+        new = self._count(self.acc, record)
+        if new is not None:
+            self._new_group(new, line)
         self.info["records_counted"] += 1
 
-    def _count(self, into: dict[tuple[Any, ...], list[Any]], record: LogRecord) -> None:
-        """Add one record to the aggregates ``into`` (``acc``, or the duplicates' sums)."""
+    # -- the bound on groups ---------------------------------------------------------------------
+
+    def _new_group(self, key: tuple[Any, ...], line: bytes | None) -> None:
+        """Count the group of a new aggregate ``key`` (made from ``line`` of the chunk being
+        scanned; None: merged from a worker); LogSourceError past ``max_groups``."""
+        day, group, _tier, *rest = key
+        family = rest[0] if rest else COMPLETIONS
+        model, project, api_key = (group, None, None) if type(group) is str else group
+        if self.limit.add((day, family, model, project, api_key)):
+            raise self._too_many(line)
+
+    def _too_many(self, line: bytes | None) -> LogSourceError:
+        """The error that stops a scan whose window holds too many groups, located at ``line``."""
+        task = self.task
+        # Merged sums (from worker processes, or a cache) have no line to name.
+        where = f"stopped adding up {self.path or 'the logs'}"
+        if line is not None and self.first_line:
+            number = self.first_line + first_index(self.chunk, line, 0)
+            where = (
+                f"stopped reading at {task.path}:{number}"
+                if task.start == 0
+                else f"stopped reading at {task.path}, line {number:,} of the part from byte "
+                f"{task.start:,}"
+            )
+        paths, setting = self.options.fields, self.options.setting
+        fields = {
+            name: f"{setting}.fields.{name} = {paths[name]!r}"
+            if name in paths
+            else f"{setting}.fields.{name} (unset: the records' {name!r} field)"
+            for name in DIMENSIONS
+        }
+        return LogSourceError(
+            self.limit.message(where, self.scan_window.key, fields),
+            permanent=True,
+            reason="too_many_groups",
+        )
+
+    def _count(
+        self, into: dict[tuple[Any, ...], list[Any]], record: LogRecord
+    ) -> tuple[Any, ...] | None:
+        """Add one record to the aggregates ``into`` (``acc``, or the duplicates' sums); the
+        aggregate's key when this made it, else None."""
         group: Any = record.model
         if self.group_project or self.group_api_key:
             project = record.project_id if self.group_project else None
@@ -672,6 +732,7 @@ class _Scan(RecordParser):
         cost = record.cost
         tier = None if cost is not None else record.tier
         key: tuple[Any, ...] = (record.day, group, tier)
+        new = None
         if (
             record.family != COMPLETIONS
             or self.family_of(None, None, record.model) != COMPLETIONS
@@ -683,6 +744,7 @@ class _Scan(RecordParser):
             sums = into.get(key)
             if sums is None:
                 sums = into[key] = [0, 0, 0, 0, ZERO, *[0] * (BYTES - 4)]
+                new = key
             sums[0] += record.input_tokens
             sums[1] += record.cached_tokens
             sums[2] += record.output_tokens
@@ -693,19 +755,24 @@ class _Scan(RecordParser):
                     sums[i] += getattr(extra, _FIELDS[i])
                 sums[BYTES] = max(sums[BYTES], extra.usage_bytes)
         else:
-            sums = into.setdefault(key, [0, 0, 0, 0, ZERO])
+            sums = into.get(key)
+            if sums is None:
+                sums = into[key] = [0, 0, 0, 0, ZERO]
+                new = key
             sums[0] += record.input_tokens
             sums[1] += record.cached_tokens
             sums[2] += record.output_tokens
             sums[3] += 1
         if cost is not None:
             sums[4] += cost
+        return new
 
     # -- result ---------------------------------------------------------------------------------
 
     def totals(self, pricer: Pricer, namer: ModelNamer | None) -> UsageTotals:
         """Price the cost-less aggregates once each and build the result."""
         self.find_duplicates()
+        self.limit.groups.clear()  # counted while reading; the result holds the groups now
         dedupe = self.dedupe
         totals = price_aggregates(
             self._aggregates(self.acc), pricer, namer, skipped=self.skipped, info=self.info

@@ -1,0 +1,100 @@
+"""The sources' cache, kept with the history: opaque entries by namespace and key (0009).
+
+A mixin of :class:`~recon_job.store.HistoryStore`. The store knows nothing of what a source
+caches (layers: a source is not imported here): an entry is bytes under a string key. The
+NDJSON source keeps, per log file and reading settings, its aggregates per UTC day
+(:mod:`recon_job.sources.ndjson.cache`).
+
+Concurrent runs may write the same entry: each write is one transaction (an insert, or an
+update when the row is there), and whichever commits last wins; both writers computed a
+correct entry from the same file, so either is right.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import delete, exc, select, update
+from sqlalchemy.orm import Session
+
+from recon_job.store.schema import CacheEntry
+
+
+class CacheStore:
+    """The ``cache_entries`` table; needs ``_write``, ``_read`` and ``_errors`` of
+    HistoryStore."""
+
+    if TYPE_CHECKING:
+
+        def _write(self) -> AbstractContextManager[Session]: ...
+        def _read(self) -> AbstractContextManager[Session]: ...
+        def _errors(self, action: str) -> AbstractContextManager[None]: ...
+
+    def cache_get(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
+        """The entries of ``keys`` in ``namespace`` that exist, by key."""
+        wanted = sorted(set(keys))
+        if not wanted:
+            return {}
+        found: dict[str, bytes] = {}
+        with self._errors("read the cache"), self._read() as session:
+            # In slices: a statement holds a bounded number of parameters on every dialect.
+            for start in range(0, len(wanted), 500):
+                query = select(CacheEntry.key, CacheEntry.value).where(
+                    CacheEntry.namespace == namespace,
+                    CacheEntry.key.in_(wanted[start : start + 500]),
+                )
+                found.update((key, bytes(value)) for key, value in session.execute(query))
+        return found
+
+    def cache_put(
+        self,
+        namespace: str,
+        entries: dict[str, bytes],
+        now: datetime,
+        drop: Iterable[str] = (),
+    ) -> None:
+        """Store ``entries`` (key -> bytes) in ``namespace``, replacing those there, and delete
+        the entries of ``drop`` (superseded); one transaction, so a reader sees all of it or
+        none."""
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ValueError("now must be an aware UTC datetime")
+        gone = sorted(set(drop) - set(entries))
+        with self._errors("write the cache"), self._write() as session:
+            for start in range(0, len(gone), 500):
+                session.execute(
+                    delete(CacheEntry).where(
+                        CacheEntry.namespace == namespace,
+                        CacheEntry.key.in_(gone[start : start + 500]),
+                    )
+                )
+            for key, value in sorted(entries.items()):
+                _upsert(
+                    session, CacheEntry(namespace=namespace, key=key, value=value, updated_at=now)
+                )
+
+    def cache_clear(self, namespace: str | None = None) -> int:
+        """Drop every entry of ``namespace`` (None: of every namespace); how many went."""
+        statement = delete(CacheEntry)
+        if namespace is not None:
+            statement = statement.where(CacheEntry.namespace == namespace)
+        with self._errors("clear the cache"), self._write() as session:
+            return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+
+
+def _upsert(session: Session, row: CacheEntry) -> None:
+    """Update the row of ``row``'s key, or insert it (another writer may insert it first: then
+    this one updates it, last writer wins)."""
+    changed = update(CacheEntry).where(
+        CacheEntry.namespace == row.namespace, CacheEntry.key == row.key
+    )
+    values = {"value": row.value, "updated_at": row.updated_at}
+    if session.execute(changed.values(**values)).rowcount:  # type: ignore[attr-defined]
+        return
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except exc.IntegrityError:
+        session.execute(changed.values(**values))
