@@ -222,16 +222,7 @@ def render_message(
     """
     context = build_context(notice, max_groups=max_groups)
     parts = render_parts(ALERT_TEMPLATES, context, templates_dir)
-    return Message(
-        dedupe_key=notice.dedupe_key,
-        event=notice.event,
-        group_key=notice.group_key,
-        subject=parts.subject,
-        text=parts.text,
-        html=parts.html,
-        slack_text=parts.slack_text,
-        payload=build_payload(context, summary=parts.subject),
-    )
+    return _message(notice, parts, build_payload(context, summary=parts.subject))
 
 
 def render_finding(
@@ -246,6 +237,11 @@ def render_finding(
         notice, run_id=run_id, event_title=EVENT_TITLES.get(notice.event, notice.event)
     )
     parts = render_parts(FINDING_TEMPLATES, context, templates_dir)
+    return _message(notice, parts, finding_payload(notice, summary=parts.subject, run_id=run_id))
+
+
+def _message(notice: Notice | FindingNotice, parts: Parts, payload: Mapping[str, Any]) -> Message:
+    """The stored message of ``notice``: its keys, every rendered part and the payload."""
     return Message(
         dedupe_key=notice.dedupe_key,
         event=notice.event,
@@ -254,7 +250,7 @@ def render_finding(
         text=parts.text,
         html=parts.html,
         slack_text=parts.slack_text,
-        payload=finding_payload(notice, summary=parts.subject, run_id=run_id),
+        payload=payload,
     )
 
 
