@@ -478,3 +478,31 @@ def test_explain_of_a_model_the_run_never_saw_lists_the_models_it_has(
     assert "Traceback" not in ran.stdout + ran.stderr
     assert "gpt-9" in ran.stderr
     assert MODEL in ran.stderr
+
+
+def test_explain_says_which_groups_it_could_not_locate_and_why(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    outage_world(fake_openai, workdir)
+    # No extra request allowed, ever: nothing is fetched, so nothing is in the series cache.
+    cli(
+        workdir,
+        fake_openai,
+        "run",
+        "--date",
+        SUMMER.isoformat(),
+        "--force",
+        RECON_DIAGNOSIS__MAX_REQUESTS="0",
+    )
+
+    ran = cli(
+        workdir,
+        fake_openai,
+        "explain",
+        "--date",
+        SUMMER.isoformat(),
+        RECON_DIAGNOSIS__MAX_REQUESTS="0",
+    )
+
+    assert ran.code == 0, ran.stderr
+    assert "not located: 1 group over diagnosis.max_requests" in ran.stdout

@@ -9,6 +9,7 @@ from the history's cache. It never re-runs the reconciliation and never sends an
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,16 @@ import click
 
 from recon_job import windows
 from recon_job.cli.common import config_option, fail, format_option, setup, utcnow
+
+#: Why a drifting group was not located, as the text output says it.
+SKIPPED = {
+    "budget": "over diagnosis.max_requests",
+    "pending": "on a day OpenAI is still counting",
+    "no_series": "without OpenAI's hourly figures (no admin key) or a source that buckets by hour",
+    "by_api_key": "grouped by API key (hourly figures are per model and project)",
+    "cost_only": "drifting in dollars only (see the bridge's price part)",
+    "misplaced": "with usage logged at other hours",
+}
 
 if TYPE_CHECKING:
     from recon_job.config import Settings
@@ -161,4 +172,11 @@ def _text(window: Window, run_id: int, result: ReconResult, found: Diagnosis) ->
     if not result.mismatches:
         head += " — no group drifts beyond the tolerance"
     lines = [head, *diagnosis_lines(found)] if not found.empty else [head, "nothing found"]
+    skipped = Counter(g.skipped for g in found.groups if g.skipped)
+    if skipped:
+        why = ", ".join(
+            f"{n} group{'s' if n != 1 else ''} {SKIPPED.get(reason, reason)}"
+            for reason, n in skipped.items()
+        )
+        lines += ["", f"not located: {why}"]
     return "\n".join(lines) + "\n"
