@@ -168,15 +168,40 @@ class AggregateQuery:
         number = sa.func.row_number().over(
             partition_by=[self._day(window), rid], order_by=[self.col["timestamp"]]
         )
-        counted: list[sa.ColumnElement[bool]] = [rid.is_not(None), self._reason() == ""]
-        if isinstance(rid.type, sa.String):
-            counted.append(rid != "")  # an empty id is no id, as in the NDJSON source
         table_columns = [c for c in self.table.columns if c.name != _NUMBER]
         return (
             sa.select(*table_columns, number.label(_NUMBER))
-            .where(*self.where(window), *counted)
+            .where(*self.where(window), *self._with_id(rid))
             .subquery("recon_repeats")
         )
+
+    def repeated_ids(self, window: Window) -> sa.Select[Any] | None:
+        """How many (UTC day, request id) pairs of ``window``'s counted rows occur more than
+        once: one hash aggregate, much cheaper than numbering every row (:meth:`repeats`,
+        needed only when some repeat). None without a ``request_id`` column."""
+        if "request_id" not in self.col:
+            return None
+        rid = self.col["request_id"]
+        pairs = (
+            sa.select(self._day(window).label("recon_day"), rid.label("recon_id"))
+            .where(*self.where(window), *self._with_id(rid))
+            .subquery("recon_pairs")
+        )
+        repeated = (
+            sa.select(pairs.c.recon_day)
+            .group_by(pairs.c.recon_day, pairs.c.recon_id)
+            .having(sa.func.count() > 1)
+            .subquery("recon_repeated")
+        )
+        return sa.select(sa.func.count()).select_from(repeated)
+
+    def _with_id(self, rid: sa.ColumnElement[Any]) -> list[sa.ColumnElement[bool]]:
+        """Rows that are counted and carry a request id (an empty id is no id, as in the NDJSON
+        source)."""
+        counted: list[sa.ColumnElement[bool]] = [rid.is_not(None), self._reason() == ""]
+        if isinstance(rid.type, sa.String):
+            counted.append(rid != "")
+        return counted
 
     def minute(self) -> sa.ColumnElement[Any]:
         """A row's minute: UTC (an epoch minute number, a naive UTC datetime, or ISO text), or

@@ -1,15 +1,14 @@
 """The SQL source's duplicate request ids and its per-minute series, both computed in SQL.
 
-**Duplicates** (``SqlTableOptions.dedupe``, with a ``request_id`` column). Rows that may be
-counted and carry the same request id on the same UTC day are numbered by timestamp with
-``ROW_NUMBER() OVER (PARTITION BY day, request_id ...)``
-(:meth:`~recon_job.sources.sql.query.AggregateQuery.repeats`). One ``COUNT`` over the rows
-numbered 2 says how many ids repeat; only when some do, the aggregate query runs again over
-the rows numbered 2 and above (the extra rows), whose sums are taken off the fetch's groups and
-priced apart (the dollars they would have added), and the first few extra rows are named as
-``table:request_id``. The database does the work: Python memory grows with the groups, never
-with the rows or the ids. The check reads the window's rows a second time (a sort by day and
-id), so a table without repeats pays one extra ``COUNT`` query per fetch.
+**Duplicates** (``SqlTableOptions.dedupe``, with a ``request_id`` column). First one
+``GROUP BY day, request_id HAVING COUNT(*) > 1`` over the window's counted rows says how many
+ids repeat on a UTC day (a hash aggregate: a table without repeats pays only that query).
+Only when some do, those rows are numbered by timestamp with ``ROW_NUMBER() OVER (PARTITION BY
+day, request_id ...)`` (:meth:`~recon_job.sources.sql.query.AggregateQuery.repeats`), the
+aggregate query runs again over the rows numbered 2 and above (the extra rows), their sums are
+taken off the fetch's groups and priced apart (the dollars they would have added), and the
+first few extra rows are named as ``table:request_id``. The database does the work: Python
+memory grows with the groups, never with the rows or the ids.
 
 **Series.** The aggregate query grouped by the minute of each row instead of its day
 (:meth:`~recon_job.sources.sql.query.AggregateQuery.minute`: ``date_trunc`` on PostgreSQL,
@@ -54,14 +53,15 @@ def find_duplicates(
     ``(None, Duplicates(0, 0, 0))`` when no id repeats.
     """
     options = query.options
-    repeats = query.repeats(window) if options.dedupe else None
-    if repeats is None:
+    counting = query.repeated_ids(window) if options.dedupe else None
+    repeats = query.repeats(window) if counting is not None else None
+    if counting is None or repeats is None:
         return None, None
-    number = repeats.c[_NUMBER]
-    ids = conn.execute(sa.select(sa.func.count()).select_from(repeats).where(number == 2))
-    repeated_ids = int(ids.scalar_one() or 0)
+    # A hash aggregate says whether any id repeats; the rows are numbered only when some do.
+    repeated_ids = int(conn.execute(counting).scalar_one() or 0)
     if not repeated_ids:
         return None, Duplicates(count=0, request_ids=0, cost=ZERO)
+    number = repeats.c[_NUMBER]
     inner = AggregateQuery(options, repeats, conn.dialect.name)
     rows = conn.execute(inner.select(window).where(number > 1)).all()
     extras = QueryTotals(window, options, inner.day_base).add_rows(rows)
