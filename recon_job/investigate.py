@@ -217,15 +217,7 @@ def quantity_of(group: GroupResult) -> str:
 
 def values(buckets: Mapping[datetime, Usage], quantity: str) -> dict[datetime, Decimal]:
     """One quantity of each bucket, as a Decimal."""
-    return {start: Decimal(usage_value(usage, quantity)) for start, usage in buckets.items()}
-
-
-def usage_value(usage: Usage, quantity: str) -> int | Decimal:
-    """``quantity`` of ``usage``: a field, or ``tokens`` (input + output)."""
-    if quantity == "tokens":
-        return usage.input_tokens + usage.output_tokens
-    value: int | Decimal = getattr(usage, quantity)
-    return value
+    return {start: Decimal(usage.quantity(quantity)) for start, usage in buckets.items()}
 
 
 def merge_series(
@@ -249,11 +241,6 @@ def order_groups(groups: Sequence[GroupDiagnosis]) -> tuple[GroupDiagnosis, ...]
             key=lambda g: (g.group.day, g.group.family, g.group.model, g.group.project_id or ""),
         )
     )
-
-
-def with_requests(diagnosis: Diagnosis, budget: Budget) -> Diagnosis:
-    """``diagnosis`` with the requests spent recorded."""
-    return replace(diagnosis, requests_used=budget.used)
 
 
 def diagnose(  # noqa: PLR0913 -- the result, both sides, then keyword-only facts
@@ -371,7 +358,7 @@ def duplicates_sentence(d: Duplicates) -> str:
     return (
         f"{d.count:,} duplicate record{'s' if d.count != 1 else ''} of {d.request_ids:,} "
         f"request id{'s' if d.request_ids != 1 else ''} counted once "
-        f"(${d.cost:,.2f} they would have added){where}"
+        f"({rules.dollars(d.cost)} they would have added){where}"
     )
 
 

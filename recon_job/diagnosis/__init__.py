@@ -36,6 +36,7 @@ from recon_job.diagnosis.shadow import (
 )
 from recon_job.diagnosis.shift import best_shift, shift_sentence
 from recon_job.diagnosis.trends import TrendRule, all_change_points, change_points, trend_sentence
+from recon_job.diagnosis.words import dollars
 
 __all__ = [
     "PARTS",
@@ -50,6 +51,7 @@ __all__ = [
     "change_points",
     "check_prices",
     "combine",
+    "dollars",
     "gap_sentence",
     "group_bridge",
     "locate",

@@ -45,6 +45,7 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
+from recon_job.diagnosis.words import dollars
 from recon_job.findings import Bridge, BridgePart, Duplicates
 from recon_job.models import MONEY, GroupResult, ReconResult, Status, Tier, Usage, UsageKey
 from recon_job.pricing import TOKEN_CLASSES, PriceTable
@@ -129,15 +130,15 @@ def group_bridge(  # noqa: PLR0913 -- each keyword is one fact the caller may kn
                 "duplicates",
                 duplicates_cost,
                 f"{duplicate_requests:,} duplicate record{_s(duplicate_requests)} counted "
-                f"locally (dedupe off), {_dollars(duplicates_cost)}",
+                f"locally (dedupe off), {dollars(duplicates_cost)}",
             )
         )
     steps.append(
         BridgePart(
             "local_estimate",
             MONEY.subtract(local.cost, priced_local),
-            f"your logged cost {_dollars(local.cost)} against the table's "
-            f"{_dollars(priced_local)} for the same usage",
+            f"your logged cost {dollars(local.cost)} against the table's "
+            f"{dollars(priced_local)} for the same usage",
         )
     )
     if not counted:
@@ -146,8 +147,8 @@ def group_bridge(  # noqa: PLR0913 -- each keyword is one fact the caller may kn
                 "price",
                 MONEY.subtract(MONEY.subtract(priced_local, duplicates_cost), official.cost),
                 f"OpenAI reports no quantities of {key.family}: it billed "
-                f"{_dollars(official.cost)}, the table prices your usage at "
-                f"{_dollars(priced_local)}",
+                f"{dollars(official.cost)}, the table prices your usage at "
+                f"{dollars(priced_local)}",
             )
         )
         return _bridge(difference, steps)
@@ -176,16 +177,16 @@ def group_bridge(  # noqa: PLR0913 -- each keyword is one fact the caller may kn
                 BridgePart(
                     "tier",
                     MONEY.subtract(priced_official, found),
-                    f"OpenAI billed {where} at the {billed_tier} tier ({_dollars(found)}), "
-                    f"logged as {tier} ({_dollars(priced_official)})",
+                    f"OpenAI billed {where} at the {billed_tier} tier ({dollars(found)}), "
+                    f"logged as {tier} ({dollars(priced_official)})",
                 )
             )
     steps.append(
         BridgePart(
             "price",
             MONEY.subtract(at_billed, official.cost),
-            f"the table prices OpenAI's quantities at {_dollars(at_billed)}, "
-            f"OpenAI billed {_dollars(official.cost)}",
+            f"the table prices OpenAI's quantities at {dollars(at_billed)}, "
+            f"OpenAI billed {dollars(official.cost)}",
         )
     )
     return _bridge(difference, steps)
@@ -238,7 +239,7 @@ def window_bridge(
             BridgePart(
                 "untracked",
                 MONEY.minus(untracked_cost),
-                f"OpenAI billed {_dollars(untracked_cost)} of {families} you do not log",
+                f"OpenAI billed {dollars(untracked_cost)} of {families} you do not log",
             )
         )
     return combine(bridges, extra=extra)
@@ -273,8 +274,8 @@ def bridge_sentences(bridge: Bridge, *, limit: int = 1) -> list[str]:
     (312 requests missing locally at $0.0041 each)``."""
     parts = sorted((p for p in bridge.parts if p.amount), key=lambda p: -abs(p.amount))
     return [
-        f"{p.name}: {_dollars(p.amount, signed=True)} of the "
-        f"{_dollars(bridge.difference, signed=True)} cost difference ({p.detail})"
+        f"{p.name}: {dollars(p.amount, signed=True)} of the "
+        f"{dollars(bridge.difference, signed=True)} cost difference ({p.detail})"
         for p in parts[:limit]
     ]
 
@@ -301,13 +302,13 @@ def _scaled(
 
 def _coverage_detail(requests: int, official_requests: int, priced: Decimal, local: Decimal) -> str:
     if official_requests == 0:
-        return f"OpenAI counts no requests; the table prices the local usage at {_dollars(local)}"
+        return f"OpenAI counts no requests; the table prices the local usage at {dollars(local)}"
     missing = requests - official_requests
     if missing == 0:
         return "the same number of requests on both sides"
     each = MONEY.divide(priced, official_requests)
     what = "extra" if missing > 0 else "missing"
-    return f"{abs(missing):,} request{_s(missing)} {what} locally at {_dollars(each)} each"
+    return f"{abs(missing):,} request{_s(missing)} {what} locally at {dollars(each)} each"
 
 
 def _mix_detail(local: Usage, official: Usage, requests: int) -> str:
@@ -353,14 +354,3 @@ def _sum(values: Iterable[Decimal]) -> Decimal:
 
 def _s(count: int) -> str:
     return "" if abs(count) == 1 else "s"
-
-
-def _dollars(value: Decimal, *, signed: bool = False) -> str:
-    """``$1,234.56``; a non-zero amount under a cent keeps two significant digits (``$0.0041``)."""
-    sign = "-" if value < 0 else ("+" if signed and value > 0 else "")
-    size = abs(value)
-    places = 2
-    if size and size < Decimal("0.01"):
-        places = min(-size.adjusted() + 1, 12)
-    shown = size.quantize(Decimal(1).scaleb(-places), context=MONEY)
-    return f"{sign}${shown:,.{places}f}"

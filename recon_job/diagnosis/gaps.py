@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Final
 
+from recon_job.diagnosis.words import dollars
 from recon_job.findings import Gap, GroupRef
 
 #: A bucket is material when its difference is at least this fraction of the worst bucket's.
@@ -44,7 +45,6 @@ MINUTE: Final = timedelta(minutes=1)
 _MINUTES_PER_PAGE: Final = 1440
 _ZERO: Final = Decimal(0)
 #: Amounts of money under a cent are written with every digit (``$0.0027``), not ``$0.00``.
-_CENT: Final = Decimal("0.01")
 
 Series = Mapping[datetime, Decimal]
 
@@ -184,7 +184,7 @@ def _amount(value: Decimal, quantity: str) -> str:
     size only, the sentence says which side has more."""
     size = abs(value)
     if quantity == "cost":
-        return f"${size:,.2f}" if size >= _CENT or not size else f"${size.normalize():f}"
+        return dollars(size)
     number = f"{size:,.0f}" if size == size.to_integral_value() else f"{size:,.2f}"
     return f"{number} {quantity.replace('_', ' ')}"
 

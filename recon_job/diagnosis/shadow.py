@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
+from recon_job.diagnosis.words import dollars
 from recon_job.findings import ShadowEntry
 from recon_job.models import UsageKey
 
@@ -33,7 +34,6 @@ KINDS: Final = (PROJECT, API_KEY, USER)
 
 #: Shares are kept to two decimals of a percent.
 _SHARE_QUANTUM: Final = Decimal("0.01")
-_CENT: Final = Decimal("0.01")
 #: A name from the Admin API is printed at most this long (it is free text someone typed).
 _NAME_MAX: Final = 60
 #: How each kind reads in a sentence.
@@ -185,10 +185,8 @@ def shadow_sentence(entry: ShadowEntry, period: str = "the window's") -> str:
     who = f"{_NOUN.get(entry.kind, entry.kind)} `{entry.id}`"
     if entry.name:
         who += f" (name {entry.name!r})"
-    # Under a cent every digit ($0.0027): "$0.00" would say the key cost nothing.
-    cost = entry.cost
-    dollars = "" if not cost else f"${cost:,.2f}" if cost >= _CENT else f"${cost.normalize():f}"
-    money = f" ({dollars})" if dollars else ""
+    # Under a cent two significant digits ($0.0027): "$0.00" would say the key cost nothing.
+    money = f" ({dollars(entry.cost)})" if entry.cost else ""
     if entry.tokens:
         what = f"used {_pct(entry.token_share_pct)} of {period} tokens{money}"
     elif entry.cost and entry.cost_share_pct is not None:
