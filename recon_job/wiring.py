@@ -293,10 +293,14 @@ def sources(
     namer: ModelNamer,
     pricer: PriceTable,
     openai_csv: Sequence[str | Path] = (),
+    connection: OpenAIConnection | None = None,
 ) -> Sources:
-    """The configured local sources, and OpenAI's APIs (or dashboard CSV exports instead)."""
+    """The configured local sources, and OpenAI's APIs (or dashboard CSV exports instead);
+    ``connection``: the one the APIs share with the rest of the run (made here when None)."""
     local = local_sources(settings, namer=namer, pricer=pricer)
-    official = csv_sources(settings, openai_csv) if openai_csv else api_sources(settings)
+    official = (
+        csv_sources(settings, openai_csv) if openai_csv else api_sources(settings, connection)
+    )
     return Sources(local=local, official=official)
 
 
@@ -449,13 +453,31 @@ def deps(
     if found:
         raise ConfigError(found)
     namer = model_namer(settings)
-    chosen = overrides.sources
+    chosen, diagnosing = overrides.sources, None
     if chosen is None:
         pricer = price_table(settings, namer)
-        chosen = sources(settings, namer=namer, pricer=pricer, openai_csv=overrides.openai_csv)
+        # One session and one deadline for every request of the run, the diagnosis's too.
+        connection = None if overrides.openai_csv else openai_connection(settings)
+        chosen = sources(
+            settings,
+            namer=namer,
+            pricer=pricer,
+            openai_csv=overrides.openai_csv,
+            connection=connection,
+        )
         if not overrides.no_cache:
             chosen = replace(chosen, local=with_cache(chosen.local, store))
-    built = Deps(
+        if settings.diagnosis.enabled:
+            diagnosing = investigator(
+                settings,
+                store,
+                namer=namer,
+                pricer=pricer,
+                local=chosen.local,
+                connection=connection,
+                now=control.clock(),
+            )
+    return Deps(
         sources=chosen,
         store=store,
         namer=namer,
@@ -465,20 +487,8 @@ def deps(
         control=control,
         rules=rules(settings),
         restatement_days=settings.reconcile.restatement_days,
+        investigator=diagnosing,
     )
-    if overrides.sources is not None or not settings.diagnosis.enabled:
-        return built
-    connection = None if overrides.openai_csv else openai_connection(settings)
-    diagnosing = investigator(
-        settings,
-        store,
-        namer=namer,
-        pricer=price_table(settings, namer),
-        local=chosen.local,
-        connection=connection,
-        now=control.clock(),
-    )
-    return replace(built, investigator=diagnosing)
 
 
 def diagnosis_options(settings: Settings) -> DiagnosisOptions:

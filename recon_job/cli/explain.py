@@ -154,8 +154,10 @@ def _diagnose(settings: Settings, store: HistoryStore, result: ReconResult) -> D
     billed: UsageTotals = UsageTotals()
     if connection is not None:
         # The billed quantities of the window (one Costs request): what prices are checked on.
-        costs = wiring.api_sources(settings, connection)[-1]
-        billed = costs.fetch(result.window)
+        from recon_job.sources.openai import OpenAICostsSource
+
+        c = connection
+        billed = OpenAICostsSource(c.options, c.session, c.deadline).fetch(result.window)
     local_keys = UsageTotals(groups={g.key: g.local for g in result.groups if g.local.requests})
     restated = tuple(
         store.restatements_since(first_day=result.window.start, last_day=result.window.last_day)
