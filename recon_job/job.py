@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final, TypeVar
 
@@ -307,7 +307,8 @@ def within(totals: UsageTotals, window: Window) -> UsageTotals:
 def _restated(deps: Deps, fetched: UsageTotals, now: datetime) -> tuple[Restatement, ...]:
     """OpenAI's revisions of days an earlier run completed: every settled day fetched, compared
     with the figures the history holds for it (recorded with the run's result)."""
-    settled = sorted({k.day for k in fetched.groups} - set(_pending(deps, fetched, now)))
+    last = windows.last_settled_day(now, deps.settle)
+    settled = sorted({k.day for k in fetched.groups if k.day <= last})
     if not settled:
         return ()
     by_project = any(k.project_id for k in fetched.groups)
@@ -336,14 +337,6 @@ def _known_restatements(deps: Deps, window: Window) -> tuple[Restatement, ...]:
         log.warning(EV_RESTATEMENTS_UNREAD, reason=e.reason)
         return ()
     return tuple(found)
-
-
-def _pending(deps: Deps, fetched: UsageTotals, now: datetime) -> tuple[date, ...]:
-    days = [k.day for k in fetched.groups]
-    if not days:
-        return ()
-    span = Window("range", min(days), max(days) + timedelta(days=1))
-    return windows.pending_days(span, now, deps.settle)
 
 
 def _failed(
