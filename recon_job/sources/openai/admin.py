@@ -14,7 +14,6 @@ is never read, kept, logged or returned, and the admin key is never logged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -22,10 +21,10 @@ from urllib.parse import quote
 
 import requests
 import structlog
-import urllib3.exceptions
 
-from recon_job.errors import DeadlineExceeded
-from recon_job.http import Deadline, timeout_for
+from recon_job.errors import DeadlineExceeded, UsageApiError
+from recon_job.http import Deadline
+from recon_job.sources.openai.client import OpenAIClient
 from recon_job.sources.openai.options import OpenAIOptions
 
 log = structlog.get_logger(__name__)
@@ -39,8 +38,6 @@ PROJECTS_PATH: Final = "/organization/projects"
 PAGE_LIMIT: Final = 100
 #: Default bound on the requests one lookup makes.
 DEFAULT_MAX_REQUESTS: Final = 10
-#: A list page larger than this is not read (a page of 100 projects is a few tens of KiB).
-MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 
 #: Why names are missing: the admin key may not read them; the endpoint is not there; another
 #: failure; the request bound was reached.
@@ -78,8 +75,7 @@ class AdminNames:
         deadline: Deadline | None = None,
     ) -> None:
         self.options = options
-        self.session = session
-        self.deadline = deadline
+        self._client = OpenAIClient(options, session, deadline)
 
     def projects(
         self, *, wanted: Collection[str] | None = None, max_requests: int = DEFAULT_MAX_REQUESTS
@@ -196,44 +192,17 @@ class AdminNames:
 
     def _get(self, path: str, query: list[tuple[str, str]]) -> tuple[int, Any]:
         """The status and JSON body of one GET; status 0 (no body) when there is no answer."""
-        options, deadline = self.options, self.deadline
         try:
-            timeout = timeout_for(deadline, options.connect_timeout, options.read_timeout)
-            response = self.session.get(
-                f"{options.base_url}{path}",
-                params=query,
-                headers={
-                    "Authorization": f"Bearer {options.admin_key}",
-                    "Accept": "application/json",
-                },
-                timeout=timeout,
-                stream=True,
-                # Never follow a redirect with the admin key; OpenAI does not redirect.
-                allow_redirects=False,
-            )
-            with response:
-                if response.status_code != 200:
-                    return response.status_code, None
-                raw = b""
-                for chunk in response.iter_content(64 * 1024):
-                    raw += chunk
-                    if len(raw) > MAX_BODY_BYTES:
-                        return 0, None
-                    if deadline is not None:
-                        deadline.check("reading a page of the OpenAI Admin API")
-            return 200, json.loads(raw)
-        except (
-            requests.RequestException,
-            urllib3.exceptions.HTTPError,
-            OSError,
-            ValueError,
-            RecursionError,
-            DeadlineExceeded,
-        ) as e:
-            # Names are a courtesy: say what kind of failure, never its text (it may quote
-            # the URL or a header).
-            log.info(EVENT_NAMES_MISSING, path=path, reason=ERROR, failure=type(e).__name__)
-            return 0, None
+            return 200, self._client.get_json(path, query, endpoint="Admin")
+        except UsageApiError as e:
+            if e.status in (401, 403, 404):
+                return e.status, None
+            failure = e.reason
+        except DeadlineExceeded:
+            failure = "deadline"
+        # Names are a courtesy: say what kind of failure, never its text.
+        log.info(EVENT_NAMES_MISSING, path=path, reason=ERROR, failure=failure)
+        return 0, None
 
 
 def _public(reason: str | None) -> str | None:

@@ -139,6 +139,11 @@ class OpenAIClient:
             seen.add(next_page)
             cursor = next_page
 
+    def get_json(self, path: str, query: Sequence[tuple[str, str]], *, endpoint: str) -> Any:
+        """The JSON body of one GET of ``path`` under the base URL (the Admin API's lists):
+        the same request, limits and errors as a page (``UsageApiError`` with the status)."""
+        return self._get_json(f"{self.options.base_url}{path}", list(query), endpoint)
+
     def _get_json(self, url: str, query: list[tuple[str, str]], endpoint: str) -> Any:
         options = self.options
         timeout = timeout_for(self.deadline, options.connect_timeout, options.read_timeout)
