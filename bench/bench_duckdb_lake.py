@@ -16,6 +16,11 @@ dedupe) in the same child, for contrast.
 
     python bench/bench_duckdb_lake.py                          # 10M rows, 3 runs
     python bench/bench_duckdb_lake.py --rows 1000000 --runs 5 --baseline
+    python bench/bench_duckdb_lake.py --memory-limit 256MB    # DuckDB bounded, spilling to disk
+
+``--memory-limit`` goes into the source's URL (``duckdb:///:memory:?memory_limit=256MB&
+temp_directory=...``): duckdb-engine hands a URL's query parameters to DuckDB as its
+configuration, so a deployment bounds DuckDB the same way.
 """
 
 from __future__ import annotations
@@ -103,14 +108,18 @@ def _us(day: date) -> int:
     return (day - date(2025, 4, 1)).days * 86400 * 1_000_000
 
 
-def child(lake: Path, runs: int, baseline: bool) -> None:
+def child(lake: Path, runs: int, baseline: bool, memory_limit: str | None) -> None:
     """Fetch in this fresh process and print the figures as JSON (the child side)."""
     from recon_job.config import load_price_table
     from recon_job.models import Window
     from recon_job.sources.sql import SqlTableOptions, SqlTableSource
 
+    url = "duckdb:///:memory:"
+    if memory_limit:
+        spill = Path(tempfile.gettempdir()) / "recon-lake-spill"
+        url += f"?memory_limit={memory_limit}&temp_directory={spill}"
     options = SqlTableOptions(
-        url="duckdb:///:memory:",
+        url=url,
         table=None,
         relation=f"read_parquet('{lake}/*.parquet')",
         columns=COLUMNS,
@@ -160,9 +169,11 @@ def child(lake: Path, runs: int, baseline: bool) -> None:
     print(json.dumps(figures))
 
 
-def measure(lake: Path, runs: int, baseline: bool) -> dict[str, Any]:
+def measure(lake: Path, runs: int, baseline: bool, memory_limit: str | None) -> dict[str, Any]:
     """One child process; its figures come back as JSON on the last line."""
     command = [sys.executable, __file__, "--child", "--lake", str(lake), "--runs", str(runs)]
+    if memory_limit:
+        command += ["--memory-limit", memory_limit]
     done = subprocess.run(
         [*command, *(["--baseline"] if baseline else [])],
         check=True,
@@ -180,16 +191,19 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline", action="store_true")
+    parser.add_argument("--memory-limit", help="DuckDB's memory_limit, e.g. 256MB")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.lake, args.runs, args.baseline)
+        child(args.lake, args.runs, args.baseline, args.memory_limit)
         return
     generate_s = generate(args.lake, args.rows)
     size = sum(p.stat().st_size for p in args.lake.glob("*.parquet"))
     made = f"generated in {generate_s:.1f} s" if generate_s else "reused"
     print(f"lake {args.lake}: {args.rows:,} rows, {size / 2**20:.0f} MiB of Parquet ({made})")
-    figures = measure(args.lake, args.runs, args.baseline)
+    figures = measure(args.lake, args.runs, args.baseline, args.memory_limit)
+    if args.memory_limit:
+        print(f"DuckDB memory_limit {args.memory_limit} (spilling to the temp directory)")
     before = figures["before_kib"] / 1024
     for window in WINDOWS:
         f = figures[window]

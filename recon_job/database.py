@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import exc
 from sqlalchemy.engine import URL, make_url
@@ -72,7 +72,9 @@ def display_url(url: str | URL) -> str:
     """``url`` with its password masked, for messages and logs."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-        return parsed.render_as_string(hide_password=True)
+        # Unquoted for reading (``duckdb:///:memory:``, not ``%3Amemory%3A``): the password,
+        # the only part that must not be shown, is masked before.
+        return unquote(parsed.render_as_string(hide_password=True))
     except (exc.ArgumentError, ValueError):
         return redact_url_text(url) if isinstance(url, str) else "<unparseable URL>"
 

@@ -92,9 +92,14 @@ def database_error(options: SqlTableOptions, e: sa_exc.DBAPIError, stage: str) -
             reason="database_error",
         )
     if stage == "connect":
+        backend = make_url(options.url).get_backend_name()
+        check = {
+            "sqlite": "the SQLite file path",
+            "duckdb": "the DuckDB file path and the DuckDB settings in the URL's query "
+            "(?memory_limit=1GB&threads=2)",
+        }.get(backend, "the user, password and database name")
         return LogSourceError(
-            f"cannot open {where}: {detail} — check the user, password and database name "
-            "(or the SQLite file path) in the SQL source URL",
+            f"cannot open {where}: {detail} — check {check} in the SQL source URL",
             reason="database_refused",
         )
     if stage == "reflect":

@@ -219,6 +219,34 @@ def test_an_ndjson_lake_with_typed_columns_sums_its_cost_exactly(tmp_path: Path)
     assert loose.skipped == reference.skipped
 
 
+def test_duckdb_settings_in_the_url_bound_its_memory_and_spill_to_the_named_directory(
+    tmp_path: Path,
+) -> None:
+    write_lake(ROWS, tmp_path / "lake")
+    spill = tmp_path / "spill"
+    url = f"duckdb:///:memory:?memory_limit=64MB&threads=1&temp_directory={spill}"
+    bounded = source(url, relation=f"read_parquet('{tmp_path / 'lake'}/*.parquet')")
+
+    totals = bounded.fetch(MARCH)
+
+    assert totals.groups == lake(tmp_path).fetch(MARCH).groups
+    with bounded.connect() as conn:
+        settings = conn.exec_driver_sql(
+            "SELECT current_setting('memory_limit'), current_setting('threads'), "
+            "current_setting('temp_directory')"
+        ).one()
+    assert settings == ("61.0 MiB", 1, str(spill))
+
+
+def test_a_duckdb_setting_it_does_not_know_is_a_clear_permanent_error(tmp_path: Path) -> None:
+    write_lake(ROWS, tmp_path / "lake")
+    relation = f"read_parquet('{tmp_path / 'lake'}/*.parquet')"
+    with pytest.raises(LogSourceError, match="memory_limit") as failed:
+        source("duckdb:///:memory:?memory_limit=lots", relation=relation).fetch(MARCH)
+    assert failed.value.permanent
+    assert "Traceback" not in str(failed.value)
+
+
 def test_a_duckdb_database_file_with_a_table_is_read_read_only(tmp_path: Path) -> None:
     write_lake(ROWS, tmp_path / "lake", parts=1)
     path = tmp_path / "app.duckdb"
