@@ -50,7 +50,13 @@ from recon_job.modelnames import ModelNamer
 from recon_job.models import EMPTY, UNDATED_REASONS, Window
 from recon_job.sources.base import Pricer
 from recon_job.sources.groups import GroupLimit
-from recon_job.sources.ndjson.files import Task, parallel_workers, read_lines, run_tasks
+from recon_job.sources.ndjson.files import (
+    Task,
+    parallel_workers,
+    read_lines,
+    run_tasks,
+    split_task,
+)
 from recon_job.sources.ndjson.records import LogRecord, NdjsonOptions
 from recon_job.sources.ndjson.skips import LOCATIONS_PER_REASON, first_index
 from recon_job.sources.ndjson.source import NdjsonLogSource, _Scan
@@ -582,11 +588,27 @@ def _read(options: NdjsonOptions, task: Task) -> _Part:
 
 
 def _read_all(options: NdjsonOptions, tasks: list[Task]) -> list[_Part]:
-    """The findings of ``tasks``, in order; in worker processes when there is enough to read."""
+    """The findings of ``tasks``, in order; in worker processes when there is enough to read.
+
+    With fewer tasks than workers (one large file: the first run with the cache), a large plain
+    file's task is split into ranges read side by side, whose parts are joined in order (as a
+    grown file's new part is joined to its entry's): the first run costs a cold scan's time.
+    """
     workers = parallel_workers(sorted({t.path for t in tasks}), options.workers)
-    if workers > 1 and len(tasks) > 1:
-        return run_tasks(functools.partial(_read, options), tasks, workers)
-    return [_read(options, task) for task in tasks]
+    if workers < 2:
+        return [_read(options, task) for task in tasks]
+    pieces = [split_task(task, workers) if len(tasks) < workers else [task] for task in tasks]
+    ranges = [piece for split in pieces for piece in split]
+    if len(ranges) < 2:
+        return [_read(options, task) for task in tasks]
+    read = iter(run_tasks(functools.partial(_read, options), ranges, workers))
+    parts = []
+    for split in pieces:
+        part = next(read)
+        for _ in split[1:]:
+            part.extend(next(read))
+        parts.append(part)
+    return parts
 
 
 def _get(cache: LogCache, keys: Iterable[str]) -> dict[str, bytes]:

@@ -440,13 +440,23 @@ def plan_tasks(files: Sequence[str], pieces: int) -> list[Task]:
             splittable = not _is_gzip(path)
         except OSError:
             size, splittable = 0, False
-        count = min(pieces, size // MIN_RANGE_BYTES) if splittable else 1
-        if count < 2:
-            tasks.append(Task(path))
-            continue
-        bounds = [size * i // count for i in range(count + 1)]
-        tasks.extend(Task(path, a, b) for a, b in itertools.pairwise(bounds))
+        ranges = split_task(Task(path, 0, size), pieces) if splittable else []
+        tasks.extend(ranges if len(ranges) > 1 else [Task(path)])
     return tasks
+
+
+def split_task(task: Task, pieces: int) -> list[Task]:
+    """``task`` as up to ``pieces`` consecutive newline-aligned ranges of at least
+    ``MIN_RANGE_BYTES`` each (the lines starting in each, as for any range): read one after the
+    other, they see the lines ``task`` sees. A whole-file task (gzip) stays whole."""
+    if task.end is None:
+        return [task]
+    count = min(pieces, (task.end - task.start) // MIN_RANGE_BYTES)
+    if count < 2:
+        return [task]
+    size = task.end - task.start
+    bounds = [task.start + size * i // count for i in range(count + 1)]
+    return [Task(task.path, a, b) for a, b in itertools.pairwise(bounds)]
 
 
 def _is_gzip(path: str) -> bool:

@@ -447,3 +447,42 @@ def test_files_missing_from_the_cache_are_read_in_worker_processes_with_the_same
     assert pools == [2]
     assert comparable(cached) == fetch(logs, None)
     assert fetch(logs, store).info["cache_files_hit"] == 3
+
+
+def test_one_large_file_is_read_in_ranges_side_by_side_and_joined_in_order(
+    tmp_path: Path, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run with the cache over one big file costs a cold scan's time, not twice it:
+    its ranges are read by the workers and joined as a grown file's parts are, so the line
+    numbers of skipped lines and duplicates, and every sum, are those of one read."""
+    from recon_job.sources.ndjson import cache as cache_module
+    from recon_job.sources.ndjson import files
+
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(files, "MIN_RANGE_BYTES", 4096)  # this small file counts as large
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    read: list[Any] = []
+    real = cache_module.run_tasks
+
+    def counted(scan: Any, tasks: Any, workers: int) -> Any:
+        read.extend(tasks)
+        return real(scan, tasks, workers)
+
+    monkeypatch.setattr(cache_module, "run_tasks", counted)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    append(logs / "app.ndjson", lines_for(60, 600))
+    opts = NdjsonOptions(paths=(str(logs),), workers=2)
+
+    first = CachedNdjsonLogSource(opts, FakePricer(), None, store).fetch(MARCH)
+
+    size = (logs / "app.ndjson").stat().st_size
+    assert [(t.start, t.end) for t in read] == [(0, size // 2), (size // 2, size)]
+    cold = fetch(logs, None)
+    assert comparable(first) == cold
+    assert first.skipped_locations == cold.skipped_locations
+    assert first.duplicates is not None
+    assert first.duplicates == cold.duplicates
+    again = same_as_cold(logs, store)[0]
+    assert again.info["cache_files_hit"] == 1
+    assert again.skipped_locations == cold.skipped_locations
