@@ -8,13 +8,17 @@ format='newline_delimited', ignore_errors=true)`` + ``GROUP BY day, model`` with
 sums (its counts are close, not exact: it does not classify skip reasons). Peak RSS is the
 process's own peak plus every child's (``bench_ndjson.ChildPeaks``).
 
-``--breakdown`` times the stages of the recon-job scan one by one, in one process: importing the
-source modules, reading the raw bytes, splitting them into lines (``files.read_lines``),
-``orjson.loads`` of every line alone, and the whole in-process scan (classification +
-aggregation = scan - split lines - loads), and the same scan without ``dedupe``; worker start-up
-and IPC is the auto row against workers 1.
+The recon-job rows use the C fast path (``_fastscan.c``) when it is built, as an install with a
+C compiler does; ``--python`` adds the same rows with it off (the Python scan alone, as on a
+machine without a compiler).
 
-    python bench/bench_scan_vs_duckdb.py --runs 5 --breakdown
+``--breakdown`` times the stages of the recon-job scan one by one, in one process: importing the
+source modules, reading the raw bytes, splitting them into lines (``files.read_lines``), the C
+fast path over those lines alone (``_fastscan.scan``, with the lines it hands back), the whole
+in-process scan with it and without it, and without ``dedupe``; worker start-up and IPC is the
+auto row against workers 1.
+
+    python bench/bench_scan_vs_duckdb.py --runs 5 --breakdown --python
     python bench/bench_scan_vs_duckdb.py --records 10000000 --runs 1   # memory at 10M
 """
 
@@ -65,8 +69,10 @@ def _peak_kib(peaks: ChildPeaks) -> tuple[int, int]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, sum(peaks.peaks_kib.values())
 
 
-def child_recon(path: str, workers: int) -> dict[str, float]:
-    """One cold recon-job scan (imports included in ``wall``)."""
+def child_recon(path: str, workers: int, python: bool = False) -> dict[str, float]:
+    """One cold recon-job scan (imports included in ``wall``); ``python``: without the C path."""
+    if python:
+        os.environ["RECON_NDJSON_FASTSCAN"] = "0"  # worker processes inherit it
     with ChildPeaks() as peaks:
         started = time.perf_counter()
         from recon_job.models import Window
@@ -114,6 +120,7 @@ def child_breakdown(path: str) -> dict[str, float]:
     import orjson
 
     from recon_job.models import Window
+    from recon_job.sources.ndjson import source as ndjson_source
     from recon_job.sources.ndjson.files import Task, read_lines
     from recon_job.sources.ndjson.skips import Skips
     from recon_job.sources.ndjson.source import NdjsonLogSource, NdjsonOptions
@@ -130,6 +137,17 @@ def child_breakdown(path: str) -> dict[str, float]:
     for lines in read_lines(Task(path), info, Skips()):
         all_lines.append(lines)
     out["split_lines"] = time.perf_counter() - t
+    march = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
+    if ndjson_source._fast_scan is not None:
+        scan = ndjson_source._Scan(NdjsonOptions(paths=(path,), workers=1), march)
+        for model in ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "o4-mini-2025-04-16", "gpt-5-mini"):
+            scan.family_of(None, None, model)
+        t = time.perf_counter()
+        handed_back = sum(
+            len(ndjson_source._fast_scan(lines, scan.c_config)[1]) for lines in all_lines
+        )
+        out["c_fast_path"] = time.perf_counter() - t
+        out["lines_handed_back"] = handed_back
     loads, bad = orjson.loads, orjson.JSONDecodeError
     t = time.perf_counter()
     for lines in all_lines:
@@ -143,14 +161,19 @@ def child_breakdown(path: str) -> dict[str, float]:
     del all_lines
     source = NdjsonLogSource(NdjsonOptions(paths=(path,), workers=1), BenchPricer())
     t = time.perf_counter()
-    source.fetch(Window("monthly", date(2026, 3, 1), date(2026, 4, 1)))
+    source.fetch(march)
     out["scan_workers_1"] = time.perf_counter() - t
-    out["classify_aggregate"] = out["scan_workers_1"] - out["split_lines"] - out["orjson_loads"]
-    # The request-id fingerprints (8 bytes a record, shipped from the workers to the parent)
-    # are what grows with the file: their share of the time too.
+    fast, ndjson_source._fast_scan = ndjson_source._fast_scan, None
+    source = NdjsonLogSource(NdjsonOptions(paths=(path,), workers=1), BenchPricer())
+    t = time.perf_counter()
+    source.fetch(march)
+    out["scan_workers_1_python"] = time.perf_counter() - t
+    ndjson_source._fast_scan = fast
+    # The request-id fingerprints (8 bytes a record) grow with the file: their share of the
+    # time too.
     source = NdjsonLogSource(NdjsonOptions(paths=(path,), workers=1, dedupe=False), BenchPricer())
     t = time.perf_counter()
-    source.fetch(Window("monthly", date(2026, 3, 1), date(2026, 4, 1)))
+    source.fetch(march)
     out["scan_workers_1_no_dedupe"] = time.perf_counter() - t
     return out
 
@@ -174,14 +197,15 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--breakdown", action="store_true")
+    parser.add_argument("--python", action="store_true", help="also without the C fast path")
     parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "recon-bench"))
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, path = args.child
-        if kind == "recon":
-            print(json.dumps(child_recon(path, args.workers)))
+        if kind in ("recon", "python"):
+            print(json.dumps(child_recon(path, args.workers, python=kind == "python")))
         elif kind == "duckdb":
             print(json.dumps(child_duckdb(path)))
         else:
@@ -195,6 +219,8 @@ def main() -> None:
     size = os.path.getsize(path) / 2**20
     print(f"{args.records} records, {size:.0f} MiB; cpus {os.cpu_count()}; load {_load()} at start")
     kinds = {"recon workers 1": ("recon", 1), "recon workers auto": ("recon", 0)}
+    if args.python:
+        kinds.update({"python workers 1": ("python", 1), "python workers auto": ("python", 0)})
     kinds["duckdb"] = ("duckdb", 1)
     results: dict[str, list[dict[str, float]]] = {name: [] for name in kinds}
     for _ in range(args.runs):
@@ -219,7 +245,9 @@ def main() -> None:
         stages = measure("breakdown", path)
         print(
             "breakdown (one process, workers 1): "
-            + ", ".join(f"{k} {v:.2f}s" for k, v in stages.items())
+            + ", ".join(
+                f"{k} {v:.2f}s" if isinstance(v, float) else f"{k} {v}" for k, v in stages.items()
+            )
         )
     print(f"load {_load()} at end")
 

@@ -507,7 +507,7 @@ RECORD_FIELDS: frozenset[str] = frozenset(RECORD_FIELD_NAMES)
 Tier = Literal["standard", "batch", "flex", "priority"]
 TIERS: tuple[Tier, ...] = ("standard", "batch", "flex", "priority")
 #: ``service_tier`` values billed at their own rates; every other value is ``standard``.
-_PRICED_SERVICE_TIERS: Mapping[str, Tier] = {"flex": "flex", "priority": "priority"}
+PRICED_SERVICE_TIERS: Mapping[str, Tier] = {"flex": "flex", "priority": "priority"}
 #: Day zero of Unix epoch timestamps.
 EPOCH = date(1970, 1, 1)
 
@@ -517,7 +517,7 @@ def tier_of(batch: bool, service_tier: object) -> Tier:
     if batch:
         return "batch"
     if isinstance(service_tier, str):
-        return _PRICED_SERVICE_TIERS.get(service_tier.strip().lower(), "standard")
+        return PRICED_SERVICE_TIERS.get(service_tier.strip().lower(), "standard")
     return "standard"
 
 

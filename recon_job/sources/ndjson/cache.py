@@ -59,7 +59,7 @@ from recon_job.sources.ndjson.files import (
 )
 from recon_job.sources.ndjson.records import LogRecord, NdjsonOptions
 from recon_job.sources.ndjson.skips import LOCATIONS_PER_REASON, first_index
-from recon_job.sources.ndjson.source import NdjsonLogSource, _Scan
+from recon_job.sources.ndjson.source import NdjsonLogSource, _Scan, uses_fast_path
 
 __all__ = [
     "NAMESPACE",
@@ -594,7 +594,8 @@ def _read_all(options: NdjsonOptions, tasks: list[Task]) -> list[_Part]:
     file's task is split into ranges read side by side, whose parts are joined in order (as a
     grown file's new part is joined to its entry's): the first run costs a cold scan's time.
     """
-    workers = parallel_workers(sorted({t.path for t in tasks}), options.workers)
+    paths = sorted({t.path for t in tasks})
+    workers = parallel_workers(paths, options.workers, fast=uses_fast_path(options))
     if workers < 2:
         return [_read(options, task) for task in tasks]
     pieces = [split_task(task, workers) if len(tasks) < workers else [task] for task in tasks]

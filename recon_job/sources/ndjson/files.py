@@ -48,6 +48,12 @@ TOO_LONG = "line_too_long"
 #: Below this much log data (plain bytes, gzip counted at ``GZIP_RATIO`` times its size), worker
 #: start-up (an interpreter and its imports, ~0.2 s each) costs more than parallel scanning saves.
 PARALLEL_MIN_BYTES = 32 << 20
+#: With the C fast path a scan is about four times as fast (``bench/bench_scan_vs_duckdb.py
+#: --breakdown``: 1.2 s for a million records in one process, against 5.0 s without it, on a
+#: loaded machine), so a worker process (~0.35 s to start and import) pays only for this many
+#: times more data: 256 MiB, more than the benchmark's million records, which one process reads
+#: faster than two.
+FAST_PATH_SPEEDUP = 8
 #: A plain file is split into ranges only if each range gets at least this much.
 MIN_RANGE_BYTES = 8 << 20
 #: A cautious guess of how much NDJSON usage logs shrink under gzip (they shrink 8-15x).
@@ -409,11 +415,13 @@ class _Lines:
 # -- parallel ----------------------------------------------------------------------------------
 
 
-def parallel_workers(files: Sequence[str], requested: int) -> int:
+def parallel_workers(files: Sequence[str], requested: int, *, fast: bool = False) -> int:
     """How many worker processes to read ``files`` with; 1 means read them in-process.
 
     ``requested`` 0 means one per CPU. Small amounts of data stay in-process: see
-    ``PARALLEL_MIN_BYTES``.
+    ``PARALLEL_MIN_BYTES``; ``fast``: the scan runs the C fast path, which reads
+    ``FAST_PATH_SPEEDUP`` times as fast, so a worker's start-up is worth it only for that
+    many times more data.
     """
     cpus = os.cpu_count() or 1
     workers = min(cpus, requested or cpus)
@@ -425,7 +433,7 @@ def parallel_workers(files: Sequence[str], requested: int) -> int:
             work += os.path.getsize(path) * (GZIP_RATIO if _is_gzip(path) else 1)
         except OSError:
             continue  # read_lines reports it, with the message it always gives
-    return workers if work >= PARALLEL_MIN_BYTES else 1
+    return workers if work >= PARALLEL_MIN_BYTES * (FAST_PATH_SPEEDUP if fast else 1) else 1
 
 
 def plan_tasks(files: Sequence[str], pieces: int) -> list[Task]:

@@ -20,24 +20,29 @@ overlapping) is counted once; the extra records are reported in ``UsageTotals.du
 without a request id are never deduped. Log files are not sorted by time (a rotated file may
 hold any day), so every day of the window stays open for the whole scan; to keep that small,
 the scan keeps no ids, only an 8-byte fingerprint per counted record (:func:`fingerprint`, the
-same in every process), per file and UTC day. After the scan, each day's fingerprints are
-checked for repeats one day at a time (memory: one day's set). Only when some repeat are the
-files holding them read again, in order, comparing the real ids of those records alone: the
-first of each id stays counted, the later ones are moved from the counted sums to the
+same in every process), per file and UTC day, and past 64Ki of them in memory it writes them
+to a temporary file (removed when the scan ends or fails). After the scan, each day's
+fingerprints are checked for repeats one day at a time (memory: one day's set, a large day's
+in parts: ``_Dedupe.repeated``), so memory does not grow with the logs. Only when some repeat
+are the files holding them read again, in order, comparing the real ids of those records alone:
+the first of each id stays counted, the later ones are moved from the counted sums to the
 duplicates'. So the result is exact (a fingerprint collision costs a second read, never a
-wrong count), worker processes need to send back only their fingerprints, and a log without
-duplicates is read once. Dedupe is within one source: two sources logging the same request are
-both counted.
+wrong count), worker processes need to send back only where they wrote their fingerprints, and
+a log without duplicates is read once. Dedupe is within one source: two sources logging the
+same request are both counted.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import tempfile
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Context, Decimal
+from itertools import chain, compress, groupby
 from typing import Any
 
 import orjson
@@ -47,7 +52,16 @@ from recon_job.errors import LogSourceError
 from recon_job.families import COMPLETIONS
 from recon_job.findings import Duplicates
 from recon_job.modelnames import ModelNamer
-from recon_job.models import EMPTY, ZERO, Tier, Usage, UsageTotals, Window, tier_of
+from recon_job.models import (
+    EMPTY,
+    PRICED_SERVICE_TIERS,
+    ZERO,
+    Tier,
+    Usage,
+    UsageTotals,
+    Window,
+    tier_of,
+)
 from recon_job.sources.aggregate import AggregateKey, price_aggregates
 from recon_job.sources.base import Pricer, SeriesKey, bucket_of, series_bounds
 from recon_job.sources.groups import DIMENSIONS, GroupLimit
@@ -73,6 +87,22 @@ from recon_job.sources.ndjson.records import (
 )
 from recon_job.sources.ndjson.skips import LOCATIONS_PER_REASON, Locations, Skips, first_index
 
+#: The C fast path (``_fastscan.c``): built at install when a C compiler is there, else None
+#: and every line is read in Python (the same results, slower). ``RECON_NDJSON_FASTSCAN=0``
+#: turns it off (worker processes inherit it), to rule it out when a result looks wrong.
+_fast_scan: Callable[[list[bytes], tuple[Any, ...]], tuple[Any, ...]] | None
+_fast_repeats: Callable[[list[array[int]]], list[int]] | None
+try:
+    from recon_job.sources.ndjson._fastscan import repeats as _fast_repeats
+    from recon_job.sources.ndjson._fastscan import scan as _fast_scan
+except ImportError:
+    _fast_scan = _fast_repeats = None
+if os.environ.get("RECON_NDJSON_FASTSCAN") == "0":
+    _fast_scan = _fast_repeats = None
+#: A day of at most this many fingerprints is checked for repeats in C, by sorting one copy
+#: of them (16 MiB); a larger one in passes of ``check_at`` in Python sets.
+FAST_CHECK_PRINTS = 1 << 21
+
 __all__ = [
     "LogRecord",
     "NdjsonLogSource",
@@ -94,6 +124,16 @@ FAST_MAX_TOKENS = 2**30 - 1
 
 #: The fingerprints of the request ids of one file's (or range's) counted records, per UTC day.
 _Prints = dict[date, "array[int]"]
+#: A file or range read holding this many fingerprints in memory (512 KiB) writes them out to
+#: a spill file (see ``_Dedupe.spill``): memory stays flat whatever the size of the logs.
+SPILL_PRINTS = 1 << 16
+#: At most this many fingerprints go into one set when a day is checked for repeats (a set of
+#: ints costs 60-110 bytes a fingerprint: ~5 MiB here); a larger day is checked in passes
+#: (10M records over 31 days: 5 passes a day, 3.7 s in all against 2.0 s in one set, 36 MiB
+#: less; 3 passes of 128Ki: 3.0 s, 5 MiB more).
+CHECK_PRINTS = 1 << 16
+#: Where a spilled run of one day's fingerprints is: (spill file, byte offset, count).
+_Chunk = tuple[str, int, int]
 #: One scan's plain accumulators, as a worker process sends them back: (acc, skipped, info,
 #: skip locations with line numbers counted from the start of its range, its request-id
 #: fingerprints).
@@ -139,7 +179,7 @@ class NdjsonLogSource:
         """Every line of ``files`` counted for ``window``, and the worker processes used
         (the cached source, :mod:`.cache`, reads only what its cache lacks)."""
         scan = _Scan(self.options, window)
-        workers = parallel_workers(files, self.options.workers)
+        workers = parallel_workers(files, self.options.workers, fast=uses_fast_path(self.options))
         if workers > 1:
             workers = scan.read_parallel(files, workers)
         else:
@@ -202,11 +242,39 @@ def _records(
                     skipped[checked] = skipped.get(checked, 0) + 1
 
 
-def _scan_task(options: NdjsonOptions, window: Window, task: Task) -> _Partial:
-    """Scan one task in a worker process and return the plain sums for the parent to merge."""
+def _scan_task(
+    options: NdjsonOptions,
+    window: Window,
+    task: Task,
+    spill_dir: str = "",
+    spill_at: int = SPILL_PRINTS,
+) -> _Partial:
+    """Scan one task in a worker process and return the plain sums for the parent to merge.
+
+    Its fingerprints are written to a file in ``spill_dir``, the parent's (which removes it),
+    but each day's last: only their places travel back (see ``_Dedupe.done``).
+    """
     scan = _Scan(options, window)
+    dedupe = scan.dedupe
+    dedupe.spill_dir, dedupe.spill_at, dedupe.worker = spill_dir, spill_at, bool(spill_dir)
     scan.read(task)
     return scan.acc, scan.skipped, scan.info, scan.skips.locations, scan.dedupe
+
+
+def uses_fast_path(options: NdjsonOptions) -> bool:
+    """Whether a scan with ``options`` runs the C fast path: it is built, and no field is
+    mapped (a mapped record is read by the general path)."""
+    return _fast_scan is not None and not options.fields
+
+
+#: Enough digits for any sum of the C fast path's costs (units of 10**-20 USD) to be exact.
+_EXACT = Context(prec=80)
+
+
+def _exact_cost(units: int, exponent: int) -> Decimal:
+    """A sum of costs from the C fast path: ``units`` of 10**-20 USD, with the exponent the
+    Decimals the Python path adds would give it (exact: it has no more decimals)."""
+    return Decimal(units).scaleb(-20, _EXACT).quantize(Decimal(1).scaleb(exponent), context=_EXACT)
 
 
 def fingerprint(request_id: str) -> int:
@@ -224,10 +292,21 @@ class _Dedupe:
     """The request-id fingerprints of one scan, and the duplicates found in them.
 
     Mutable, an accumulator; compared by value so a worker's result can be checked.
+
+    A file or range's fingerprints are kept in memory until it holds ``spill_at`` of them,
+    then written out to the scan's spill file (``array.tofile``, 8 bytes each) but each day's
+    last; a worker process writes them into its parent's directory and sends back only where
+    they are. The spill files live in a temporary directory removed once the duplicates are
+    found (``close``), or as soon as the scan fails; a worker that dies leaves its files in the
+    parent's directory, removed with it. Memory: a file's buffer, and the set of one day's
+    fingerprints when checking them (at most ``check_at``; a larger day is checked in passes).
     """
 
-    #: Per file or range read, in reading order: its path and its fingerprints per UTC day.
+    #: Per file or range read, in reading order: its path and its fingerprints per UTC day kept
+    #: in memory (all of them, or those read since it last spilled, and each spilled day's last).
     prints: list[tuple[str, _Prints]] = field(default_factory=list)
+    #: The fingerprints written out of memory, in writing order: (path read, UTC day, where).
+    spilled: list[tuple[str, date, _Chunk]] = field(default_factory=list)
     #: The extra records' sums, keyed as ``_Scan.acc``.
     acc: dict[tuple[Any, ...], list[Any]] = field(default_factory=dict)
     #: Extra records.
@@ -236,40 +315,173 @@ class _Dedupe:
     ids: set[tuple[date, str]] = field(default_factory=set)
     #: (path, line number) of the first few extra records, in reading order.
     locations: list[tuple[str, int]] = field(default_factory=list)
+    #: Fingerprints a file or range keeps in memory before it spills them.
+    spill_at: int = SPILL_PRINTS
+    #: Fingerprints checked in one set (``repeated``).
+    check_at: int = CHECK_PRINTS
+    #: The directory of the spill files: a worker's parent's, or ``owned``'s once made.
+    spill_dir: str = ""
+    #: This scan's spill file, once made.
+    spill_file: str = ""
+    #: In a worker process: every file or range read spills at its end (``done``).
+    worker: bool = False
+    #: Fingerprints held in memory by the files or ranges read to their end.
+    held: int = 0
+    #: The temporary directory this scan made for its spill files (never a worker's).
+    owned: tempfile.TemporaryDirectory[str] | None = field(default=None, compare=False, repr=False)
+
+    def spill(self, path: str, prints: _Prints) -> None:
+        """Write the fingerprints of ``path`` in ``prints`` out of memory, each day's last but.
+
+        That one stays so that ``prints`` still tells which days hold any (``_Scan.totals``).
+        """
+        days = [(day, found) for day, found in prints.items() if len(found) > 1]
+        if not days:
+            return
+        if not self.spill_file:
+            handle, self.spill_file = tempfile.mkstemp(suffix=".prints", dir=self.directory())
+            os.close(handle)
+        with open(self.spill_file, "ab") as f:
+            for day, found in days:
+                count = len(found) - 1
+                self.spilled.append((path, day, (self.spill_file, f.tell(), count)))
+                found[:count].tofile(f)
+                del found[:count]
+
+    def directory(self) -> str:
+        """The directory of the spill files, made if need be."""
+        if not self.spill_dir:
+            self.owned = tempfile.TemporaryDirectory(
+                prefix="recon-job-prints-", ignore_cleanup_errors=True
+            )
+            self.spill_dir = self.owned.name
+        return self.spill_dir
+
+    def done(self, path: str, prints: _Prints) -> None:
+        """``path`` has been read to its end: spill its fingerprints too when the scan holds
+        too many in memory, and always in a worker process (its parent may take many results
+        at once)."""
+        held = sum(map(len, prints.values()))
+        if self.worker or self.held + held > self.spill_at:
+            self.spill(path, prints)
+            held = sum(map(len, prints.values()))
+        self.held += held
+
+    def merge(self, later: _Dedupe) -> None:
+        """Add the fingerprints of a scan read after this one (a worker's)."""
+        self.prints += later.prints
+        self.spilled += later.spilled
+
+    def close(self) -> None:
+        """Remove the spill files: the duplicates are found, or the scan failed."""
+        if self.owned is not None:
+            self.owned.cleanup()
+            self.owned = None
 
     def repeated(self) -> dict[date, set[int]]:
-        """The fingerprints seen more than once per UTC day (checked one day at a time)."""
-        days = sorted({day for _, prints in self.prints for day, found in prints.items() if found})
+        """The fingerprints seen more than once per UTC day.
+
+        Checked one day at a time; a day of more than ``check_at`` fingerprints in as many
+        passes (at most 256), each taking a part of them (see ``_part``): memory holds one set
+        of at most ``check_at`` fingerprints (for days of up to 256 times that).
+        """
+        spilled: dict[date, list[_Chunk]] = {}
+        for _, day, chunk in self.spilled:
+            spilled.setdefault(day, []).append(chunk)
+        days = sorted(
+            {day for _, prints in self.prints for day, found in prints.items() if found}
+            | spilled.keys()
+        )
         repeated: dict[date, set[int]] = {}
         for day in days:
             arrays = [prints[day] for _, prints in self.prints if prints.get(day)]
-            seen: set[int] = set()
-            for found in arrays:
-                seen.update(found)
-            if len(seen) == sum(len(found) for found in arrays):
-                continue  # the common case, decided in C
-            seen.clear()
-            twice: set[int] = set()
-            for found in arrays:
-                for value in found:
-                    if value in seen:
-                        twice.add(value)
-                    else:
-                        seen.add(value)
-            repeated[day] = twice
+            chunks = spilled.get(day, [])
+            count = sum(map(len, arrays)) + sum(count for _, _, count in chunks)
+            if _fast_repeats is not None and count <= FAST_CHECK_PRINTS:
+                found = _fast_repeats([*arrays, *self._load(chunks)])
+                if found:
+                    repeated[day] = set(found)
+                continue
+            passes = min(-(-count // self.check_at), 256)
+            for part in range(passes):
+                twice = self._twice(functools.partial(self._part, arrays, chunks, part, passes))
+                if twice:
+                    repeated.setdefault(day, set()).update(twice)
         return repeated
+
+    @staticmethod
+    def _part(
+        arrays: list[array[int]], chunks: list[_Chunk], part: int, passes: int
+    ) -> Iterator[tuple[Iterable[int], int]]:
+        """The fingerprints of one day, in memory and spilled, that pass ``part`` of ``passes``
+        takes (all when one), with their count: those whose 8 bytes XOR to ``part`` modulo
+        ``passes``. That byte spreads evenly whatever the ids look like (a fingerprint's low
+        bytes alone do not: a counter in the middle of an id shifts them all alike), and it is
+        found in C for a whole chunk at a time, so a pass costs little more than its set."""
+        table = bytes(byte % passes == part for byte in range(256))
+        for found in chain(arrays, _Dedupe._load(chunks)):
+            if passes == 1:
+                yield found, len(found)
+                continue
+            raw = found.tobytes()
+            mixed = 0
+            for i in range(8):
+                mixed ^= int.from_bytes(raw[i::8], "little")
+            taken = mixed.to_bytes(len(found), "little").translate(table)
+            yield compress(found, taken), taken.count(1)
+
+    @staticmethod
+    def _twice(values: Callable[[], Iterable[tuple[Iterable[int], int]]]) -> set[int]:
+        """The fingerprints in ``values()`` (with their counts) more than once (none: decided
+        in C)."""
+        seen: set[int] = set()
+        count = 0
+        for found, taken in values():
+            seen.update(found)
+            count += taken
+        if len(seen) == count:
+            return set()  # the common case
+        seen.clear()
+        twice: set[int] = set()
+        for found, _ in values():
+            for value in found:
+                if value in seen:
+                    twice.add(value)
+                else:
+                    seen.add(value)
+        return twice
+
+    @staticmethod
+    def _load(chunks: Iterable[_Chunk]) -> Iterator[array[int]]:
+        """The spilled fingerprints of ``chunks``, one chunk at a time."""
+        for name, places in groupby(chunks, key=lambda chunk: chunk[0]):
+            with open(name, "rb") as f:
+                for _, offset, count in places:
+                    f.seek(offset)
+                    found: array[int] = array("q")
+                    found.fromfile(f, count)
+                    yield found
 
     def paths_with(self, repeated: dict[date, set[int]]) -> list[str]:
         """The files holding any of ``repeated``, in reading order, each once."""
-        paths: list[str] = []
+        hits: set[str] = set()
         for path, prints in self.prints:
-            if path not in paths and any(
+            if path not in hits and any(
                 not repeated[day].isdisjoint(found)
                 for day, found in prints.items()
                 if day in repeated
             ):
-                paths.append(path)
-        return paths
+                hits.add(path)
+        spilled = [
+            (path, day, chunk)
+            for path, day, chunk in self.spilled
+            if day in repeated and path not in hits
+        ]
+        loaded = self._load(chunk for _, _, chunk in spilled)
+        for (path, day, _), found in zip(spilled, loaded, strict=True):
+            if not repeated[day].isdisjoint(found):
+                hits.add(path)
+        return [path for path in dict.fromkeys(path for path, _ in self.prints) if path in hits]
 
 
 def _add_sums(
@@ -317,6 +529,9 @@ class _Scan(RecordParser):
         #: the file being read's.
         self.dedupe = _Dedupe()
         self.prints: _Prints = {}
+        #: The C fast path's settings (see ``scan``); None: every line is read in Python.
+        self.c_config = self._c_config() if uses_fast_path(options) else None
+        self.ordinal_days: dict[int, date] = {}
         self.deduped = False
         #: The window's distinct groups, bounded by ``max_groups`` (see ``_new_group``).
         self.limit = GroupLimit(options.max_groups)
@@ -327,14 +542,25 @@ class _Scan(RecordParser):
     def read(self, task: Task) -> None:
         """Count every line of one file or range."""
         self.path, self.task = task.path, task
+        dedupe = self.dedupe
+        prints: _Prints = {}
         if self.options.dedupe:
-            self.prints = {day: array("q") for day in self.scan_window.days()}
-            self.dedupe.prints.append((task.path, self.prints))
+            prints = self.prints = {day: array("q") for day in self.scan_window.days()}
+            dedupe.prints.append((task.path, prints))
+        spill_at = dedupe.spill_at
         info = self.info
         base = info["lines_read"]
-        for lines in read_lines(task, info, self.skips):
-            # read_lines has counted every line up to the last of these, and no further.
-            self.scan(lines, info["lines_read"] - base - len(lines) + 1)
+        try:
+            for lines in read_lines(task, info, self.skips):
+                # read_lines has counted every line up to the last of these, and no further.
+                self.scan(lines, info["lines_read"] - base - len(lines) + 1)
+                if prints and sum(map(len, prints.values())) >= spill_at:
+                    dedupe.spill(task.path, prints)
+            if prints:
+                dedupe.done(task.path, prints)
+        except BaseException:
+            dedupe.close()  # the scan is lost: its spill files go now
+            raise
 
     def read_file(self, path: str) -> None:
         """Count every line of one file, in this process."""
@@ -353,26 +579,39 @@ class _Scan(RecordParser):
         if len(tasks) == 1:
             self.read_file(files[0])
             return 1
-        scan_task = functools.partial(_scan_task, self.options, self.scan_window)
+        dedupe = self.dedupe
+        # The workers spill their fingerprints into this scan's directory (made now).
+        spill_dir = dedupe.directory() if self.options.dedupe else ""
+        scan_task = functools.partial(
+            _scan_task,
+            self.options,
+            self.scan_window,
+            spill_dir=spill_dir,
+            spill_at=dedupe.spill_at,
+        )
         # Lines of each file in the ranges merged so far: a worker numbers the lines of its
         # range from 1, the report numbers them in the whole file.
         lines_before: dict[str, int] = {}
-        for task, (acc, skipped, info, locations, dedupe) in zip(
-            tasks, run_tasks(scan_task, tasks, workers), strict=True
-        ):
-            offset = lines_before.get(task.path, 0)
-            self.merge(acc, skipped, info, locations, offset)
-            self.dedupe.prints += dedupe.prints
-            lines_before[task.path] = offset + info["lines_read"]
-            if info.get("gzip_truncated"):
-                logger.warning(EVENT_GZIP_TRUNCATED, path=task.path)
-            logger.debug(
-                EVENT_FILE_READ,
-                path=task.path,
-                start=task.start,
-                end=task.end,
-                lines=info["lines_read"],
-            )
+        try:
+            for task, (acc, skipped, info, locations, theirs) in zip(
+                tasks, run_tasks(scan_task, tasks, workers), strict=True
+            ):
+                offset = lines_before.get(task.path, 0)
+                self.merge(acc, skipped, info, locations, offset)
+                dedupe.merge(theirs)
+                lines_before[task.path] = offset + info["lines_read"]
+                if info.get("gzip_truncated"):
+                    logger.warning(EVENT_GZIP_TRUNCATED, path=task.path)
+                logger.debug(
+                    EVENT_FILE_READ,
+                    path=task.path,
+                    start=task.start,
+                    end=task.end,
+                    lines=info["lines_read"],
+                )
+        except BaseException:
+            dedupe.close()  # a worker failed or died: its files and the others' go now
+            raise
         self.info["files_read"] += len(files)
         return min(workers, len(tasks))
 
@@ -385,11 +624,15 @@ class _Scan(RecordParser):
         if self.deduped:
             return  # once: a second call would move the same records again
         self.deduped = True
-        repeated = self.dedupe.repeated() if self.options.dedupe else {}
+        try:
+            repeated = self.dedupe.repeated() if self.options.dedupe else {}
+            paths = self.dedupe.paths_with(repeated) if repeated else []
+        finally:
+            self.dedupe.close()  # the spilled fingerprints are no longer needed
         if not repeated:
             return
         rescan = _Rescan(self.options, self.scan_window, repeated)
-        for path in self.dedupe.paths_with(repeated):
+        for path in paths:
             rescan.read(Task(path))
         moved = rescan.dedupe
         own = self.acc
@@ -446,10 +689,84 @@ class _Scan(RecordParser):
 
     # -- the hot path --------------------------------------------------------------------------
 
+    def scan(self, lines: list[bytes], first_line: int = 0) -> None:
+        """Count every line of ``lines``; ``first_line`` is the line number of the first one.
+
+        With the C fast path (``_fastscan``, built at install when a compiler is there), it
+        counts the plain completion records and hands back the other lines, which the Python
+        scan below reads as it reads every line without it: the C code accepts only lines whose
+        counts it adds exactly as the Python fast path would (see ``_fastscan.c``).
+        """
+        config, fast = self.c_config, _fast_scan
+        if config is None or fast is None:
+            self.scan_lines(lines, lines, first_line)
+            return
+        groups, bailed, outside, counted, prints, notes = fast(lines, config)
+        self.chunk, self.first_line, self.search_from = lines, first_line, 0
+        self._add_fast(lines, groups, prints, notes)
+        self._add_counts(counted, outside)
+        if bailed:
+            self.scan_lines([lines[i] for i in bailed], lines, first_line)
+
+    def _add_fast(
+        self,
+        lines: list[bytes],
+        groups: list[tuple[Any, ...]],
+        prints: dict[int, bytes],
+        notes: dict[int, int],
+    ) -> None:
+        """Add what the C fast path counted in a chunk: its groups (each new one counted
+        against ``max_groups``, located at the line that made it), fingerprints and notes."""
+        acc, day_of = self.acc, self.ordinal_day
+        grouped = self.group_project or self.group_api_key
+        for (
+            first,
+            ordinal,
+            model,
+            project,
+            api_key,
+            tier,
+            inp,
+            cached,
+            out,
+            n,
+            units,
+            exp,
+        ) in groups:
+            group: Any = (model, project, api_key) if grouped else model
+            key = (day_of(ordinal), group, tier)
+            cost = ZERO if units is None else _exact_cost(units, exp)
+            sums = acc.get(key)
+            if sums is None:
+                acc[key] = [inp, cached, out, n, cost]
+                self._new_group(key, lines[first])
+            else:
+                sums[0] += inp
+                sums[1] += cached
+                sums[2] += out
+                sums[3] += n
+                if units is not None:
+                    sums[4] += cost
+        for ordinal, found in prints.items():
+            self.prints[day_of(ordinal)].frombytes(found)
+        for ordinal, count in notes.items():
+            for _ in range(count):
+                self._inconsistent(day_of(ordinal))
+
+    def ordinal_day(self, ordinal: int) -> date:
+        """``date.fromordinal``, cached (the C fast path names days by ordinal)."""
+        day = self.ordinal_days.get(ordinal)
+        if day is None:
+            day = self.ordinal_days[ordinal] = date.fromordinal(ordinal)
+        return day
+
     # One function on purpose, above the complexity limit: it runs once per log line, and
     # every step moved into a function of its own costs a call per record (see below).
-    def scan(self, lines: list[bytes], first_line: int = 0) -> None:  # noqa: C901
-        """Count every line of ``lines``; ``first_line`` is the line number of the first one.
+    def scan_lines(  # noqa: C901
+        self, lines: list[bytes], chunk: list[bytes], first_line: int = 0
+    ) -> None:
+        """Count every line of ``lines``, lines of ``chunk`` (the lines read, in which a skipped
+        line is located), whose first line's number is ``first_line``.
 
         Records of the built-in shapes with an ISO or integer epoch ``timestamp`` and clean
         integer counts take the inline fast path. Anything unusual goes to ``_general``, which is
@@ -468,7 +785,7 @@ class _Scan(RecordParser):
         (``_skip``), from ``first_line`` (0: unknown, nothing is located). A model name is
         checked for a NUL only when its group is new: the groups are few, the records many.
         """
-        self.chunk, self.first_line, self.search_from = lines, first_line, 0
+        self.chunk, self.first_line, self.search_from = chunk, first_line, 0
         dedupe = self.options.dedupe
         prints, keep_print = self.prints, self._print
         from_bytes = int.from_bytes
@@ -652,6 +969,25 @@ class _Scan(RecordParser):
                 self._inconsistent(day)
             counted += 1
         self._add_counts(counted, outside)
+
+    def _c_config(self) -> tuple[Any, ...]:
+        """The settings ``_fastscan.scan`` reads, in its order (see ``_fastscan.c``)."""
+        return (
+            self.start.toordinal(),
+            self.end.toordinal(),
+            self.zone is None,
+            self.need_project,
+            self.group_project,
+            self.group_api_key,
+            self.project_filter,
+            self.options.dedupe,
+            self.cents,
+            self.model_families,
+            dict(PRICED_SERVICE_TIERS),
+            "standard",
+            "batch",
+            COMPLETIONS,
+        )
 
     def _add_counts(self, counted: int, outside: int) -> None:
         """Add one chunk's tallies of the fast path to ``info``."""

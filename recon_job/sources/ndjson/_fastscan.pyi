@@ -1,0 +1,10 @@
+"""Types of the C fast path of the NDJSON scan (``_fastscan.c``)."""
+
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+def scan(
+    lines: list[bytes], config: tuple[Any, ...], /
+) -> tuple[list[tuple[Any, ...]], list[int], int, int, dict[int, bytes], dict[int, int]]: ...
+def repeats(buffers: Sequence[bytes | array[int]], /) -> list[int]: ...
