@@ -507,6 +507,8 @@ static PyObject *int128_to_py(i128 v) {
 typedef struct {
     int used;
     Py_ssize_t first;
+    const char *first_s; /* the line that made it (in the caller's buffer) */
+    Py_ssize_t first_n;
     int64_t day;
     PyObject *tier; /* borrowed: a config string, or NULL for records with a cost */
     char *model, *project, *api_key;
@@ -560,7 +562,8 @@ static int groups_grow(Groups *g) {
 }
 
 static Group *group_for(Groups *g, int64_t day, PyObject *tier, const Val *model,
-                        const Val *project, const Val *api_key, Py_ssize_t index) {
+                        const Val *project, const Val *api_key, Py_ssize_t index,
+                        const char *line, Py_ssize_t line_n) {
     Py_ssize_t pn = project ? project->n : -1, kn = api_key ? api_key->n : -1;
     const char *ps = project ? project->s : NULL, *ks = api_key ? api_key->s : NULL;
     uint64_t h = 1469598103934665603ULL ^ (uint64_t)day ^ ((uint64_t)(uintptr_t)tier << 7);
@@ -581,6 +584,8 @@ static Group *group_for(Groups *g, int64_t day, PyObject *tier, const Val *model
     memset(s, 0, sizeof(*s));
     s->used = 1;
     s->first = index;
+    s->first_s = line;
+    s->first_n = line_n;
     s->day = day;
     s->tier = tier;
     s->hash = h;
@@ -849,7 +854,7 @@ static int count_line(const Config *c, const char *s, Py_ssize_t n, Py_ssize_t i
     if (!known) return BAIL;
 
     Group *g = group_for(groups, day, tier, model, c->group_project ? project : NULL, api_key,
-                         index);
+                         index, s, n);
     if (!g) { PyErr_NoMemory(); return FAILED; }
     g->sums[0] += inp->i;
     g->sums[1] += cached->i;
@@ -909,9 +914,60 @@ static PyObject *build_groups(Groups *g) {
     return list;
 }
 
-static PyObject *scan(PyObject *self, PyObject *args) {
-    PyObject *lines, *cfg;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &lines, &PyTuple_Type, &cfg)) return NULL;
+/* The lines to scan: a list of bytes, or one block of them joined by newlines. */
+typedef struct {
+    PyObject *list;
+    const char *pos, *end;
+    Py_ssize_t count;
+} Source;
+
+static int next_line(Source *src, Py_ssize_t i, const char **s, Py_ssize_t *n) {
+    if (src->list) {
+        PyObject *line = PyList_GET_ITEM(src->list, i);
+        if (!PyBytes_Check(line)) return 0;
+        *s = PyBytes_AS_STRING(line);
+        *n = PyBytes_GET_SIZE(line);
+        return 1;
+    }
+    const char *nl = memchr(src->pos, '\n', (size_t)(src->end - src->pos));
+    const char *stop = nl ? nl : src->end;
+    *s = src->pos;
+    *n = stop - src->pos;
+    src->pos = nl ? nl + 1 : src->end;
+    return 1;
+}
+
+static PyObject *dicts_of(Days *days, PyObject **notes_out) {
+    PyObject *prints = PyDict_New(), *notes = PyDict_New();
+    if (!prints || !notes) goto fail;
+    for (size_t i = 0; i < days->n; i++) {
+        Day *d = &days->days[i];
+        PyObject *key = PyLong_FromLongLong(d->day), *v = NULL;
+        if (!key) goto fail;
+        int bad = 0;
+        if (d->n) {
+            v = PyBytes_FromStringAndSize((const char *)d->prints,
+                                          (Py_ssize_t)(d->n * sizeof(int64_t)));
+            bad = !v || PyDict_SetItem(prints, key, v) < 0;
+            Py_XDECREF(v);
+        }
+        if (!bad && d->notes) {
+            v = PyLong_FromSsize_t(d->notes);
+            bad = !v || PyDict_SetItem(notes, key, v) < 0;
+            Py_XDECREF(v);
+        }
+        Py_DECREF(key);
+        if (bad) goto fail;
+    }
+    *notes_out = notes;
+    return prints;
+fail:
+    Py_XDECREF(prints);
+    Py_XDECREF(notes);
+    return NULL;
+}
+
+static PyObject *run(Source *src, PyObject *cfg) {
     Config c;
     Models models = {0};
     long long start, end;
@@ -925,16 +981,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     c.end = end;
     Groups groups = {0};
     Days days = {0};
-    PyObject *bailed = PyList_New(0), *result = NULL;
+    PyObject *bailed = PyList_New(0), *bailed_lines = PyList_New(0), *result = NULL;
     Py_ssize_t outside = 0, counted = 0;
-    if (!bailed) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(lines);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *line = PyList_GET_ITEM(lines, i);
+    if (!bailed || !bailed_lines) goto done;
+    for (Py_ssize_t i = 0; i < src->count; i++) {
+        const char *s = NULL;
+        Py_ssize_t n = 0;
         int status = BAIL;
-        if (PyBytes_Check(line))
-            status = count_line(&c, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), i, &groups,
-                                &days, &models);
+        if (next_line(src, i, &s, &n)) status = count_line(&c, s, n, i, &groups, &days, &models);
         if (status == FAILED) goto done;
         if (status == COUNTED) counted++;
         else if (status == OUTSIDE) outside++;
@@ -942,42 +996,58 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             PyObject *at = PyLong_FromSsize_t(i);
             if (!at || PyList_Append(bailed, at) < 0) { Py_XDECREF(at); goto done; }
             Py_DECREF(at);
+            if (!src->list) {
+                PyObject *line = PyBytes_FromStringAndSize(s, n);
+                if (!line || PyList_Append(bailed_lines, line) < 0) { Py_XDECREF(line); goto done; }
+                Py_DECREF(line);
+            }
         }
     }
-    {
-        PyObject *prints = PyDict_New(), *notes = PyDict_New();
-        PyObject *built = prints && notes ? build_groups(&groups) : NULL;
-        if (!built) { Py_XDECREF(prints); Py_XDECREF(notes); goto done; }
-        for (size_t i = 0; i < days.n; i++) {
-            Day *d = &days.days[i];
-            PyObject *key = PyLong_FromLongLong(d->day);
-            if (!key) goto fail;
-            if (d->n) {
-                PyObject *b = PyBytes_FromStringAndSize((const char *)d->prints,
-                                                        (Py_ssize_t)(d->n * sizeof(int64_t)));
-                if (!b || PyDict_SetItem(prints, key, b) < 0) { Py_XDECREF(b); Py_DECREF(key); goto fail; }
-                Py_DECREF(b);
-            }
-            if (d->notes) {
-                PyObject *v = PyLong_FromSsize_t(d->notes);
-                if (!v || PyDict_SetItem(notes, key, v) < 0) { Py_XDECREF(v); Py_DECREF(key); goto fail; }
-                Py_DECREF(v);
-            }
-            Py_DECREF(key);
-        }
+    PyObject *notes = NULL, *prints = dicts_of(&days, &notes);
+    if (!prints) goto done;
+    PyObject *built = build_groups(&groups);
+    if (!built) { Py_DECREF(prints); Py_DECREF(notes); goto done; }
+    if (src->list) {
         result = Py_BuildValue("(NOnnNN)", built, bailed, outside, counted, prints, notes);
-        goto done;
-    fail:
-        Py_DECREF(built);
-        Py_DECREF(prints);
-        Py_DECREF(notes);
+    } else {
+        PyObject *firsts = PyList_New((Py_ssize_t)groups.count);
+        for (size_t i = 0; firsts && i < groups.count; i++) {
+            Group *g = &groups.slots[groups.order[i]];
+            PyObject *line = PyBytes_FromStringAndSize(g->first_s, g->first_n);
+            if (!line) Py_CLEAR(firsts);
+            else PyList_SET_ITEM(firsts, (Py_ssize_t)i, line);
+        }
+        if (!firsts) { Py_DECREF(built); Py_DECREF(prints); Py_DECREF(notes); goto done; }
+        result = Py_BuildValue("(NOOnnNNN)", built, bailed, bailed_lines, outside, counted, prints,
+                               notes, firsts);
     }
 done:
-    Py_DECREF(bailed);
+    Py_XDECREF(bailed);
+    Py_XDECREF(bailed_lines);
     groups_free(&groups);
     days_free(&days);
     models_free(&models);
     return result;
+}
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    PyObject *lines, *cfg;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &lines, &PyTuple_Type, &cfg)) return NULL;
+    Source src = {lines, NULL, NULL, PyList_GET_SIZE(lines)};
+    return run(&src, cfg);
+}
+
+/* scan_block(block, count, config): scan() of the ``count`` lines ``block`` holds joined by
+ * newlines (files.read_blocks), without a bytes object per line: returns (groups, bailed,
+ * bailed_lines, outside, counted, prints, notes, group_lines), bailed_lines the lines handed
+ * back and group_lines the line that made each group. */
+static PyObject *scan_block(PyObject *self, PyObject *args) {
+    const char *block;
+    Py_ssize_t size, count;
+    PyObject *cfg;
+    if (!PyArg_ParseTuple(args, "y#nO!", &block, &size, &count, &PyTuple_Type, &cfg)) return NULL;
+    Source src = {NULL, block, block + size, count};
+    return run(&src, cfg);
 }
 
 static int compare_prints(const void *a, const void *b) {
@@ -1035,6 +1105,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Count the plain completion records of a chunk of lines."},
+    {"scan_block", scan_block, METH_VARARGS, "scan() of lines joined by newlines."},
     {"repeats", repeats, METH_VARARGS, "The values found more than once in int64 buffers."},
     {NULL, NULL, 0, NULL},
 };

@@ -8,3 +8,15 @@ def scan(
     lines: list[bytes], config: tuple[Any, ...], /
 ) -> tuple[list[tuple[Any, ...]], list[int], int, int, dict[int, bytes], dict[int, int]]: ...
 def repeats(buffers: Sequence[bytes | array[int]], /) -> list[int]: ...
+def scan_block(
+    block: bytes, count: int, config: tuple[Any, ...], /
+) -> tuple[
+    list[tuple[Any, ...]],
+    list[int],
+    list[bytes],
+    int,
+    int,
+    dict[int, bytes],
+    dict[int, int],
+    list[bytes],
+]: ...

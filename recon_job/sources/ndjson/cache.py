@@ -53,7 +53,6 @@ from recon_job.sources.groups import GroupLimit
 from recon_job.sources.ndjson.files import (
     Task,
     parallel_workers,
-    read_lines,
     run_tasks,
     split_task,
 )
@@ -344,8 +343,8 @@ class _FileScan(_Scan):
         self.path, self.task = task.path, task
         self.prints = defaultdict(lambda: array("q"))
         info = self.info
-        for lines in read_lines(task, info, self.skips):
-            self.scan(lines, info["lines_read"] - len(lines) + 1)
+        for block, count in self.blocks(task):
+            self.scan_block(block, count, info["lines_read"] - count + 1)
 
     def _inconsistent(self, day: date) -> None:
         info = self.days[day].info

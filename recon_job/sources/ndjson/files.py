@@ -237,6 +237,25 @@ class Task:
 def read_lines(task: Task, info: MutableMapping[str, int], skips: Skips) -> Iterator[list[bytes]]:
     """The raw lines of ``task``, a chunk's worth at a time, each counted in ``lines_read``.
 
+    See :func:`_read` for what is read; :func:`read_blocks` gives the same lines unsplit.
+    """
+    found: Iterator[list[bytes]] = _read(task, info, skips, False)
+    return found
+
+
+def read_blocks(
+    task: Task, info: MutableMapping[str, int], skips: Skips
+) -> Iterator[tuple[bytes, int]]:
+    """The lines :func:`read_lines` gives, a chunk's worth at a time, not split: each block is
+    ``b"\\n".join(lines)`` with ``len(lines)`` (so ``(b"", 1)`` is one empty line). For the C
+    fast path, which splits as it scans: a million ``bytes`` objects cost as much as its scan."""
+    found: Iterator[tuple[bytes, int]] = _read(task, info, skips, True)
+    return found
+
+
+def _read(task: Task, info: MutableMapping[str, int], skips: Skips, joined: bool) -> Iterator[Any]:
+    """The lines of ``task`` (see :func:`read_lines`; ``joined``: as :func:`read_blocks`).
+
     A whole-file task reads plain or gzip (told by its magic bytes, not its name); a range task
     reads a plain file from the first line starting at or after ``start`` up to the end of the
     last line starting before ``end``, so consecutive ranges see every line exactly once.
@@ -254,7 +273,7 @@ def read_lines(task: Task, info: MutableMapping[str, int], skips: Skips) -> Iter
             if task.end is None:
                 compressed = raw.peek(2)[:2] == _GZIP_MAGIC
                 stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if compressed else raw
-                yield from _split(stream, task, info, skips, None)
+                yield from _split(stream, _Lines(task, info, skips, joined), None)
                 return
             begin = task.start
             if begin > 0:
@@ -268,7 +287,7 @@ def read_lines(task: Task, info: MutableMapping[str, int], skips: Skips) -> Iter
                         break
                 begin = raw.tell()
             if begin < task.end:
-                yield from _split(raw, task, info, skips, task.end - begin)
+                yield from _split(raw, _Lines(task, info, skips, joined), task.end - begin)
         except (OSError, zlib.error) as e:
             raise LogSourceError(
                 f"cannot read log file {path!r}: {e} — if it is a damaged .gz archive, "
@@ -277,23 +296,21 @@ def read_lines(task: Task, info: MutableMapping[str, int], skips: Skips) -> Iter
             ) from e
 
 
-def _split(
-    stream: io.BufferedIOBase,
-    task: Task,
-    info: MutableMapping[str, int],
-    skips: Skips,
-    left: int | None,
-) -> Iterator[list[bytes]]:
-    """Lines of ``stream``; with ``left`` set, of its next ``left`` bytes plus the cut last line."""
-    lines = _Lines(task, info, skips)
-    chunks = _chunks(stream, task, info) if left is None else _range_chunks(stream, left, lines)
+def _split(stream: io.BufferedIOBase, lines: _Lines, left: int | None) -> Iterator[Any]:
+    """Lines of ``stream``; with ``left`` set, of its next ``left`` bytes plus the cut last line
+    (in blocks when ``lines.joined``, see :func:`read_blocks`)."""
+    task, joined = lines.task, lines.joined
+    chunks = (
+        _chunks(stream, task, lines.info) if left is None else _range_chunks(stream, left, lines)
+    )
+    feed = lines.feed_block if joined else lines.feed
     for chunk in chunks:
-        found = lines.feed(chunk)
+        found = feed(chunk)
         if found:
             yield found
     last = lines.rest()
     if last:
-        yield last
+        yield (last[0], 1) if joined else last
 
 
 def _chunks(
@@ -345,7 +362,10 @@ class _Lines:
     count never runs ahead of the lines handed out.
     """
 
-    def __init__(self, task: Task, info: MutableMapping[str, int], skips: Skips) -> None:
+    def __init__(
+        self, task: Task, info: MutableMapping[str, int], skips: Skips, joined: bool = False
+    ) -> None:
+        self.task, self.joined = task, joined
         self.path = task.path
         self.info = info
         self.skips = skips
@@ -386,6 +406,42 @@ class _Lines:
             self.discarding = True
             self.first = False
         return lines
+
+    def feed_block(self, chunk: bytes) -> tuple[bytes, int] | None:
+        """The lines ``chunk`` completes as one block (see :func:`read_blocks`), each counted in
+        ``lines_read``; None when it completes none. The rules of :meth:`feed`, without the
+        split: only a block's first line can be overlong, or carry the file's byte order mark."""
+        buf = self.pending + chunk if self.pending else chunk
+        if self.discarding:
+            newline = buf.find(b"\n")
+            if newline < 0:
+                self.pending = b""
+                return None
+            buf = buf[newline + 1 :]
+            self.discarding = False
+            self._too_long()
+        cut = buf.rfind(b"\n")
+        found: tuple[bytes, int] | None = None
+        self.pending = buf[cut + 1 :]
+        if cut >= 0:
+            block = buf[:cut]
+            count = block.count(b"\n") + 1
+            first_end = block.find(b"\n")
+            if (first_end if first_end >= 0 else len(block)) > MAX_LINE_BYTES:
+                self._too_long()
+                block = block[first_end + 1 :] if first_end >= 0 else b""
+                count -= 1
+            elif self.first and block.startswith(_BOM):
+                block = block[len(_BOM) :]
+            self.first = False
+            if count:
+                self._counted(count)
+                found = block, count
+        if len(self.pending) > MAX_LINE_BYTES:
+            self.pending = b""
+            self.discarding = True
+            self.first = False
+        return found
 
     def rest(self) -> list[bytes]:
         """The last line, when the stream does not end with a newline."""

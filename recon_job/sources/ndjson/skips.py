@@ -14,7 +14,8 @@ by the lines of the ranges before it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping
+from typing import Protocol
 
 from recon_job.models import UNDATED_REASONS
 
@@ -83,7 +84,14 @@ class Skips:
         }
 
 
-def first_index(lines: Sequence[bytes], line: bytes, start: int) -> int:
+class Lines(Protocol):
+    """Lines a skipped one is searched in: a list, or the sparse lines of a block
+    (``source._Sparse``) that answer ``index`` with their places in the block."""
+
+    def index(self, line: bytes, start: int, /) -> int: ...  # pragma: no cover
+
+
+def first_index(lines: Lines, line: bytes, start: int) -> int:
     """The index of ``line`` in ``lines``, searched from ``start``.
 
     The scan knows which line it skipped but not its index: counting lines in the loop would

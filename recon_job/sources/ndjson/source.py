@@ -38,7 +38,8 @@ import functools
 import os
 import tempfile
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Context, Decimal
@@ -70,6 +71,7 @@ from recon_job.sources.ndjson.files import (
     Task,
     parallel_workers,
     plan_tasks,
+    read_blocks,
     read_lines,
     resolve_log_files,
     run_tasks,
@@ -85,20 +87,28 @@ from recon_job.sources.ndjson.records import (
     RecordParser,
     record_cost,
 )
-from recon_job.sources.ndjson.skips import LOCATIONS_PER_REASON, Locations, Skips, first_index
+from recon_job.sources.ndjson.skips import (
+    LOCATIONS_PER_REASON,
+    Lines,
+    Locations,
+    Skips,
+    first_index,
+)
 
 #: The C fast path (``_fastscan.c``): built at install when a C compiler is there, else None
 #: and every line is read in Python (the same results, slower). ``RECON_NDJSON_FASTSCAN=0``
 #: turns it off (worker processes inherit it), to rule it out when a result looks wrong.
 _fast_scan: Callable[[list[bytes], tuple[Any, ...]], tuple[Any, ...]] | None
+_fast_block: Callable[[bytes, int, tuple[Any, ...]], tuple[Any, ...]] | None
 _fast_repeats: Callable[[list[array[int]]], list[int]] | None
 try:
     from recon_job.sources.ndjson._fastscan import repeats as _fast_repeats
     from recon_job.sources.ndjson._fastscan import scan as _fast_scan
+    from recon_job.sources.ndjson._fastscan import scan_block as _fast_block
 except ImportError:
-    _fast_scan = _fast_repeats = None
+    _fast_scan = _fast_block = _fast_repeats = None
 if os.environ.get("RECON_NDJSON_FASTSCAN") == "0":
-    _fast_scan = _fast_repeats = None
+    _fast_scan = _fast_block = _fast_repeats = None
 #: A day of at most this many fingerprints is checked for repeats in C, by sorting one copy
 #: of them (16 MiB); a larger one in passes of ``check_at`` in Python sets.
 FAST_CHECK_PRINTS = 1 << 21
@@ -261,10 +271,22 @@ def _scan_task(
     return scan.acc, scan.skipped, scan.info, scan.skips.locations, scan.dedupe
 
 
+class _Sparse:
+    """Some lines of a block with their places in it: what a skipped line's number is searched
+    in when the C fast path read the block (``first_index`` asks ``index`` as of a list of all
+    its lines)."""
+
+    def __init__(self, lines: list[bytes], places: list[int]) -> None:
+        self.lines, self.places = lines, places
+
+    def index(self, line: bytes, start: int, /) -> int:
+        return self.places[self.lines.index(line, bisect_left(self.places, start))]
+
+
 def uses_fast_path(options: NdjsonOptions) -> bool:
     """Whether a scan with ``options`` runs the C fast path: it is built, and no field is
     mapped (a mapped record is read by the general path)."""
-    return _fast_scan is not None and not options.fields
+    return _fast_scan is not None and _fast_block is not None and not options.fields
 
 
 #: Enough digits for any sum of the C fast path's costs (units of 10**-20 USD) to be exact.
@@ -522,7 +544,7 @@ class _Scan(RecordParser):
         #: The file being read, the chunk being scanned, its first line's number in the task
         #: (0: unknown, nothing is located), and where to look for the next skipped line in it.
         self.path = ""
-        self.chunk: list[bytes] = []
+        self.chunk: Lines = []
         self.first_line = 0
         self.search_from = 0
         #: Request-id fingerprints and the duplicates (see "Duplicates" above); ``prints`` is
@@ -551,9 +573,10 @@ class _Scan(RecordParser):
         info = self.info
         base = info["lines_read"]
         try:
-            for lines in read_lines(task, info, self.skips):
-                # read_lines has counted every line up to the last of these, and no further.
-                self.scan(lines, info["lines_read"] - base - len(lines) + 1)
+            for block, count in self.blocks(task):
+                # read_lines/read_blocks have counted every line up to the last of these, and
+                # no further.
+                self.scan_block(block, count, info["lines_read"] - base - count + 1)
                 if prints and sum(map(len, prints.values())) >= spill_at:
                     dedupe.spill(task.path, prints)
             if prints:
@@ -561,6 +584,36 @@ class _Scan(RecordParser):
         except BaseException:
             dedupe.close()  # the scan is lost: its spill files go now
             raise
+
+    def blocks(self, task: Task) -> Iterator[tuple[bytes | list[bytes], int]]:
+        """The lines of ``task`` as ``scan_block`` takes them: unsplit blocks for the C fast
+        path (``read_blocks``), else lists (``read_lines``); with their counts."""
+        if self.c_config is not None:
+            yield from read_blocks(task, self.info, self.skips)
+        else:
+            for lines in read_lines(task, self.info, self.skips):
+                yield lines, len(lines)
+
+    def scan_block(self, block: bytes | list[bytes], count: int, first_line: int = 0) -> None:
+        """Count the ``count`` lines of ``block`` (see ``blocks``), the first numbered
+        ``first_line``: with the C fast path, a block is split as it is scanned, and only the
+        lines it hands back (and those that made a group) become ``bytes`` objects."""
+        fast, config = _fast_block, self.c_config
+        if isinstance(block, list) or fast is None or config is None:
+            # Lists when the C path is off (blocks come only with it: see ``blocks``).
+            self.scan(block if isinstance(block, list) else block.split(b"\n"), first_line)
+            return
+        groups, bailed, lines, outside, counted, prints, notes, firsts = fast(block, count, config)
+        # The lines the Python side sees, at their places in the block (for line numbers).
+        places = sorted({*bailed, *(group[0] for group in groups)})
+        at = dict(zip(bailed, lines, strict=True))
+        at.update((group[0], line) for group, line in zip(groups, firsts, strict=True))
+        chunk = _Sparse([at[i] for i in places], places)
+        self.chunk, self.first_line, self.search_from = chunk, first_line, 0
+        self._add_fast(at, groups, prints, notes)
+        self._add_counts(counted, outside)
+        if lines:
+            self.scan_lines(lines, chunk, first_line)
 
     def read_file(self, path: str) -> None:
         """Count every line of one file, in this process."""
@@ -710,7 +763,7 @@ class _Scan(RecordParser):
 
     def _add_fast(
         self,
-        lines: list[bytes],
+        lines: Mapping[int, bytes] | list[bytes],
         groups: list[tuple[Any, ...]],
         prints: dict[int, bytes],
         notes: dict[int, int],
@@ -763,7 +816,7 @@ class _Scan(RecordParser):
     # One function on purpose, above the complexity limit: it runs once per log line, and
     # every step moved into a function of its own costs a call per record (see below).
     def scan_lines(  # noqa: C901
-        self, lines: list[bytes], chunk: list[bytes], first_line: int = 0
+        self, lines: list[bytes], chunk: Lines, first_line: int = 0
     ) -> None:
         """Count every line of ``lines``, lines of ``chunk`` (the lines read, in which a skipped
         line is located), whose first line's number is ``first_line``.
@@ -1149,6 +1202,7 @@ class _Rescan(_Scan):
         self, options: NdjsonOptions, window: Window, repeated: dict[date, set[int]]
     ) -> None:
         super().__init__(options, window)
+        self.c_config = None  # reads every record of its files in Python: see ``scan``
         self.repeated = repeated
         self.wanted: set[int] = set().union(*repeated.values())
         #: The real ids of those records seen so far, per day.
@@ -1197,6 +1251,7 @@ class _SeriesScan(_Scan):
 
     def __init__(self, options: NdjsonOptions, window: Window) -> None:
         super().__init__(options, window)
+        self.c_config = None  # its own ``scan`` sums per bucket, in Python
         #: [start, end) and the bucket width, aware UTC (set by the caller).
         self.bounds = (window.start_at, window.end_at, timedelta(hours=1))
         #: Bucket start -> aggregates keyed as ``acc``.

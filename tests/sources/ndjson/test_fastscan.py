@@ -48,24 +48,35 @@ OPTIONS: list[dict[str, Any]] = [
 def scans(lines: list[bytes], **options: Any) -> tuple[_Scan, _Scan]:
     """The lines scanned with the C fast path and without, each in chunks as read_lines gives
     them, the models known to both from a first pass (the C code counts only the models the
-    general path classified: a second chunk is where it does the most)."""
-    opts = NdjsonOptions(paths=("x",), workers=1, **options)
-    done = []
-    for use_c in (True, False):
-        scan = _Scan(opts, MARCH)
-        if not use_c:
-            scan.c_config = None
-        else:
-            assert scan.c_config is not None
-        scan.path = "logs.ndjson"
-        scan.prints = defaultdict(lambda: array("q"))
-        for model in MODELS:
-            scan.family_of(None, None, model)
-        half = len(lines) // 2
-        scan.scan(lines[:half], 1)
-        scan.scan(lines[half:], half + 1)
-        done.append(scan)
-    return done[0], done[1]
+    general path classified: a second chunk is where it does the most). The C scan reads the
+    first half as a list (``scan``) and the second as a block (``scan_block``); ``blocks``
+    below checks a whole block scan too."""
+    with_c, without = (_scan(lines, use_c, False, **options) for use_c in (True, False))
+    same(_scan(lines, True, True, **options), without)
+    return with_c, without
+
+
+def _scan(lines: list[bytes], use_c: bool, blocks: bool, **options: Any) -> _Scan:
+    scan = _Scan(NdjsonOptions(paths=("x",), workers=1, **options), MARCH)
+    if not use_c:
+        scan.c_config = None
+    else:
+        assert scan.c_config is not None
+    scan.path = "logs.ndjson"
+    scan.prints = defaultdict(lambda: array("q"))
+    for model in MODELS:
+        scan.family_of(None, None, model)
+    half = len(lines) // 2
+    first, second = lines[:half], lines[half:]
+    if blocks and first:
+        scan.scan_block(b"\n".join(first), len(first), 1)
+    else:
+        scan.scan(first, 1)
+    if use_c and second:
+        scan.scan_block(b"\n".join(second), len(second), half + 1)
+    else:
+        scan.scan(second, half + 1)
+    return scan
 
 
 def exact(value: Any) -> Any:

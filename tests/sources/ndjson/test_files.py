@@ -22,6 +22,7 @@ from recon_job.sources.ndjson.files import (
     EVENT_GZIP_TRUNCATED,
     Task,
     plan_tasks,
+    read_blocks,
     read_lines,
     resolve_log_files,
 )
@@ -125,6 +126,41 @@ def test_consecutive_ranges_see_every_line_exactly_once(
     # Overlong lines are located by their number in the whole file, however it was cut.
     assert ranged_at == whole_at
     assert whole[1]["lines_read"] == len(whole[0]) + whole[2].get("line_too_long", 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([b"", b"a", b"bc\r", b"{}", b"x" * 30, b"0123456789" * 3 + b"!"]),
+        max_size=25,
+    ),
+    st.booleans(),
+    st.booleans(),
+    st.data(),
+)
+def test_blocks_hold_the_lines_lists_hold_with_the_same_counts_and_skips(
+    parts: list[bytes], bom: bool, final_newline: bool, draw: st.DataObject
+) -> None:
+    """``read_blocks`` (the C fast path's reader) is ``read_lines`` unsplit, whatever the chunk
+    boundaries, overlong lines, byte order mark or last newline."""
+    data = (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(parts)
+    if final_newline and data:
+        data += b"\n"
+    tasks = [[Task("")], cut(len(data), draw.draw(st.lists(st.integers(0, len(data)), max_size=8)))]
+    for chosen in tasks:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(ndjson_files, "CHUNK_BYTES", 4)
+            patch.setattr(ndjson_files, "MAX_LINE_BYTES", 30)
+            patch.setattr(ndjson_files, "open_regular", lambda _p: _bytes_file(data))
+            for task in chosen:
+                by_lines = ({"lines_read": 0}, Skips())
+                by_blocks = ({"lines_read": 0}, Skips())
+                lists = list(read_lines(task, *by_lines))
+                blocks = list(read_blocks(task, *by_blocks))
+                assert [b"\n".join(found) for found in lists] == [block for block, _ in blocks]
+                assert [len(found) for found in lists] == [count for _, count in blocks]
+                assert by_blocks[0] == by_lines[0]
+                assert by_blocks[1].locations == by_lines[1].locations
 
 
 def _bytes_file(data: bytes) -> io.BufferedReader:

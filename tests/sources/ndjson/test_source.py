@@ -505,13 +505,14 @@ def test_memory_is_bounded_by_groups_not_by_lines(
 ) -> None:
     monkeypatch.setattr(ndjson_files, "CHUNK_BYTES", 4096)
     seen: list[int] = []
-    real_scan = ndjson_logs._Scan.scan
+    real_scan = ndjson_logs._Scan.scan_block
 
-    def spy(self: ndjson_logs._Scan, lines: list[bytes], first_line: int = 0) -> None:
-        seen.append(len(lines))
-        real_scan(self, lines, first_line)
+    def spy(self: ndjson_logs._Scan, block: Any, count: int, first_line: int = 0) -> None:
+        seen.append(count)
+        real_scan(self, block, count, first_line)
 
-    monkeypatch.setattr(ndjson_logs._Scan, "scan", spy)
+    # Lists of lines, or blocks of them for the C fast path: a chunk's worth at a time.
+    monkeypatch.setattr(ndjson_logs._Scan, "scan_block", spy)
     path = write(tmp_path / "a.ndjson", *(rec(prompt_tokens=i) for i in range(5000)))
 
     totals = fetch(path)
