@@ -43,7 +43,6 @@ from recon_job.models import (
     UsageTotals,
     Window,
 )
-from recon_job.notify import price_notices, restated_notices, shadow_notices, trend_notices
 from recon_job.report import diagnosis_dict, pct
 from recon_job.sources.base import UsageSource
 from recon_job.sources.openai.lineitems import per_family_models
@@ -416,6 +415,14 @@ def _with_findings(  # noqa: PLR0913 -- the run's facts, passed through
     """``planned`` plus the notices of the diagnosis's findings the settings ask to tell."""
     if not deps.alerting.channels or result.diagnosis.empty:
         return planned
+    # Imported here: only a run with channels and findings makes notices of them.
+    from recon_job.notify.findings import (
+        price_notices,
+        restated_notices,
+        shadow_notices,
+        trend_notices,
+    )
+
     found = result.diagnosis
     options = deps.investigator.options if deps.investigator else investigate.DiagnosisOptions()
     notices = [

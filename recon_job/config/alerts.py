@@ -9,7 +9,6 @@ A channel is on when its address is set: ``RECON_SMTP_HOST`` (with a sender and 
 from __future__ import annotations
 
 from datetime import timedelta
-from email.headerregistry import Address
 from pathlib import Path
 from typing import Literal
 
@@ -176,6 +175,10 @@ class WebhookSettings(_Section):
 
 
 def _check_address(value: str) -> None:
+    # Imported here: only a configured email channel has addresses to check (saves the email
+    # header parser on every run without one).
+    from email.headerregistry import Address
+
     try:
         Address(addr_spec=value.strip())
     except (ValueError, IndexError) as e:

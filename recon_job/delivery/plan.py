@@ -14,17 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recon_job import alerts
 from recon_job.delivery.relay import RelayPolicy, RelayReport, relay
 from recon_job.errors import ReconError
 from recon_job.models import ReconResult, Window, WindowKind
 from recon_job.notify.base import Transport
-from recon_job.notify.context import Notice
-from recon_job.notify.findings import FindingNotice
-from recon_job.notify.render import render_finding, render_message
 from recon_job.store import HistoryStore, OutboxItem
+
+if TYPE_CHECKING:
+    from recon_job.notify.findings import FindingNotice
 
 #: What the CLI shows for a row's delivery state: sent, pending (will be retried) or failed.
 _SHOWN_STATUS = {"sent": "sent", "partial": "sent", "dead": "failed", "failed": "failed"}
@@ -87,6 +87,12 @@ def plan_run(alerting: Alerting, store: HistoryStore, run: RunFacts, *, now: dat
         policy=alerting.policy(window),
         now=now,
     )
+    if not planned:
+        return Planned((), ())
+    # Imported here: a run with no channel (or nothing to tell) renders nothing.
+    from recon_job.notify.context import Notice
+    from recon_job.notify.render import render_message
+
     items: list[OutboxItem] = []
     shown: list[dict[str, Any]] = []
     for n in planned:
@@ -137,6 +143,9 @@ def plan_findings(
     Which kinds of finding are told (``diagnosis.price_alert`` ...) is the caller's choice: it
     passes only those notices.
     """
+    # Imported here: only a run with channels and findings to tell renders a finding.
+    from recon_job.notify.render import render_finding
+
     items: list[OutboxItem] = []
     shown: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()

@@ -40,7 +40,6 @@ from recon_job.faults import fault_point
 from recon_job.logconfig import REDACTOR
 from recon_job.models import AlertEvent, Message
 from recon_job.notify.base import Transport
-from recon_job.notify.render import CHANNEL_FAILING_TEMPLATES, render_parts
 from recon_job.store import Attempt, OutboxItem, OutboxRow, OutboxStatus, Outcome
 
 if TYPE_CHECKING:
@@ -170,6 +169,9 @@ def channel_failing_message(
     reason = " ".join(reason.split()) or "unknown"
     key_text = json.dumps(["channel_failing", channel, target, day.isoformat()])
     key = hashlib.sha256(key_text.encode("utf-8")).hexdigest()[:32]
+    # Imported here: only a failing channel is told about (the templates' renderer).
+    from recon_job.notify.render import CHANNEL_FAILING_TEMPLATES, render_parts
+
     parts = render_parts(
         CHANNEL_FAILING_TEMPLATES, {"channel": channel, "reason": reason, "error": error}
     )

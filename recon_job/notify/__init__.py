@@ -22,31 +22,35 @@ When to notify is the core's (:mod:`recon_job.alerts`); queueing, sending and re
 :mod:`recon_job.delivery`'s.
 """
 
-from recon_job.notify.base import HttpOptions, HttpTransport, Transport, Wording, mrkdwn_escape
-from recon_job.notify.context import EVENT_TITLES, PAYLOAD_SCHEMA, Notice, build_payload
-from recon_job.notify.detail import LIMITS, Limits, groups_csv, webhook_body
-from recon_job.notify.email import EmailOptions, EmailTransport, PartialDelivery
-from recon_job.notify.findings import (
-    FINDING_SCHEMA,
-    FindingNotice,
-    price_notices,
-    restated_notices,
-    shadow_notices,
-    trend_notices,
-)
-from recon_job.notify.guard import ForbiddenAddressError, public_only
-from recon_job.notify.render import (
-    CHANNEL_FAILING_TEMPLATES,
-    TEMPLATES,
-    check_templates,
-    render_finding,
-    render_message,
-    render_parts,
-    sample_message,
-)
-from recon_job.notify.slack import SlackTransport
-from recon_job.notify.urls import validate_slack_webhook_url, validate_webhook_url
-from recon_job.notify.webhook import WebhookOptions, WebhookTransport, sign, verify_signature
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recon_job.notify.base import HttpOptions, HttpTransport, Transport, Wording, mrkdwn_escape
+    from recon_job.notify.context import EVENT_TITLES, PAYLOAD_SCHEMA, Notice, build_payload
+    from recon_job.notify.detail import LIMITS, Limits, groups_csv, webhook_body
+    from recon_job.notify.email import EmailOptions, EmailTransport, PartialDelivery
+    from recon_job.notify.findings import (
+        FINDING_SCHEMA,
+        FindingNotice,
+        price_notices,
+        restated_notices,
+        shadow_notices,
+        trend_notices,
+    )
+    from recon_job.notify.guard import ForbiddenAddressError, public_only
+    from recon_job.notify.render import (
+        CHANNEL_FAILING_TEMPLATES,
+        TEMPLATES,
+        check_templates,
+        render_finding,
+        render_message,
+        render_parts,
+        sample_message,
+    )
+    from recon_job.notify.slack import SlackTransport
+    from recon_job.notify.urls import validate_slack_webhook_url, validate_webhook_url
+    from recon_job.notify.webhook import WebhookOptions, WebhookTransport, sign, verify_signature
 
 __all__ = [
     "CHANNEL_FAILING_TEMPLATES",
@@ -88,3 +92,50 @@ __all__ = [
     "verify_signature",
     "webhook_body",
 ]
+
+#: Where each public name lives. The names are imported on first use (PEP 562), so that a run
+#: with no channel configured does not import smtplib and the channels' modules.
+_HOMES = {
+    **dict.fromkeys(
+        ("HttpOptions", "HttpTransport", "Transport", "Wording", "mrkdwn_escape"), "base"
+    ),
+    **dict.fromkeys(("EVENT_TITLES", "PAYLOAD_SCHEMA", "Notice", "build_payload"), "context"),
+    **dict.fromkeys(("LIMITS", "Limits", "groups_csv", "webhook_body"), "detail"),
+    **dict.fromkeys(("EmailOptions", "EmailTransport", "PartialDelivery"), "email"),
+    **dict.fromkeys(
+        (
+            "FINDING_SCHEMA",
+            "FindingNotice",
+            "price_notices",
+            "restated_notices",
+            "shadow_notices",
+            "trend_notices",
+        ),
+        "findings",
+    ),
+    **dict.fromkeys(("ForbiddenAddressError", "public_only"), "guard"),
+    **dict.fromkeys(
+        (
+            "CHANNEL_FAILING_TEMPLATES",
+            "TEMPLATES",
+            "check_templates",
+            "render_finding",
+            "render_message",
+            "render_parts",
+            "sample_message",
+        ),
+        "render",
+    ),
+    "SlackTransport": "slack",
+    **dict.fromkeys(("validate_slack_webhook_url", "validate_webhook_url"), "urls"),
+    **dict.fromkeys(("WebhookOptions", "WebhookTransport", "sign", "verify_signature"), "webhook"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value

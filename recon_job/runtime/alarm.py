@@ -38,8 +38,6 @@ from recon_job.errors import ConfigError, Interrupted, NotifyError, ReconError, 
 from recon_job.logconfig import REDACTOR
 from recon_job.models import Message, Window
 from recon_job.notify.base import Transport
-from recon_job.notify.context import Notice
-from recon_job.notify.render import render_message
 from recon_job.store import HistoryStore, OutboxItem
 
 log = structlog.get_logger(__name__)
@@ -77,6 +75,10 @@ class TickFailure:
 def failure_message(failure: TickFailure, templates_dir: Path | None = None) -> Message:
     """The ``failed`` notification of ``failure``, from the user's templates or the bundled
     ones (a broken user template must not silence the alarm)."""
+    # Imported here: only a failed tick renders a message.
+    from recon_job.notify.context import Notice
+    from recon_job.notify.render import render_message
+
     error = failure.error
     notice = Notice(
         event="failed",

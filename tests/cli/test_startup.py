@@ -5,8 +5,9 @@ calls it) against the fake OpenAI server, with a logs directory holding one empt
 channel configured; after it, the interpreter lists the modules it imported. A run with no
 channel renders no message (no Jinja2), a process that serves no ``/metrics`` and pushes nothing
 keeps no Prometheus registry, a SQLite history never loads the PostgreSQL dialect, logs on a
-pipe need no rich, and a history already at the newest schema is opened without Alembic — which
-the first run, creating the schema, does import.
+pipe need no rich, no channel means no channel's module (nor smtplib), and a history already at
+the newest schema is opened without Alembic — which the first run, creating the schema, does
+import.
 """
 
 from __future__ import annotations
@@ -32,8 +33,19 @@ finally:
         json.dump(sorted(sys.modules), out)
 """
 #: What a run with no channel, no Pushgateway and a SQLite history at head, its stderr a pipe,
-#: never uses (rich: structlog would import it for tracebacks recon-job renders itself).
-UNUSED = ("alembic", "jinja2", "prometheus_client", "sqlalchemy.dialects.postgresql", "rich")
+#: never uses (rich: structlog would import it for tracebacks recon-job renders itself; the
+#: channels' modules and smtplib: no channel is configured).
+UNUSED = (
+    "alembic",
+    "jinja2",
+    "prometheus_client",
+    "sqlalchemy.dialects.postgresql",
+    "rich",
+    "smtplib",
+    "recon_job.notify.email",
+    "recon_job.notify.slack",
+    "recon_job.notify.webhook",
+)
 ARGV = ("run", "--date", "2026-08-03", "--force", "--format", "json")
 
 
