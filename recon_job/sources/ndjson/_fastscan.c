@@ -133,28 +133,39 @@ static const char *num(const char *p, const char *e, Val *out) {
 
 static const char *value(const char *p, const char *e, Val *out, int depth);
 
+/* An object member's ``"key":`` -- the key into ``key``; p past the colon and spaces, or NULL
+ * when malformed. */
+static const char *member_key(const char *p, const char *e, Val *key) {
+    if (p >= e || *p != '"') return NULL;
+    p = str(p, e, key);
+    if (!p) return NULL;
+    p = ws(p, e);
+    if (p >= e || *p != ':') return NULL;
+    return ws(p + 1, e);
+}
+
+/* After a member's (or an element's) value: 1 with *pp at the next one after a comma, 0 with
+ * *pp past the closing ``close``, -1 when malformed. */
+static int member_end(const char **pp, const char *e, char close) {
+    const char *p = ws(*pp, e);
+    if (p >= e) return -1;
+    if (*p == ',') { *pp = ws(p + 1, e); return 1; }
+    if (*p == close) { *pp = p + 1; return 0; }
+    return -1;
+}
+
 /* Any value, checked and passed over; ``out`` (optional) gets its type and, for scalars, text. */
 static const char *container(const char *p, const char *e, int depth, char close) {
     if (depth > MAX_DEPTH) return NULL;
     p = ws(p + 1, e);
     if (p < e && *p == close) return p + 1;
-    for (;;) {
-        if (close == '}') {
-            if (p >= e || *p != '"') return NULL;
-            p = str(p, e, NULL);
-            if (!p) return NULL;
-            p = ws(p, e);
-            if (p >= e || *p != ':') return NULL;
-            p = ws(p + 1, e);
-        }
-        p = value(p, e, NULL, depth + 1);
-        if (!p) return NULL;
-        p = ws(p, e);
-        if (p >= e) return NULL;
-        if (*p == ',') { p = ws(p + 1, e); continue; }
-        if (*p == close) return p + 1;
-        return NULL;
+    for (int more = 1; more;) {
+        Val key;
+        if (close == '}' && !(p = member_key(p, e, &key))) return NULL;
+        if (!(p = value(p, e, NULL, depth + 1)) || (more = member_end(&p, e, close)) < 0)
+            return NULL;
     }
+    return p;
 }
 
 static const char *lit(const char *p, const char *e, const char *word, size_t n) {
@@ -191,14 +202,9 @@ static const char *details(const char *p, const char *e, Details *d, int depth) 
     unsigned seen = 0;
     p = ws(p + 1, e);
     if (p < e && *p == '}') return p + 1;
-    for (;;) {
+    for (int more = 1; more;) {
         Val key;
-        if (p >= e || *p != '"') return NULL;
-        p = str(p, e, &key);
-        if (!p) return NULL;
-        p = ws(p, e);
-        if (p >= e || *p != ':') return NULL;
-        p = ws(p + 1, e);
+        if (!(p = member_key(p, e, &key))) return NULL;
         const char *k = key.s;
         Py_ssize_t n = key.n;
         Val *slot = NULL;
@@ -212,17 +218,12 @@ static const char *details(const char *p, const char *e, Details *d, int depth) 
             seen |= bit;
         }
         d->members++;
-        p = value(p, e, slot, depth + 1);
-        if (!p) return NULL;
-        p = ws(p, e);
-        if (p >= e) return NULL;
-        if (*p == ',') { p = ws(p + 1, e); continue; }
-        if (*p == '}') break;
-        return NULL;
+        if (!(p = value(p, e, slot, depth + 1)) || (more = member_end(&p, e, '}')) < 0)
+            return NULL;
     }
     /* A repeated key other than these four makes members exceed orjson's len(d): the checks
      * below then only ever bail, never accept wrongly. */
-    return p + 1;
+    return p;
 }
 
 /* One of the token keys a usage (or a flat record) holds; -1 when ``k`` is not one. */
@@ -253,28 +254,17 @@ static const char *usage_member(const char *k, Py_ssize_t n, const char *p, cons
 static const char *usage_obj(const char *p, const char *e, Usage *u) {
     p = ws(p + 1, e);
     if (p < e && *p == '}') return p + 1;
-    for (;;) {
+    for (int more = 1; more;) {
         Val key;
         int known;
-        if (p >= e || *p != '"') return NULL;
-        p = str(p, e, &key);
-        if (!p) return NULL;
-        p = ws(p, e);
-        if (p >= e || *p != ':') return NULL;
-        p = ws(p + 1, e);
+        if (!(p = member_key(p, e, &key))) return NULL;
         const char *q = usage_member(key.s, key.n, p, e, u, 2, &known);
-        if (!q) return NULL;
-        if (!known) q = value(p, e, NULL, 2);
-        if (!q) return NULL;
-        p = ws(q, e);
-        if (p >= e) return NULL;
-        if (*p == ',') { p = ws(p + 1, e); continue; }
-        if (*p == '}') return p + 1;
-        return NULL;
+        if (q && !known) q = value(p, e, NULL, 2);
+        if (!(p = q) || (more = member_end(&p, e, '}')) < 0) return NULL;
     }
+    return p;
 }
 
-/* The whole line as one object; 0 when it is outside the subset. */
 /* Whether any byte of [p, e) is past ASCII, eight at a time. */
 static int non_ascii(const char *p, const char *e) {
     uint64_t any = 0;
@@ -287,20 +277,16 @@ static int non_ascii(const char *p, const char *e) {
     return (any & 0x8080808080808080ULL) != 0;
 }
 
+/* The whole line as one object; 0 when it is outside the subset. */
 static int parse_line(const char *p, const char *e, Record *r) {
     if (non_ascii(p, e)) return 0; /* UTF-8 checks are orjson's */
     p = ws(p, e);
     if (p >= e || *p != '{') return 0;
     p = ws(p + 1, e);
     if (p < e && *p == '}') return 0; /* {} : no timestamp */
-    for (;;) {
+    for (int more = 1; more;) {
         Val key;
-        if (p >= e || *p != '"') return 0;
-        p = str(p, e, &key);
-        if (!p) return 0;
-        p = ws(p, e);
-        if (p >= e || *p != ':') return 0;
-        p = ws(p + 1, e);
+        if (!(p = member_key(p, e, &key))) return 0;
         const char *k = key.s;
         Py_ssize_t n = key.n;
         int ki = -1;
@@ -350,15 +336,9 @@ static int parse_line(const char *p, const char *e, Record *r) {
             q = usage_member(k, n, p, e, &r->flat, 1, &known);
             if (q && !known) q = value(p, e, NULL, 1);
         }
-        if (!q) return 0;
-        p = ws(q, e);
-        if (p >= e) return 0;
-        if (*p == ',') { p = ws(p + 1, e); continue; }
-        if (*p == '}') break;
-        return 0;
+        if (!(p = q) || (more = member_end(&p, e, '}')) < 0) return 0;
     }
-    p = ws(p + 1, e);
-    return p == e;
+    return ws(p, e) == e;
 }
 
 /* -- days ------------------------------------------------------------------------------------- */

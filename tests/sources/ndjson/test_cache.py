@@ -420,23 +420,29 @@ def test_a_file_that_grew_after_its_rename_is_read_from_where_the_cache_stopped(
     assert late.info["cache_bytes_skipped"] == old
 
 
-def test_files_missing_from_the_cache_are_read_in_worker_processes_with_the_same_totals(
-    tmp_path: Path, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def pools(monkeypatch: pytest.MonkeyPatch) -> list[tuple[list[Any], int]]:
+    """Two CPUs, small files counted as large, and the tasks and workers of every pool the
+    cache starts."""
+    from recon_job.sources.ndjson import cache as cache_module
     from recon_job.sources.ndjson import files
 
-    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)  # these small files count as large
+    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    from recon_job.sources.ndjson import cache as cache_module
-
-    pools: list[int] = []
+    started: list[tuple[list[Any], int]] = []
     real = cache_module.run_tasks
 
     def counted(scan: Any, tasks: Any, workers: int) -> Any:
-        pools.append(workers)
+        started.append((list(tasks), workers))
         return real(scan, tasks, workers)
 
     monkeypatch.setattr(cache_module, "run_tasks", counted)
+    return started
+
+
+def test_files_missing_from_the_cache_are_read_in_worker_processes_with_the_same_totals(
+    tmp_path: Path, store: HistoryStore, pools: list[tuple[list[Any], int]]
+) -> None:
     logs = tmp_path / "logs"
     logs.mkdir()
     for n in range(3):
@@ -444,31 +450,23 @@ def test_files_missing_from_the_cache_are_read_in_worker_processes_with_the_same
     opts = NdjsonOptions(paths=(str(logs),), workers=2)
     cached = CachedNdjsonLogSource(opts, FakePricer(), None, store).fetch(MARCH)
     assert cached.info["cache_files_read"] == 3
-    assert pools == [2]
+    assert [workers for _, workers in pools] == [2]
     assert comparable(cached) == fetch(logs, None)
     assert fetch(logs, store).info["cache_files_hit"] == 3
 
 
 def test_one_large_file_is_read_in_ranges_side_by_side_and_joined_in_order(
-    tmp_path: Path, store: HistoryStore, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    store: HistoryStore,
+    monkeypatch: pytest.MonkeyPatch,
+    pools: list[tuple[list[Any], int]],
 ) -> None:
     """The first run with the cache over one big file costs a cold scan's time, not twice it:
     its ranges are read by the workers and joined as a grown file's parts are, so the line
     numbers of skipped lines and duplicates, and every sum, are those of one read."""
-    from recon_job.sources.ndjson import cache as cache_module
     from recon_job.sources.ndjson import files
 
-    monkeypatch.setattr(files, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(files, "MIN_RANGE_BYTES", 4096)  # this small file counts as large
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    read: list[Any] = []
-    real = cache_module.run_tasks
-
-    def counted(scan: Any, tasks: Any, workers: int) -> Any:
-        read.extend(tasks)
-        return real(scan, tasks, workers)
-
-    monkeypatch.setattr(cache_module, "run_tasks", counted)
     logs = tmp_path / "logs"
     logs.mkdir()
     append(logs / "app.ndjson", lines_for(60, 600))
@@ -477,7 +475,9 @@ def test_one_large_file_is_read_in_ranges_side_by_side_and_joined_in_order(
     first = CachedNdjsonLogSource(opts, FakePricer(), None, store).fetch(MARCH)
 
     size = (logs / "app.ndjson").stat().st_size
-    assert [(t.start, t.end) for t in read] == [(0, size // 2), (size // 2, size)]
+    assert [[(t.start, t.end) for t in tasks] for tasks, _ in pools] == [
+        [(0, size // 2), (size // 2, size)]
+    ]
     cold = fetch(logs, None)
     assert comparable(first) == cold
     assert first.skipped_locations == cold.skipped_locations

@@ -95,23 +95,26 @@ def usage_log(path: Path, records: int, seed: int = 7) -> bytes:
 # -- ranges --------------------------------------------------------------------------------------
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.sampled_from([b"", b"a", b"bc\r", b"{}", b"x" * 30, b"0123456789" * 3 + b"!"]),
-        max_size=25,
-    ),
-    st.booleans(),
-    st.booleans(),
-    st.data(),
-)
-def test_consecutive_ranges_see_every_line_exactly_once(
-    parts: list[bytes], bom: bool, final_newline: bool, draw: st.DataObject
-) -> None:
-    data = (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(parts)
-    if final_newline and data:
+@st.composite
+def cut_log(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    """A log's bytes (short and overlong lines, CRs, a byte order mark or not, a last newline or
+    not) and offsets to cut it into ranges at."""
+    parts = draw(
+        st.lists(
+            st.sampled_from([b"", b"a", b"bc\r", b"{}", b"x" * 30, b"0123456789" * 3 + b"!"]),
+            max_size=25,
+        )
+    )
+    data = (b"\xef\xbb\xbf" if draw(st.booleans()) else b"") + b"\n".join(parts)
+    if draw(st.booleans()) and data:
         data += b"\n"
-    offsets = draw.draw(st.lists(st.integers(0, len(data)), max_size=8))
+    return data, draw(st.lists(st.integers(0, len(data)), max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(cut_log())
+def test_consecutive_ranges_see_every_line_exactly_once(log: tuple[bytes, list[int]]) -> None:
+    data, offsets = log
     with pytest.MonkeyPatch.context() as patch:
         # Tiny chunks and a 30-byte line limit put every boundary case inside a few lines.
         patch.setattr(ndjson_files, "CHUNK_BYTES", 4)
@@ -129,25 +132,14 @@ def test_consecutive_ranges_see_every_line_exactly_once(
 
 
 @settings(max_examples=300, deadline=None)
-@given(
-    st.lists(
-        st.sampled_from([b"", b"a", b"bc\r", b"{}", b"x" * 30, b"0123456789" * 3 + b"!"]),
-        max_size=25,
-    ),
-    st.booleans(),
-    st.booleans(),
-    st.data(),
-)
+@given(cut_log())
 def test_blocks_hold_the_lines_lists_hold_with_the_same_counts_and_skips(
-    parts: list[bytes], bom: bool, final_newline: bool, draw: st.DataObject
+    log: tuple[bytes, list[int]],
 ) -> None:
     """``read_blocks`` (the C fast path's reader) is ``read_lines`` unsplit, whatever the chunk
     boundaries, overlong lines, byte order mark or last newline."""
-    data = (b"\xef\xbb\xbf" if bom else b"") + b"\n".join(parts)
-    if final_newline and data:
-        data += b"\n"
-    tasks = [[Task("")], cut(len(data), draw.draw(st.lists(st.integers(0, len(data)), max_size=8)))]
-    for chosen in tasks:
+    data, offsets = log
+    for chosen in ([Task("")], cut(len(data), offsets)):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(ndjson_files, "CHUNK_BYTES", 4)
             patch.setattr(ndjson_files, "MAX_LINE_BYTES", 30)
