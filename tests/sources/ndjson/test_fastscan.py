@@ -468,3 +468,28 @@ def test_request_id_fingerprints_are_the_python_ones_for_ids_of_any_length(ids: 
     assert (bailed, counted) == ([], len(ids))
     found = array("q", prints[date(2026, 3, 8).toordinal()])
     assert sorted(found) == sorted(ndjson_source.fingerprint(rid) for rid in ids)
+
+
+@settings(max_examples=200, deadline=None)
+@given(noise=st.lists(st.binary(max_size=80), min_size=1, max_size=10))
+def test_any_bytes_are_handed_back_or_counted_as_python_counts_them(noise: list[bytes]) -> None:
+    lines = [line.replace(b"\n", b" ") for line in noise]
+    lines += [
+        b'{"timestamp":"2026-03-08T08:00:00Z","model":"gpt-4o","prompt_tokens":1,"x":' + n
+        for n in lines
+    ]
+    same(*scans(lines))
+
+
+def test_deep_nesting_and_huge_numbers_are_handed_back_without_recursing_deep() -> None:
+    head = b'{"timestamp":"2026-03-08T08:00:00Z","model":"gpt-4o","prompt_tokens":1,'
+    lines = [
+        head + b'"completion_tokens":1,"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        head + b'"completion_tokens":1,"x":' + b"[" * 30 + b"]" * 30 + b"}",
+        head + b'"completion_tokens":' + b"9" * 5000 + b"}",
+        head + b'"completion_tokens":1,"x":"' + b"a" * 100_000,
+    ]
+    config = scans([])[0].c_config
+    _, bailed, _, counted, _, _ = fastscan.scan(lines, config)
+    assert (bailed, counted) == ([0, 2, 3], 1)
+    same(*scans(lines))
