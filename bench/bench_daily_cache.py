@@ -6,7 +6,7 @@ Measured with ``NdjsonLogSource.fetch`` of one day (2026-03-15) in this process,
 history in a temporary directory holding the cache:
 
 * **cold**: no cache, as every run before issue 13 (``--workers`` worker processes);
-* **first cached**: the first run with the cache: reads every file (in this process) and stores
+* **first cached**: the first run with the cache: reads every file (worker processes) and stores
   each one's aggregates per day;
 * **warm**: ``--append`` records are appended to the active file, then the daily run again: it
   reads only those new bytes, everything else comes from the cache (best of ``--runs``, each
@@ -16,6 +16,21 @@ history in a temporary directory holding the cache:
 
 The totals of every warm run are checked against a cold scan of the same files.
 
+Against DuckDB (issue 13: the warm daily run at least 20x faster than a cold DuckDB scan of the
+same 30 files): each warm run and each monthly close is also run in a **fresh interpreter**
+(imports of recon-job and opening the SQLite history included, as a new ``recon-job run``
+pays), after its own append; and DuckDB scans the 30 files cold in a fresh interpreter
+(``import duckdb`` included), the query of ``bench_scan_vs_duckdb.DUCKDB_QUERY``
+(``read_json`` newline-delimited over the list of the 30 files, ``ignore_errors``, ``GROUP BY
+day, model``) over the one day for the daily comparison and over March for the monthly one.
+The files' pages are in the page cache for every run alike (the machine's memory holds them).
+
+What the cached runs read is shown, not assumed: the source's ``cache_*`` counters (files taken
+from the cache, grown and read from where the cache stopped, read whole; bytes read and bytes
+taken from the cache) against the bytes appended, and the bytes the process read through
+``read`` calls (``rchar`` of ``/proc/self/io``, Linux: the log bytes, the identity checks of
+every file's first and last 64 KiB, and the SQLite cache).
+
     python bench/bench_daily_cache.py                       # 30 x 50,000 records
     python bench/bench_daily_cache.py --records 1000000     # the issue's 30 x 1M
 """
@@ -23,37 +38,62 @@ The totals of every warm run are checked against a cold scan of the same files.
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench_ndjson import BenchPricer
 from gen_ndjson import generate
 
-from recon_job.models import UsageTotals, Window
-from recon_job.sources.ndjson import CachedNdjsonLogSource, NdjsonLogSource, NdjsonOptions
-from recon_job.store import HistoryStore
+if TYPE_CHECKING:
+    from recon_job.models import UsageTotals
+    from recon_job.sources.ndjson import NdjsonLogSource, NdjsonOptions
+    from recon_job.store import HistoryStore
 
-MARCH = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
-#: The daily run's window (the logs hold all of March).
-DAY = Window("daily", date(2026, 3, 15), date(2026, 3, 16))
+# recon-job is imported inside the functions: a run in a fresh interpreter pays its imports.
+
+Span = tuple[str, date, date]
+#: The daily run's window (the logs hold all of March) and the monthly close's.
+DAY: Span = ("daily", date(2026, 3, 15), date(2026, 3, 16))
+MARCH: Span = ("monthly", date(2026, 3, 1), date(2026, 4, 1))
+SPANS = {"daily": DAY, "monthly": MARCH}
 FILES = 30
+CACHE_INFO = (
+    "cache_files_hit",
+    "cache_files_grown",
+    "cache_files_read",
+    "cache_bytes_read",
+    "cache_bytes_skipped",
+)
+
+
+def logs_path(root: Path, records: int) -> Path:
+    return root / f"daily-cache-{records}"
+
+
+def log_files(directory: Path) -> list[str]:
+    """The 30 files, the active one first."""
+    return [str(directory / ("app.ndjson" if n == 0 else f"app.ndjson.{n}")) for n in range(FILES)]
 
 
 def logs_dir(root: Path, records: int) -> Path:
     """The 30 files, generated on first use and kept (one directory per size)."""
-    directory = root / f"daily-cache-{records}"
+    directory = logs_path(root, records)
     directory.mkdir(parents=True, exist_ok=True)
-    for n in range(FILES):
-        name = "app.ndjson" if n == 0 else f"app.ndjson.{n}"
-        path = directory / name
+    for n, name in enumerate(log_files(directory)):
+        path = Path(name)
         if not path.exists():
             write(path, records, 20260301 + n, f"f{n:02d}_")
     return directory
@@ -68,16 +108,135 @@ def write(path: Path, records: int, seed: int, prefix: str) -> None:
     )
 
 
-def timed(source: NdjsonLogSource, window: Window = DAY) -> tuple[float, UsageTotals]:
+def append(directory: Path, serial: int, records: int) -> int:
+    """``records`` new records (ids unique to this append) at the end of the active file; how
+    many bytes."""
+    extra = directory / "append.tmp"
+    write(extra, records, 99 + serial, f"a{serial:03d}_")
+    data = extra.read_bytes()
+    with (directory / "app.ndjson").open("ab") as out:
+        out.write(data)
+    return len(data)
+
+
+def log_options(directory: Path) -> NdjsonOptions:
+    """The rotated files by a glob (not ``.pristine``), and the active one."""
+    from recon_job.sources.ndjson import NdjsonOptions
+
+    return NdjsonOptions(paths=(str(directory / "app.ndjson*[0-9]"), str(directory / "app.ndjson")))
+
+
+def rchar() -> int:
+    """The bytes this process has read through ``read`` calls so far (-1: not on Linux)."""
+    try:
+        with open("/proc/self/io") as f:
+            for line in f:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return -1
+
+
+class CountingCache:
+    """The history store as the source's cache, counting the bytes of the entries handed out
+    (read from SQLite) and stored."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+        self.got = 0
+        self.put = 0
+
+    def cache_get(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
+        found = self.store.cache_get(namespace, keys)
+        self.got += sum(len(v) for v in found.values())
+        return found
+
+    def cache_put(
+        self, namespace: str, entries: dict[str, bytes], now: datetime, drop: Iterable[str] = ()
+    ) -> None:
+        self.put += sum(len(v) for v in entries.values())
+        self.store.cache_put(namespace, entries, now, drop)
+
+
+def timed(
+    source: NdjsonLogSource, span: Span = DAY, cache: CountingCache | None = None
+) -> tuple[float, UsageTotals, dict[str, int]]:
+    """One fetch: its time, totals, and (for a cached source) what it read."""
+    from recon_job.models import Window
+
+    window = Window(*span)
+    if cache is not None:
+        cache.got = cache.put = 0
+    before = rchar()
     start = time.perf_counter()
     totals = source.fetch(window)
-    return time.perf_counter() - start, totals
+    took = time.perf_counter() - start
+    reads = {"rchar": rchar() - before, "counted": totals.info["records_counted"]}
+    if cache is not None:
+        reads.update(
+            {k: totals.info[k] for k in CACHE_INFO}, cache_got=cache.got, cache_put=cache.put
+        )
+    return took, totals, reads
 
 
 def comparable(totals: UsageTotals) -> UsageTotals:
     return replace(
         totals, info={k: v for k, v in totals.info.items() if not k.startswith("cache_")}
     )
+
+
+def child_cached(directory: Path, db: str, span: Span) -> dict[str, Any]:
+    """One run with the cache in a fresh interpreter: importing recon-job and opening the
+    history included in ``wall``."""
+    started = time.perf_counter()
+    import structlog
+    from bench_ndjson import BenchPricer
+
+    from recon_job.sources.ndjson import CachedNdjsonLogSource
+    from recon_job.store import HistoryStore
+
+    imported = time.perf_counter()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    with HistoryStore(db) as store:
+        cache = CountingCache(store)
+        source = CachedNdjsonLogSource(log_options(directory), BenchPricer(), None, cache)
+        _, _, reads = timed(source, span, cache)
+    return {"wall": time.perf_counter() - started, "import": imported - started, **reads}
+
+
+def child_duckdb(files: list[str], span: Span) -> dict[str, Any]:
+    """One cold DuckDB scan of ``files`` over ``span`` (``import duckdb`` included in ``wall``),
+    the query of ``bench_scan_vs_duckdb`` with the span's bounds."""
+    from bench_scan_vs_duckdb import DUCKDB_QUERY
+
+    query = DUCKDB_QUERY.replace("date '2026-03-01'", f"date '{span[1]}'").replace(
+        "date '2026-04-01'", f"date '{span[2]}'"
+    )
+    assert span == MARCH or query != DUCKDB_QUERY, "the query's bounds moved"
+    started = time.perf_counter()
+    import duckdb
+
+    imported = time.perf_counter()
+    duckdb.execute("set enable_progress_bar = false")
+    rows = duckdb.execute(query, [files]).fetchall()
+    return {
+        "wall": time.perf_counter() - started,
+        "import": imported - started,
+        "counted": sum(r[2] for r in rows),
+        "groups": len(rows),
+    }
+
+
+def measure(*args: str) -> dict[str, Any]:
+    """A child in a fresh interpreter; its figures come back as JSON on its last line."""
+    done = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    )
+    result: dict[str, Any] = json.loads(
+        [line for line in done.stdout.splitlines() if line.startswith("{")][-1]
+    )
+    return result
 
 
 def main() -> None:
@@ -87,10 +246,29 @@ def main() -> None:
     parser.add_argument("--append", type=int, default=2_000, help="records appended per run")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workers", type=int, default=0, help="of the cold scan (0: per CPU)")
-    parser.add_argument("--dir", default=os.path.join(tempfile.gettempdir(), "recon-bench"))
+    parser.add_argument(
+        "--dir",
+        default=os.path.join(tempfile.gettempdir(), "recon-bench"),
+        help="where the files are generated and kept between runs",
+    )
+    parser.add_argument("--child", choices=("cached", "duckdb"), help=argparse.SUPPRESS)
+    parser.add_argument("--span", choices=tuple(SPANS), help=argparse.SUPPRESS)
+    parser.add_argument("--db", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        directory = logs_path(Path(args.dir), args.records)
+        if args.child == "cached":
+            result = child_cached(directory, args.db, SPANS[args.span])
+        else:
+            result = child_duckdb(log_files(directory), SPANS[args.span])
+        print(json.dumps(result))
+        return
 
     import structlog
+    from bench_ndjson import BenchPricer
+
+    from recon_job.sources.ndjson import CachedNdjsonLogSource, NdjsonLogSource
+    from recon_job.store import HistoryStore
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
     directory = logs_dir(Path(args.dir), args.records)
@@ -100,40 +278,115 @@ def main() -> None:
     if not pristine.exists():
         pristine.write_bytes(active.read_bytes())
     active.write_bytes(pristine.read_bytes())
-    size = sum(p.stat().st_size for p in directory.glob("app.ndjson*") if p != pristine)
-    options = NdjsonOptions(paths=(str(directory / "app.ndjson*[0-9]"), str(active)))
+    files = log_files(directory)
+    size = sum(os.path.getsize(f) for f in files)
+    options = log_options(directory)
     cold_source = NdjsonLogSource(replace(options, workers=args.workers), BenchPricer())
+    common = ("--records", str(args.records), "--dir", args.dir)
+    serial = itertools.count()
+    print(
+        f"{FILES} files x {args.records:,} records, {size / 2**20:,.0f} MiB; "
+        f"cpus {os.cpu_count()}; load {_load()} at start"
+    )
+
+    times: dict[str, list[float]] = {}
+    last: dict[str, dict[str, Any]] = {}
+    #: The fresh interpreters' import times (recon-job's or duckdb's).
+    imports: dict[str, list[float]] = {}
+
+    def note(kind: str, took: float, reads: dict[str, Any]) -> None:
+        times.setdefault(kind, []).append(took)
+        last[kind] = reads
+        if "import" in reads:
+            imports.setdefault(kind, []).append(reads["import"])
 
     with tempfile.TemporaryDirectory() as tmp, HistoryStore(f"sqlite:///{tmp}/h.db") as store:
-        cached = CachedNdjsonLogSource(options, BenchPricer(), None, store)
-        cold, _ = timed(cold_source)
-        first, _ = timed(cached)
-        warm: list[float] = []
-        read = 0
-        for run in range(args.runs):
-            write(directory / "append.tmp", args.append, 99 + run, f"a{run:02d}_")
-            with active.open("ab") as out:
-                out.write((directory / "append.tmp").read_bytes())
-            took, totals = timed(cached)
-            warm.append(took)
-            read = totals.info["cache_bytes_read"]
-            assert comparable(totals) == timed(cold_source)[1], "cached totals differ"
-        close, totals = timed(cached, MARCH)
-        cold_month, cold_totals = timed(cold_source, MARCH)
-        assert comparable(totals) == cold_totals, "cached monthly totals differ"
+        db = f"sqlite:///{tmp}/h.db"
+        cache = CountingCache(store)
+        cached = CachedNdjsonLogSource(options, BenchPricer(), None, cache)
+        note("cold day", *timed(cold_source)[::2])
+        first, _, first_reads = timed(cached, DAY, cache)
+        stored = sum(p.stat().st_size for p in Path(tmp).glob("h.db*"))
+        for span, kind in ((DAY, "day"), (MARCH, "month")):
+            if span == MARCH:
+                note("cold month", *timed(cold_source, MARCH)[::2])
+            for _ in range(args.runs):
+                appended = append(directory, next(serial), args.append)
+                took, totals, reads = timed(cached, span, cache)
+                note(f"cached {kind}", took, {**reads, "appended": appended})
+                cold, cold_totals, _ = timed(cold_source, span)
+                assert comparable(totals) == cold_totals, f"cached totals differ ({kind})"
+                note(f"cold {kind}", cold, {})
+                appended = append(directory, next(serial), args.append)
+                child = measure("--child", "cached", "--span", span[0], "--db", db, *common)
+                note(f"fresh {kind}", child["wall"], {**child, "appended": appended})
+                child = measure("--child", "duckdb", "--span", span[0], *common)
+                note(f"duckdb {kind}", child["wall"], child)
     (directory / "append.tmp").unlink()
     active.write_bytes(pristine.read_bytes())
 
-    best = min(warm)
-    print(f"{FILES} files x {args.records:,} records, {size / 2**20:,.0f} MiB")
-    print(f"cold scan (workers {args.workers or 'auto'}): {cold:.2f} s")
-    print(f"first cached run (reads all, stores the cache): {first:.2f} s")
     print(
-        f"warm daily run (+{args.append:,} records, {read / 2**10:,.0f} KiB read): "
-        f"best {best:.3f} s of {args.runs}"
+        f"first cached run (reads all {FILES} files, stores the cache): {first:.1f} s; "
+        f"{first_reads['cache_put'] / 2**20:,.0f} MiB of entries stored, "
+        f"SQLite history {stored / 2**20:,.0f} MiB"
     )
-    print(f"monthly close after them: {close:.3f} s (cold: {cold_month:.2f} s)")
-    print(f"cold / warm: {cold / best:.0f}x")
+    rows = {
+        "cold day": f"daily, cold scan without the cache (workers {args.workers or 'auto'})",
+        "cached day": "daily, warm: the cache, in process",
+        "fresh day": "daily, warm: the cache, fresh interpreter",
+        "duckdb day": "daily, DuckDB cold, fresh interpreter",
+        "cold month": f"monthly, cold scan without the cache (workers {args.workers or 'auto'})",
+        "cached month": "monthly close: the cache, in process",
+        "fresh month": "monthly close: the cache, fresh interpreter",
+        "duckdb month": "monthly, DuckDB cold, fresh interpreter",
+    }
+    print(f"{'':>58} {'best s':>7} {'median s':>8} {'runs':>4} {'import s':>8}")
+    for kind, label in rows.items():
+        runs = times[kind]
+        imp = f"{statistics.median(imports[kind]):>8.3f}" if kind in imports else ""
+        print(f"{label:>58} {min(runs):>7.3f} {statistics.median(runs):>8.3f} {len(runs):>4} {imp}")
+    print("(import s: the median of the fresh interpreter's imports, part of its time)")
+
+    print(f"read by the cached runs (the last of each), +{args.append:,} records before each:")
+    seen = {
+        "cached day": "daily, in process",
+        "fresh day": "daily, fresh interpreter",
+        "cached month": "monthly close, in process",
+        "fresh month": "monthly close, fresh interpreter",
+    }
+    for kind, label in seen.items():
+        r = last[kind]
+        print(
+            f"  {label}: files "
+            f"{r['cache_files_hit']} from the cache, {r['cache_files_grown']} grown (read from "
+            f"where the cache stopped), {r['cache_files_read']} read whole; log bytes parsed "
+            f"{r['cache_bytes_read']:,} (appended {r['appended']:,}), taken from the cache "
+            f"{r['cache_bytes_skipped'] / 2**20:,.0f} MiB; cache entries read "
+            f"{r['cache_got'] / 2**20:,.1f} MiB, written {r['cache_put'] / 2**20:,.1f} MiB; "
+            f"read() calls {r['rchar'] / 2**20:,.1f} MiB"
+        )
+
+    def ratio(slow: str, fast: str) -> str:
+        best = min(times[slow]) / min(times[fast])
+        median = statistics.median(times[slow]) / statistics.median(times[fast])
+        return f"{best:.1f}x / {median:.1f}x"
+
+    print("ratios, best/best and median/median:")
+    for kind in ("day", "month"):
+        print(
+            f"  {kind}: DuckDB cold / cached in process {ratio(f'duckdb {kind}', f'cached {kind}')}"
+            f", / cached fresh interpreter {ratio(f'duckdb {kind}', f'fresh {kind}')}; "
+            f"cold scan / cached in process {ratio(f'cold {kind}', f'cached {kind}')}"
+        )
+        print(
+            f"  {kind}, records counted on the same files: recon-job "
+            f"{last[f'fresh {kind}']['counted']:,}, DuckDB {last[f'duckdb {kind}']['counted']:,}"
+        )
+    print(f"load {_load()} at end")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":
