@@ -10,6 +10,7 @@ lock up front and so avoids ``SQLITE_BUSY_SNAPSHOT`` that no busy timeout can wa
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,22 @@ def create_store_engine(url: URL, *, busy_timeout: float, create: bool = True) -
     return engine
 
 
+def _wal(cursor: sqlite3.Cursor, busy_timeout: float) -> None:
+    """Switch the database to WAL, waiting up to ``busy_timeout`` for a lock another opener
+    holds: SQLite answers this pragma "database is locked" at once, without its busy handler,
+    when two processes open a new history file together (two first runs, or a CronJob and
+    the dashboard starting at the same time)."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def _install_sqlite_listeners(engine: Engine, *, busy_timeout: float) -> None:
     """The SQLAlchemy-documented recipe for real transactions on pysqlite, plus our pragmas."""
 
@@ -97,7 +114,7 @@ def _install_sqlite_listeners(engine: Engine, *, busy_timeout: float) -> None:
             # busy_timeout first: switching a new file to WAL needs a lock another opener may hold.
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
             cursor.execute("PRAGMA foreign_keys = ON")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _wal(cursor, busy_timeout)
             # In WAL, NORMAL is durable against application crashes and much cheaper than FULL.
             cursor.execute("PRAGMA synchronous = NORMAL")
         finally:

@@ -81,3 +81,32 @@ def test_advisory_keys_are_stable_signed_64_bit_numbers() -> None:
     assert key == advisory_key(KEY)
     assert key != advisory_key("daily:2026-03-15")
     assert -(2**63) <= key < 2**63
+
+
+def test_two_openers_of_a_new_sqlite_history_both_get_it(tmp_path: Path) -> None:
+    """Two first runs (or a CronJob and the dashboard) starting together on a new history file:
+    SQLite refuses the switch to WAL at once ("database is locked", no busy handler) to the one
+    that loses; the store waits for it instead of failing the run. 3 of 40 failed before."""
+    import threading
+
+    from recon_job.store import HistoryStore
+
+    failures: list[BaseException] = []
+    for attempt in range(40):
+        url = f"sqlite:///{tmp_path}/history-{attempt}.db"
+        barrier = threading.Barrier(2, timeout=30)
+
+        def open_it(url: str = url, barrier: threading.Barrier = barrier) -> None:
+            try:
+                barrier.wait()
+                with HistoryStore(url):
+                    pass
+            except BaseException as e:  # collected: a thread's error would be lost
+                failures.append(e)
+
+        threads = [threading.Thread(target=open_it) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

@@ -314,7 +314,7 @@ def test_two_concurrent_runs_sharing_a_cache_are_both_right(tmp_path: Path, hist
     cold = fetch(logs, None)
     results: list[UsageTotals] = []
     errors: list[BaseException] = []
-    barrier = threading.Barrier(2)
+    barrier = threading.Barrier(2, timeout=60)  # a thread that failed breaks it: no hang
 
     def run() -> None:
         try:
