@@ -314,7 +314,7 @@ def test_a_day_checked_in_passes_finds_every_repeat_of_spilled_and_kept_prints(
     if not in_c:
         monkeypatch.setattr(ndjson_source, "_fast_repeats", None)
     elif ndjson_source._fast_repeats is None:
-        pytest.skip("the C fast path is not built")
+        pytest.skip("the C fast path is off or not built")
     rng = random.Random(13)
     values = [rng.randrange(1 << 61) for _ in range(500)]
     values += rng.sample(values, 40) + values[:3] * 3  # repeats, some three or four times
@@ -355,7 +355,7 @@ def test_the_passes_over_a_large_day_take_even_parts_whatever_the_ids_look_like(
 @given(values=st.lists(st.integers(-(2**63), 2**63 - 1), max_size=300), parts=st.integers(1, 4))
 def test_the_c_repeat_check_finds_what_a_set_finds(values: list[int], parts: int) -> None:
     if ndjson_source._fast_repeats is None:
-        pytest.skip("the C fast path is not built")
+        pytest.skip("the C fast path is off or not built")
     doubled = values + values[: len(values) // 3]
     size = -(-len(doubled) // parts) or 1
     buffers = [array("q", doubled[i : i + size]) for i in range(0, len(doubled), size)]

@@ -30,6 +30,8 @@ from recon_job.sources.ndjson.records import NdjsonOptions
 from recon_job.sources.ndjson.source import _Scan
 
 fastscan = pytest.importorskip("recon_job.sources.ndjson._fastscan")
+if ndjson_source._fast_scan is None:
+    pytest.skip("RECON_NDJSON_FASTSCAN=0: the C fast path is off", allow_module_level=True)
 
 MARCH = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
 MODELS = ["gpt-4o-mini", "gpt-4o", "o4-mini", "text-embedding-3-small", "whisper-1", "tts-1"]
