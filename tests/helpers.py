@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -57,3 +59,25 @@ class FakePricer:
             + usage.output_tokens * D("0.000002")
         )
         return tokens * self.MULTIPLIER[tier]
+
+
+def together(target: Callable[[], None], count: int = 2) -> list[BaseException]:
+    """Run ``target`` in ``count`` threads released at the same moment; the errors they raised
+    (a thread's own error would be lost). The barrier has a timeout: a thread that fails before
+    it breaks it for the others instead of hanging them."""
+    barrier = threading.Barrier(count, timeout=60)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            target()
+        except BaseException as e:  # collected for the caller to assert on
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors

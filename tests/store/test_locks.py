@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from recon_job.store.locks import advisory_key, lock_file_path, period_lock
+from tests.helpers import together
 
 KEY = "daily:2026-03-14"
 
@@ -87,26 +88,8 @@ def test_two_openers_of_a_new_sqlite_history_both_get_it(tmp_path: Path) -> None
     """Two first runs (or a CronJob and the dashboard) starting together on a new history file:
     SQLite refuses the switch to WAL at once ("database is locked", no busy handler) to the one
     that loses; the store waits for it instead of failing the run. 3 of 40 failed before."""
-    import threading
-
     from recon_job.store import HistoryStore
 
-    failures: list[BaseException] = []
     for attempt in range(40):
         url = f"sqlite:///{tmp_path}/history-{attempt}.db"
-        barrier = threading.Barrier(2, timeout=30)
-
-        def open_it(url: str = url, barrier: threading.Barrier = barrier) -> None:
-            try:
-                barrier.wait()
-                with HistoryStore(url):
-                    pass
-            except BaseException as e:  # collected: a thread's error would be lost
-                failures.append(e)
-
-        threads = [threading.Thread(target=open_it) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    assert failures == []
+        assert together(lambda url=url: HistoryStore(url).close()) == []
