@@ -14,7 +14,7 @@ machine without a compiler).
 
 ``--breakdown`` times the stages of the recon-job scan one by one, in one process: importing the
 source modules, reading the raw bytes, splitting them into lines (``files.read_lines``), the C
-fast path over those lines alone (``_fastscan.scan``, with the lines it hands back), the whole
+fast path over those lines alone (``_fastscan.scan_block``, with the lines it hands back), the whole
 in-process scan with it and without it, and without ``dedupe``; worker start-up and IPC is the
 auto row against workers 1.
 
@@ -138,13 +138,14 @@ def child_breakdown(path: str) -> dict[str, float]:
         all_lines.append(lines)
     out["split_lines"] = time.perf_counter() - t
     march = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
-    if ndjson_source._fast_scan is not None:
+    fast_block = ndjson_source._fast_block
+    if fast_block is not None:
         scan = ndjson_source._Scan(NdjsonOptions(paths=(path,), workers=1), march)
         for model in ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "o4-mini-2025-04-16", "gpt-5-mini"):
             scan.family_of(None, None, model)
         t = time.perf_counter()
         handed_back = sum(
-            len(ndjson_source._fast_scan(lines, scan.c_config)[1]) for lines in all_lines
+            len(fast_block(b"\n".join(lines), len(lines), scan.c_config)[1]) for lines in all_lines
         )
         out["c_fast_path"] = time.perf_counter() - t
         out["lines_handed_back"] = handed_back
@@ -163,12 +164,12 @@ def child_breakdown(path: str) -> dict[str, float]:
     t = time.perf_counter()
     source.fetch(march)
     out["scan_workers_1"] = time.perf_counter() - t
-    fast, ndjson_source._fast_scan = ndjson_source._fast_scan, None
+    fast, ndjson_source._fast_block = ndjson_source._fast_block, None
     source = NdjsonLogSource(NdjsonOptions(paths=(path,), workers=1), BenchPricer())
     t = time.perf_counter()
     source.fetch(march)
     out["scan_workers_1_python"] = time.perf_counter() - t
-    ndjson_source._fast_scan = fast
+    ndjson_source._fast_block = fast
     # The request-id fingerprints (8 bytes a record) grow with the file: their share of the
     # time too.
     source = NdjsonLogSource(NdjsonOptions(paths=(path,), workers=1, dedupe=False), BenchPricer())

@@ -15,7 +15,9 @@
  * checks, line by line over generated and mutated records, that an accepted line adds what the
  * Python path adds.
  *
- * scan(lines: list[bytes], config: tuple) -> (groups, bailed, outside, counted, prints, notes)
+ * scan_block(block: bytes, count: int, config: tuple)
+ *   -> (groups, bailed, bailed_lines, outside, counted, prints, notes, group_lines)
+ *   block: ``count`` lines joined by newlines (files.read_blocks).
  *   config: (start_ordinal, end_ordinal, naive_is_utc, need_project, group_project,
  *            group_api_key, project_filter: frozenset, dedupe, cents,
  *            model_families: dict, tiers: dict, standard: str, batch: str, completions: str)
@@ -23,9 +25,11 @@
  *             records, cost_units, cost_exponent)] -- tier None: the records logged a cost,
  *             cost_units is their sum in units of 10**-20 USD, cost_exponent the smallest
  *             exponent of the Decimals the Python path would have made of them.
- *   bailed: indices of the lines handed back, in order.
+ *   bailed, bailed_lines: indices of the lines handed back, in order, and those lines.
  *   prints: {day_ordinal: bytes of native int64 request-id fingerprints}.
  *   notes: {day_ordinal: records whose total_tokens disagree}.
+ *   group_lines: the line that made each group (where a group too many is located).
+ * repeats(buffers) -> list[int]: see below.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -894,27 +898,18 @@ static PyObject *build_groups(Groups *g) {
     return list;
 }
 
-/* The lines to scan: a list of bytes, or one block of them joined by newlines. */
+/* The lines to scan: one block of them joined by newlines, read from ``pos`` on. */
 typedef struct {
-    PyObject *list;
     const char *pos, *end;
     Py_ssize_t count;
 } Source;
 
-static int next_line(Source *src, Py_ssize_t i, const char **s, Py_ssize_t *n) {
-    if (src->list) {
-        PyObject *line = PyList_GET_ITEM(src->list, i);
-        if (!PyBytes_Check(line)) return 0;
-        *s = PyBytes_AS_STRING(line);
-        *n = PyBytes_GET_SIZE(line);
-        return 1;
-    }
+static void next_line(Source *src, const char **s, Py_ssize_t *n) {
     const char *nl = memchr(src->pos, '\n', (size_t)(src->end - src->pos));
     const char *stop = nl ? nl : src->end;
     *s = src->pos;
     *n = stop - src->pos;
     src->pos = nl ? nl + 1 : src->end;
-    return 1;
 }
 
 static PyObject *dicts_of(Days *days, PyObject **notes_out) {
@@ -965,10 +960,10 @@ static PyObject *run(Source *src, PyObject *cfg) {
     Py_ssize_t outside = 0, counted = 0;
     if (!bailed || !bailed_lines) goto done;
     for (Py_ssize_t i = 0; i < src->count; i++) {
-        const char *s = NULL;
-        Py_ssize_t n = 0;
-        int status = BAIL;
-        if (next_line(src, i, &s, &n)) status = count_line(&c, s, n, i, &groups, &days, &models);
+        const char *s;
+        Py_ssize_t n;
+        next_line(src, &s, &n);
+        int status = count_line(&c, s, n, i, &groups, &days, &models);
         if (status == FAILED) goto done;
         if (status == COUNTED) counted++;
         else if (status == OUTSIDE) outside++;
@@ -976,31 +971,25 @@ static PyObject *run(Source *src, PyObject *cfg) {
             PyObject *at = PyLong_FromSsize_t(i);
             if (!at || PyList_Append(bailed, at) < 0) { Py_XDECREF(at); goto done; }
             Py_DECREF(at);
-            if (!src->list) {
-                PyObject *line = PyBytes_FromStringAndSize(s, n);
-                if (!line || PyList_Append(bailed_lines, line) < 0) { Py_XDECREF(line); goto done; }
-                Py_DECREF(line);
-            }
+            PyObject *line = PyBytes_FromStringAndSize(s, n);
+            if (!line || PyList_Append(bailed_lines, line) < 0) { Py_XDECREF(line); goto done; }
+            Py_DECREF(line);
         }
     }
     PyObject *notes = NULL, *prints = dicts_of(&days, &notes);
     if (!prints) goto done;
     PyObject *built = build_groups(&groups);
     if (!built) { Py_DECREF(prints); Py_DECREF(notes); goto done; }
-    if (src->list) {
-        result = Py_BuildValue("(NOnnNN)", built, bailed, outside, counted, prints, notes);
-    } else {
-        PyObject *firsts = PyList_New((Py_ssize_t)groups.count);
-        for (size_t i = 0; firsts && i < groups.count; i++) {
-            Group *g = &groups.slots[groups.order[i]];
-            PyObject *line = PyBytes_FromStringAndSize(g->first_s, g->first_n);
-            if (!line) Py_CLEAR(firsts);
-            else PyList_SET_ITEM(firsts, (Py_ssize_t)i, line);
-        }
-        if (!firsts) { Py_DECREF(built); Py_DECREF(prints); Py_DECREF(notes); goto done; }
-        result = Py_BuildValue("(NOOnnNNN)", built, bailed, bailed_lines, outside, counted, prints,
-                               notes, firsts);
+    PyObject *firsts = PyList_New((Py_ssize_t)groups.count);
+    for (size_t i = 0; firsts && i < groups.count; i++) {
+        Group *g = &groups.slots[groups.order[i]];
+        PyObject *line = PyBytes_FromStringAndSize(g->first_s, g->first_n);
+        if (!line) Py_CLEAR(firsts);
+        else PyList_SET_ITEM(firsts, (Py_ssize_t)i, line);
     }
+    if (!firsts) { Py_DECREF(built); Py_DECREF(prints); Py_DECREF(notes); goto done; }
+    result = Py_BuildValue("(NOOnnNNN)", built, bailed, bailed_lines, outside, counted, prints,
+                           notes, firsts);
 done:
     Py_XDECREF(bailed);
     Py_XDECREF(bailed_lines);
@@ -1010,15 +999,8 @@ done:
     return result;
 }
 
-static PyObject *scan(PyObject *self, PyObject *args) {
-    PyObject *lines, *cfg;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &lines, &PyTuple_Type, &cfg)) return NULL;
-    Source src = {lines, NULL, NULL, PyList_GET_SIZE(lines)};
-    return run(&src, cfg);
-}
-
-/* scan_block(block, count, config): scan() of the ``count`` lines ``block`` holds joined by
- * newlines (files.read_blocks), without a bytes object per line: returns (groups, bailed,
+/* scan_block(block, count, config): the ``count`` lines ``block`` holds joined by newlines
+ * (files.read_blocks), scanned without a bytes object per line: returns (groups, bailed,
  * bailed_lines, outside, counted, prints, notes, group_lines), bailed_lines the lines handed
  * back and group_lines the line that made each group. */
 static PyObject *scan_block(PyObject *self, PyObject *args) {
@@ -1026,7 +1008,7 @@ static PyObject *scan_block(PyObject *self, PyObject *args) {
     Py_ssize_t size, count;
     PyObject *cfg;
     if (!PyArg_ParseTuple(args, "y#nO!", &block, &size, &count, &PyTuple_Type, &cfg)) return NULL;
-    Source src = {NULL, block, block + size, count};
+    Source src = {block, block + size, count};
     return run(&src, cfg);
 }
 
@@ -1084,8 +1066,8 @@ done:
 }
 
 static PyMethodDef methods[] = {
-    {"scan", scan, METH_VARARGS, "Count the plain completion records of a chunk of lines."},
-    {"scan_block", scan_block, METH_VARARGS, "scan() of lines joined by newlines."},
+    {"scan_block", scan_block, METH_VARARGS,
+     "Count the plain completion records of lines joined by newlines."},
     {"repeats", repeats, METH_VARARGS, "The values found more than once in int64 buffers."},
     {NULL, NULL, 0, NULL},
 };

@@ -4,9 +4,6 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
-def scan(
-    lines: list[bytes], config: tuple[Any, ...], /
-) -> tuple[list[tuple[Any, ...]], list[int], int, int, dict[int, bytes], dict[int, int]]: ...
 def repeats(buffers: Sequence[bytes | array[int]], /) -> list[int]: ...
 def scan_block(
     block: bytes, count: int, config: tuple[Any, ...], /

@@ -98,17 +98,15 @@ from recon_job.sources.ndjson.skips import (
 #: The C fast path (``_fastscan.c``): built at install when a C compiler is there, else None
 #: and every line is read in Python (the same results, slower). ``RECON_NDJSON_FASTSCAN=0``
 #: turns it off (worker processes inherit it), to rule it out when a result looks wrong.
-_fast_scan: Callable[[list[bytes], tuple[Any, ...]], tuple[Any, ...]] | None
 _fast_block: Callable[[bytes, int, tuple[Any, ...]], tuple[Any, ...]] | None
 _fast_repeats: Callable[[list[array[int]]], list[int]] | None
 try:
     from recon_job.sources.ndjson._fastscan import repeats as _fast_repeats
-    from recon_job.sources.ndjson._fastscan import scan as _fast_scan
     from recon_job.sources.ndjson._fastscan import scan_block as _fast_block
 except ImportError:
-    _fast_scan = _fast_block = _fast_repeats = None
+    _fast_block = _fast_repeats = None
 if os.environ.get("RECON_NDJSON_FASTSCAN") == "0":
-    _fast_scan = _fast_block = _fast_repeats = None
+    _fast_block = _fast_repeats = None
 #: A day of at most this many fingerprints is checked for repeats in C, by sorting one copy
 #: of them (16 MiB); a larger one in passes of ``check_at`` in Python sets.
 FAST_CHECK_PRINTS = 1 << 21
@@ -286,7 +284,7 @@ class _Sparse:
 def uses_fast_path(options: NdjsonOptions) -> bool:
     """Whether a scan with ``options`` runs the C fast path: it is built, and no field is
     mapped (a mapped record is read by the general path)."""
-    return _fast_scan is not None and _fast_block is not None and not options.fields
+    return _fast_block is not None and not options.fields
 
 
 #: Enough digits for any sum of the C fast path's costs (units of 10**-20 USD) to be exact.
@@ -600,7 +598,8 @@ class _Scan(RecordParser):
         lines it hands back (and those that made a group) become ``bytes`` objects."""
         fast, config = _fast_block, self.c_config
         if isinstance(block, list) or fast is None or config is None:
-            # Lists when the C path is off (blocks come only with it: see ``blocks``).
+            # Lists when the C path is off (blocks come only with it: see ``blocks``), and for
+            # the scans that read their own way (``_Rescan``, ``_SeriesScan``).
             self.scan(block if isinstance(block, list) else block.split(b"\n"), first_line)
             return
         groups, bailed, lines, outside, counted, prints, notes, firsts = fast(block, count, config)
@@ -745,25 +744,23 @@ class _Scan(RecordParser):
     def scan(self, lines: list[bytes], first_line: int = 0) -> None:
         """Count every line of ``lines``; ``first_line`` is the line number of the first one.
 
-        With the C fast path (``_fastscan``, built at install when a compiler is there), it
-        counts the plain completion records and hands back the other lines, which the Python
-        scan below reads as it reads every line without it: the C code accepts only lines whose
-        counts it adds exactly as the Python fast path would (see ``_fastscan.c``).
+        With the C fast path (``_fastscan``, built at install when a compiler is there), the
+        lines go to it as one block (see ``scan_block``): it counts the plain completion
+        records and hands back the other lines, which the Python scan below reads as it reads
+        every line without it: the C code accepts only lines whose counts it adds exactly as
+        the Python fast path would (see ``_fastscan.c``).
         """
-        config, fast = self.c_config, _fast_scan
-        if config is None or fast is None:
-            self.scan_lines(lines, lines, first_line)
-            return
-        groups, bailed, outside, counted, prints, notes = fast(lines, config)
-        self.chunk, self.first_line, self.search_from = lines, first_line, 0
-        self._add_fast(lines, groups, prints, notes)
-        self._add_counts(counted, outside)
-        if bailed:
-            self.scan_lines([lines[i] for i in bailed], lines, first_line)
+        if self.c_config is not None and lines:
+            block = b"\n".join(lines)
+            # Lines read from a file hold no newline; others are read in Python.
+            if block.count(b"\n") == len(lines) - 1:
+                self.scan_block(block, len(lines), first_line)
+                return
+        self.scan_lines(lines, lines, first_line)
 
     def _add_fast(
         self,
-        lines: Mapping[int, bytes] | list[bytes],
+        lines: Mapping[int, bytes],
         groups: list[tuple[Any, ...]],
         prints: dict[int, bytes],
         notes: dict[int, int],
@@ -1024,7 +1021,7 @@ class _Scan(RecordParser):
         self._add_counts(counted, outside)
 
     def _c_config(self) -> tuple[Any, ...]:
-        """The settings ``_fastscan.scan`` reads, in its order (see ``_fastscan.c``)."""
+        """The settings ``_fastscan.scan_block`` reads, in its order (see ``_fastscan.c``)."""
         return (
             self.start.toordinal(),
             self.end.toordinal(),
