@@ -12,6 +12,7 @@ commas, ...), under every setting that changes how a line is read.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from array import array
@@ -30,7 +31,7 @@ from recon_job.sources.ndjson.records import NdjsonOptions
 from recon_job.sources.ndjson.source import _Scan
 
 fastscan = pytest.importorskip("recon_job.sources.ndjson._fastscan")
-if ndjson_source._fast_scan is None:
+if ndjson_source._fast_block is None:
     pytest.skip("RECON_NDJSON_FASTSCAN=0: the C fast path is off", allow_module_level=True)
 
 MARCH = Window("monthly", date(2026, 3, 1), date(2026, 4, 1))
@@ -79,6 +80,11 @@ def _scan(lines: list[bytes], use_c: bool, blocks: bool, **options: Any) -> _Sca
     else:
         scan.scan(second, half + 1)
     return scan
+
+
+def block_scan(lines: list[bytes], config: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``_fastscan.scan_block`` of ``lines`` (which hold no newline), as a scan reads them."""
+    return fastscan.scan_block(b"\n".join(lines), len(lines), config)  # type: ignore[no-any-return]
 
 
 def exact(value: Any) -> Any:
@@ -277,7 +283,9 @@ def mutate(draw: st.DrawFn, members: list[tuple[str, Any]]) -> None:
         target.append(draw(st.sampled_from(target)))
     else:
         name = draw(st.sampled_from(sorted(ODD)))
-        target.append((name, draw(ODD[name])))
+        # A copy: sampled_from hands out the very objects of its list ([] and {} among them),
+        # and a later change to this record must not change the next example's.
+        target.append((name, copy.deepcopy(draw(ODD[name]))))
 
 
 @st.composite
@@ -416,7 +424,7 @@ def test_the_c_fast_path_counts_the_shapes_real_logs_write_and_hands_back_the_re
     scan = scans([], group_by=("model", "project_id", "api_key_id"))[0]
     assert scan.c_config is not None
     lines = [text.encode() for text in COMMON + BAILED]
-    groups, bailed, outside, counted, prints, notes = fastscan.scan(lines, scan.c_config)
+    groups, bailed, _, outside, counted, prints, notes, _ = block_scan(lines, scan.c_config)
     assert bailed == list(range(len(COMMON), len(lines)))
     assert (counted, outside) == (len(COMMON), 0)
     assert sum(group[9] for group in groups) == len(COMMON)
@@ -431,7 +439,7 @@ def test_the_c_fast_path_counts_the_shapes_real_logs_write_and_hands_back_the_re
 def test_a_scan_without_the_c_module_reads_every_line_in_python(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(ndjson_source, "_fast_scan", None)
+    monkeypatch.setattr(ndjson_source, "_fast_block", None)
     scan = _Scan(NdjsonOptions(paths=("x",)), MARCH)
     assert scan.c_config is None
     mapped = _Scan(NdjsonOptions(paths=("x",), fields={"model": "m"}), MARCH)
@@ -466,7 +474,7 @@ def test_request_id_fingerprints_are_the_python_ones_for_ids_of_any_length(ids: 
         for rid in ids
     ]
     config = scans([])[0].c_config
-    _, bailed, _, counted, prints, _ = fastscan.scan(lines, config)
+    _, bailed, _, _, counted, prints, _, _ = block_scan(lines, config)
     assert (bailed, counted) == ([], len(ids))
     found = array("q", prints[date(2026, 3, 8).toordinal()])
     assert sorted(found) == sorted(ndjson_source.fingerprint(rid) for rid in ids)
@@ -492,6 +500,6 @@ def test_deep_nesting_and_huge_numbers_are_handed_back_without_recursing_deep() 
         head + b'"completion_tokens":1,"x":"' + b"a" * 100_000,
     ]
     config = scans([])[0].c_config
-    _, bailed, _, counted, _, _ = fastscan.scan(lines, config)
+    _, bailed, _, _, counted, _, _, _ = block_scan(lines, config)
     assert (bailed, counted) == ([0, 2, 3], 1)
     same(*scans(lines))
