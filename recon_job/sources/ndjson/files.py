@@ -379,38 +379,16 @@ class _Lines:
         self.discarding = False
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        """The lines ``chunk`` completes, each counted in ``lines_read``."""
-        buf = self.pending + chunk if self.pending else chunk
-        if self.discarding:
-            newline = buf.find(b"\n")
-            if newline < 0:
-                self.pending = b""
-                return []
-            buf = buf[newline + 1 :]
-            self.discarding = False
-            self._too_long()
-        lines = buf.split(b"\n")
-        self.pending = lines.pop()
-        if lines:
-            if len(lines[0]) > MAX_LINE_BYTES:
-                self._too_long()
-                del lines[0]
-            elif self.first and lines[0].startswith(_BOM):
-                # Stripped from the whole first line, not from the first chunk, which may end
-                # inside the mark.
-                lines[0] = lines[0][len(_BOM) :]
-            self.first = False
-            self._counted(len(lines))
-        if len(self.pending) > MAX_LINE_BYTES:
-            self.pending = b""
-            self.discarding = True
-            self.first = False
-        return lines
+        """The lines ``chunk`` completes, each counted in ``lines_read`` (``feed_block``'s,
+        split)."""
+        found = self.feed_block(chunk)
+        return found[0].split(b"\n") if found else []
 
     def feed_block(self, chunk: bytes) -> tuple[bytes, int] | None:
         """The lines ``chunk`` completes as one block (see :func:`read_blocks`), each counted in
-        ``lines_read``; None when it completes none. The rules of :meth:`feed`, without the
-        split: only a block's first line can be overlong, or carry the file's byte order mark."""
+        ``lines_read``; None when it completes none. Only a block's first line can be overlong
+        (``MAX_LINE_BYTES`` is at least ``CHUNK_BYTES``), or carry the file's byte order mark,
+        stripped from the whole first line, not from the first chunk, which may end inside it."""
         buf = self.pending + chunk if self.pending else chunk
         if self.discarding:
             newline = buf.find(b"\n")
