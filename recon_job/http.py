@@ -28,7 +28,6 @@ once the deadline has passed.
 from __future__ import annotations
 
 import email.utils
-import importlib.metadata
 import math
 import re
 import time
@@ -47,6 +46,7 @@ from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
 
 from recon_job.errors import DeadlineExceeded
+from recon_job.version import __version__
 
 log = structlog.get_logger(__name__)
 
@@ -64,14 +64,6 @@ _SECONDS = re.compile(r"^\s*(?:\d+(?:\.\d*)?|\.\d+)\s*$")
 #: The shortest timeout an attempt gets, in seconds, however little of the deadline is left: a
 #: timeout of 0 would make the socket non-blocking rather than time out.
 MIN_ATTEMPT_TIMEOUT: Final = 0.01
-
-
-def _default_user_agent() -> str:
-    try:
-        version = importlib.metadata.version("recon-job")
-    except importlib.metadata.PackageNotFoundError:
-        version = "0"
-    return f"recon-job/{version}"
 
 
 class Deadline:
@@ -366,7 +358,7 @@ def make_session(
     )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.headers["User-Agent"] = user_agent or _default_user_agent()
+    session.headers["User-Agent"] = user_agent or f"recon-job/{__version__}"
     return session
 
 

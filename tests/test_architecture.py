@@ -35,6 +35,7 @@ LAYERS: Mapping[str, int] = {
             "families",
             "findings",
             "diagnosis",
+            "version",
         ),
         0,
     ),

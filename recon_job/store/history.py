@@ -13,7 +13,6 @@ unreachable, permanent otherwise.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -64,6 +63,7 @@ from recon_job.store.runstate import RunStateStore, current_owner
 from recon_job.store.schema import Run, RunGroup
 from recon_job.store.series import SeriesStore
 from recon_job.store.trends import TrendStore
+from recon_job.version import __version__
 
 log = structlog.get_logger(__name__)
 
@@ -72,13 +72,6 @@ EVENT_SCHEMA_UPGRADED = "store.schema.upgraded"
 EVENT_RUN_STARTED = "store.run.started"
 EVENT_RUN_FINISHED = "store.run.finished"
 EVENT_RUN_FAILED = "store.run.failed"
-
-
-def _tool_version() -> str:
-    try:
-        return importlib.metadata.version("recon-job")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class HistoryStore(
@@ -124,7 +117,7 @@ class HistoryStore(
         self._url = parse_url(url)
         self.url = display_url(self._url)
         """The database URL, password hidden."""
-        self._tool_version = tool_version or _tool_version()
+        self._tool_version = tool_version or __version__
         self._engine = create_store_engine(self._url, busy_timeout=busy_timeout, create=create)
         # Same pool; on SQLite its transactions begin with BEGIN IMMEDIATE.
         self._writer = self._engine.execution_options(**{WRITE_OPTION: True})

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.metadata
 import os
 import struct
 import sys
@@ -59,6 +58,7 @@ from recon_job.sources.ndjson.files import (
 from recon_job.sources.ndjson.records import LogRecord, NdjsonOptions
 from recon_job.sources.ndjson.skips import LOCATIONS_PER_REASON, first_index
 from recon_job.sources.ndjson.source import NdjsonLogSource, _Scan, uses_fast_path
+from recon_job.version import __version__
 
 __all__ = [
     "NAMESPACE",
@@ -137,7 +137,7 @@ def settings_key(options: NdjsonOptions) -> str:
     ``max_groups``: which files, how fast, how many groups a window may hold)."""
     described = {
         "parser": PARSER_VERSION,
-        "version": _tool_version(),
+        "version": __version__,
         "timezone": options.timezone,
         "fields": sorted(options.fields.items()),
         "group_by": list(options.group_by),
@@ -146,14 +146,6 @@ def settings_key(options: NdjsonOptions) -> str:
         "dedupe": options.dedupe,
     }
     return hashlib.sha256(orjson.dumps(described)).hexdigest()[:32]
-
-
-def _tool_version() -> str:
-    """The installed recon-job's version: a release may read lines otherwise."""
-    try:
-        return importlib.metadata.version("recon-job")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 # -- identity ---------------------------------------------------------------------------------
