@@ -7,6 +7,7 @@ requests. Everything heavier is imported inside the function that needs it.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -106,8 +107,21 @@ def _structlog_without_rich() -> None:
         del sys.modules["rich"]
 
 
+def started() -> None:
+    """Start-up is over: collect garbage again, but never through what start-up built.
+
+    The console script turns the collector off while the process starts (``recon_job.__main__``).
+    What was built so far lives as long as the process, so it is frozen out of every later
+    collection. Nothing to do when the collector is on (the CLI called in process, by tests).
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def setup(config: str | None, fmt: str = "text") -> Settings:
-    """The settings (or exit 2), with logging configured and their secrets registered."""
+    """The settings (or exit 2), with logging configured and their secrets registered; the
+    garbage collector back on."""
     _structlog_without_rich()
     from recon_job.config import secret_values
     from recon_job.logconfig import configure_logging
@@ -118,6 +132,7 @@ def setup(config: str | None, fmt: str = "text") -> Settings:
         fmt=settings.logging.format,
         secrets=secret_values(settings),
     )
+    started()
     return settings
 
 

@@ -12,6 +12,7 @@ import.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -22,15 +23,16 @@ import pytest
 
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
 
-#: Runs the CLI in-process, then writes the names of every imported module to $MODULES_OUT.
+#: Runs the CLI in-process, then writes the names of every imported module to $MODULES_OUT,
+#: and whether the garbage collector was on when the command finished.
 PROBE = """
-import json, os, sys
+import gc, json, os, sys
 from recon_job.__main__ import main
 try:
     main()
 finally:
     with open(os.environ["MODULES_OUT"], "w", encoding="utf-8") as out:
-        json.dump(sorted(sys.modules), out)
+        json.dump({"modules": sorted(sys.modules), "collecting": gc.isenabled()}, out)
 """
 #: What a run with no channel, no Pushgateway and a SQLite history at head, its stderr a pipe,
 #: never uses (rich: structlog would import it for tracebacks recon-job renders itself; the
@@ -50,7 +52,8 @@ ARGV = ("run", "--date", "2026-08-03", "--force", "--format", "json")
 
 
 def run_and_list_modules(fake: FakeOpenAI, tmp: Path) -> tuple[dict[str, object], set[str]]:
-    """One ``recon-job run`` in a fresh interpreter: its JSON document and every module."""
+    """One ``recon-job run`` in a fresh interpreter: its JSON document and every module (and
+    the garbage collector was back on by the end: off only while the process started)."""
     logs = tmp / "logs"
     logs.mkdir(exist_ok=True)
     (logs / "app.ndjson").touch()
@@ -73,7 +76,9 @@ def run_and_list_modules(fake: FakeOpenAI, tmp: Path) -> tuple[dict[str, object]
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout), set(json.loads(listed.read_text(encoding="utf-8")))
+    after = json.loads(listed.read_text(encoding="utf-8"))
+    assert after["collecting"] is True
+    return json.loads(proc.stdout), set(after["modules"])
 
 
 def imported(modules: set[str], package: str) -> bool:
@@ -94,3 +99,27 @@ def test_a_run_with_no_channel_over_a_current_history_imports_nothing_it_does_no
     assert [name for name in UNUSED if imported(modules, name)] == []
     # What it does use is there: the history, OpenAI's APIs, the log source.
     assert {"sqlalchemy.dialects.sqlite", "requests", "recon_job.sources.ndjson"} <= modules
+
+
+def test_start_up_runs_without_the_collector_and_the_command_turns_it_back_on() -> None:
+    # A fresh interpreter: freezing objects here would keep them out of pytest's collections.
+    probe = (
+        "import gc\n"
+        "from recon_job.cli.common import started\n"
+        "gc.disable()\n"
+        "started()\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.split() == ["True", "True"]
+
+
+def test_with_the_collector_already_on_started_changes_nothing() -> None:
+    from recon_job.cli.common import started
+
+    frozen = gc.get_freeze_count()
+    started()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
