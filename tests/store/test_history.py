@@ -41,7 +41,7 @@ from recon_job.models import (
 )
 from recon_job.store import HistoryStore, RunStatus
 from recon_job.store.migrate import head_revision
-from recon_job.store.schema import Base
+from recon_job.store.schema import metadata
 from tests.databases import postgres_server_or_skip, temporary_postgres_database
 
 POSTGRES_ENV = "RECON_TEST_POSTGRES_URL"
@@ -186,7 +186,7 @@ def test_the_migrations_create_exactly_the_schema_classes(db_url: str, store: Hi
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            assert compare_metadata(context, Base.metadata) == []
+            assert compare_metadata(context, metadata) == []
     finally:
         engine.dispose()
 
