@@ -8,6 +8,12 @@ table needs no new read), the skipped lines per reason with their first location
 counted and the notes on them, and the request-id fingerprints dedupe checks; and for the file,
 the lines without a usable date. A window's ``outside_window`` count is the other days' lines.
 
+**Fingerprints by day.** The fingerprints (8 bytes a record) are most of what a file's scan
+finds, and a window needs only its own days': they are kept beside the entry, one entry per day
+and per read (a chunk; a grown file's new lines add a chunk, the chunks already stored stay), and
+a run fetches only its window's. A daily run over a month of logs reads a day of fingerprints,
+not the month's. A chunk that went missing makes its file's entry a miss: the file is read again.
+
 **Identity.** An entry is keyed by the reading settings (:func:`settings_key`: field mapping,
 timezone, grouping, project filter, cost unit, dedupe, the parser's version) and the file's
 *content* up to its last newline: its length and a hash of its first and last 64 KiB (of the
@@ -77,10 +83,11 @@ EVENT_CACHE_UNAVAILABLE = "recon.source.ndjson.cache_unavailable"
 NAMESPACE = "ndjson"
 #: Bump when what a line means changes (records.py, the fast path): every entry is then stale.
 PARSER_VERSION = 1
-#: The format of an entry's bytes: the zlib-compressed JSON header's length (4 bytes), the
-#: header, then the fingerprints raw (random 61-bit numbers: compressing them gains nothing and
-#: costs the warm run most of its time).
-_FORMAT = 2
+#: The format of an entry's bytes: the zlib-compressed JSON header's length (4 bytes), then
+#: the header. Each day lists its fingerprint chunks (key, count): entries of their own holding
+#: the fingerprints raw (random 61-bit numbers: compressing them gains nothing and costs the
+#: warm run most of its time).
+_FORMAT = 3
 #: Bytes hashed at each end of a file's cached content.
 EDGE = 64 << 10
 #: Reasons found before a line's day is known: kept per file, counted in every window.
@@ -227,7 +234,13 @@ class _Day:
     locations: dict[str, list[int]] = field(default_factory=dict)
     #: ``records_counted`` and the notes on the counted records.
     info: dict[str, int] = field(default_factory=dict)
+    #: Fingerprints read in this process and not stored in a chunk (yet, or ever: a partial
+    #: last line's).
     prints: array[int] = field(default_factory=lambda: array("q"))
+    #: The stored chunks of this day's fingerprints: (entry key, how many).
+    chunks: list[tuple[str, int]] = field(default_factory=list)
+    #: The chunks this process wrote or fetched, by key.
+    loaded: dict[str, array[int]] = field(default_factory=dict)
     #: ``acc`` as stored, not decoded yet: a run decodes only its window's days.
     stored: list[Any] | None = None
 
@@ -264,15 +277,41 @@ class _Part:
             _add_counts(mine.skipped, theirs.skipped)
             _add_counts(mine.info, theirs.info)
             _add_locations(mine.locations, theirs.locations, self.lines)
+            mine.chunks.extend(theirs.chunks)
+            mine.loaded.update(theirs.loaded)
             mine.prints.extend(theirs.prints)
         _add_counts(self.skipped, later.skipped)
         _add_counts(self.info, later.info)
         _add_locations(self.locations, later.locations, self.lines)
         self.lines += later.lines
 
+    def unloaded(self, window: Window) -> set[str]:
+        """The keys of the fingerprint chunks of ``window``'s days not in memory."""
+        return {
+            key
+            for day, found in self.days.items()
+            if window.start <= day < window.end
+            for key, _ in found.chunks
+            if key not in found.loaded
+        }
+
+    def load(self, window: Window, fetched: dict[str, bytes]) -> bool:
+        """Take ``window``'s chunks from ``fetched``; False when one is missing or damaged."""
+        for day, found in self.days.items():
+            if not window.start <= day < window.end:
+                continue
+            for key, count in found.chunks:
+                if key in found.loaded:
+                    continue
+                blob = fetched.get(key)
+                if blob is None or len(blob) != 8 * count:
+                    return False
+                found.loaded[key] = _unpack(blob)
+        return True
+
     def apply(self, scan: _Scan, path: str, window: Window) -> None:
         """Add what this file holds of ``window`` to a window's ``scan`` (``outside_window``:
-        its lines dated on other days)."""
+        its lines dated on other days); the window's chunks are loaded (:meth:`load`)."""
         acc: dict[tuple[Any, ...], list[Any]] = {}
         skipped = dict(self.skipped)
         info = {"lines_read": self.lines, "outside_window": 0, **self.info}
@@ -288,8 +327,12 @@ class _Part:
             _add_counts(info, found.info)
             for reason, numbers in found.locations.items():
                 lines.setdefault(reason, []).extend(numbers)
-            if found.prints:
-                prints[day] = found.prints
+            if found.chunks or found.prints:
+                joined = array("q")
+                for chunk, _ in found.chunks:
+                    joined.extend(found.loaded[chunk])
+                joined.extend(found.prints)
+                prints[day] = joined
         located = {
             reason: [(path, number) for number in sorted(numbers)]
             for reason, numbers in lines.items()
@@ -414,13 +457,25 @@ class _FileScan(_Scan):
 # -- entries ----------------------------------------------------------------------------------
 
 
+def _pack(prints: array[int]) -> bytes:
+    values = array("q", prints)
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tobytes()
+
+
+def _unpack(blob: bytes) -> array[int]:
+    prints = array("q")
+    prints.frombytes(blob)
+    if sys.byteorder == "big":
+        prints.byteswap()
+    return prints
+
+
 def _encode(part: _Part) -> bytes:
-    prints = bytearray()
+    """The entry of ``part``, whose fingerprints are all in chunks (:meth:`_Plan.store`)."""
     days = []
     for day, found in sorted(part.days.items()):
-        values = array("q", found.prints)
-        if sys.byteorder == "big":
-            values.byteswap()
         days.append(
             [
                 day.isoformat(),
@@ -431,10 +486,9 @@ def _encode(part: _Part) -> bytes:
                 found.skipped,
                 found.locations,
                 found.info,
-                len(found.prints),
+                [list(chunk) for chunk in found.chunks],
             ]
         )
-        prints += values.tobytes()
     header = orjson.dumps(
         {
             "format": _FORMAT,
@@ -447,7 +501,7 @@ def _encode(part: _Part) -> bytes:
         }
     )
     packed = zlib.compress(header, 1)
-    return struct.pack(">I", len(packed)) + packed + bytes(prints)
+    return struct.pack(">I", len(packed)) + packed
 
 
 def _decode(blob: bytes) -> _Part:
@@ -457,23 +511,17 @@ def _decode(blob: bytes) -> _Part:
     header = orjson.loads(zlib.decompress(raw[4 : 4 + size]))
     if header["format"] != _FORMAT:
         raise ValueError("another format")
-    offset = 4 + size
+    if 4 + size != len(raw):
+        raise ValueError("trailing bytes")
     days: dict[date, _Day] = {}
-    for iso, acc, skipped, locations, info, count in header["days"]:
-        prints = array("q")
-        prints.frombytes(raw[offset : offset + 8 * count])
-        if sys.byteorder == "big":
-            prints.byteswap()
-        offset += 8 * count
+    for iso, acc, skipped, locations, info, chunks in header["days"]:
         days[date.fromisoformat(iso)] = _Day(
             stored=acc,
             skipped=skipped,
             locations=locations,
             info=info,
-            prints=prints,
+            chunks=[(str(key), int(count)) for key, count in chunks],
         )
-    if offset != len(raw):
-        raise ValueError("trailing bytes")
     return _Part(
         lines=header["lines"],
         stat=tuple(header["stat"]),
@@ -507,6 +555,10 @@ class _Counts:
     bytes_read: int = 0
     bytes_skipped: int = 0
 
+    def add(self, other: _Counts, sign: int = 1) -> None:
+        for name, value in vars(other).items():
+            setattr(self, name, getattr(self, name) + sign * value)
+
 
 def cached_scan(
     options: NdjsonOptions, window: Window, files: Sequence[str], cache: LogCache
@@ -539,8 +591,15 @@ def cached_scan(
     drop: list[str] = []
     try:
         read = iter(_read_all(options, [plan.task for plan in plans if plan.task is not None]))
-        for plan in plans:
-            part = plan.finish(next(read) if plan.task is not None else None, counts, put, drop)
+        parts = [
+            plan.finish(next(read) if plan.task is not None else None, counts, put, drop)
+            for plan in plans
+        ]
+        # Only the window's days' fingerprints, for every file at once.
+        wanted = set().union(*(part.unloaded(window) for part in parts))
+        fetched = _get(cache, wanted) if wanted else {}
+        for plan, had in zip(plans, parts, strict=True):
+            part = had if had.load(window, fetched) else plan.reread(options, counts, put)
             ident = plan.ident
             if not ident.gzip and ident.end < ident.stat[2]:
                 # The partial last line of a file being written: read now, never cached.
@@ -631,12 +690,16 @@ class _Plan:
     of a prefix of it (``part``) plus a read of the bytes after (``task``), or read whole."""
 
     ident: _Identity
+    #: :func:`settings_key` of the run (fingerprint chunks are keyed by it too).
+    settings: str
     keys: dict[str, str]
     part: _Part | None = None
     task: Task | None = None
     #: For a grown file: where its entry ended, and that entry's key (superseded).
     base_end: int = 0
     base_key: str = ""
+    #: What :meth:`finish` counted (taken back if the file has to be read again).
+    counted: _Counts = field(default_factory=_Counts)
 
     def finish(
         self,
@@ -647,31 +710,52 @@ class _Plan:
     ) -> _Part:
         """The file's findings, given what its task read; new entries go to ``put``."""
         ident, part = self.ident, self.part
+        counts.add(self.counted, -1)
+        mine = self.counted = _Counts()
         if read is None and part is not None:
-            counts.files_hit += 1
-            counts.bytes_skipped += ident.end
+            mine.files_hit, mine.bytes_skipped = 1, ident.end
+            counts.add(mine)
             if part.stat != ident.stat:
                 # Renamed, or grown by a partial line only: point this path and inode at it.
                 part.stat = ident.stat
                 self.store(part, put)
             return part
         if part is not None and read is not None:
-            counts.files_grown += 1
-            counts.bytes_skipped += self.base_end
-            counts.bytes_read += ident.end - self.base_end
+            mine.files_grown, mine.bytes_skipped = 1, self.base_end
+            mine.bytes_read = ident.end - self.base_end
             part.extend(read)
             drop.append(self.base_key)
         else:
-            counts.files_read += 1
-            counts.bytes_read += ident.end
+            mine.files_read, mine.bytes_read = 1, ident.end
             part = read or _Part()
+        counts.add(mine)
         part.stat = ident.stat
         self.store(part, put)
         return part
 
-    def store(self, part: _Part, put: dict[str, bytes]) -> None:
-        """Put the file's entry and its path's and inode's pointers to it."""
+    def reread(self, options: NdjsonOptions, counts: _Counts, put: dict[str, bytes]) -> _Part:
+        """The file read whole again: a fingerprint chunk of its entry is missing or damaged."""
         ident = self.ident
+        self.part, self.base_end = None, 0
+        if not ident.end:
+            return self.finish(None, counts, put, [])
+        task = Task(ident.path) if ident.gzip else Task(ident.path, 0, ident.end)
+        return self.finish(_read(options, task), counts, put, [])
+
+    def store(self, part: _Part, put: dict[str, bytes]) -> None:
+        """Put the file's entry, the fingerprints read since in a chunk per day, and its
+        path's and inode's pointers to the entry."""
+        ident = self.ident
+        for day, found in part.days.items():
+            if found.prints:
+                # Keyed by where the read began too: a file grown and one read whole again
+                # never share a chunk.
+                name = f"{ident.content}:{self.base_end}:{day.isoformat()}"
+                key = _entry_key(self.settings, "prints", name)
+                put[key] = _pack(found.prints)
+                found.chunks.append((key, len(found.prints)))
+                found.loaded[key] = found.prints
+                found.prints = array("q")
         put[self.keys[ident.path]] = _encode(part)
         pointer = orjson.dumps({"content": ident.content, "end": ident.end, "stat": ident.stat})
         put[self.keys[f"path:{ident.path}"]] = pointer
@@ -688,15 +772,15 @@ def _plan(
     """How to have one file's findings up to ``ident.end``."""
     part = _usable(stored.get(keys[ident.path]), ident)
     if part is not None:
-        return _Plan(ident, keys, part)
+        return _Plan(ident, settings, keys, part)
     grown = None if ident.gzip else _grown(ident, settings, keys, stored, cache)
     if grown is not None:
         base, end, base_key = grown
-        return _Plan(ident, keys, base, Task(ident.path, end, ident.end), end, base_key)
+        return _Plan(ident, settings, keys, base, Task(ident.path, end, ident.end), end, base_key)
     if not ident.end:
-        return _Plan(ident, keys)  # nothing but a partial line: no task, an empty part
+        return _Plan(ident, settings, keys)  # nothing but a partial line: an empty part
     task = Task(ident.path) if ident.gzip else Task(ident.path, 0, ident.end)
-    return _Plan(ident, keys, None, task)
+    return _Plan(ident, settings, keys, None, task)
 
 
 def _grown(

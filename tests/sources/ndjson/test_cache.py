@@ -16,11 +16,13 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import update
 
 from recon_job.models import UsageTotals, Window
 from recon_job.sources.ndjson.cache import NAMESPACE, CachedNdjsonLogSource, settings_key
 from recon_job.sources.ndjson.source import NdjsonLogSource, NdjsonOptions
 from recon_job.store import HistoryStore
+from recon_job.store.schema import cache_entries
 from tests.databases import postgres_server_or_skip, temporary_postgres_database
 from tests.e2e import D1, cli, drifting_world, workdir_fixture  # noqa: F401
 from tests.fakeopenai import FakeOpenAI, fake_openai_fixture  # noqa: F401
@@ -78,6 +80,15 @@ def append(path: Path, lines: list[str], *, newline: bool = True) -> None:
         handle.write(("\n".join(lines) + ("\n" if newline else "")).encode())
 
 
+def days_with_records(tmp_path: Path, lines: list[str]) -> int:
+    """How many UTC days ``lines`` count records on (a cold scan of them alone)."""
+    alone = tmp_path / f"alone-{len(list(tmp_path.iterdir()))}"
+    alone.mkdir()
+    append(alone / "lines.ndjson", lines)
+    every_day = Window("range", date(2026, 1, 1), date(2027, 1, 1))
+    return len({key.day for key in fetch(alone, None, every_day).groups})
+
+
 def comparable(totals: UsageTotals) -> UsageTotals:
     info = {k: v for k, v in totals.info.items() if not k.startswith("cache_")}
     return replace(totals, info=info)
@@ -133,8 +144,12 @@ def test_a_grown_file_is_read_from_where_the_cache_stopped(
     assert grown.info["cache_files_grown"] == 1
     assert grown.info["cache_bytes_skipped"] == old
     assert grown.info["cache_bytes_read"] == active.stat().st_size - old
-    # The entry of the shorter file went: one entry and its two pointers, not one per run.
-    assert store.cache_clear(NAMESPACE) == 3
+    # The entry of the shorter file went: one entry and its two pointers, not one per run; the
+    # fingerprints stay, a chunk per day of each read (the new lines' days got one more).
+    chunks = days_with_records(tmp_path, lines_for(3, 200)) + days_with_records(
+        tmp_path, lines_for(4, 50)
+    )
+    assert store.cache_clear(NAMESPACE) == 3 + chunks
 
 
 def test_a_partial_last_line_is_read_every_time_and_completed_later(
@@ -232,11 +247,8 @@ def test_a_damaged_entry_is_rebuilt_silently(tmp_path: Path, store: HistoryStore
     logs.mkdir()
     append(logs / "app.ndjson", lines_for(12, 100))
     fetch(logs, store)
-    with store._write() as session:
-        from recon_job.store.schema import CacheEntry
-
-        for row in session.query(CacheEntry):
-            row.value = b"garbage"
+    with store._write() as conn:
+        conn.execute(update(cache_entries).values(value=b"garbage"))
     rebuilt, _ = same_as_cold(logs, store)
     assert rebuilt.info["cache_files_read"] == 1
     again, _ = same_as_cold(logs, store)
@@ -331,7 +343,9 @@ def test_no_cache_and_cache_clear(tmp_path: Path, history: str) -> None:
     with HistoryStore(history) as store:
         fetch(logs, store)
         assert store.cache_get(NAMESPACE, ["nothing"]) == {}
-        assert store.cache_clear(NAMESPACE) == 3  # the entry and its path and inode pointers
+        # The entry, its path and inode pointers, and a fingerprint chunk per day.
+        entries = 3 + days_with_records(tmp_path, lines_for(30, 50))
+        assert store.cache_clear(NAMESPACE) == entries
         assert fetch(logs, store).info["cache_files_read"] == 1
     from recon_job.cli.main import main
 
@@ -339,7 +353,7 @@ def test_no_cache_and_cache_clear(tmp_path: Path, history: str) -> None:
     config.write_text(f'[history]\ndatabase_url = "{history}"\n')
     result = CliRunner().invoke(main, ["cache", "clear", "--config", str(config)])
     assert result.exit_code == 0, result.output
-    assert "3 cache entries dropped" in result.output
+    assert f"{entries} cache entries dropped" in result.output
     with HistoryStore(history) as store:
         assert fetch(logs, store).info["cache_files_read"] == 1
 
