@@ -39,7 +39,7 @@ from sqlalchemy import create_engine, insert
 from recon_job.compare import reconcile
 from recon_job.models import Tolerance, Usage, UsageKey, UsageTotals
 from recon_job.store import HistoryStore
-from recon_job.store.schema import Run, RunGroup
+from recon_job.store.schema import run_groups, runs
 from recon_job.windows import daily
 
 KEY = "bench-" + "k" * 24
@@ -69,7 +69,7 @@ def fill(url: str, days: int, models: int) -> None:
                 days=1, hours=6
             )
             inserted = conn.execute(
-                insert(Run).values(
+                insert(runs).values(
                     window_kind="daily",
                     window_start=day,
                     window_end=day + timedelta(days=1),
@@ -96,7 +96,7 @@ def fill(url: str, days: int, models: int) -> None:
             assert inserted is not None
             run_id = inserted[0]
             conn.execute(
-                insert(RunGroup),
+                insert(run_groups),
                 [
                     {
                         "run_id": run_id,

@@ -17,10 +17,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, exc, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, delete, exc, insert, select, update
 
-from recon_job.store.schema import CacheEntry
+from recon_job.store.schema import cache_entries
 
 
 class CacheStore:
@@ -29,8 +28,8 @@ class CacheStore:
 
     if TYPE_CHECKING:
 
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def cache_get(self, namespace: str, keys: Iterable[str]) -> dict[str, bytes]:
@@ -39,14 +38,14 @@ class CacheStore:
         if not wanted:
             return {}
         found: dict[str, bytes] = {}
-        with self._errors("read the cache"), self._read() as session:
+        with self._errors("read the cache"), self._read() as conn:
             # In slices: a statement holds a bounded number of parameters on every dialect.
             for start in range(0, len(wanted), 500):
-                query = select(CacheEntry.key, CacheEntry.value).where(
-                    CacheEntry.namespace == namespace,
-                    CacheEntry.key.in_(wanted[start : start + 500]),
+                query = select(cache_entries.c.key, cache_entries.c.value).where(
+                    cache_entries.c.namespace == namespace,
+                    cache_entries.c.key.in_(wanted[start : start + 500]),
                 )
-                found.update((key, bytes(value)) for key, value in session.execute(query))
+                found.update((key, bytes(value)) for key, value in conn.execute(query))
         return found
 
     def cache_put(
@@ -62,39 +61,37 @@ class CacheStore:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be an aware UTC datetime")
         gone = sorted(set(drop) - set(entries))
-        with self._errors("write the cache"), self._write() as session:
+        with self._errors("write the cache"), self._write() as conn:
             for start in range(0, len(gone), 500):
-                session.execute(
-                    delete(CacheEntry).where(
-                        CacheEntry.namespace == namespace,
-                        CacheEntry.key.in_(gone[start : start + 500]),
+                conn.execute(
+                    delete(cache_entries).where(
+                        cache_entries.c.namespace == namespace,
+                        cache_entries.c.key.in_(gone[start : start + 500]),
                     )
                 )
             for key, value in sorted(entries.items()):
-                _upsert(
-                    session, CacheEntry(namespace=namespace, key=key, value=value, updated_at=now)
-                )
+                _upsert(conn, namespace, key, value, now)
 
     def cache_clear(self, namespace: str | None = None) -> int:
         """Drop every entry of ``namespace`` (None: of every namespace); how many went."""
-        statement = delete(CacheEntry)
+        statement = delete(cache_entries)
         if namespace is not None:
-            statement = statement.where(CacheEntry.namespace == namespace)
-        with self._errors("clear the cache"), self._write() as session:
-            return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
+            statement = statement.where(cache_entries.c.namespace == namespace)
+        with self._errors("clear the cache"), self._write() as conn:
+            return int(conn.execute(statement).rowcount or 0)
 
 
-def _upsert(session: Session, row: CacheEntry) -> None:
-    """Update the row of ``row``'s key, or insert it (another writer may insert it first: then
-    this one updates it, last writer wins)."""
-    changed = update(CacheEntry).where(
-        CacheEntry.namespace == row.namespace, CacheEntry.key == row.key
+def _upsert(conn: Connection, namespace: str, key: str, value: bytes, now: datetime) -> None:
+    """Update the row of ``key``, or insert it (another writer may insert it first: then this
+    one updates it, last writer wins)."""
+    changed = update(cache_entries).where(
+        cache_entries.c.namespace == namespace, cache_entries.c.key == key
     )
-    values = {"value": row.value, "updated_at": row.updated_at}
-    if session.execute(changed.values(**values)).rowcount:  # type: ignore[attr-defined]
+    values = {"value": value, "updated_at": now}
+    if conn.execute(changed.values(**values)).rowcount:
         return
     try:
-        with session.begin_nested():
-            session.add(row)
+        with conn.begin_nested():
+            conn.execute(insert(cache_entries).values(namespace=namespace, key=key, **values))
     except exc.IntegrityError:
-        session.execute(changed.values(**values))
+        conn.execute(changed.values(**values))

@@ -22,8 +22,7 @@ from types import TracebackType
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine, exc, insert, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, exc, insert, select, text, update
 
 from recon_job.database import display_url
 from recon_job.errors import StoreError
@@ -60,7 +59,7 @@ from recon_job.store.records import (
 from recon_job.store.restatements import RestatementStore
 from recon_job.store.retention import RetentionStore
 from recon_job.store.runstate import RunStateStore, current_owner
-from recon_job.store.schema import Run, RunGroup
+from recon_job.store.schema import run_groups, runs
 from recon_job.store.series import SeriesStore
 from recon_job.store.trends import TrendStore
 from recon_job.version import __version__
@@ -189,21 +188,22 @@ class HistoryStore(
         ``owner`` (default: this process, ``hostname:pid``) lets a later run prove the run's
         process is gone and mark the row ``abandoned`` (see ``reap_stale_runs``).
         """
-        with self._errors("start a run"), self._write() as session:
-            run = Run(
-                window_kind=window.kind,
-                window_start=window.start,
-                window_end=window.end,
-                window_key=window.key,
-                status=RunStatus.RUNNING.value,
-                trigger=trigger,
-                started_at=started_at,
-                tool_version=self._tool_version,
-                owner=owner or current_owner(),
-            )
-            session.add(run)
-            session.flush()
-            run_id = run.id
+        statement = insert(runs).values(
+            window_kind=window.kind,
+            window_start=window.start,
+            window_end=window.end,
+            window_key=window.key,
+            status=RunStatus.RUNNING.value,
+            trigger=trigger,
+            started_at=started_at,
+            tool_version=self._tool_version,
+            owner=owner or current_owner(),
+        )
+        with self._errors("start a run"), self._write() as conn:
+            inserted = conn.execute(statement).inserted_primary_key
+        # Never None after a single-row INSERT.
+        assert inserted is not None
+        run_id: int = inserted[0]
         log.debug(EVENT_RUN_STARTED, run_id=run_id, window=window.key, trigger=trigger)
         return run_id
 
@@ -225,8 +225,8 @@ class HistoryStore(
         transactional outbox, reliability.md §4.1); one already enqueued is skipped.
         Raises a permanent ``StoreError`` if the run does not exist or is no longer running.
         """
-        with self._errors(f"finish run {run_id}"), self._write() as session:
-            run = self._running(session, run_id)
+        with self._errors(f"finish run {run_id}"), self._write() as conn:
+            self._running(conn, run_id)
             tolerance = result.tolerance
             values: dict[str, Any] = {
                 "status": RunStatus(result.status.value).value,
@@ -253,8 +253,7 @@ class HistoryStore(
                 "unavailable_families": dumps(list(result.unavailable_families)),
                 "diagnosis": None if diagnosis is None else dumps(diagnosis),
             }
-            for name, value in values.items():
-                setattr(run, name, value)
+            conn.execute(update(runs).where(runs.c.id == run_id).values(values))
             rows = [
                 {
                     "run_id": run_id,
@@ -272,8 +271,8 @@ class HistoryStore(
                 for group in result.groups
             ]
             if rows:
-                session.execute(insert(RunGroup), rows)
-            enqueue_in(session, outbox, now=finished_at)
+                conn.execute(insert(run_groups), rows)
+            enqueue_in(conn, outbox, now=finished_at)
         log.debug(
             EVENT_RUN_FINISHED, run_id=run_id, status=result.status.value, groups=len(result.groups)
         )
@@ -292,34 +291,41 @@ class HistoryStore(
         ``message`` must already be redacted: it is stored as given. ``outbox`` (the
         ``fetch_failed`` notifications) is inserted in the same transaction.
         """
-        with self._errors(f"record the failure of run {run_id}"), self._write() as session:
-            run = self._running(session, run_id)
-            run.status = RunStatus.FAILED.value
-            run.finished_at = finished_at
-            run.error_reason = reason
-            run.error_message = message
-            enqueue_in(session, outbox, now=finished_at)
+        with self._errors(f"record the failure of run {run_id}"), self._write() as conn:
+            self._running(conn, run_id)
+            conn.execute(
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(
+                    status=RunStatus.FAILED.value,
+                    finished_at=finished_at,
+                    error_reason=reason,
+                    error_message=message,
+                )
+            )
+            enqueue_in(conn, outbox, now=finished_at)
         log.debug(EVENT_RUN_FAILED, run_id=run_id, reason=reason)
 
     def list_runs(self, limit: int = 20) -> list[RunRecord]:
         """The ``limit`` most recent runs, newest first."""
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
-        query = select(Run).order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)
-        with self._errors("list runs"), self._read() as session:
-            return [run_record(row) for row in session.scalars(query)]
+        query = select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc()).limit(limit)
+        with self._errors("list runs"), self._read() as conn:
+            return [run_record(row) for row in conn.execute(query)]
 
     def get_run(self, run_id: int) -> RunRecord | None:
         """One run, or None if there is no run with that id."""
-        with self._errors(f"read run {run_id}"), self._read() as session:
-            row = session.get(Run, run_id)
+        query = select(runs).where(runs.c.id == run_id)
+        with self._errors(f"read run {run_id}"), self._read() as conn:
+            row = conn.execute(query).one_or_none()
             return run_record(row) if row is not None else None
 
     def run_groups(self, run_id: int) -> list[GroupRecord]:
         """The group rows of a run, in the order the result listed them (empty if none)."""
-        query = select(RunGroup).where(RunGroup.run_id == run_id).order_by(RunGroup.id)
-        with self._errors(f"read the groups of run {run_id}"), self._read() as session:
-            return [group_record(row) for row in session.scalars(query)]
+        query = select(run_groups).where(run_groups.c.run_id == run_id).order_by(run_groups.c.id)
+        with self._errors(f"read the groups of run {run_id}"), self._read() as conn:
+            return [group_record(row) for row in conn.execute(query)]
 
     def stored_result(self, run_id: int) -> ReconResult | None:
         """The result run ``run_id`` recorded, rebuilt in full; None when it holds none.
@@ -333,9 +339,10 @@ class HistoryStore(
         return stored_result(run, self.run_groups(run_id))
 
     @staticmethod
-    def _running(session: Session, run_id: int) -> Run:
-        """The run row, locked for update; a StoreError unless it exists and is running."""
-        run = session.get(Run, run_id, with_for_update=True)
+    def _running(conn: Connection, run_id: int) -> None:
+        """Lock the run row for update; a StoreError unless it exists and is running."""
+        query = select(runs).where(runs.c.id == run_id).with_for_update()
+        run = conn.execute(query).one_or_none()
         if run is None:
             raise StoreError(f"there is no run {run_id} in the history", permanent=True)
         if run.status != RunStatus.RUNNING:
@@ -343,19 +350,19 @@ class HistoryStore(
             raise StoreError(
                 f"run {run_id} is already {run.status}; refusing to overwrite it", permanent=True
             )
-        return run
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
-        """A session in one writer transaction (BEGIN IMMEDIATE on SQLite), committed on exit."""
-        with Session(self._writer) as session, session.begin():
-            yield session
+    def _write(self) -> Iterator[Connection]:
+        """A connection in one writer transaction (BEGIN IMMEDIATE on SQLite), committed on
+        exit."""
+        with self._writer.begin() as conn:
+            yield conn
 
     @contextmanager
-    def _read(self) -> Iterator[Session]:
-        """A session in one read transaction."""
-        with Session(self._engine) as session, session.begin():
-            yield session
+    def _read(self) -> Iterator[Connection]:
+        """A connection in one read transaction."""
+        with self._engine.begin() as conn:
+            yield conn
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:

@@ -20,12 +20,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, and_, func, insert, or_, select, update
 
 from recon_job.alerts import NotificationState
 from recon_job.models import AlertEvent
@@ -41,7 +41,8 @@ from recon_job.store.outbox_records import (
     message_to_json,
     outbox_row,
 )
-from recon_job.store.schema import DeliveryAttempt, NotificationLogEntry, Outbox
+from recon_job.store.schema import delivery_attempts, notification_log
+from recon_job.store.schema import outbox as outbox_table
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects.postgresql import Insert as PgInsert
@@ -55,10 +56,10 @@ EVENT_CLAIMED = "store.outbox.claimed"
 EVENT_DELIVERY_RECORDED = "store.outbox.delivery_recorded"
 
 
-def _insert(session: Session, table: type[Any]) -> PgInsert | SqliteInsert:
+def _insert(conn: Connection, table: Table) -> PgInsert | SqliteInsert:
     """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL)."""
     # Imported here, each when used: a SQLite history never loads the PostgreSQL dialect.
-    name = session.get_bind().dialect.name
+    name = conn.dialect.name
     if name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
@@ -75,8 +76,8 @@ class OutboxStore:
 
     if TYPE_CHECKING:
 
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def enqueue(self, items: Sequence[OutboxItem], *, now: datetime) -> list[int]:
@@ -84,13 +85,18 @@ class OutboxStore:
 
         An item whose (channel, dedupe key) is already in the outbox is skipped.
         """
-        with self._errors("enqueue notifications"), self._write() as session:
-            return _enqueue(session, items, now=now)
+        if not items:
+            return []  # no write transaction (on SQLite, no write lock) for nothing
+        with self._errors("enqueue notifications"), self._write() as conn:
+            return _enqueue(conn, items, now=now)
 
     def notification_state(self, group_key: str, channel: str) -> NotificationState | None:
         """The last notification delivered for ``group_key`` on ``channel``, or None."""
-        with self._errors("read the notification log"), self._read() as session:
-            entry = session.get(NotificationLogEntry, (group_key, channel))
+        query = select(notification_log).where(
+            notification_log.c.group_key == group_key, notification_log.c.channel == channel
+        )
+        with self._errors("read the notification log"), self._read() as conn:
+            entry = conn.execute(query).one_or_none()
             if entry is None:
                 return None
             return NotificationState(
@@ -110,41 +116,53 @@ class OutboxStore:
         locked ``FOR UPDATE SKIP LOCKED``, so concurrent relays get disjoint rows; on SQLite the
         ``BEGIN IMMEDIATE`` write transaction serialises the claims.
         """
+        c = outbox_table.c
         due = or_(
-            and_(Outbox.status == "pending", Outbox.next_attempt_at <= now),
-            and_(Outbox.status == "sending", Outbox.claimed_until <= now),
+            and_(c.status == "pending", c.next_attempt_at <= now),
+            and_(c.status == "sending", c.claimed_until <= now),
         )
         query = (
-            select(Outbox)
+            select(outbox_table)
             .where(due)
-            .order_by(Outbox.id)
+            .order_by(c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        with self._errors("claim due notifications"), self._write() as session:
-            rows = list(session.scalars(query))
-            for row in rows:
-                row.status = "sending"
-                row.claimed_until = now + lease
-                row.attempts += 1
-            session.flush()
-            claimed = [outbox_row(row) for row in rows]
+        claimed_until = now + lease
+        with self._errors("claim due notifications"), self._write() as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(
+                    update(outbox_table)
+                    .where(c.id.in_([row.id for row in rows]))
+                    .values(status="sending", claimed_until=claimed_until, attempts=c.attempts + 1)
+                )
+            claimed = [
+                replace(
+                    outbox_row(row),
+                    status="sending",
+                    claimed_until=claimed_until,
+                    attempts=row.attempts + 1,
+                )
+                for row in rows
+            ]
         if claimed:
             log.debug(EVENT_CLAIMED, count=len(claimed))
         return claimed
 
     def release(self, outbox_id: int, *, next_attempt_at: datetime, reason: str) -> None:
         """Put a claimed row back to ``pending`` unattempted (its channel asked us to wait)."""
-        with self._errors(f"release notification {outbox_id}"), self._write() as session:
-            session.execute(
-                update(Outbox)
-                .where(Outbox.id == outbox_id, Outbox.status == "sending")
+        c = outbox_table.c
+        with self._errors(f"release notification {outbox_id}"), self._write() as conn:
+            conn.execute(
+                update(outbox_table)
+                .where(c.id == outbox_id, c.status == "sending")
                 .values(
                     status="pending",
                     next_attempt_at=next_attempt_at,
                     claimed_until=None,
                     # Not an attempt: the claim counted one, so take it back.
-                    attempts=Outbox.attempts - 1,
+                    attempts=c.attempts - 1,
                     last_reason=reason,
                 )
             )
@@ -160,12 +178,13 @@ class OutboxStore:
         """
         outcome, reason, error = attempt.outcome, attempt.reason, attempt.error
         retry_at, new_state = attempt.retry_at, attempt.new_state
-        with self._errors(f"record a delivery of notification {outbox_id}"), self._write() as s:
-            row = s.get(Outbox, outbox_id, with_for_update=True)
+        this = outbox_table.c.id == outbox_id
+        with self._errors(f"record a delivery of notification {outbox_id}"), self._write() as conn:
+            row = conn.execute(select(outbox_table).where(this).with_for_update()).one_or_none()
             if row is None:
                 raise LookupError(f"there is no notification {outbox_id} in the outbox")
-            s.add(
-                DeliveryAttempt(
+            conn.execute(
+                insert(delivery_attempts).values(
                     outbox_id=outbox_id,
                     attempted_at=now,
                     outcome=outcome,
@@ -173,24 +192,24 @@ class OutboxStore:
                     error=error,
                 )
             )
-            if row.status not in DELIVERED:
-                row.claimed_until = None
-                if outcome in DELIVERED:
-                    row.status = outcome
-                    row.sent_at = now
-                    row.last_reason = reason
-                    row.last_error = error
-                    if new_state is not None:
-                        _write_state(s, row.group_key, row.channel, new_state, outbox_id)
-                else:
-                    row.last_reason = reason
-                    row.last_error = error
-                    if outcome == "transient" and retry_at is not None:
-                        row.status = "pending"
-                        row.next_attempt_at = retry_at
-                    else:
-                        row.status = "dead"
             status = cast(OutboxStatus, row.status)
+            if status not in DELIVERED:
+                changes: dict[str, Any] = {
+                    "claimed_until": None,
+                    "last_reason": reason,
+                    "last_error": error,
+                }
+                if outcome in DELIVERED:
+                    status = cast(OutboxStatus, outcome)
+                    changes["sent_at"] = now
+                elif outcome == "transient" and retry_at is not None:
+                    status = "pending"
+                    changes["next_attempt_at"] = retry_at
+                else:
+                    status = "dead"
+                conn.execute(update(outbox_table).where(this).values(status=status, **changes))
+                if outcome in DELIVERED and new_state is not None:
+                    _write_state(conn, row.group_key, row.channel, new_state, outbox_id)
         log.debug(EVENT_DELIVERY_RECORDED, outbox_id=outbox_id, outcome=outcome, status=status)
         return status
 
@@ -199,40 +218,46 @@ class OutboxStore:
         if limit < 0:
             raise ValueError(f"limit must not be negative, got {limit}")
         counts = (
-            select(DeliveryAttempt.outbox_id, func.count().label("n"))
-            .group_by(DeliveryAttempt.outbox_id)
+            select(delivery_attempts.c.outbox_id, func.count().label("n"))
+            .group_by(delivery_attempts.c.outbox_id)
             .subquery()
         )
         query = (
-            select(Outbox, func.coalesce(counts.c.n, 0))
-            .outerjoin(counts, counts.c.outbox_id == Outbox.id)
-            .order_by(Outbox.id.desc())
+            select(outbox_table, func.coalesce(counts.c.n, 0).label("attempt_count"))
+            .outerjoin(counts, counts.c.outbox_id == outbox_table.c.id)
+            .order_by(outbox_table.c.id.desc())
             .limit(limit)
         )
-        with self._errors("list notifications"), self._read() as session:
+        with self._errors("list notifications"), self._read() as conn:
             return [
-                NotificationRecord(outbox_row(row), int(n)) for row, n in session.execute(query)
+                NotificationRecord(outbox_row(row), int(row.attempt_count))
+                for row in conn.execute(query)
             ]
 
     def get_notification(self, outbox_id: int) -> OutboxRow | None:
         """One outbox row, or None."""
-        with self._errors(f"read notification {outbox_id}"), self._read() as session:
-            row = session.get(Outbox, outbox_id)
+        query = select(outbox_table).where(outbox_table.c.id == outbox_id)
+        with self._errors(f"read notification {outbox_id}"), self._read() as conn:
+            row = conn.execute(query).one_or_none()
             return outbox_row(row) if row is not None else None
 
     def pending_count(self) -> int:
         """How many notifications still wait to be sent (``pending`` or ``sending``)."""
-        query = select(func.count()).select_from(Outbox).where(Outbox.status.in_(OPEN_STATUSES))
-        with self._errors("count pending notifications"), self._read() as session:
-            return int(session.scalar(query) or 0)
+        query = (
+            select(func.count())
+            .select_from(outbox_table)
+            .where(outbox_table.c.status.in_(OPEN_STATUSES))
+        )
+        with self._errors("count pending notifications"), self._read() as conn:
+            return int(conn.scalar(query) or 0)
 
 
-def enqueue_in(session: Session, items: Sequence[OutboxItem], *, now: datetime) -> list[int]:
+def enqueue_in(conn: Connection, items: Sequence[OutboxItem], *, now: datetime) -> list[int]:
     """Insert outbox rows inside the caller's transaction (``finish_run``/``fail_run``)."""
-    return _enqueue(session, items, now=now)
+    return _enqueue(conn, items, now=now)
 
 
-def _enqueue(session: Session, items: Sequence[OutboxItem], *, now: datetime) -> list[int]:
+def _enqueue(conn: Connection, items: Sequence[OutboxItem], *, now: datetime) -> list[int]:
     ids: list[int] = []
     for item in items:
         message = item.message
@@ -255,18 +280,18 @@ def _enqueue(session: Session, items: Sequence[OutboxItem], *, now: datetime) ->
         # ON CONFLICT DO NOTHING: the same alert decided again (a re-run, a second process) is
         # skipped silently instead of failing the run's transaction.
         statement = (
-            _insert(session, Outbox)
+            _insert(conn, outbox_table)
             .values(**values)
             .on_conflict_do_nothing(index_elements=["channel", "dedupe_key"])
-            .returning(Outbox.id)
+            .returning(outbox_table.c.id)
         )
-        new_id = session.execute(statement).scalar()
+        new_id = conn.execute(statement).scalar()
         if new_id is None:
             log.debug(EVENT_DUPLICATE, channel=item.channel, dedupe_key=message.dedupe_key)
             continue
         ids.append(new_id)
         if item.suppressed and state is not None:
-            _write_state(session, message.group_key, item.channel, state, new_id)
+            _write_state(conn, message.group_key, item.channel, state, new_id)
         log.debug(
             EVENT_ENQUEUED,
             outbox_id=new_id,
@@ -278,7 +303,7 @@ def _enqueue(session: Session, items: Sequence[OutboxItem], *, now: datetime) ->
 
 
 def _write_state(
-    session: Session, group_key: str, channel: str, state: NotificationState, outbox_id: int
+    conn: Connection, group_key: str, channel: str, state: NotificationState, outbox_id: int
 ) -> None:
     """Upsert the notification log, unless a newer outbox row already wrote it.
 
@@ -294,14 +319,14 @@ def _write_state(
         "last_event": state.last_event,
         "outbox_id": outbox_id,
     }
-    statement = _insert(session, NotificationLogEntry).values(**values)
+    statement = _insert(conn, notification_log).values(**values)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["group_key", "channel"],
         set_={name: excluded[name] for name in values if name not in ("group_key", "channel")},
         where=or_(
-            NotificationLogEntry.outbox_id.is_(None),
-            NotificationLogEntry.outbox_id <= excluded.outbox_id,
+            notification_log.c.outbox_id.is_(None),
+            notification_log.c.outbox_id <= excluded.outbox_id,
         ),
     )
-    session.execute(statement)
+    conn.execute(statement)

@@ -10,11 +10,12 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal, cast, get_args
+from typing import Any, Literal, cast, get_args
+
+from sqlalchemy import Row
 
 from recon_job.alerts import NotificationState
 from recon_job.models import AlertEvent, Message
-from recon_job.store.schema import Outbox
 
 OutboxStatus = Literal["pending", "sending", "sent", "partial", "failed", "dead", "suppressed"]
 OUTBOX_STATUSES: tuple[OutboxStatus, ...] = get_args(OutboxStatus)
@@ -155,7 +156,7 @@ def _alerts(text: str | None) -> frozenset[str] | None:
     return None if text is None else frozenset(json.loads(text))
 
 
-def outbox_row(row: Outbox) -> OutboxRow:
+def outbox_row(row: Row[Any]) -> OutboxRow:
     """Build an ``OutboxRow`` from an ``outbox`` row."""
     return OutboxRow(
         id=row.id,

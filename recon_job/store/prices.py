@@ -16,14 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import exc, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, exc, insert, select, update
 
 from recon_job.diagnosis.prices import RELATIVE_TOLERANCE
 from recon_job.findings import PriceFinding
-from recon_job.store.schema import PriceFindingRow
+from recon_job.store.schema import price_findings
 
 
 class PriceFindingStore:
@@ -32,8 +31,8 @@ class PriceFindingStore:
 
     if TYPE_CHECKING:
 
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def record_price_findings(
@@ -48,57 +47,68 @@ class PriceFindingStore:
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be an aware UTC datetime")
         new: list[PriceFinding] = []
-        with self._errors("record price findings"), self._write() as session:
+        if not findings:
+            return new  # no write transaction (on SQLite, no write lock) for nothing
+        with self._errors("record price findings"), self._write() as conn:
             for finding in findings:
                 last = finding.last_day or finding.since
-                row = _matching(session, finding)
+                row = _matching(conn, finding)
                 if row is None:
                     row = _inserted(
-                        session,
-                        PriceFindingRow(
-                            model=finding.model,
-                            piece=finding.piece,
-                            tier=finding.tier,
-                            billed=finding.billed.normalize(),
-                            table_price=finding.table,
-                            unit=finding.unit,
-                            since=finding.since,
-                            last_day=last,
-                            first_seen_at=now,
-                        ),
+                        conn,
+                        {
+                            "model": finding.model,
+                            "piece": finding.piece,
+                            "tier": finding.tier,
+                            "billed": finding.billed.normalize(),
+                            "table_price": finding.table,
+                            "unit": finding.unit,
+                            "since": finding.since,
+                            "last_day": last,
+                            "first_seen_at": now,
+                        },
                         finding,
                     )
                     if row is None:
                         new.append(finding)
                         continue
-                row.since = min(row.since, finding.since)
+                wanted: dict[str, Any] = {"since": min(row.since, finding.since)}
                 if last >= row.last_day:
-                    row.last_day = last
-                    row.table_price = finding.table
+                    wanted.update(last_day=last, table_price=finding.table)
+                # Only the columns whose value changes: an equal Decimal keeps its stored scale.
+                changed = {
+                    name: value for name, value in wanted.items() if value != row._mapping[name]
+                }
+                if changed:
+                    conn.execute(
+                        update(price_findings)
+                        .where(price_findings.c.id == row.id)
+                        .values(**changed)
+                    )
         return new
 
     def price_finding_history(self) -> list[PriceFinding]:
         """Every stored price finding, by model, piece, tier and ``since``."""
-        query = select(PriceFindingRow).order_by(
-            PriceFindingRow.model,
-            PriceFindingRow.piece,
-            PriceFindingRow.tier,
-            PriceFindingRow.since,
-            PriceFindingRow.id,
+        query = select(price_findings).order_by(
+            price_findings.c.model,
+            price_findings.c.piece,
+            price_findings.c.tier,
+            price_findings.c.since,
+            price_findings.c.id,
         )
-        with self._errors("read price findings"), self._read() as session:
-            return [_finding(row) for row in session.scalars(query)]
+        with self._errors("read price findings"), self._read() as conn:
+            return [_finding(row) for row in conn.execute(query)]
 
 
-def _matching(session: Session, finding: PriceFinding) -> PriceFindingRow | None:
+def _matching(conn: Connection, finding: PriceFinding) -> Row[Any] | None:
     """The stored row of the same model, piece and tier whose price is within the tolerance
     (the closest), or None."""
-    rows = session.scalars(
-        select(PriceFindingRow)
+    rows = conn.execute(
+        select(price_findings)
         .where(
-            PriceFindingRow.model == finding.model,
-            PriceFindingRow.piece == finding.piece,
-            PriceFindingRow.tier == finding.tier,
+            price_findings.c.model == finding.model,
+            price_findings.c.piece == finding.piece,
+            price_findings.c.tier == finding.tier,
         )
         .with_for_update()
     ).all()
@@ -110,20 +120,19 @@ def _matching(session: Session, finding: PriceFinding) -> PriceFindingRow | None
     return min(close, key=lambda row: abs(row.billed - finding.billed), default=None)
 
 
-def _inserted(
-    session: Session, row: PriceFindingRow, finding: PriceFinding
-) -> PriceFindingRow | None:
-    """Insert ``row`` (flushed, so a later finding of this call sees it); None when inserted,
-    the row another process inserted first (PostgreSQL: the unique key says so) otherwise."""
+def _inserted(conn: Connection, values: dict[str, Any], finding: PriceFinding) -> Row[Any] | None:
+    """Insert a row of ``values`` (at once, so a later finding of this call sees it); None when
+    inserted, the row another process inserted first (PostgreSQL: the unique key says so)
+    otherwise."""
     try:
-        with session.begin_nested():
-            session.add(row)
+        with conn.begin_nested():
+            conn.execute(insert(price_findings).values(**values))
     except exc.IntegrityError:
-        return _matching(session, finding)
+        return _matching(conn, finding)
     return None
 
 
-def _finding(row: PriceFindingRow) -> PriceFinding:
+def _finding(row: Row[Any]) -> PriceFinding:
     return PriceFinding(
         model=row.model,
         piece=row.piece,

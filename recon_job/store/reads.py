@@ -4,8 +4,7 @@ A mixin of :class:`~recon_job.store.HistoryStore`, read-only. Groups are built b
 :func:`~recon_job.store.records.group_record_of` from the columns
 :data:`~recon_job.store.records.GROUP_COLUMNS` names, the one place a ``run_groups`` row
 becomes a record, so a column added there (the usage family) reaches every page at once. They
-are read as plain rows of columns (SQLAlchemy Core), not as ORM objects: an overview reads
-thousands.
+are read as plain rows of columns, unpacked by position: an overview reads thousands.
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from contextlib import AbstractContextManager
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, func, select
 
 from recon_job.store.records import (
     GROUP_COLUMNS,
@@ -27,7 +25,7 @@ from recon_job.store.records import (
     group_record_of,
     run_record,
 )
-from recon_job.store.schema import Run, RunGroup
+from recon_job.store.schema import run_groups, runs
 
 
 class ReadStore:
@@ -35,37 +33,37 @@ class ReadStore:
 
     if TYPE_CHECKING:
 
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def runs_overlapping(self, start: date, end: date) -> list[RunRecord]:
         """Every run whose window overlaps ``[start, end)`` and is no longer running, newest
         first."""
         query = (
-            select(*Run.__table__.columns)
-            .where(Run.window_start < end, Run.window_end > start)
-            .where(Run.status != RunStatus.RUNNING.value)
-            .order_by(Run.started_at.desc(), Run.id.desc())
+            select(runs)
+            .where(runs.c.window_start < end, runs.c.window_end > start)
+            .where(runs.c.status != RunStatus.RUNNING.value)
+            .order_by(runs.c.started_at.desc(), runs.c.id.desc())
         )
-        with self._errors("read the runs of a date range"), self._read() as session:
-            return [run_record(row) for row in session.connection().execute(query)]
+        with self._errors("read the runs of a date range"), self._read() as conn:
+            return [run_record(row) for row in conn.execute(query)]
 
     def groups_between(self, run_ids: Collection[int], start: date, end: date) -> list[GroupRecord]:
         """The groups of the runs ``run_ids`` whose day is in ``[start, end)``, by run and in
         stored order: one query for every run of an overview."""
         if not run_ids:
             return []
-        columns = RunGroup.__table__.columns
+        columns = run_groups.c
         query = (
             select(*(columns[name] for name in GROUP_COLUMNS))
-            .where(RunGroup.run_id.in_(sorted(run_ids)))
-            .where(RunGroup.day >= start, RunGroup.day < end)
-            .order_by(RunGroup.run_id, RunGroup.id)
+            .where(columns.run_id.in_(sorted(run_ids)))
+            .where(columns.day >= start, columns.day < end)
+            .order_by(columns.run_id, columns.id)
         )
-        # Core rows straight from the connection, unpacked by position: the ORM's result
-        # machinery and attribute access by name cost more than building the records.
-        with self._errors("read the groups of a date range"), self._read() as session:
-            return [group_record_of(row) for row in session.connection().execute(query)]
+        # Rows unpacked by position: attribute access by name costs more than building the
+        # records.
+        with self._errors("read the groups of a date range"), self._read() as conn:
+            return [group_record_of(row) for row in conn.execute(query)]
 
     def diagnoses_of(self, run_ids: Collection[int]) -> dict[int, dict[str, Any]]:
         """The stored diagnosis (``runs.diagnosis``, the JSON object of ``run --format json``)
@@ -74,12 +72,12 @@ class ReadStore:
         if not run_ids:
             return {}
         query = (
-            select(Run.id, Run.diagnosis)
-            .where(Run.id.in_(sorted(run_ids)))
-            .where(Run.diagnosis.is_not(None))
+            select(runs.c.id, runs.c.diagnosis)
+            .where(runs.c.id.in_(sorted(run_ids)))
+            .where(runs.c.diagnosis.is_not(None))
         )
-        with self._errors("read the diagnoses of runs"), self._read() as session:
-            rows = session.connection().execute(query).all()
+        with self._errors("read the diagnoses of runs"), self._read() as conn:
+            rows = conn.execute(query).all()
         found: dict[int, dict[str, Any]] = {}
         for run_id, text in rows:
             if text is None:
@@ -96,11 +94,11 @@ class ReadStore:
         """The newest run id and the number of finished runs: a new run, or a run finishing,
         changes it (a key for caches of what is read from the history)."""
         query = select(
-            func.coalesce(func.max(Run.id), 0),
-            func.count(Run.id).filter(Run.status != RunStatus.RUNNING.value),
+            func.coalesce(func.max(runs.c.id), 0),
+            func.count(runs.c.id).filter(runs.c.status != RunStatus.RUNNING.value),
         )
-        with self._errors("read the state of the history"), self._read() as session:
-            newest, finished = session.execute(query).one()
+        with self._errors("read the state of the history"), self._read() as conn:
+            newest, finished = conn.execute(query).one()
             return int(newest), int(finished)
 
     def find_runs(
@@ -113,12 +111,12 @@ class ReadStore:
     ) -> list[RunRecord]:
         """Runs newest first (by id), filtered by status and window kind, a page at a time:
         ``before_id`` is the last id of the previous page."""
-        query = select(Run).order_by(Run.id.desc()).limit(limit)
+        query = select(runs).order_by(runs.c.id.desc()).limit(limit)
         if status:
-            query = query.where(Run.status == status)
+            query = query.where(runs.c.status == status)
         if kind:
-            query = query.where(Run.window_kind == kind)
+            query = query.where(runs.c.window_kind == kind)
         if before_id is not None:
-            query = query.where(Run.id < before_id)
-        with self._errors("list runs"), self._read() as session:
-            return [run_record(row) for row in session.scalars(query)]
+            query = query.where(runs.c.id < before_id)
+        with self._errors("list runs"), self._read() as conn:
+            return [run_record(row) for row in conn.execute(query)]

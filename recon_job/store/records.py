@@ -35,7 +35,6 @@ from recon_job.models import (
     WindowKind,
     unpriced_order,
 )
-from recon_job.store.schema import Run, RunGroup
 
 
 class RunStatus(enum.StrEnum):
@@ -296,8 +295,8 @@ def _judged(  # noqa: PLR0913 -- the stored facts of one comparison
     return Comparison(**fixed, extra=extra, deciding=comparison.deciding)
 
 
-def run_record(row: Run | Row[Any]) -> RunRecord:
-    """Build a ``RunRecord`` from a ``runs`` row (an ORM object or a Core row)."""
+def run_record(row: Row[Any]) -> RunRecord:
+    """Build a ``RunRecord`` from a ``runs`` row."""
     tolerance = None
     if row.threshold_pct is not None:
         tolerance = Tolerance(
@@ -433,8 +432,8 @@ GROUP_COLUMNS: tuple[str, ...] = (
 )
 
 
-def group_record(row: RunGroup | Row[Any]) -> GroupRecord:
-    """Build a ``GroupRecord`` from a ``run_groups`` row (an ORM object or a Core row)."""
+def group_record(row: Row[Any]) -> GroupRecord:
+    """Build a ``GroupRecord`` from a ``run_groups`` row."""
     return group_record_of(tuple(getattr(row, name) for name in GROUP_COLUMNS))
 
 
@@ -502,7 +501,7 @@ def _exceeds_cached(text: str) -> frozenset[str]:
     return frozenset(json.loads(text))
 
 
-def _usage(row: Run | RunGroup | Row[Any], side: str) -> Usage:
+def _usage(row: Row[Any], side: str) -> Usage:
     return Usage(
         input_tokens=_int(getattr(row, f"{side}_input_tokens")),
         cached_tokens=_int(getattr(row, f"{side}_cached_tokens")),

@@ -15,16 +15,16 @@ import json
 from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, insert, select
 
 from recon_job.diagnosis.restatements import official_figures, restated
 from recon_job.findings import GroupRef, Restatement
 from recon_job.models import Usage, UsageKey
 from recon_job.store.records import COMPLETE, group_record
-from recon_job.store.schema import RestatementRow, Run, RunGroup
+from recon_job.store.schema import restatements as restatement_rows
+from recon_job.store.schema import run_groups, runs
 
 
 class RestatementStore:
@@ -33,8 +33,8 @@ class RestatementStore:
 
     if TYPE_CHECKING:
 
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def previous_official(
@@ -52,26 +52,26 @@ class RestatementStore:
         """
         if not days:
             return {}, {}
-        with self._errors("read the official figures of completed days"), self._read() as session:
-            chosen = _latest_complete_runs(session, frozenset(days))
+        with self._errors("read the official figures of completed days"), self._read() as conn:
+            chosen = _latest_complete_runs(conn, frozenset(days))
             if not chosen:
                 return {}, {}
             groups_query = (
-                select(*RunGroup.__table__.columns)
-                .where(RunGroup.run_id.in_(sorted({run_id for run_id, _ in chosen.values()})))
-                .where(RunGroup.day.in_(sorted(chosen)))
-                .order_by(RunGroup.id)
+                select(run_groups)
+                .where(run_groups.c.run_id.in_(sorted({run_id for run_id, _ in chosen.values()})))
+                .where(run_groups.c.day.in_(sorted(chosen)))
+                .order_by(run_groups.c.id)
             )
             pairs: list[tuple[UsageKey, Usage]] = []
-            for row in session.execute(groups_query):
+            for row in conn.execute(groups_query):
                 if chosen[row.day][0] == row.run_id:
                     record = group_record(row)
                     pairs.append((record.key, record.openai))
             figures = official_figures(pairs, by_project=by_project)
-            later = session.scalars(
-                select(RestatementRow)
-                .where(RestatementRow.day.in_(sorted(chosen)))
-                .order_by(RestatementRow.seen_at, RestatementRow.id)
+            later = conn.execute(
+                select(restatement_rows)
+                .where(restatement_rows.c.day.in_(sorted(chosen)))
+                .order_by(restatement_rows.c.seen_at, restatement_rows.c.id)
             ).all()
             for change in later:
                 finished_at = chosen[change.day][1]
@@ -101,8 +101,8 @@ class RestatementStore:
             for r in restatements
         ]
         if rows:
-            with self._errors("record restatements"), self._write() as session:
-                session.execute(insert(RestatementRow), rows)
+            with self._errors("record restatements"), self._write() as conn:
+                conn.execute(insert(restatement_rows), rows)
         return len(rows)
 
     def restatements_since(
@@ -116,19 +116,19 @@ class RestatementStore:
         """Stored restatements, oldest seen first: seen at or after ``seen_since`` (aware UTC),
         about a day in ``[first_day, last_day]`` (both included), recorded by run ``run_id``;
         None: no limit."""
-        query = select(RestatementRow).order_by(
-            RestatementRow.seen_at, RestatementRow.day, RestatementRow.id
+        query = select(restatement_rows).order_by(
+            restatement_rows.c.seen_at, restatement_rows.c.day, restatement_rows.c.id
         )
         if seen_since is not None:
-            query = query.where(RestatementRow.seen_at >= seen_since)
+            query = query.where(restatement_rows.c.seen_at >= seen_since)
         if first_day is not None:
-            query = query.where(RestatementRow.day >= first_day)
+            query = query.where(restatement_rows.c.day >= first_day)
         if last_day is not None:
-            query = query.where(RestatementRow.day <= last_day)
+            query = query.where(restatement_rows.c.day <= last_day)
         if run_id is not None:
-            query = query.where(RestatementRow.run_id == run_id)
-        with self._errors("read restatements"), self._read() as session:
-            return [_restatement(row) for row in session.scalars(query)]
+            query = query.where(restatement_rows.c.run_id == run_id)
+        with self._errors("read restatements"), self._read() as conn:
+            return [_restatement(row) for row in conn.execute(query)]
 
     def restated_periods(self, kinds: Collection[str], since: date) -> set[str]:
         """Window keys of ``kinds`` starting on or after ``since`` whose last completed run
@@ -138,25 +138,29 @@ class RestatementStore:
         period drops out; a restatement that run itself finds is seen when it starts, before it
         finishes, so it cannot make its own period due again.
         """
-        with self._errors("read restated periods"), self._read() as session:
+        with self._errors("read restated periods"), self._read() as conn:
             seen: dict[date, datetime] = {}
-            changes = select(RestatementRow.day, RestatementRow.seen_at).where(
-                RestatementRow.day >= since
+            changes = select(restatement_rows.c.day, restatement_rows.c.seen_at).where(
+                restatement_rows.c.day >= since
             )
-            for day, seen_at in session.execute(changes):
+            for day, seen_at in conn.execute(changes):
                 seen[day] = max(seen_at, seen.get(day, seen_at))
             if not seen:
                 return set()
-            runs = select(
-                Run.window_key, Run.window_start, Run.window_end, Run.started_at, Run.finished_at
+            periods = select(
+                runs.c.window_key,
+                runs.c.window_start,
+                runs.c.window_end,
+                runs.c.started_at,
+                runs.c.finished_at,
             ).where(
-                Run.window_kind.in_(list(kinds)),
-                Run.window_start >= since,
-                Run.window_start <= max(seen),
-                Run.status.in_(sorted(s.value for s in COMPLETE)),
+                runs.c.window_kind.in_(list(kinds)),
+                runs.c.window_start >= since,
+                runs.c.window_start <= max(seen),
+                runs.c.status.in_(sorted(s.value for s in COMPLETE)),
             )
             last: dict[str, tuple[date, date, datetime]] = {}
-            for key, start, end, started_at, finished_at in session.execute(runs):
+            for key, start, end, started_at, finished_at in conn.execute(periods):
                 ended = finished_at or started_at
                 if key not in last or ended > last[key][2]:
                     last[key] = (start, end, ended)
@@ -168,18 +172,24 @@ class RestatementStore:
 
 
 def _latest_complete_runs(
-    session: Session, days: frozenset[date]
+    conn: Connection, days: frozenset[date]
 ) -> dict[date, tuple[int, datetime | None]]:
     """Per day, the id and end of the latest completed run covering it and not leaving it
     pending (days no such run covers are absent)."""
     query = (
-        select(Run.id, Run.window_start, Run.window_end, Run.pending_days, Run.finished_at)
-        .where(Run.status.in_([status.value for status in COMPLETE]))
-        .where(Run.window_start <= max(days), Run.window_end > min(days))
-        .order_by(Run.started_at.desc(), Run.id.desc())
+        select(
+            runs.c.id,
+            runs.c.window_start,
+            runs.c.window_end,
+            runs.c.pending_days,
+            runs.c.finished_at,
+        )
+        .where(runs.c.status.in_([status.value for status in COMPLETE]))
+        .where(runs.c.window_start <= max(days), runs.c.window_end > min(days))
+        .order_by(runs.c.started_at.desc(), runs.c.id.desc())
     )
     chosen: dict[date, tuple[int, datetime | None]] = {}
-    for run_id, start, end, pending, finished_at in session.execute(query):
+    for run_id, start, end, pending, finished_at in conn.execute(query):
         left_pending = {date.fromisoformat(d) for d in json.loads(pending or "[]")}
         for day in days - chosen.keys():
             if start <= day < end and day not in left_pending:
@@ -187,7 +197,7 @@ def _latest_complete_runs(
     return chosen
 
 
-def _restatement(row: RestatementRow) -> Restatement:
+def _restatement(row: Row[Any]) -> Restatement:
     return Restatement(
         group=GroupRef(row.day, row.family, row.model, row.project_id),
         quantity=row.quantity,

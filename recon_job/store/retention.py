@@ -32,19 +32,17 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 import structlog
-from sqlalchemy import ColumnElement, Table, delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, Table, delete, func, select
 
 from recon_job.store.records import RunStatus
 from recon_job.store.schema import (
-    Base,
-    DeliveryAttempt,
-    NotificationLogEntry,
-    OpenAISeries,
-    Outbox,
-    RestatementRow,
-    Run,
-    RunGroup,
+    delivery_attempts,
+    notification_log,
+    openai_series,
+    outbox,
+    restatements,
+    run_groups,
+    runs,
 )
 
 log = structlog.get_logger(__name__)
@@ -102,8 +100,8 @@ class RetentionStore:
 
     if TYPE_CHECKING:
 
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def prune_history(self, kept_from: date, *, dry_run: bool = False) -> PruneReport:
@@ -114,22 +112,21 @@ class RetentionStore:
         """
         conditions = _conditions(kept_from)
         if dry_run:
-            with self._errors("count what a prune would delete"), self._read() as session:
+            with self._errors("count what a prune would delete"), self._read() as conn:
                 counts = {
-                    name: session.execute(
+                    name: conn.execute(
                         select(func.count()).select_from(table).where(where)
                     ).scalar_one()
                     for name, (table, where) in conditions.items()
                 }
         else:
-            with self._errors("prune the history"), self._write() as session:
+            with self._errors("prune the history"), self._write() as conn:
                 counts = {}
                 # Children first: each count is that table's own, and the cascades find nothing.
                 for name in ("run_groups", "runs", "delivery_attempts", *PRUNED_TABLES):
                     if name not in counts:
                         table, where = conditions[name]
-                        deleted = session.execute(delete(table).where(where))
-                        counts[name] = deleted.rowcount  # type: ignore[attr-defined]
+                        counts[name] = conn.execute(delete(table).where(where)).rowcount
         report = PruneReport(
             kept_from=kept_from,
             dry_run=dry_run,
@@ -144,39 +141,33 @@ def _conditions(kept_from: date) -> dict[str, tuple[Table, ColumnElement[bool]]]
     since = datetime.combine(kept_from, time(), tzinfo=UTC)
     # Uncorrelated (evaluated once, not per run): the runs undelivered notifications refer to.
     undelivered = (
-        select(Outbox.run_id)
-        .where(Outbox.run_id.is_not(None))
-        .where(Outbox.status.not_in(FINAL_OUTBOX_STATUSES))
+        select(outbox.c.run_id)
+        .where(outbox.c.run_id.is_not(None))
+        .where(outbox.c.status.not_in(FINAL_OUTBOX_STATUSES))
     )
     old_run = (
-        (Run.window_end <= kept_from)
-        & (Run.status != RunStatus.RUNNING.value)
-        & Run.id.not_in(undelivered)
+        (runs.c.window_end <= kept_from)
+        & (runs.c.status != RunStatus.RUNNING.value)
+        & runs.c.id.not_in(undelivered)
     )
     old_outbox = (
-        Outbox.status.in_(FINAL_OUTBOX_STATUSES)
-        & (Outbox.created_at < since)
-        & (Outbox.sent_at.is_(None) | (Outbox.sent_at < since))
+        outbox.c.status.in_(FINAL_OUTBOX_STATUSES)
+        & (outbox.c.created_at < since)
+        & (outbox.c.sent_at.is_(None) | (outbox.c.sent_at < since))
     )
     return {
-        "runs": (_table(Run), old_run),
-        "run_groups": (_table(RunGroup), RunGroup.run_id.in_(select(Run.id).where(old_run))),
-        "outbox": (_table(Outbox), old_outbox),
+        "runs": (runs, old_run),
+        "run_groups": (run_groups, run_groups.c.run_id.in_(select(runs.c.id).where(old_run))),
+        "outbox": (outbox, old_outbox),
         "delivery_attempts": (
-            _table(DeliveryAttempt),
-            DeliveryAttempt.outbox_id.in_(select(Outbox.id).where(old_outbox)),
+            delivery_attempts,
+            delivery_attempts.c.outbox_id.in_(select(outbox.c.id).where(old_outbox)),
         ),
         "notification_log": (
-            _table(NotificationLogEntry),
-            (NotificationLogEntry.last_sent_at < since)
-            & (NotificationLogEntry.firing == _NOTHING_FIRING),
+            notification_log,
+            (notification_log.c.last_sent_at < since)
+            & (notification_log.c.firing == _NOTHING_FIRING),
         ),
-        "restatements": (_table(RestatementRow), RestatementRow.day < kept_from),
-        "openai_series": (_table(OpenAISeries), OpenAISeries.end_at <= since),
+        "restatements": (restatements, restatements.c.day < kept_from),
+        "openai_series": (openai_series, openai_series.c.end_at <= since),
     }
-
-
-def _table(model: type[Base]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table

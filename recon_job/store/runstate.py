@@ -22,11 +22,10 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 import structlog
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select, update
 
 from recon_job.store.records import COMPLETE, RunRecord, RunStatus, run_record
-from recon_job.store.schema import Run
+from recon_job.store.schema import runs
 
 log = structlog.get_logger(__name__)
 
@@ -70,8 +69,8 @@ class RunStateStore:
 
     if TYPE_CHECKING:
 
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def abort_run(
@@ -92,8 +91,8 @@ class RunStateStore:
         if status not in _ABORT_STATUSES:
             raise ValueError(f"abort_run cannot set {status!r}")
         statement = (
-            update(Run)
-            .where(Run.id == run_id, Run.status == RunStatus.RUNNING.value)
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status == RunStatus.RUNNING.value)
             .values(
                 status=status.value,
                 finished_at=finished_at,
@@ -101,8 +100,8 @@ class RunStateStore:
                 error_message=message,
             )
         )
-        with self._errors(f"end run {run_id} as {status}"), self._write() as session:
-            changed = bool(session.execute(statement).rowcount == 1)  # type: ignore[attr-defined]
+        with self._errors(f"end run {run_id} as {status}"), self._write() as conn:
+            changed = conn.execute(statement).rowcount == 1
         if changed:
             log.info(EVENT_RUN_ABORTED, run_id=run_id, status=str(status), reason=reason)
         return changed
@@ -124,11 +123,11 @@ class RunStateStore:
         """
         if lock_held and window_key is None:
             raise ValueError("lock_held needs the window_key whose lock is held")
-        query = select(Run.id, Run.owner).where(Run.status == RunStatus.RUNNING.value)
+        query = select(runs.c.id, runs.c.owner).where(runs.c.status == RunStatus.RUNNING.value)
         if window_key is not None:
-            query = query.where(Run.window_key == window_key)
-        with self._errors("find stale runs"), self._read() as session:
-            candidates = session.execute(query.order_by(Run.id)).all()
+            query = query.where(runs.c.window_key == window_key)
+        with self._errors("find stale runs"), self._read() as conn:
+            candidates = conn.execute(query.order_by(runs.c.id)).all()
         reaped: list[int] = []
         for run_id, owner in candidates:
             if lock_held:
@@ -151,16 +150,16 @@ class RunStateStore:
     def last_completed_run(self, window_key: str) -> RunRecord | None:
         """The newest run of ``window_key`` that completed its period, or None."""
         query = (
-            select(Run)
+            select(runs)
             .where(
-                Run.window_key == window_key,
-                Run.status.in_(sorted(s.value for s in COMPLETE)),
+                runs.c.window_key == window_key,
+                runs.c.status.in_(sorted(s.value for s in COMPLETE)),
             )
-            .order_by(Run.id.desc())
+            .order_by(runs.c.id.desc())
             .limit(1)
         )
-        with self._errors(f"read the last completed run of {window_key}"), self._read() as s:
-            row = s.scalars(query).first()
+        with self._errors(f"read the last completed run of {window_key}"), self._read() as conn:
+            row = conn.execute(query).first()
             return run_record(row) if row is not None else None
 
     def completed_periods(self, kinds: Collection[str], since: date) -> set[str]:
@@ -171,13 +170,13 @@ class RunStateStore:
         produced no result at all.
         """
         query = (
-            select(Run.window_key)
+            select(runs.c.window_key)
             .where(
-                Run.window_kind.in_(list(kinds)),
-                Run.window_start >= since,
-                Run.status.in_(sorted(s.value for s in COMPLETE)),
+                runs.c.window_kind.in_(list(kinds)),
+                runs.c.window_start >= since,
+                runs.c.status.in_(sorted(s.value for s in COMPLETE)),
             )
             .distinct()
         )
-        with self._errors("read completed periods"), self._read() as session:
-            return set(session.scalars(query))
+        with self._errors("read completed periods"), self._read() as conn:
+            return set(conn.scalars(query))

@@ -16,13 +16,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, exc, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, delete, exc, insert, select
 
 from recon_job.models import Usage
 from recon_job.sources.openai.series import SeriesPoint
 from recon_job.store.records import dumps, usage_to_json
-from recon_job.store.schema import OpenAISeries
+from recon_job.store.schema import openai_series
 
 
 def series_json(points: Sequence[SeriesPoint]) -> str:
@@ -65,8 +64,8 @@ class SeriesStore:
 
     if TYPE_CHECKING:
 
-        def _write(self) -> AbstractContextManager[Session]: ...
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _write(self) -> AbstractContextManager[Connection]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def cached_series(
@@ -76,13 +75,13 @@ class SeriesStore:
         ``[start_at, end_at)``; None when that span was never saved (an empty list is a span
         OpenAI had no usage in)."""
         start_at, end_at = _aware(start_at, "start_at"), _aware(end_at, "end_at")
-        with self._errors("read a cached OpenAI series"), self._read() as session:
-            payload = session.scalar(
-                select(OpenAISeries.payload).where(
-                    OpenAISeries.family == family,
-                    OpenAISeries.width == width,
-                    OpenAISeries.start_at == start_at,
-                    OpenAISeries.end_at == end_at,
+        with self._errors("read a cached OpenAI series"), self._read() as conn:
+            payload = conn.scalar(
+                select(openai_series.c.payload).where(
+                    openai_series.c.family == family,
+                    openai_series.c.width == width,
+                    openai_series.c.start_at == start_at,
+                    openai_series.c.end_at == end_at,
                 )
             )
         return None if payload is None else series_points(payload)
@@ -101,27 +100,28 @@ class SeriesStore:
         start_at, end_at = _aware(start_at, "start_at"), _aware(end_at, "end_at")
         fetched_at = _aware(fetched_at, "fetched_at")
         payload = series_json(points)
-        with self._errors("cache an OpenAI series"), self._write() as session:
+        with self._errors("cache an OpenAI series"), self._write() as conn:
             # Delete then insert in one transaction: portable across SQLite and PostgreSQL,
             # and two runs saving the same span leave one row (the unique constraint).
-            session.execute(
-                delete(OpenAISeries).where(
-                    OpenAISeries.family == family,
-                    OpenAISeries.width == width,
-                    OpenAISeries.start_at == start_at,
-                    OpenAISeries.end_at == end_at,
+            conn.execute(
+                delete(openai_series).where(
+                    openai_series.c.family == family,
+                    openai_series.c.width == width,
+                    openai_series.c.start_at == start_at,
+                    openai_series.c.end_at == end_at,
                 )
             )
-            row = OpenAISeries(
-                family=family,
-                width=width,
-                start_at=start_at,
-                end_at=end_at,
-                payload=payload,
-                fetched_at=fetched_at,
-            )
             try:
-                with session.begin_nested():
-                    session.add(row)
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(openai_series).values(
+                            family=family,
+                            width=width,
+                            start_at=start_at,
+                            end_at=end_at,
+                            payload=payload,
+                            fetched_at=fetched_at,
+                        )
+                    )
             except exc.IntegrityError:
                 pass  # another run saved the same span meanwhile: its row serves as well

@@ -18,12 +18,11 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, func, select
 
 from recon_job.models import Status
 from recon_job.store.records import COMPLETE
-from recon_job.store.schema import Run, RunGroup
+from recon_job.store.schema import run_groups, runs
 
 _CONTEXT = Context(prec=34)
 _HUNDRED = Decimal(100)
@@ -44,7 +43,7 @@ class TrendStore:
 
     if TYPE_CHECKING:
 
-        def _read(self) -> AbstractContextManager[Session]: ...
+        def _read(self) -> AbstractContextManager[Connection]: ...
         def _errors(self, action: str) -> AbstractContextManager[None]: ...
 
     def drift_series(self, end: date, days: int) -> dict[tuple[str, str], dict[date, Decimal]]:
@@ -58,28 +57,29 @@ class TrendStore:
             raise ValueError(f"days must be at least 1, got {days}")
         first = end - timedelta(days=days - 1)
         latest = (
-            select(Run.window_start.label("day"), func.max(Run.id).label("run_id"))
-            .where(Run.window_kind == "daily")
-            .where(Run.status.in_([status.value for status in COMPLETE]))
-            .where(Run.window_start >= first, Run.window_start <= end)
-            .group_by(Run.window_start)
+            select(runs.c.window_start.label("day"), func.max(runs.c.id).label("run_id"))
+            .where(runs.c.window_kind == "daily")
+            .where(runs.c.status.in_([status.value for status in COMPLETE]))
+            .where(runs.c.window_start >= first, runs.c.window_start <= end)
+            .group_by(runs.c.window_start)
             .subquery()
         )
+        groups = run_groups.c
         query = (
             select(
-                RunGroup.day,
-                RunGroup.family,
-                RunGroup.model,
-                RunGroup.local_cost,
-                RunGroup.openai_cost,
-                RunGroup.local_input_tokens + RunGroup.local_output_tokens,
-                RunGroup.openai_input_tokens + RunGroup.openai_output_tokens,
+                groups.day,
+                groups.family,
+                groups.model,
+                groups.local_cost,
+                groups.openai_cost,
+                groups.local_input_tokens + groups.local_output_tokens,
+                groups.openai_input_tokens + groups.openai_output_tokens,
             )
-            .join(latest, (RunGroup.run_id == latest.c.run_id) & (RunGroup.day == latest.c.day))
-            .where(RunGroup.status != Status.UNTRACKED.value)
+            .join(latest, (groups.run_id == latest.c.run_id) & (groups.day == latest.c.day))
+            .where(groups.status != Status.UNTRACKED.value)
         )
         sums: dict[tuple[str, str], dict[date, _Sums]] = {}
-        with self._errors("read the drift series"), self._read() as session:
+        with self._errors("read the drift series"), self._read() as conn:
             for (
                 day,
                 family,
@@ -88,7 +88,7 @@ class TrendStore:
                 openai_cost,
                 local_tokens,
                 openai_tokens,
-            ) in session.execute(query):
+            ) in conn.execute(query):
                 one = sums.setdefault((family, model), {}).setdefault(day, _Sums())
                 one.local_cost += local_cost
                 one.openai_cost += openai_cost

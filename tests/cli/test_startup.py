@@ -42,6 +42,7 @@ UNUSED = (
     "jinja2",
     "prometheus_client",
     "sqlalchemy.dialects.postgresql",
+    "sqlalchemy.orm",
     "rich",
     "smtplib",
     "recon_job.notify.email",

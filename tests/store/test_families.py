@@ -17,7 +17,7 @@ from recon_job.compare import Rules, reconcile
 from recon_job.models import Status, Tolerance, Usage, UsageKey, UsageTotals, Window
 from recon_job.store import HistoryStore
 from recon_job.store.migrate import alembic_config, head_revision
-from recon_job.store.schema import Run, RunGroup
+from recon_job.store.schema import run_groups, runs
 from tests.databases import ALL, throwaway_database
 
 DAY = date(2026, 8, 1)
@@ -109,7 +109,7 @@ def old_history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
         diffs = {"diff_tokens": 0, "diff_requests": 0, "diff_cost": D(0), "exceeds": "[]"}
         with engine.begin() as conn:
             run_id = conn.execute(
-                sa.insert(Run.__table__).values(
+                sa.insert(runs).values(
                     window_kind="daily",
                     window_start=DAY,
                     window_end=date(2026, 8, 2),
@@ -135,7 +135,7 @@ def old_history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
                 )
             ).inserted_primary_key[0]
             conn.execute(
-                sa.insert(RunGroup.__table__).values(
+                sa.insert(run_groups).values(
                     run_id=run_id, day=DAY, model="gpt-4o", status="reconciled", **sides, **diffs
                 )
             )

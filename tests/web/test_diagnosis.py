@@ -20,7 +20,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, update
 
-from recon_job.store.schema import Run
+from recon_job.store.schema import runs
 from recon_job.web.diagnosis import change_points, view, waterfall
 from tests.web.history import KEY, seed
 from tests.web.server import Running, serving
@@ -100,7 +100,7 @@ def store_diagnosis(url: str, run_id: int, text: str | None) -> None:
     """Write ``runs.diagnosis`` of ``run_id`` as the run would."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(update(Run).where(Run.id == run_id).values(diagnosis=text))
+        conn.execute(update(runs).where(runs.c.id == run_id).values(diagnosis=text))
     engine.dispose()
 
 
