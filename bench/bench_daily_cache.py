@@ -190,6 +190,9 @@ def child_cached(directory: Path, db: str, span: Span) -> dict[str, Any]:
     """One run with the cache in a fresh interpreter: importing recon-job and opening the
     history included in ``wall``."""
     started = time.perf_counter()
+    from recon_job.cli.common import structlog_without_rich
+
+    structlog_without_rich()  # as every recon-job command starts
     import structlog
     from bench_ndjson import BenchPricer
 

@@ -75,6 +75,9 @@ def child_recon(path: str, workers: int, python: bool = False) -> dict[str, floa
         os.environ["RECON_NDJSON_FASTSCAN"] = "0"  # worker processes inherit it
     with ChildPeaks() as peaks:
         started = time.perf_counter()
+        from recon_job.cli.common import structlog_without_rich
+
+        structlog_without_rich()  # as every recon-job command starts
         from recon_job.models import Window
         from recon_job.sources.ndjson.source import NdjsonLogSource, NdjsonOptions
 

@@ -89,7 +89,7 @@ def load(config: str | None, fmt: str = "text") -> Settings:
         fail(e, fmt)
 
 
-def _structlog_without_rich() -> None:
+def structlog_without_rich() -> None:
     """Import structlog with rich hidden from it, once, when neither is imported yet.
 
     structlog imports rich (and with it pygments and attrs: about 40 ms, 5% of a whole run)
@@ -122,7 +122,7 @@ def started() -> None:
 def setup(config: str | None, fmt: str = "text") -> Settings:
     """The settings (or exit 2), with logging configured and their secrets registered; the
     garbage collector back on."""
-    _structlog_without_rich()
+    structlog_without_rich()
     from recon_job.config import secret_values
     from recon_job.logconfig import configure_logging
 
