@@ -153,10 +153,15 @@ class CountingCache:
         return found
 
     def cache_put(
-        self, namespace: str, entries: dict[str, bytes], now: datetime, drop: Iterable[str] = ()
+        self,
+        namespace: str,
+        entries: dict[str, bytes],
+        now: datetime,
+        drop: Iterable[str] = (),
+        touch: Iterable[str] = (),
     ) -> None:
         self.put += sum(len(v) for v in entries.values())
-        self.store.cache_put(namespace, entries, now, drop)
+        self.store.cache_put(namespace, entries, now, drop, touch)
 
 
 def timed(

@@ -54,13 +54,20 @@ class CacheStore:
         entries: dict[str, bytes],
         now: datetime,
         drop: Iterable[str] = (),
+        touch: Iterable[str] = (),
     ) -> None:
-        """Store ``entries`` (key -> bytes) in ``namespace``, replacing those there, and delete
-        the entries of ``drop`` (superseded); one transaction, so a reader sees all of it or
-        none."""
+        """Store ``entries`` (key -> bytes) in ``namespace``, replacing those there, delete
+        the entries of ``drop`` (superseded), and stamp those of ``touch`` with ``now`` (still
+        in use: ``history prune`` drops only entries no run used for ``keep_days``); one
+        transaction, so a reader sees all of it or none.
+
+        Rows are written in key order, stamps and new values alike: two runs writing at once
+        lock them in the same order (PostgreSQL), so neither waits for the other in a cycle.
+        """
         if now.tzinfo is None or now.utcoffset() is None:
             raise ValueError("now must be an aware UTC datetime")
         gone = sorted(set(drop) - set(entries))
+        stamped = set(touch) - set(entries) - set(gone)
         with self._errors("write the cache"), self._write() as conn:
             for start in range(0, len(gone), 500):
                 conn.execute(
@@ -69,8 +76,17 @@ class CacheStore:
                         cache_entries.c.key.in_(gone[start : start + 500]),
                     )
                 )
-            for key, value in sorted(entries.items()):
-                _upsert(conn, namespace, key, value, now)
+            batch: list[str] = []
+            for key in sorted(stamped | entries.keys()):
+                if key in stamped:
+                    batch.append(key)
+                    if len(batch) < 500:
+                        continue
+                _stamp(conn, namespace, batch, now)
+                batch = []
+                if key in entries:
+                    _upsert(conn, namespace, key, entries[key], now)
+            _stamp(conn, namespace, batch, now)
 
     def cache_clear(self, namespace: str | None = None) -> int:
         """Drop every entry of ``namespace`` (None: of every namespace); how many went."""
@@ -79,6 +95,16 @@ class CacheStore:
             statement = statement.where(cache_entries.c.namespace == namespace)
         with self._errors("clear the cache"), self._write() as conn:
             return int(conn.execute(statement).rowcount or 0)
+
+
+def _stamp(conn: Connection, namespace: str, keys: list[str], now: datetime) -> None:
+    """Stamp the entries of ``keys`` (if any) with ``now``."""
+    if keys:
+        conn.execute(
+            update(cache_entries)
+            .where(cache_entries.c.namespace == namespace, cache_entries.c.key.in_(keys))
+            .values(updated_at=now)
+        )
 
 
 def _upsert(conn: Connection, namespace: str, key: str, value: bytes, now: datetime) -> None:

@@ -11,7 +11,10 @@ is the first of them. Everything dated before it goes, table by table:
   and sent, before it, with their ``delivery_attempts``;
 * ``notification_log`` entries last sent before it whose alert group has nothing firing (the
   next alert of that group is then a new one, as it would be anyway);
-* ``restatements`` of days before it and ``openai_series`` spans that ended by it.
+* ``restatements`` of days before it and ``openai_series`` spans that ended by it;
+* ``cache_entries`` no run has used since before it (a log file's entries are stamped by every
+  run that takes them: those left are of files deleted, or of days no window asks for any
+  more; if one is asked for again, its file is read again).
 
 Every run whose window overlaps the kept days stays, whatever its status: the dashboard's
 overview of any range inside them (which reads only the runs overlapping the range) is the same
@@ -36,6 +39,7 @@ from sqlalchemy import ColumnElement, Connection, Table, delete, func, select
 
 from recon_job.store.records import RunStatus
 from recon_job.store.schema import (
+    cache_entries,
     delivery_attempts,
     notification_log,
     openai_series,
@@ -60,6 +64,7 @@ PRUNED_TABLES: Final = (
     "notification_log",
     "restatements",
     "openai_series",
+    "cache_entries",
 )
 #: What a group with nothing firing stores in ``notification_log.firing`` (``alerts_json``).
 _NOTHING_FIRING: Final = "[]"
@@ -170,4 +175,5 @@ def _conditions(kept_from: date) -> dict[str, tuple[Table, ColumnElement[bool]]]
         ),
         "restatements": (restatements, restatements.c.day < kept_from),
         "openai_series": (openai_series, openai_series.c.end_at <= since),
+        "cache_entries": (cache_entries, cache_entries.c.updated_at < since),
     }

@@ -14,6 +14,11 @@ and per read (a chunk; a grown file's new lines add a chunk, the chunks already 
 a run fetches only its window's. A daily run over a month of logs reads a day of fingerprints,
 not the month's. A chunk that went missing makes its file's entry a miss: the file is read again.
 
+**Retention.** Every run stamps the entries and pointers of the files it finds, so ``recon-job
+history prune`` (``[history] keep_days``) drops those of files gone for that long; chunks keep
+the time they were written, so the fingerprints of days older than that go too (a window asking
+for such a day again reads its files again).
+
 **Identity.** An entry is keyed by the reading settings (:func:`settings_key`: field mapping,
 timezone, grouping, project filter, cost unit, dedupe, the parser's version) and the file's
 *content* up to its last newline: its length and a hash of its first and last 64 KiB (of the
@@ -115,8 +120,10 @@ class LogCache(Protocol):
         entries: dict[str, bytes],
         now: datetime,
         drop: Iterable[str] = (),
+        touch: Iterable[str] = (),
     ) -> None:
-        """Store ``entries``, replacing those there, and delete those of ``drop``."""
+        """Store ``entries``, replacing those there, delete those of ``drop``, and stamp those
+        of ``touch`` with ``now`` (still in use)."""
 
 
 class CachedNdjsonLogSource(NdjsonLogSource):
@@ -613,9 +620,13 @@ def cached_scan(
             # window's bound was passed (or a file's days, each under it, are read fine).
             return None
         raise
-    if put:
+    # The entries and pointers of the files there are stamped as used (small rows); the
+    # fingerprint chunks keep the time they were written, about their days' age: a prune
+    # drops the files gone and the days no longer kept.
+    touch = stored.keys()
+    if put or touch:
         try:
-            cache.cache_put(NAMESPACE, put, datetime.now(UTC), drop)
+            cache.cache_put(NAMESPACE, put, datetime.now(UTC), drop, touch)
         except StoreError as e:
             logger.warning(EVENT_CACHE_UNAVAILABLE, action="write", error=str(e))
     info = scan.info

@@ -1,5 +1,7 @@
 """The cache keeps each file's fingerprints by day: a run fetches only its window's days, and
-a missing day makes its file read again, never a silent gap in dedupe (issue 13, item 1)."""
+a missing day makes its file read again, never a silent gap in dedupe (issue 13, item 1). A
+history prune drops the entries of files gone and the fingerprints of days no longer kept
+(item 5)."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 
+from freezegun import freeze_time
+
 from recon_job.models import Window
-from recon_job.store import HistoryStore
+from recon_job.store import HistoryStore, retention_start
 from tests.sources.ndjson import test_cache
 from tests.sources.ndjson.helpers import rec
 from tests.sources.ndjson.test_cache import append, comparable, fetch
@@ -41,9 +45,14 @@ class Recording:
         return found
 
     def cache_put(
-        self, namespace: str, entries: dict[str, bytes], now: datetime, drop: Iterable[str] = ()
+        self,
+        namespace: str,
+        entries: dict[str, bytes],
+        now: datetime,
+        drop: Iterable[str] = (),
+        touch: Iterable[str] = (),
     ) -> None:
-        self.store.cache_put(namespace, entries, now, drop)
+        self.store.cache_put(namespace, entries, now, drop, touch)
 
 
 def daily_files(logs: Path) -> None:
@@ -101,3 +110,48 @@ def test_a_lost_day_of_fingerprints_makes_its_file_read_again(
     assert again.info["cache_files_hit"] == DAYS
     assert again.info["cache_bytes_read"] == 0
     assert comparable(again) == comparable(lossy)
+
+
+def test_a_prune_drops_the_entries_of_files_gone_and_keeps_those_of_files_there(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    logs = tmp_path / "logs"
+    daily_files(logs)
+    gone = logs / "app-2026-03-05.ndjson"
+    with freeze_time("2026-04-01"):
+        fetch(logs, store, dedupe=False)  # entries and pointers only: no fingerprints
+    saved = gone.read_bytes()
+    gone.unlink()
+    with freeze_time("2026-12-01"):
+        fetch(logs, store, dedupe=False)  # the files still there are stamped as used
+
+    report = store.prune_history(retention_start(date(2027, 5, 10), 400))  # from 2026-04-06
+
+    # The file gone: its entry and its path's and inode's pointers.
+    assert report.deleted["cache_entries"] == 3
+    gone.write_bytes(saved)
+    back = fetch(logs, store, dedupe=False)
+    assert (back.info["cache_files_hit"], back.info["cache_files_read"]) == (DAYS - 1, 1)
+    assert comparable(back) == fetch(logs, None, dedupe=False)
+
+
+def test_a_prune_drops_old_fingerprints_and_a_window_needing_them_reads_again(
+    tmp_path: Path, store: HistoryStore
+) -> None:
+    logs = tmp_path / "logs"
+    daily_files(logs)
+    with freeze_time("2026-04-01"):
+        fetch(logs, store)
+    with freeze_time("2026-12-01"):
+        fetch(logs, store, DAY_3)
+
+    report = store.prune_history(retention_start(date(2027, 5, 10), 400))
+
+    # One chunk per file and day (day 4's file holds a line of day 3 too), written in April;
+    # the entries and pointers were used since.
+    assert report.deleted["cache_entries"] == DAYS + 1
+    again = fetch(logs, store, DAY_3)
+    assert (again.info["cache_files_hit"], again.info["cache_files_read"]) == (DAYS - 2, 2)
+    assert comparable(again) == fetch(logs, None, DAY_3)
+    assert again.duplicates is not None
+    assert again.duplicates.count == 1
