@@ -252,6 +252,19 @@ def window_total(groups: Iterable[tuple[UsageKey, Usage]]) -> Usage:
     return replace(total, usage_bytes=level) if total.usage_bytes != level else total
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """OpenAI's usage of one group in one hourly or minute bucket (a diagnosis's series)."""
+
+    #: Bucket start, aware UTC.
+    start: datetime
+    #: As OpenAI reports it (a dated snapshot), or the family's product name.
+    model: str
+    #: None when OpenAI reports none (usage outside any project, or not grouped by project).
+    project_id: str | None
+    usage: Usage
+
+
 class UnpricedKey(NamedTuple):
     """What some local usage could not be priced as: a model at a billing tier.
 

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, exc, insert, select
 
-from recon_job.models import Usage
-from recon_job.sources.openai.series import SeriesPoint
+from recon_job.models import SeriesPoint, Usage
 from recon_job.store.records import dumps, usage_to_json
 from recon_job.store.schema import openai_series
 

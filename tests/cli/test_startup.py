@@ -124,3 +124,17 @@ def test_with_the_collector_already_on_started_changes_nothing() -> None:
     started()
     assert gc.isenabled()
     assert gc.get_freeze_count() == frozen
+
+
+def test_opening_the_history_imports_no_http_client() -> None:
+    # The store's types come from the core: a process that only reads or writes the history
+    # (the dashboard, `history`, a run answered from the cache) pays for no requests/urllib3.
+    probe = (
+        "import sys\n"
+        "import recon_job.store\n"
+        "print(sorted(m for m in ('requests', 'urllib3', 'sqlalchemy.orm') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert proc.stdout.strip() == "[]"

@@ -12,6 +12,7 @@ project and key names; both are best effort and never raise.
 in hourly or minute buckets for the gap locator.
 """
 
+from recon_job.models import SeriesPoint
 from recon_job.sources.openai.admin import AdminNames, Names
 from recon_job.sources.openai.client import Bucket, Fetched, OpenAIClient
 from recon_job.sources.openai.costs import (
@@ -33,7 +34,6 @@ from recon_job.sources.openai.series import (
     FetchedSeries,
     SeriesCache,
     SeriesFetcher,
-    SeriesPoint,
     as_series,
     fetch_series,
     quantity_series,

@@ -32,7 +32,7 @@ import structlog
 from recon_job.errors import UsageApiError
 from recon_job.families import PRODUCT_MODELS, SPECS
 from recon_job.http import Deadline
-from recon_job.models import EMPTY, Usage
+from recon_job.models import EMPTY, SeriesPoint, Usage
 from recon_job.sources.openai.base import array_params, optional_str
 from recon_job.sources.openai.client import OpenAIClient
 from recon_job.sources.openai.options import OpenAIOptions
@@ -57,19 +57,6 @@ PAGE_LIMITS: Final = {"1h": 168, "1m": 1440}
 #: A series in the shape :mod:`recon_job.investigate` reads: (family, model, project id) ->
 #: bucket start (aware UTC) -> usage.
 Series = dict[tuple[str, str, str | None], dict[datetime, Usage]]
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesPoint:
-    """OpenAI's usage of one group in one bucket."""
-
-    #: Bucket start, aware UTC.
-    start: datetime
-    #: As OpenAI reports it (a dated snapshot), or the family's product name.
-    model: str
-    #: None when OpenAI reports none (usage outside any project, or not grouped by project).
-    project_id: str | None
-    usage: Usage
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,12 +13,11 @@ import requests
 from recon_job.diagnosis import best_shift, gap_sentence, locate, minute_spans, refine
 from recon_job.errors import UsageApiError
 from recon_job.findings import GroupRef
-from recon_job.models import Usage, Window
+from recon_job.models import SeriesPoint, Usage, Window
 from recon_job.sources.openai.options import OpenAIOptions
 from recon_job.sources.openai.series import (
     HOUR_WIDTH,
     MINUTE_WIDTH,
-    SeriesPoint,
     as_series,
     fetch_series,
     quantity_series,
