@@ -45,7 +45,7 @@ import sys
 import zlib
 from array import array
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -292,28 +292,25 @@ class _Part:
         _add_locations(self.locations, later.locations, self.lines)
         self.lines += later.lines
 
+    def _not_loaded(self, window: Window) -> Iterator[tuple[_Day, str, int]]:
+        """The fingerprint chunks of ``window``'s days not in memory: day, key, count."""
+        for day, found in self.days.items():
+            if window.start <= day < window.end:
+                for key, count in found.chunks:
+                    if key not in found.loaded:
+                        yield found, key, count
+
     def unloaded(self, window: Window) -> set[str]:
         """The keys of the fingerprint chunks of ``window``'s days not in memory."""
-        return {
-            key
-            for day, found in self.days.items()
-            if window.start <= day < window.end
-            for key, _ in found.chunks
-            if key not in found.loaded
-        }
+        return {key for _, key, _ in self._not_loaded(window)}
 
     def load(self, window: Window, fetched: dict[str, bytes]) -> bool:
         """Take ``window``'s chunks from ``fetched``; False when one is missing or damaged."""
-        for day, found in self.days.items():
-            if not window.start <= day < window.end:
-                continue
-            for key, count in found.chunks:
-                if key in found.loaded:
-                    continue
-                blob = fetched.get(key)
-                if blob is None or len(blob) != 8 * count:
-                    return False
-                found.loaded[key] = _unpack(blob)
+        for found, key, count in list(self._not_loaded(window)):
+            blob = fetched.get(key)
+            if blob is None or len(blob) != 8 * count:
+                return False
+            found.loaded[key] = _unpack(blob)
         return True
 
     def apply(self, scan: _Scan, path: str, window: Window) -> None:
