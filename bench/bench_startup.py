@@ -13,6 +13,12 @@ console script (``.venv/bin/recon-job``): median, min and max wall time, and the
 the largest cumulative time. ``--against DIR`` times another version's ``recon_job`` package
 too (first on ``PYTHONPATH``), each of its runs right after one of this checkout's.
 
+The *floor* is a process that imports every module the run imports except recon-job's own
+(the libraries it stands on and the standard library), in the run's order, with the collector
+off as in the run, and does nothing else: no recon-job run can start faster. Its runs are
+interleaved with the others, so that the difference (recon-job's own imports and its work) is
+measured under the same load.
+
     python bench/bench_startup.py                 # 10 runs, top 15 imports
     python bench/bench_startup.py --runs 30 --top 25
     git archive HEAD recon_job | tar -x -C /tmp/before
@@ -101,6 +107,20 @@ def imports(stderr: str) -> list[tuple[int, int, str]]:
     return rows
 
 
+def floor_script(rows: list[tuple[int, int, str]]) -> str:
+    """A program importing every module of ``rows`` (an importtime report of a run) that is not
+    recon-job's, in order, with rich hidden from structlog and the collector off, as the CLI
+    does (``recon_job.cli.common``, ``recon_job.__main__``)."""
+    names = [name.strip() for _, _, name in rows]
+    wanted = [n for n in names if n.split(".")[0] not in ("recon_job", "__main__")]
+    lines = ["import gc, sys", "gc.disable()", "sys.modules['rich'] = None", "import structlog"]
+    lines += ["del sys.modules['rich']", "import importlib"]
+    # Some are tried and missing (``_winapi`` on Linux): the run tried them too.
+    lines += [f"for name in {wanted!r}:", "    try:", "        importlib.import_module(name)"]
+    lines += ["    except ImportError:", "        pass", "gc.freeze()"]
+    return "\n".join(lines)
+
+
 def summary(label: str, runs: list[tuple[float, float, str]]) -> str:
     """Median, min and max wall time and the median CPU time of ``runs``."""
     walls, cpus = [wall for wall, _, _ in runs], [cpu for _, cpu, _ in runs]
@@ -134,17 +154,20 @@ def main() -> None:
         tmp = Path(name)
         env = environment(fake, tmp)
         first, _, _ = timed([script, *argv], env, tmp)
-        sides = [(env, tmp)]
+        *_, stderr = timed([sys.executable, "-X", "importtime", "-m", "recon_job", *argv], env, tmp)
+        rows = imports(stderr)
+        commands = [([script, *argv], env, tmp)]
         if args.against:
             against = {**environment(fake, Path(other)), "PYTHONPATH": args.against}
             timed([script, *argv], against, Path(other))
-            sides.append((against, Path(other)))
-        runs: list[list[tuple[float, float, str]]] = [[] for _ in sides]
+            commands.append(([script, *argv], against, Path(other)))
+        floor = tmp / "floor.py"
+        floor.write_text(floor_script(rows))
+        commands.append(([sys.executable, str(floor)], env, tmp))
+        runs: list[list[tuple[float, float, str]]] = [[] for _ in commands]
         for _ in range(args.runs):
-            for side, (side_env, cwd) in zip(runs, sides, strict=True):
-                side.append(timed([script, *argv], side_env, cwd))
-        *_, stderr = timed([sys.executable, "-X", "importtime", "-m", "recon_job", *argv], env, tmp)
-    rows = imports(stderr)
+            for side, (command, side_env, cwd) in zip(runs, commands, strict=True):
+                side.append(timed(command, side_env, cwd))
     print(
         f"command: recon-job {' '.join(argv)}  (a logs dir holding one empty file, fake OpenAI, "
         "no channel)"
@@ -153,6 +176,16 @@ def main() -> None:
     print(summary("", runs[0]))
     if args.against:
         print(summary(f"{args.against}: ", runs[1]))
+    print(
+        summary(
+            "floor (the libraries and stdlib modules the run imports, nothing else): ", runs[-1]
+        )
+    )
+    own = [run[0] - low[0] for run, low in zip(runs[0], runs[-1], strict=True)]
+    print(
+        f"recon-job's own imports and work (each run minus the floor run after it): median "
+        f"{statistics.median(own):.3f} s"
+    )
     print(
         f"imports: {len(rows)} modules, {sum(own for _, own, _ in rows) / 1e6:.3f} s; "
         f"top {args.top} by cumulative time (python -X importtime -m recon_job ...):"
