@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -50,9 +50,11 @@ library_defaults()
 
 
 def _as_day(value: date | str | None, name: str) -> date | None:
-    if value is None or isinstance(value, date):
-        return value
+    if value is None:
+        return None
     try:
+        if isinstance(value, date):
+            return windows.usable_day(value)
         return windows.parse_day(value)
     except ValueError as e:
         raise ValueError(f"{name}: {e}") from None
@@ -255,7 +257,7 @@ def parse_usage_logs(
     first, last = _as_day(start_date, "start_date"), _as_day(end_date, "end_date")
     window = None
     if first is not None or last is not None:
-        window = windows.date_range(first or date.min, last or (date.max - timedelta(days=1)))
+        window = windows.date_range(first or windows.FIRST_DAY, last or windows.LAST_DAY)
     options = NdjsonOptions(paths=(os.fspath(log_dir),), timezone=timezone)
     return list(iter_records(options, window))
 

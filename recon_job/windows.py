@@ -99,10 +99,35 @@ def is_settled(day: date, now: datetime, settle: timedelta) -> bool:
 
 #: The last day a window can cover: its exclusive end must still be a date.
 LAST_DAY = date.max - _ONE_DAY
+#: The first day anyone can ask about: OpenAI's ``start_time`` is a Unix timestamp, and a day
+#: before it would also make the look-backs (trends, restatements) run off the calendar.
+FIRST_DAY = date(1970, 1, 1)
 
 
 def parse_day(text: str) -> date:
-    """A UTC day from ``YYYY-MM-DD``; ValueError with a readable message otherwise."""
+    """A UTC day from ``YYYY-MM-DD``, from :data:`FIRST_DAY` to :data:`LAST_DAY`; ValueError with
+    a readable message otherwise."""
+    return usable_day(_parse_day(text), shown=repr(text))
+
+
+def usable_day(day: date, *, shown: str | None = None) -> date:
+    """``day`` when a window may start or end on it (:data:`FIRST_DAY` to :data:`LAST_DAY`);
+    ValueError naming it (as ``shown``, by default its ISO form) otherwise."""
+    name = shown or day.isoformat()
+    if day < FIRST_DAY:
+        raise ValueError(
+            f"{name} is before {FIRST_DAY.isoformat()}, the first day OpenAI's Usage and "
+            "Costs APIs can be asked about (their times are Unix timestamps)"
+        )
+    if day > LAST_DAY:
+        raise ValueError(
+            f"{name} is too far in the future; the last usable day is {LAST_DAY.isoformat()}"
+        )
+    return day
+
+
+def _parse_day(text: str) -> date:
+    """:func:`parse_day` without the lower bound: the history may hold older keys."""
     value = text.strip()
     if _DAY_RE.fullmatch(value):
         try:
@@ -120,7 +145,19 @@ def parse_day(text: str) -> date:
 
 
 def parse_month(text: str) -> Window:
-    """The monthly window of ``YYYY-MM``; ValueError with a readable message otherwise."""
+    """The monthly window of ``YYYY-MM``, from :data:`FIRST_DAY` on; ValueError with a readable
+    message otherwise."""
+    window = _parse_month(text)
+    if window.start < FIRST_DAY:
+        raise ValueError(
+            f"{text!r} is before {FIRST_DAY.isoformat()[:7]}, the first month OpenAI's Usage "
+            "and Costs APIs can be asked about (their times are Unix timestamps)"
+        )
+    return window
+
+
+def _parse_month(text: str) -> Window:
+    """:func:`parse_month` without the lower bound."""
     match = _MONTH_RE.fullmatch(text.strip())
     if match:
         year, month = int(match[1]), int(match[2])
@@ -191,14 +228,14 @@ def parse_period_key(key: str) -> Window:
         if not sep:
             raise ValueError("no kind before ':'")
         if kind == "daily":
-            window = daily(parse_day(rest))
+            window = daily(_parse_day(rest))
         elif kind == "monthly":
-            window = parse_month(rest)
+            window = _parse_month(rest)
         elif kind == "range":
             first, dots, last = rest.partition("..")
             if not dots:
                 raise ValueError("a range needs FIRST..LAST")
-            window = date_range(parse_day(first), parse_day(last))
+            window = date_range(_parse_day(first), _parse_day(last))
         else:
             raise ValueError(f"unknown kind {kind!r}")
     except ValueError as e:

@@ -10,6 +10,7 @@ import pytest
 
 from recon_job.models import Window
 from recon_job.windows import (
+    FIRST_DAY,
     LAST_DAY,
     PeriodKind,
     daily,
@@ -24,6 +25,7 @@ from recon_job.windows import (
     pending_days,
     previous_month,
     settled,
+    usable_day,
 )
 
 DAY = timedelta(days=1)
@@ -529,3 +531,22 @@ def test_a_day_whose_window_would_end_after_the_last_date_is_refused_readably(te
     with pytest.raises(ValueError, match="too far in the future"):
         date_range(date(9999, 12, 1), date.max)
     assert daily(LAST_DAY).end == date.max
+
+
+def test_days_before_the_unix_epoch_are_refused_readably_but_old_history_keys_still_read() -> None:
+    # OpenAI's start_time is a Unix timestamp; year 1 also ran the trend look-back off the
+    # calendar (an OverflowError and a failed run).
+    for text in ("1969-12-31", "0001-01-01"):
+        with pytest.raises(ValueError, match=f"'{text}' is before 1970-01-01, the first day"):
+            parse_day(text)
+    with pytest.raises(ValueError, match="'1969-12' is before 1970-01, the first month"):
+        parse_month("1969-12")
+    with pytest.raises(ValueError, match="0001-01-01 is before 1970-01-01"):
+        usable_day(date(1, 1, 1))
+    with pytest.raises(ValueError, match="9999-12-31 is too far in the future"):
+        usable_day(date.max)
+    assert parse_day("1970-01-01") == FIRST_DAY == usable_day(FIRST_DAY)
+    assert parse_month("1970-01") == monthly(1970, 1)
+    # A run recorded before the bound existed still names its period.
+    assert parse_period_key("daily:1969-12-31") == daily(date(1969, 12, 31))
+    assert parse_period_key("monthly:1969-12").start == date(1969, 12, 1)

@@ -38,7 +38,7 @@ from recon_job.diagnosis.prices import usd
 from recon_job.families import EXTRA_QUANTITIES, EXTRA_TOKEN_CLASSES, family_rank
 from recon_job.findings import GroupRef, Restatement
 from recon_job.models import Tolerance, Usage, UsageKey, Window
-from recon_job.windows import last_settled_day
+from recon_job.windows import FIRST_DAY, last_settled_day
 
 #: The quantities a restatement is about, in the order findings list them (dollars first).
 QUANTITIES: tuple[str, ...] = (
@@ -169,7 +169,7 @@ def recheck_window(window: Window, now: datetime, settle: timedelta, days: int) 
     anchor = min(window.start, last_settled_day(now, settle) + timedelta(days=1))
     pages = -(-window.num_days // PAGE_DAYS)
     spare = pages * PAGE_DAYS - window.num_days
-    start = max(anchor - timedelta(days=days), window.start - timedelta(days=spare))
+    start = max(anchor - timedelta(days=days), window.start - timedelta(days=spare), FIRST_DAY)
     if start >= window.start:
         return window
     return Window("range", start, window.end)

@@ -16,6 +16,7 @@ from decimal import Decimal, localcontext
 from operator import attrgetter
 from typing import Final, Literal, Protocol
 
+from recon_job import windows
 from recon_job.causes import likely_causes
 from recon_job.compare import compare_usage, counted
 from recon_job.models import (
@@ -110,7 +111,10 @@ def parse_range(
     """``start_date``/``end_date`` (YYYY-MM-DD, inclusive) or the default: the ``default_days``
     days ending on ``default_end``. RangeError names what is wrong."""
     end = _day(end_text, "end_date") if end_text else default_end
-    start = _day(start_text, "start_date") if start_text else end - timedelta(days=default_days - 1)
+    if start_text:
+        start = _day(start_text, "start_date")
+    else:
+        start = max(end - timedelta(days=default_days - 1), windows.FIRST_DAY)
     if end < start:
         raise RangeError(f"end_date {end} is before start_date {start}")
     if (end - start).days + 1 > MAX_DAYS:
@@ -121,11 +125,15 @@ def parse_range(
 
 
 def _day(text: str, name: str) -> date:
+    shown = text if len(text) <= 40 else text[:40] + "…"
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
-        shown = text if len(text) <= 40 else text[:40] + "…"
         raise RangeError(f"{name} {shown!r} is not a date like 2026-03-14 (YYYY-MM-DD)") from None
+    try:
+        return windows.usable_day(day, shown=f"{name} {shown}")
+    except ValueError as e:
+        raise RangeError(str(e)) from None
 
 
 def build(reader: HistoryReader, start: date, end: date, tolerance: Tolerance) -> Overview:

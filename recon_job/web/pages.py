@@ -30,7 +30,7 @@ from fastapi.responses import (
 from starlette.concurrency import run_in_threadpool
 
 from recon_job import windows
-from recon_job.errors import ReconError, StoreError
+from recon_job.errors import ConfigError, ReconError, StoreError
 from recon_job.report.formats import money, pct, totals
 from recon_job.report.history import group_record_dict, run_detail_dict, run_record_dict
 from recon_job.report.run import difference as difference_dict
@@ -680,6 +680,10 @@ def _reconcile(request: Request, start: date, end: date) -> None:
         plan = runtime.Plan(only=windows.date_range(start, end), trigger="dashboard", relay=False)
         try:
             runtime.run_tick(rt, plan, ctx.clock())
+        except ConfigError as e:
+            # Refused before anything was asked of OpenAI: the next try need not wait.
+            state.last_reconcile = last
+            raise WebError(503, f"the reconciliation failed: {e}") from None
         except ReconError as e:
             raise WebError(503, f"the reconciliation failed: {e}") from None
     finally:

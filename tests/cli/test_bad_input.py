@@ -18,6 +18,10 @@ PASSWORD = "pw-7f3a9c"  # a test value that must never be shown
     [
         (("--date", "9999-12-31"), "'9999-12-31' is too far in the future"),
         (("--start", "2026-08-01", "--end", "9999-12-31"), "the last usable day is 9999-12-30"),
+        # Year 1 ran the diagnosis's look-back off the calendar: a traceback, a failed run.
+        (("--start", "0001-01-01", "--end", "0001-01-01"), "'0001-01-01' is before 1970-01-01"),
+        (("--date", "1969-12-31"), "the first day OpenAI's Usage and Costs APIs can be asked"),
+        (("--month", "1969-12"), "'1969-12' is before 1970-01, the first month"),
     ],
 )
 def test_the_last_date_there_is_is_a_usage_error_not_an_overflow(

@@ -159,3 +159,13 @@ def test_the_recheck_never_needs_another_page() -> None:
     widened = recheck_window(long_range, NOW, SETTLE, 31)
     assert widened.start == date(2026, 5, 19)
     assert widened.num_days == 62
+
+
+def test_the_recheck_never_reaches_before_the_unix_epoch() -> None:
+    # OpenAI's start_time is a Unix timestamp: the days before 1970 cannot be asked about.
+    window = daily(date(1970, 1, 3))
+
+    assert recheck_window(window, NOW, SETTLE, 7) == Window(
+        "range", date(1970, 1, 1), date(1970, 1, 4)
+    )
+    assert recheck_window(daily(date(1970, 1, 1)), NOW, SETTLE, 7) == daily(date(1970, 1, 1))

@@ -41,6 +41,13 @@ def test_pages_never_call_openai_and_reconcile_this_range_does_once(
         assert fake_openai.requests == []  # no page view asked OpenAI anything
         assert "Not reconciled yet" in page
         token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        # Year 1 ran the diagnosis's look-back off the calendar after asking OpenAI: a 500 and
+        # a failed run. It is refused before anything is asked or recorded.
+        year_one = {"csrf_token": token, "start_date": "0001-01-01", "end_date": "0001-01-01"}
+        refused = browser.post(app.url("/usage-api/reconcile"), data=year_one, timeout=60)
+        assert refused.status_code == 400
+        assert "is before 1970-01-01" in refused.text
+        assert fake_openai.requests == []
         form = {"csrf_token": token, "start_date": str(D1), "end_date": str(D1)}
         done = browser.post(app.url("/usage-api/reconcile"), data=form, timeout=60)
         assert done.status_code == 200
