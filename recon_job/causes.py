@@ -379,7 +379,7 @@ def _undated_files(locations: Mapping[str, Sequence[str]]) -> list[str]:
         if reason in UNDATED_REASONS:
             for location in where:
                 path, _, line = location.rpartition(":")
-                number = int(line) if line.isdigit() else 0
+                number = int(line) if line.isascii() and line.isdigit() else 0
                 if path not in first or number < first[path][0]:
                     first[path] = (number, location)
     return [location for _, location in (first[path] for path in sorted(first))]

@@ -110,7 +110,12 @@ def split_listen(value: str) -> tuple[str, int]:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     hint = "use host:port, e.g. 127.0.0.1:9108 or 0.0.0.0:9108 (port 0 picks a free one)"
-    if not sep or not host or not port_text.isdigit() or int(port_text) > 65535:
+    if (
+        not sep
+        or not host
+        or not (port_text.isascii() and port_text.isdigit())
+        or int(port_text) > 65535
+    ):
         raise ValueError(f"{value!r} is not an address to listen on; {hint}")
     try:
         ipaddress.ip_address(host)

@@ -20,6 +20,7 @@ import structlog
 
 from recon_job.errors import LogSourceError
 from recon_job.models import MONEY
+from recon_job.sources.base import MAX_COST_USD
 
 log = structlog.get_logger(__name__)
 
@@ -33,6 +34,8 @@ USD_HEADERS = ("cost", "cost_usd", "amount", "amount_value", "actual_cost")
 CENT_HEADERS = ("cost_cents", "actual_cost_cents")
 TIME_HEADERS = ("created_at", "timestamp", "start_time")
 _HUNDRED = Decimal(100)
+#: The most decimal places an amount may have: OpenAI's amounts have up to 36.
+MAX_PLACES = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +114,9 @@ def _read(path: str | Path, keep: Callable[[Iterator[BilledRequest]], _Kept]) ->
     name = str(path)
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            kept = keep(_read_rows(name, csv.DictReader(fh)))
+            # strict: a quote opened and never closed is an error, not the rest of the file
+            # read as one request id.
+            kept = keep(_read_rows(name, csv.DictReader(fh, strict=True)))
         log.info(EV_BILLING_READ, file=name, rows=len(kept))
         return kept
     except OSError as e:
@@ -128,7 +133,9 @@ def _read(path: str | Path, keep: Callable[[Iterator[BilledRequest]], _Kept]) ->
         ) from e
     except csv.Error as e:
         raise LogSourceError(
-            f"{name}: not a readable CSV file ({e})", permanent=True, reason="billing_invalid"
+            f"{name}: not a readable CSV file ({e}; is a quote opened and never closed?)",
+            permanent=True,
+            reason="billing_invalid",
         ) from e
 
 
@@ -196,6 +203,15 @@ def _read_rows(name: str, reader: csv.DictReader[str]) -> Iterator[BilledRequest
 def _row(raw: dict[str, str], line: int, columns: _Columns, seen: dict[str, int]) -> BilledRequest:
     """One row as a BilledRequest; its request id is added to ``seen`` (id -> line)."""
     name, id_col = columns.file, columns.request_id
+    if None in raw:
+        # csv.DictReader keeps the fields past the header's under the key None.
+        header = len(raw) - 1
+        fields = header + len(raw[None])  # type: ignore[index]
+        raise _bad(
+            name,
+            line,
+            f"the row has {fields} fields, the header {header}; quote a field that holds a comma",
+        )
     request_id = (raw.get(id_col) or "").strip()
     if not request_id:
         raise _bad(name, line, f"column {id_col!r} is empty; every row needs a request id")
@@ -224,14 +240,31 @@ def _amount(raw: dict[str, str], line: int, columns: _Columns) -> Decimal:
     """The row's amount as written (not yet scaled to USD); finite and not negative."""
     column = columns.amount
     text = (raw.get(column) or "").strip()
+    shown = text if len(text) <= 40 else text[:40] + "…"
     try:
-        amount = Decimal(text)
+        # Python reads "1_000" as 1000; no export writes that.
+        amount = Decimal("NaN" if "_" in text else text)
     except InvalidOperation:
         amount = Decimal("NaN")
     if not amount.is_finite():
-        raise _bad(columns.file, line, f"column {column!r}: {text!r} is not a number")
+        raise _bad(columns.file, line, f"column {column!r}: {shown!r} is not a number")
     if amount < 0:
-        raise _bad(columns.file, line, f"column {column!r}: {text!r} is negative")
+        raise _bad(columns.file, line, f"column {column!r}: {shown!r} is negative")
+    # Bounded as the log side is: 1e999999 overflowed the comparison, 9e-1000000 came back as
+    # a megabyte of zeros.
+    if amount >= MAX_COST_USD * columns.scale:
+        raise _bad(
+            columns.file,
+            line,
+            f"column {column!r}: {shown!r} is out of range (no request costs "
+            f"{MAX_COST_USD:,} USD or more)",
+        )
+    if amount.as_tuple().exponent < -MAX_PLACES:  # type: ignore[operator]
+        raise _bad(
+            columns.file,
+            line,
+            f"column {column!r}: {shown!r} has more than {MAX_PLACES} decimal places",
+        )
     return amount
 
 

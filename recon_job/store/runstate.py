@@ -50,7 +50,11 @@ def owner_is_gone(owner: str | None, *, host: str | None = None) -> bool:
     if not owner:
         return False
     owner_host, sep, pid_text = owner.rpartition(":")
-    if not sep or owner_host != (host or socket.gethostname()) or not pid_text.isdigit():
+    if (
+        not sep
+        or owner_host != (host or socket.gethostname())
+        or not (pid_text.isascii() and pid_text.isdigit())
+    ):
         return False
     pid = int(pid_text)
     if pid <= 0:

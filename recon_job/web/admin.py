@@ -131,9 +131,14 @@ def summary_of(report: RequestReconReport) -> Summary:
     )
 
 
+def _is_count(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` is also true of "²", which ``int()`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and _is_count(declared) and int(declared) > limit:
         raise WebError(413, f"the body is over {limit >> 20} MiB ([web] max_upload_mb)")
     chunks: list[bytes] = []
     size = 0
@@ -148,17 +153,26 @@ async def _body(request: Request, limit: int) -> bytes:
 def _parse(body: bytes) -> ReconcileBody:
     try:
         data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: arrays nested a hundred thousand deep.
         raise WebError(
             422, 'the body is not JSON; send {"csvContent": "...", "dryRun": true}'
         ) from None
     try:
-        return ReconcileBody.model_validate(data)
+        parsed = ReconcileBody.model_validate(data)
     except ValidationError as e:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in e.errors()
         )
         raise WebError(422, f"the body is not {{csvContent, dryRun}}: {problems}") from None
+    try:
+        parsed.csvContent.encode("utf-8")
+    except UnicodeEncodeError as e:
+        # JSON may escape half of a surrogate pair (\ud800), which is no character at all.
+        raise WebError(
+            422, f"csvContent is not text: {e.object[e.start : e.end]!a} at character {e.start}"
+        ) from None
+    return parsed
 
 
 _BODY_SCHEMA: Final = {
@@ -266,7 +280,7 @@ def _writable_table(ctx: Any) -> Any:
 def _last_upload(request: Request, limit: int, cursor: str | None) -> JSONResponse:
     start = 0
     if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 9:
+        if not _is_count(cursor) or len(cursor) > 9:
             raise WebError(400, "cursor must be the nextCursor of the previous page")
         start = int(cursor)
     report: RequestReconReport | None = getattr(request.app.state, "last_report", None)

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from recon_job.errors import LogSourceError
+from recon_job.per_request.classify import RequestStatus
 from recon_job.per_request.local import utc_moment
 from recon_job.per_request.writeback import (
     ACTUAL_COLUMN,
@@ -33,6 +34,8 @@ from recon_job.web.auth import WebError
 
 _BAD_CURSOR: Final = "cursor must be the nextCursor of the previous page"
 _HUNDRED: Final = Decimal(100)
+#: The statuses of requests both sides priced: what the totals are over.
+_BOTH_SIDES: Final = (RequestStatus.MATCHED.value, RequestStatus.DISCREPANCY.value)
 #: Decimal places the ordering difference is rounded to, so that a cursor round-trips exactly
 #: on every backend (SQLite computes in floating point).
 _PLACES: Final = 6
@@ -182,8 +185,11 @@ def _page(
     more = len(rows) > limit
     rows = rows[:limit]
     counts = {str(g.status): int(g.n) for g in groups}
-    estimated = sum((Decimal(str(g.estimated or 0)) for g in groups), Decimal(0))
-    actual = sum((Decimal(str(g.actual or 0)) for g in groups), Decimal(0))
+    # As an upload's summary (recon_job.per_request.classify): the totals are over the requests
+    # both sides priced, and the difference is ours minus OpenAI's.
+    both = [g for g in groups if str(g.status) in _BOTH_SIDES]
+    estimated = sum((Decimal(str(g.estimated or 0)) for g in both), Decimal(0))
+    actual = sum((Decimal(str(g.actual or 0)) for g in both), Decimal(0))
     last = rows[-1]._mapping if rows else None
     return {
         "summary": {
@@ -193,7 +199,7 @@ def _page(
             "discrepancies": counts.get("discrepancy", 0),
             "totalEstimatedCents": _cents(estimated, Decimal(1)),
             "totalActualCents": _cents(actual, Decimal(1)),
-            "totalDifferenceCents": _cents(actual - estimated, Decimal(1)),
+            "totalDifferenceCents": _cents(estimated - actual, Decimal(1)),
         },
         "discrepancies": [
             {

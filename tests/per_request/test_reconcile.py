@@ -219,6 +219,31 @@ def test_bad_billing_files_give_one_message_naming_file_line_and_column(
         assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        # 1e999999 overflowed the comparison with the logged cost (a traceback, a 500).
+        ("id,cost\na,1e999999\n", "line 2: column 'cost': '1e999999' is out of range"),
+        ("id,cost_cents\na,1e17\n", "'1e17' is out of range (no request costs 1,000,000,000"),
+        # 12 bytes that came back as a megabyte of zeros.
+        ("id,cost\na,9e-1000000\n", "'9e-1000000' has more than 40 decimal places"),
+        ("id,cost\na,1_000\n", "'1_000' is not a number"),
+        # An unclosed quote read the rest of the file as one request id.
+        ('id,cost\n"a,0.0009\nb,1\n', "not a readable CSV file (unexpected end of data"),
+        ("id,cost\na,0.0009,extra,more\n", "line 2: the row has 4 fields, the header 2"),
+    ],
+)
+def test_amounts_out_of_range_and_rows_out_of_shape_are_refused_naming_them(
+    tmp_path: Path, text: str, fragment: str
+) -> None:
+    path = tmp_path / "bill.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LogSourceError) as info:
+        read_billing(path)
+    assert fragment in str(info.value)
+    assert info.value.permanent
+
+
 def test_line_numbers_count_quoted_newlines(tmp_path: Path) -> None:
     path = tmp_path / "multi.csv"
     path.write_text('id,cost,note\na,1,"two\nlines"\nb,x,z\n', encoding="utf-8")

@@ -179,6 +179,25 @@ def test_get_lists_the_written_back_discrepancies_from_the_table_page_by_page(
         assert "abc" not in not_a_number.text  # the value is not echoed
 
 
+def test_the_tables_summary_has_the_uploads_totals_and_sign(
+    history_url: str, sqlite_db: Db, tmp_path: Path
+) -> None:
+    # It summed the pending rows' estimates too and took OpenAI's minus ours, where the upload
+    # (and every report) takes ours minus OpenAI's over the requests both sides priced.
+    with serving(history_url, settings=sql_settings(tmp_path, sqlite_db.url)) as app:
+        uploaded = post(app, {"csvContent": CSV, "dryRun": False})
+        assert uploaded.status_code == 200, uploaded.text
+        listed = requests.get(app.url(URL), headers=BEARER, timeout=10).json()
+    assert listed["source"] == "table"
+    totals = ("totalEstimatedCents", "totalActualCents", "totalDifferenceCents")
+    posted = uploaded.json()["summary"]
+    assert {k: Decimal(listed["summary"][k]) for k in totals} == {
+        k: Decimal(posted[k]) for k in totals
+    }
+    difference = Decimal(posted["totalEstimatedCents"]) - Decimal(posted["totalActualCents"])
+    assert Decimal(posted["totalDifferenceCents"]) == difference != 0
+
+
 def test_without_a_writable_source_get_answers_from_the_last_upload(
     history_url: str, tmp_path: Path
 ) -> None:
@@ -201,8 +220,9 @@ def test_without_a_writable_source_get_answers_from_the_last_upload(
         assert set(after) == LISTING_KEYS
         assert after["source"] == "last_upload"
         assert after["summary"]["total"] == 5  # every billed request: no log holds them
-        bad = requests.get(app.url(URL), params={"cursor": "x"}, headers=BEARER, timeout=10)
-        assert bad.status_code == 400
+        for cursor in ("x", "²"):  # "²".isdigit() is true, and int("²") raised: a 500
+            bad = requests.get(app.url(URL), params={"cursor": cursor}, headers=BEARER, timeout=10)
+            assert bad.status_code == 400
 
 
 def test_a_table_without_write_back_columns_falls_back_to_the_last_upload(
@@ -264,6 +284,29 @@ def test_what_is_not_a_billing_export_is_422_naming_the_problem(
         assert answer.status_code == 422
         assert message in answer.json()["error"]
         assert str(tmp_path) not in answer.json()["error"]  # no server path leaks
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # Each of these was a 500 and a traceback in the server's log.
+        (b"[" * 100_000 + b"]" * 100_000, "the body is not JSON"),
+        (b'{"csvContent": "request_id,cost\\nreq_\\ud800,1\\n"}', "csvContent is not text"),
+        (b'{"csvContent": "request_id,cost\\nreq_1,1e999999\\n"}', "'1e999999' is out of range"),
+    ],
+)
+def test_bodies_that_crashed_the_server_are_422_naming_the_problem(
+    history_url: str, sqlite_db: Db, tmp_path: Path, body: bytes, message: str
+) -> None:
+    with serving(history_url, settings=sql_settings(tmp_path, sqlite_db.url)) as app:
+        headers = {**BEARER, "Content-Type": "application/json"}
+        answer = requests.post(app.url(URL), data=body, headers=headers, timeout=30)
+        assert answer.status_code == 422, answer.text
+        assert message in answer.json()["error"]
+        # "²".isdigit() is true, and int("²") raised.
+        cursor = requests.get(app.url(URL), params={"cursor": "²"}, headers=BEARER, timeout=10)
+        assert cursor.status_code == 400
+        assert "cursor must be the nextCursor" in cursor.json()["error"]
 
 
 def test_a_browser_session_needs_the_csrf_token_to_post(app: Running) -> None:
