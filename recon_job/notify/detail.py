@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
+from recon_job.report.formats import sheet_text
+
 #: The payload member holding the complete lists; never sent as it is.
 DETAIL: Final = "detail"
 #: The payload lists that are cut, and counted in ``omitted`` when they are.
@@ -100,20 +102,12 @@ CSV_COLUMNS: Final = (
     # Added with families (issue 10): last, so the columns before keep their places.
     "family",
 )
-# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection");
-# model names and project ids come from logs and from OpenAI: untrusted data.
-_FORMULA = re.compile(r"^[=+\-@\t\r]")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def _text_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if _FORMULA.match(text) else text
 
 
 def _csv_row(group: Mapping[str, Any]) -> list[str]:
     local, openai, difference = group["local"], group["openai"], group["difference"]
-    row = [_text_cell(group.get(key)) for key in ("date", "model", "project_id", "api_key_id")]
+    row = [sheet_text(group.get(key)) for key in ("date", "model", "project_id", "api_key_id")]
     row.append(str(group.get("status", "")))
     for name in CSV_QUANTITIES:
         pct = difference.get(f"{name}_pct")
@@ -123,7 +117,7 @@ def _csv_row(group: Mapping[str, Any]) -> list[str]:
             str(difference.get(name, "")),
             "" if pct is None else str(pct),
         ]
-    row.append(_text_cell(group.get("family", "completions")))
+    row.append(sheet_text(group.get("family", "completions")))
     return row
 
 

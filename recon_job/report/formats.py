@@ -25,6 +25,17 @@ _WIDE_MONEY = Context(prec=120, Emax=999_999_999, Emin=-999_999_999)
 _MAX_MONEY_PLACES = 10
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP "CSV injection").
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def sheet_text(value: object) -> str:
+    """A CSV cell of text that a spreadsheet shows as text: a leading ``'`` when it would run
+    as a formula. Model names, project and key ids come from logs and from OpenAI: untrusted."""
+    text = "" if value is None else str(value)
+    return f"'{text}" if text.startswith(_FORMULA) else text
+
+
 def money(value: Decimal, *, keep_zeros: bool = False) -> str:
     """Exact USD as a string with at least 6 decimals, never rounded (``1.5`` -> ``1.500000``).
 

