@@ -392,6 +392,21 @@ def _pending(scope: _Scope) -> list[str]:
     return [f"Not settled yet: {days} — OpenAI's figures for these days may still change."]
 
 
+def _silent_logs(scope: _Scope) -> list[str]:
+    """No local record at all while OpenAI counted: the logs, not the figures, are the story."""
+    if not scope.settled or any(_seen(g.local) or g.local.cost for g in scope.settled):
+        return []
+    requests = sum(g.openai.requests for g in scope.settled)
+    if not requests and not any(g.openai.cost for g in scope.settled):
+        return []
+    counted = f"{requests:,} requests" if requests else "billed usage"
+    return [
+        f"Your side has no record at all in this window while OpenAI counted {counted} — the "
+        "app may have stopped logging, or the log paths (or the table and its filter) match "
+        "none of its records."
+    ]
+
+
 #: The rules, in the order their sentences are listed.
 RULES: tuple[Callable[[_Scope], list[str]], ...] = (
     _coverage,
@@ -414,7 +429,11 @@ def likely_causes(result: ReconResult) -> list[str]:
     explains nothing; the totals count as well, since many small drifts can add up.
     """
     scope = _scope(result)
-    return [cause for rule in RULES for cause in rule(scope)]
+    silent = _silent_logs(scope)
+    # With no local record at all, "requests not in your logs" and "models only at OpenAI" say
+    # the same thing less clearly; skipped lines and late data still matter.
+    rules = (_skipped, _pending) if silent else RULES
+    return silent + [cause for rule in rules for cause in rule(scope)]
 
 
 def unpriced_hints(result: ReconResult) -> dict[UnpricedKey, str]:

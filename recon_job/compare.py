@@ -99,6 +99,8 @@ def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only option
     UNTRACKED, listed in ``ReconResult.untracked`` and left out of the totals, so an app that
     does not log embeddings is not told every day that its completions drift. Under
     ``rules.untracked == "mismatch"`` a settled window with an untracked family is a MISMATCH.
+    When the local side has no group at all, no family is untracked (but ``other``): that is a
+    gap in the logs, and every group OpenAI reports is judged.
     Only ``rules.families`` are compared when given.
 
     A family whose endpoint OpenAI did not know (``unavailable_families`` of either side) has no
@@ -119,7 +121,10 @@ def reconcile(  # noqa: PLR0913 -- all but the two sides are keyword-only option
         return {k: u for k, u in groups.items() if wanted is None or k.family in wanted}
 
     mine_by_key, theirs_by_key = kept(local.groups), kept(official.groups)
-    tracked = {k.family for k in mine_by_key} - {OTHER}
+    # No local record at all is a gap in the logs (an app that stopped logging, log paths that
+    # match the wrong files), not a choice of what to log: every family is compared, so that a
+    # logging outage is a mismatch, never an all-clear.
+    tracked = {k.family for k in mine_by_key or theirs_by_key} - {OTHER}
     untracked_families = {k.family for k in theirs_by_key} - tracked
     keys = sorted(set(mine_by_key) | set(theirs_by_key), key=group_order)
     # When OpenAI's dollars are not attributed to models (an ungrouped Costs answer or dashboard

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from recon_job.causes import likely_causes
 from recon_job.compare import Rules, compare_usage, reconcile
 from recon_job.families import (
     FAMILIES,
@@ -232,6 +233,32 @@ def test_a_family_the_app_does_not_log_is_untracked_not_a_drift() -> None:
         local, official, window=WINDOW, tolerance=Tolerance(), rules=Rules(untracked="mismatch")
     )
     assert strict.status is Status.MISMATCH
+
+
+def test_no_local_record_at_all_is_a_logging_gap_judged_as_a_mismatch_not_untracked() -> None:
+    # A logging outage made every family untracked: "reconciled", exit 0, all clear.
+    chat = UsageKey(DAY, "gpt-4o")
+    odd = UsageKey(DAY, "Mystery surcharge", family="other")
+    official = totals(
+        {chat: Usage(59_200, 0, 10_646, 10, Decimal("0.92")), odd: Usage(cost=Decimal("3"))}
+    )
+    result = reconcile(totals({}), official, window=WINDOW, tolerance=Tolerance())
+    assert result.status is Status.MISMATCH
+    assert [(g.key.family, g.status) for g in result.groups] == [
+        ("completions", Status.MISMATCH),
+        ("other", Status.UNTRACKED),  # line items of no family are never compared
+    ]
+    assert result.openai.cost == Decimal("0.92")
+    assert list(result.untracked) == ["other"]
+    assert likely_causes(result)[0].startswith(
+        "Your side has no record at all in this window while OpenAI counted 10 requests"
+    )
+    # Only OpenAI's "requests missing" and "models only at OpenAI" would say it less clearly.
+    assert len(likely_causes(result)) == 1
+    # Nothing on either side is nothing to say.
+    assert reconcile(totals({}), totals({}), window=WINDOW, tolerance=Tolerance()).status is (
+        Status.RECONCILED
+    )
 
 
 def test_a_tracked_family_that_drifts_is_still_a_mismatch() -> None:

@@ -98,3 +98,22 @@ def test_a_history_on_a_filesystem_that_refuses_new_files_is_exit_2_naming_it(
     assert "/proc/recon-history.db" in ran.stderr
     assert "Traceback" not in ran.stderr
     assert fake_openai.requests == []
+
+
+def test_a_day_the_logs_hold_no_record_of_is_a_mismatch_not_an_all_clear(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    # Every family was "untracked" when the logs were empty: reconciled, exit 0.
+    fake_openai.add_usage(
+        D1, "gpt-4o-2024-08-06", input_tokens=59200, output_tokens=10646, requests=10
+    )
+    fake_openai.add_cost(D1, "gpt-4o-2024-08-06, input", "0.5")
+    fake_openai.add_cost(D1, "gpt-4o-2024-08-06, output", "0.42")
+    write_logs(workdir, [""])
+
+    ran = cli(workdir, fake_openai, "run", "--date", str(D1), "--fail-on-mismatch")
+
+    assert ran.code == 1, (ran.stdout, ran.stderr)
+    assert "status: mismatch" in ran.stdout
+    assert "untracked" not in ran.stdout
+    assert "Your side has no record at all in this window while OpenAI counted 10" in ran.stdout
