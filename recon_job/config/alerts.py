@@ -27,9 +27,9 @@ class AlertsSettings(_Section):
     #: Send notifications at all (``recon-job run --no-alerts`` skips them once).
     enabled: bool = True
     #: Hours before a still-drifting daily window is notified again.
-    repeat_interval_daily_hours: float = Field(24.0, gt=0)
+    repeat_interval_daily_hours: float = Field(24.0, gt=0, le=24 * 366)
     #: Days before a still-drifting monthly (or range) window is notified again.
-    repeat_interval_monthly_days: float = Field(30.0, gt=0)
+    repeat_interval_monthly_days: float = Field(30.0, gt=0, le=366)
     #: Also send a summary when a window reconciles (off: only problems are sent).
     summaries: bool = False
     #: A directory of templates overriding the bundled ones, file by file.

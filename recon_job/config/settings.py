@@ -59,6 +59,7 @@ from recon_job.config.sources import (
 )
 from recon_job.config.web import WebSettings
 from recon_job.families import FAMILIES, parse_families
+from recon_job.sources.base import MAX_COST_USD, MAX_TOKENS
 
 GroupKey = Literal["model", "project_id", "api_key_id"]
 #: The databases the history can live in.
@@ -93,7 +94,7 @@ class OpenAISettings(_Section):
     #: Overall deadline for fetching OpenAI's figures, in seconds.
     deadline_seconds: float = Field(600.0, gt=0, le=6 * 3600)
     #: Guard against a runaway pagination.
-    max_pages: int = Field(1000, ge=1)
+    max_pages: int = Field(1000, ge=1, le=100_000)
     #: Your organization id (``org-...``): dashboard CSV exports of another org are refused.
     organization_id: str | None = None
     #: The usage families fetched, each from its own endpoint; ``RECON_FAMILIES`` (a comma
@@ -178,11 +179,11 @@ class ReconcileSettings(_Section):
     #: Percent relative to OpenAI's figure; ``RECON_THRESHOLD_PCT``.
     threshold_pct: Decimal = Field(Decimal(5), ge=0, le=1000)
     #: USD; cost differences at or below this never alert.
-    cost_floor: Decimal = Field(Decimal("0.05"), ge=0)
+    cost_floor: Decimal = Field(Decimal("0.05"), ge=0, le=MAX_COST_USD)
     #: Tokens; token differences at or below this never alert.
-    token_floor: int = Field(1000, ge=0)
+    token_floor: int = Field(1000, ge=0, le=MAX_TOKENS)
     #: Requests; request-count differences at or below this never alert.
-    request_floor: int = Field(0, ge=0)
+    request_floor: int = Field(0, ge=0, le=MAX_TOKENS)
     #: Hours after a UTC day ends before OpenAI's figures for it count as settled;
     #: ``RECON_SETTLE_HOURS``.
     settle_hours: float = Field(24.0, ge=0, le=24 * 31)
@@ -229,9 +230,9 @@ class DiagnosisSettings(_Section):
     #: Days of history the trend rule reads.
     trend_days: int = Field(90, ge=14, le=730)
     #: CUSUM slack: drift moves smaller than this (percentage points) are noise.
-    trend_slack_pct: Decimal = Field(Decimal("0.5"), ge=0)
+    trend_slack_pct: Decimal = Field(Decimal("0.5"), ge=0, le=1000)
     #: CUSUM decision level (percentage points x days) at which a shift counts.
-    trend_threshold_pct: Decimal = Field(Decimal(5), gt=0)
+    trend_threshold_pct: Decimal = Field(Decimal(5), gt=0, le=1000)
     #: Days the new level must hold before a change point is reported.
     trend_min_days: int = Field(5, ge=2, le=60)
     #: Opt-in ``trend`` alert on a new change point.

@@ -64,6 +64,9 @@ from recon_job.store.series import SeriesStore
 from recon_job.store.trends import TrendStore
 from recon_job.version import __version__
 
+#: Run ids are 64-bit signed integers in every database.
+_ID_LIMIT = 1 << 63
+
 log = structlog.get_logger(__name__)
 
 EVENT_OPENED = "store.opened"
@@ -316,6 +319,8 @@ class HistoryStore(
 
     def get_run(self, run_id: int) -> RunRecord | None:
         """One run, or None if there is no run with that id."""
+        if not 0 < run_id < _ID_LIMIT:
+            return None  # no database could bind it: SQLite raised OverflowError
         query = select(runs).where(runs.c.id == run_id)
         with self._errors(f"read run {run_id}"), self._read() as conn:
             row = conn.execute(query).one_or_none()
@@ -323,6 +328,8 @@ class HistoryStore(
 
     def run_groups(self, run_id: int) -> list[GroupRecord]:
         """The group rows of a run, in the order the result listed them (empty if none)."""
+        if not 0 < run_id < _ID_LIMIT:
+            return []
         query = select(run_groups).where(run_groups.c.run_id == run_id).order_by(run_groups.c.id)
         with self._errors(f"read the groups of run {run_id}"), self._read() as conn:
             return [group_record(row) for row in conn.execute(query)]

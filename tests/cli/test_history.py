@@ -100,6 +100,11 @@ def test_history_run_of_an_unknown_id_is_exit_2(fake_openai: FakeOpenAI, workdir
     assert "there is no run 99 in the history" in text.stderr
     assert as_json.code == 2
     assert as_json.doc()["error"]["reason"] == "run_missing"
+    # Past 64 bits SQLite raised OverflowError: a traceback, and no JSON at all.
+    huge = "99999999999999999999999"
+    beyond = cli(workdir, fake_openai, "history", "--run", huge, "--format", "json")
+    assert beyond.code == 2
+    assert beyond.doc()["error"]["reason"] == "run_missing"
 
 
 def test_history_run_never_creates_a_history_database(

@@ -79,6 +79,28 @@ def test_any_setting_can_be_set_as_a_nested_environment_variable() -> None:
     assert settings.reconcile.token_floor == 7
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # Each passed check-config, then crashed the run: 1e400 when the report printed it,
+        # 10^20 tokens when the history stored it (an OverflowError and a failed run).
+        ("RECON_RECONCILE__COST_FLOOR", "1e400"),
+        ("RECON_RECONCILE__TOKEN_FLOOR", "99999999999999999999"),
+        ("RECON_RECONCILE__REQUEST_FLOOR", "99999999999999999999"),
+        ("RECON_ALERTS__REPEAT_INTERVAL_DAILY_HOURS", "1e308"),
+        ("RECON_ALERTS__REPEAT_INTERVAL_MONTHLY_DAYS", "1e308"),
+        ("RECON_DIAGNOSIS__TREND_SLACK_PCT", "1e400"),
+        ("RECON_DIAGNOSIS__TREND_THRESHOLD_PCT", "1e400"),
+        ("RECON_OPENAI__MAX_PAGES", "99999999999999999999"),
+    ],
+)
+def test_numbers_no_run_could_use_are_refused_with_their_bound(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={variable: value})
+    [problem] = info.value.problems
+    assert "less than or equal to" in problem
+
+
 def test_the_admin_key_falls_back_to_openai_api_key() -> None:
     settings = load_settings(environ={"OPENAI_API_KEY": "sk-admin-fallbackfallback"})
     assert settings.openai.admin_key is not None
