@@ -33,6 +33,7 @@ from recon_job.sources.ndjson.skips import Skips
 logger = structlog.get_logger(__name__)
 
 EVENT_GZIP_TRUNCATED = "recon.source.ndjson.gzip_truncated"
+EVENT_LEFT_OUT = "recon.source.ndjson.left_out"
 
 #: Log file names picked up inside a directory: ``x.ndjson``, ``x.jsonl.gz``, ``x.log.1``,
 #: ``x.ndjson.2.gz`` (logrotate's numbered and compressed rotations).
@@ -66,40 +67,43 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _R = TypeVar("_R")
 
 
-def resolve_log_files(paths: Iterable[str]) -> list[str]:
+def resolve_log_files(paths: Iterable[str], *, warn: bool = False) -> list[str]:
     """Every log file named by ``paths``, in order and without duplicates.
 
     Raises LogSourceError for a missing file, a glob matching nothing, or a directory without
     log files: an empty result would otherwise read as zero usage. Also for a path named
     directly that is not a regular file (a FIFO or ``/dev/zero`` would be read forever), and for
-    a symbolic link loop met anywhere (named, in a directory, or matched by a glob).
+    a symbolic link loop met anywhere (named, in a directory, or matched by a glob). A glob's
+    other matches (a dangling link, a FIFO) are left out; with ``warn`` (a run reading the
+    files), each is logged as a warning naming it, never dropped without a word.
     """
     found: dict[str, str] = {}
     for spec in paths:
         pattern = os.path.expanduser(spec)
         if _GLOB_MAGIC.search(pattern):
-            files = _matched_files(spec, pattern)
+            files = _matched_files(spec, pattern, warn=warn)
         else:
-            files = _named_files(spec, pattern)
+            files = _named_files(spec, pattern, warn=warn)
         for path in files:
             found.setdefault(os.path.realpath(path), path)
     return list(found.values())
 
 
-def _matched_files(spec: str, pattern: str) -> list[str]:
+def _matched_files(spec: str, pattern: str, *, warn: bool) -> list[str]:
     """The regular files a glob matches, and the log files of the directories it matches.
 
-    Other matches (a dangling link, a FIFO) are left out: the glob did not name them.
+    Other matches (a dangling link, a FIFO) are left out, and logged when ``warn``: a rotated
+    log whose file is gone, or a pipe, holds nothing a run could count.
     """
     files: list[str] = []
     for match in sorted(glob.glob(pattern, recursive=True)):
         mode = _mode(match, match, missing_ok=True)
-        if mode is None:
-            continue
-        if stat.S_ISDIR(mode):
-            files.extend(_log_files_in(match))
-        elif stat.S_ISREG(mode):
+        if mode is not None and stat.S_ISDIR(mode):
+            files.extend(_log_files_in(match, spec if warn else None))
+        elif mode is not None and stat.S_ISREG(mode):
             files.append(match)
+        elif warn:
+            _left_out(match, mode, spec)
     if not files:
         raise LogSourceError(
             f"no log files match {spec!r} — check RECON_LOG_PATHS "
@@ -109,11 +113,11 @@ def _matched_files(spec: str, pattern: str) -> list[str]:
     return files
 
 
-def _named_files(spec: str, path: str) -> list[str]:
+def _named_files(spec: str, path: str, *, warn: bool) -> list[str]:
     """A log file named directly, or the log files of a directory named directly."""
     mode = _mode(path, spec)
     if mode is not None and stat.S_ISDIR(mode):
-        files = _log_files_in(path)
+        files = _log_files_in(path, spec if warn else None)
         if not files:
             raise LogSourceError(
                 f"directory {spec!r} holds no log files (*.ndjson, *.jsonl, *.log, rotated "
@@ -126,8 +130,9 @@ def _named_files(spec: str, path: str) -> list[str]:
     return [path]
 
 
-def _log_files_in(directory: str) -> list[str]:
-    """The regular files of ``directory`` with a log file name (not recursive)."""
+def _log_files_in(directory: str, spec: str | None) -> list[str]:
+    """The regular files of ``directory`` with a log file name (not recursive); the others
+    with such a name are logged as left out when ``spec`` (the path that named it) is given."""
     try:
         with os.scandir(directory) as entries:
             # The name first: only entries that would be read are looked at (stat'ed).
@@ -139,7 +144,15 @@ def _log_files_in(directory: str) -> list[str]:
         mode = _mode(path, path, missing_ok=True)
         if mode is not None and stat.S_ISREG(mode):
             files.append(path)
+        elif spec is not None:
+            _left_out(path, mode, spec)
     return sorted(files)
+
+
+def _left_out(path: str, mode: int | None, spec: str) -> None:
+    """Say that ``path``, found through ``spec``, is not read: it holds nothing to count."""
+    why = "a link to a file that is gone" if mode is None else "not a regular file"
+    logger.warning(EVENT_LEFT_OUT, path=path, named_by=spec, why=why)
 
 
 def _mode(path: str, shown: str, *, missing_ok: bool = False) -> int | None:

@@ -168,7 +168,7 @@ class NdjsonLogSource:
 
     def fetch(self, window: Window) -> UsageTotals:
         """Usage per UTC day and group in ``window``; LogSourceError if a path is unusable."""
-        files = resolve_log_files(self.options.paths)
+        files = resolve_log_files(self.options.paths, warn=True)
         scan, workers = self._scan(files, window)
         totals = scan.totals(self.pricer, self.namer)
         logger.info(

@@ -58,3 +58,28 @@ def test_an_unreadable_kind_of_log_path_exits_2_naming_it(
     assert named in ran.stderr
     assert says in ran.stderr
     assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("named", ["glob", "directory"])
+def test_what_a_glob_or_directory_leaves_out_is_named_in_a_warning(
+    fake_openai: FakeOpenAI, workdir: Path, named: str
+) -> None:
+    # A rotated log whose file is gone, and a pipe, were dropped without a word.
+    drifting_world(fake_openai, workdir)
+    logs = workdir / "logs"
+    (logs / "usage_tracking.ndjson.1").symlink_to("gone.ndjson")
+    os.mkfifo(logs / "pipe.ndjson")
+    paths = str(logs / "*") if named == "glob" else str(logs)
+
+    ran = cli(workdir, fake_openai, "run", "--date", "2026-08-01", RECON_LOG_PATHS=paths)
+
+    assert ran.code == 0, ran.stdout + ran.stderr
+    left_out = [line for line in ran.stderr.splitlines() if "recon.source.ndjson.left_out" in line]
+    assert len(left_out) == 2, ran.stderr
+    [gone] = [line for line in left_out if "usage_tracking.ndjson.1" in line]
+    assert "a link to a file that is gone" in gone
+    [pipe] = [line for line in left_out if "pipe.ndjson" in line]
+    assert "not a regular file" in pipe
+    # check-config lists problems, not warnings: the same paths are fine there.
+    assert cli(workdir, fake_openai, "check-config", RECON_LOG_PATHS=paths).code == 0
