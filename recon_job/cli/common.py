@@ -10,7 +10,7 @@ import contextlib
 import gc
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
@@ -67,15 +67,26 @@ def exit_code(error: ReconError) -> int:
 def fail(error: ReconError, fmt: str = "text") -> NoReturn:
     """Report ``error`` (one JSON document on stdout with ``--format json``) and exit 2 or 3."""
     if fmt == "json":
-        doc = {
-            "run_id": None,
-            "status": "failed",
-            "reconciled": False,
-            "error": {"reason": error.reason, "message": str(error), "permanent": error.permanent},
-        }
-        click.echo(json.dumps(doc, indent=2))
+        echo_error_doc(error.reason, str(error), permanent=error.permanent)
     click.echo(f"recon-job: error: {error}", err=True)
     sys.exit(exit_code(error))
+
+
+def echo_error_doc(reason: str, message: str, *, permanent: bool) -> None:
+    """The one JSON document of a command that could not do its work, on stdout."""
+    doc = {
+        "run_id": None,
+        "status": "failed",
+        "reconciled": False,
+        "error": {"reason": reason, "message": message, "permanent": permanent},
+    }
+    click.echo(json.dumps(doc, indent=2))
+
+
+def asks_json(argv: Sequence[str]) -> bool:
+    """True when the command line asks for ``--format json`` (it may not be parsed yet)."""
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    return "--format=json" in argv or any(a == "--format" and b == "json" for a, b in pairs)
 
 
 def load(config: str | None, fmt: str = "text") -> Settings:

@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from recon_job.cli.common import WholeSummaryGroup
+from recon_job.cli.common import WholeSummaryGroup, asks_json, echo_error_doc
 
 #: Command name -> "module:attribute" of the click command.
 COMMANDS: Mapping[str, str] = {
@@ -46,6 +46,21 @@ class LazyGroup(WholeSummaryGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command, in the order of :data:`COMMANDS`."""
         return [*super().list_commands(ctx), *self._lazy]
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse as click does, keeping the command line for :meth:`invoke`."""
+        ctx.meta["recon_job.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; with ``--format json`` a usage error (a bad option value, a missing
+        argument) is also one JSON document on stdout, as every other error is."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as e:
+            if asks_json(ctx.meta.get("recon_job.argv", ())):
+                echo_error_doc("usage", e.format_message(), permanent=True)
+            raise
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         """The command, imported on first use."""

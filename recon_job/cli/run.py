@@ -26,6 +26,7 @@ from recon_job.cli.common import (
     EXIT_MISMATCH,
     EXIT_SIGTERM,
     config_option,
+    echo_error_doc,
     exit_code,
     fail,
     format_option,
@@ -272,6 +273,8 @@ def _tick(
         with shutdown.handle(signal.SIGTERM), shutdown.interruptible():
             return runtime.run_tick(rt, plan, now)
     except Interrupted as e:
+        if fmt == "json":
+            echo_error_doc(e.reason, str(e), permanent=e.permanent)
         click.echo(f"recon-job: {e}", err=True)
         sys.exit(EXIT_SIGTERM)
     except ReconError as e:
@@ -299,7 +302,10 @@ def _print_one(report: DueReport, window: Window, fmt: str) -> None:
             click.echo(output.render_text(stored, from_history=True), nl=False)
         return
     if not report.skipped:
-        return  # interrupted before it started
+        # Interrupted before it started: JSON still gets its one document.
+        if fmt == "json" and report.interrupted:
+            echo_error_doc("interrupted", "interrupted: shutdown requested", permanent=False)
+        return
     reason = report.skipped[0][1]
     if fmt == "json":
         doc = {

@@ -117,3 +117,27 @@ def test_a_day_the_logs_hold_no_record_of_is_a_mismatch_not_an_all_clear(
     assert "status: mismatch" in ran.stdout
     assert "untracked" not in ran.stdout
     assert "Your side has no record at all in this window while OpenAI counted 10" in ran.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--window", "range", "--start", "2026-08-02", "--end", "2026-08-01"),
+        ("run", "--month", "2026-13"),
+        ("explain",),
+        ("history", "--run", "0"),
+    ],
+)
+@pytest.mark.parametrize("form", [("--format", "json"), ("--format=json",)])
+def test_a_usage_error_with_format_json_is_one_json_document_too(
+    fake_openai: FakeOpenAI, workdir: Path, args: tuple[str, ...], form: tuple[str, ...]
+) -> None:
+    # --help promises "exactly one JSON document on stdout"; click's usage errors printed none.
+    ran = cli(workdir, fake_openai, *args, *form)
+
+    assert ran.code == 2, (ran.stdout, ran.stderr)
+    error = ran.doc()["error"]
+    assert (error["reason"], error["permanent"]) == ("usage", True)
+    assert error["message"] in ran.stderr  # the same words as click's own message
+    assert "Usage: " in ran.stderr
+    assert fake_openai.requests == []

@@ -171,6 +171,25 @@ def test_sigterm_interrupts_the_run_exits_143_and_releases_the_lock(
     assert [r.status for r in runs(url)] == [RunStatus.INTERRUPTED, RunStatus.RECONCILED]
 
 
+def test_sigterm_with_format_json_still_prints_one_json_document(
+    fake_openai: FakeOpenAI, workdir: Path, tmp_path: Path
+) -> None:
+    # --help promises exactly one JSON document on stdout; an interrupted run printed none.
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    fake_openai.delay_next(1, 2.0)
+    proc = start(workdir, fake_openai, url, "--date", "2026-08-01", "--format", "json")
+    wait_for_running(url)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    doc = json.loads(out)
+    assert (doc["status"], doc["error"]["reason"], doc["error"]["permanent"]) == (
+        "failed",
+        "interrupted",
+        False,
+    )
+
+
 def test_run_due_pings_the_dead_mans_switch_with_one_rid_per_run(
     fake_openai: FakeOpenAI, workdir: Path, tmp_path: Path
 ) -> None:
