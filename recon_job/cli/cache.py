@@ -34,7 +34,8 @@ def cache_clear(fmt: str, config: str | None) -> None:
     settings = setup(config, fmt)
     url = settings.history.database_url.get_secret_value()
     try:
-        with HistoryStore(url) as store:
+        # Never created: a mistyped path has no cache to clear, and is said to be missing.
+        with HistoryStore(url, create=False) as store:
             dropped = store.cache_clear()
     except StoreError as e:
         fail(e, fmt)

@@ -115,3 +115,8 @@ def test_history_run_never_creates_a_history_database(
     assert ran.code == 2
     assert "there is no history database" in ran.stderr
     assert not (workdir / "history.db").exists()
+    # cache clear created a new, empty history at a mistyped path ("0 cache entries dropped").
+    cleared = cli(workdir, fake_openai, "cache", "clear")
+    assert cleared.code == 2
+    assert "there is no history database" in cleared.stderr
+    assert not (workdir / "history.db").exists()
