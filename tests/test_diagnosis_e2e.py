@@ -478,6 +478,11 @@ def test_explain_of_a_model_the_run_never_saw_lists_the_models_it_has(
     assert "Traceback" not in ran.stdout + ran.stderr
     assert "gpt-9" in ran.stderr
     assert MODEL in ran.stderr
+    assert "its families: completions" in ran.stderr
+    # A family that does not exist said "no group of any model in bogus; its models: ...".
+    bogus = cli(workdir, fake_openai, "explain", "--date", SUMMER.isoformat(), "--family", "bogus")
+    assert bogus.code == 2
+    assert "'bogus' is not one of 'completions', 'embeddings'" in bogus.stderr
 
 
 def test_explain_says_which_groups_it_could_not_locate_and_why(

@@ -17,6 +17,7 @@ import click
 
 from recon_job import windows
 from recon_job.cli.common import config_option, fail, format_option, setup, utcnow
+from recon_job.families import FAMILIES, OTHER, family_rank
 
 #: Why a drifting group was not located, as the text output says it.
 SKIPPED = {
@@ -39,7 +40,11 @@ if TYPE_CHECKING:
 @click.option("--date", "day", metavar="YYYY-MM-DD", help="The UTC day to explain.")
 @click.option("--month", metavar="YYYY-MM", help="The calendar month to explain.")
 @click.option("--model", help="Only this model's groups (as reported, e.g. gpt-4o).")
-@click.option("--family", help="Only this usage family's groups (completions, embeddings ...).")
+@click.option(
+    "--family",
+    type=click.Choice([*FAMILIES, OTHER]),
+    help="Only this usage family's groups (completions, embeddings ...).",
+)
 @format_option
 @config_option
 def explain(  # noqa: PLR0913 -- one parameter per option
@@ -124,10 +129,12 @@ def _chosen(result: ReconResult, *, model: str | None, family: str | None) -> Re
     )
     if not groups:
         known = sorted({g.key.model for g in result.groups})
+        families = sorted({g.key.family for g in result.groups}, key=family_rank)
         raise ConfigError(
             [
                 f"the run has no group of {model or 'any model'} in {family or 'any family'}; "
-                f"its models: {', '.join(known) or 'none'}"
+                f"its models: {', '.join(known) or 'none'}; its families: "
+                f"{', '.join(families) or 'none'}"
             ]
         )
     return replace(result, groups=groups)
