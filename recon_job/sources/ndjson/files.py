@@ -282,11 +282,14 @@ def _read(task: Task, info: MutableMapping[str, int], skips: Skips, joined: bool
     path = task.path
     raw = open_regular(path)
     with raw:
+        size = raw.seek(0, io.SEEK_END)
+        raw.seek(0)
         try:
             if task.end is None:
                 compressed = raw.peek(2)[:2] == _GZIP_MAGIC
                 stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if compressed else raw
                 yield from _split(stream, _Lines(task, info, skips, joined), None)
+                _check_whole(path, size, raw.tell())
                 return
             begin = task.start
             if begin > 0:
@@ -301,12 +304,27 @@ def _read(task: Task, info: MutableMapping[str, int], skips: Skips, joined: bool
                 begin = raw.tell()
             if begin < task.end:
                 yield from _split(raw, _Lines(task, info, skips, joined), task.end - begin)
+                # Up to the range's end, or the file's (a range may run "to the end").
+                _check_whole(path, min(task.end, size), raw.tell())
         except (OSError, zlib.error) as e:
             raise LogSourceError(
                 f"cannot read log file {path!r}: {e} — if it is a damaged .gz archive, "
                 "restore or remove it",
                 reason="log_file_unreadable",
             ) from e
+
+
+def _check_whole(path: str, expected: int, reached: int) -> None:
+    """A transient LogSourceError when the file ended before ``expected`` bytes: it shrank
+    while it was read (truncated, or rotated with logrotate's copytruncate), and what was read
+    is neither the file before nor after."""
+    if reached < expected:
+        raise LogSourceError(
+            f"log file {path!r} shrank while it was read ({expected:,} bytes, then it ended at "
+            f"{reached:,}): truncated, or rotated with copytruncate — run again",
+            permanent=False,
+            reason="log_file_changed",
+        )
 
 
 def _split(stream: io.BufferedIOBase, lines: _Lines, left: int | None) -> Iterator[Any]:

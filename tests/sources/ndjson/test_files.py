@@ -433,3 +433,39 @@ def test_skips_keep_the_first_few_per_reason_and_one_per_file_for_undated_lines(
         "malformed_json": ("a:1", "a:2", "a:3", "a:4", "a:5"),
         "missing_timestamp": ("a:1", "b:13"),
     }
+
+
+@pytest.mark.parametrize("ranged", [False, True])
+def test_a_file_that_shrinks_while_it_is_read_is_a_transient_error(
+    tmp_path: Path, ranged: bool
+) -> None:
+    # logrotate's copytruncate cut the file under a run: it counted neither the file before
+    # nor after, and said nothing.
+    path = tmp_path / "usage.ndjson"
+    line = (rec() + "\n").encode()
+    path.write_bytes(line * (3 * ndjson_files.CHUNK_BYTES // len(line)))
+    size = path.stat().st_size
+    task = Task(str(path), 0, size) if ranged else Task(str(path))
+    reading = read_lines(task, {"lines_read": 0}, Skips())
+    assert next(reading)  # the first chunk's lines
+    os.truncate(path, 100)
+
+    with pytest.raises(LogSourceError) as info:
+        list(reading)
+    assert not info.value.permanent  # run again: the next read sees the file as it is
+    assert info.value.reason == "log_file_changed"
+    assert f"shrank while it was read ({size:,} bytes, then it ended at " in str(info.value)
+
+
+def test_a_file_that_grows_while_it_is_read_is_read_on(tmp_path: Path) -> None:
+    path = tmp_path / "usage.ndjson"
+    line = (rec() + "\n").encode()
+    path.write_bytes(line * (2 * ndjson_files.CHUNK_BYTES // len(line)))
+    info = {"lines_read": 0}
+    reading = read_lines(Task(str(path)), info, Skips())
+    first = next(reading)
+    with path.open("ab") as fh:
+        fh.write(line * 10)
+
+    rest = [ln for chunk in reading for ln in chunk]
+    assert len(first) + len(rest) == info["lines_read"] == path.stat().st_size // len(line)
