@@ -105,12 +105,31 @@ def _matched_files(spec: str, pattern: str, *, warn: bool) -> list[str]:
         elif warn:
             _left_out(match, mode, spec)
     if not files:
+        _check_listable(pattern)
         raise LogSourceError(
             f"no log files match {spec!r} — check RECON_LOG_PATHS "
             "(comma-separated files, directories or globs)",
             reason="no_log_files",
         )
     return files
+
+
+def _check_listable(pattern: str) -> None:
+    """Raise the real reason a glob found nothing when it is a directory that cannot be listed:
+    glob skips what it may not read, and "no log files match" would hide "Permission denied"."""
+    fixed = []
+    for part in pattern.split(os.sep):
+        if _GLOB_MAGIC.search(part):
+            break
+        fixed.append(part)
+    directory = os.sep.join(fixed) or "."
+    try:
+        with os.scandir(directory):
+            pass
+    except (FileNotFoundError, NotADirectoryError):
+        return  # nothing there to list: "no log files match" says it
+    except OSError as e:
+        raise _unusable(directory, e) from e
 
 
 def _named_files(spec: str, path: str, *, warn: bool) -> list[str]:

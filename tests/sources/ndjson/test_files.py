@@ -469,3 +469,26 @@ def test_a_file_that_grows_while_it_is_read_is_read_on(tmp_path: Path) -> None:
 
     rest = [ln for chunk in reading for ln in chunk]
     assert len(first) + len(rest) == info["lines_read"] == path.stat().st_size // len(line)
+
+
+def test_a_glob_under_a_directory_it_may_not_list_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # glob skips what it may not read: the run said "no log files match", hiding the reason.
+    # (Tests run as root, whom chmod 000 does not stop: the refusal is the OS's, simulated.)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    listing = os.scandir
+
+    def scandir(path: Any = ".") -> Any:
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(ndjson_files.os, "scandir", scandir)
+    monkeypatch.setattr(ndjson_files.glob, "glob", lambda *_a, **_k: [])
+    with pytest.raises(LogSourceError, match=r"'.*locked' cannot be looked at: Permission denied"):
+        resolve_log_files([str(locked / "*.ndjson")])
+    # A directory that is not there is still "no log files match".
+    with pytest.raises(LogSourceError, match="no log files match"):
+        resolve_log_files([str(tmp_path / "absent" / "*.ndjson")])
