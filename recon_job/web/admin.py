@@ -65,6 +65,10 @@ class Summary(BaseModel):
     totalEstimatedCents: str
     totalActualCents: str
     totalDifferenceCents: str
+    #: Every billed row, found locally or not (None: not known, a table's written-back rows).
+    totalBilledCents: str | None = None
+    #: The billed rows no logged request matches: billed, never seen by your side.
+    notFoundCents: str | None = None
 
 
 class ReconcileAnswer(BaseModel):
@@ -128,6 +132,8 @@ def summary_of(report: RequestReconReport) -> Summary:
         totalEstimatedCents=_cents(report.estimated_total) or "0",
         totalActualCents=_cents(report.actual_total) or "0",
         totalDifferenceCents=_cents(report.difference) or "0",
+        totalBilledCents=_cents(report.billed_total) or "0",
+        notFoundCents=_cents(report.not_found_total) or "0",
     )
 
 

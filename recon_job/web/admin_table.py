@@ -200,6 +200,9 @@ def _page(
             "totalEstimatedCents": _cents(estimated, Decimal(1)),
             "totalActualCents": _cents(actual, Decimal(1)),
             "totalDifferenceCents": _cents(estimated - actual, Decimal(1)),
+            # A write-back keeps the rows your side has: billed rows it lacks are not there.
+            "totalBilledCents": None,
+            "notFoundCents": None,
         },
         "discrepancies": [
             {

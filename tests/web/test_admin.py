@@ -27,6 +27,8 @@ SUMMARY_KEYS = {
     "totalEstimatedCents",
     "totalActualCents",
     "totalDifferenceCents",
+    "totalBilledCents",
+    "notFoundCents",
 }
 
 
@@ -67,6 +69,10 @@ def test_a_dry_run_answers_in_the_seed_shape_and_writes_nothing(
         assert doc["result"] == {"matched": 3, "discrepancies": 1, "notFound": 1, "errors": []}
         assert set(doc["summary"]) == SUMMARY_KEYS
         assert doc["summary"]["pending"] == 1
+        # Billed and never seen locally is said in dollars too, not only as a count: 200,000
+        # rows of it read "totalActualCents": "0".
+        assert Decimal(doc["summary"]["totalBilledCents"]) == Decimal(1251)
+        assert Decimal(doc["summary"]["notFoundCents"]) == Decimal(50)  # req-5
         assert sqlite_db.state() == before
         # GET reads the table's write-back: a dry run wrote none, so nothing is listed.
         listed = requests.get(app.url(URL), headers=BEARER, timeout=10).json()
