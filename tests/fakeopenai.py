@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -841,7 +841,10 @@ def _aggregate(
         else:
             amounts = [m["amount"] for m in members if m["amount"] is not None]
             if amounts:
-                total = sum(amounts, Decimal(0))
+                # OpenAI's amounts carry up to 36 decimals: the default context's 28 digits
+                # would round them before recon-job ever saw them.
+                with localcontext(prec=96):
+                    total = sum(amounts, Decimal(0))
                 as_string = any(m["as_string"] for m in members)
                 value: Any = str(total) if as_string else float(total)
                 result["amount"] = {"value": value, "currency": members[0]["currency"]}

@@ -7,6 +7,7 @@ a real SQLite history, then read back.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 from tests.e2e import D1, cli, drifting_world, rec, workdir_fixture, write_logs  # noqa: F401
@@ -120,3 +121,26 @@ def test_history_run_never_creates_a_history_database(
     assert cleared.code == 2
     assert "there is no history database" in cleared.stderr
     assert not (workdir / "history.db").exists()
+
+
+def test_a_36_decimal_amount_reaches_the_history_exactly(
+    fake_openai: FakeOpenAI, workdir: Path
+) -> None:
+    # OpenAI's amounts carry up to 36 decimals; summing them in Python's default context (28
+    # significant digits) rounds the last ones away.
+    from recon_job.store import HistoryStore
+
+    fake_openai.add_usage(D1, "gpt-4o-2024-08-06", input_tokens=1000, output_tokens=100, requests=1)
+    fake_openai.add_cost(D1, "gpt-4o-2024-08-06, input", "0.200000000000000000000000000000000001")
+    fake_openai.add_cost(D1, "gpt-4o-2024-08-06, output", "0.25")
+    write_logs(workdir, [rec(D1, "gpt-4o", 10, input_tokens=1000, output_tokens=100)])
+
+    ran = cli(workdir, fake_openai, "run", "--date", str(D1))
+
+    assert ran.code == 0, ran.stderr
+    with HistoryStore(f"sqlite:///{workdir / 'history.db'}", create=False) as store:
+        [run] = store.list_runs(10)
+        [group] = store.run_groups(run.id)
+    exact = Decimal("0.450000000000000000000000000000000001")
+    assert run.openai is not None
+    assert run.openai.cost == group.openai.cost == exact
