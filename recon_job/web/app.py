@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import make_asgi_app
+from starlette.exceptions import HTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -154,6 +155,7 @@ def create_app(ctx: WebContext) -> FastAPI:
     app.add_exception_handler(WebError, _auth_error)  # type: ignore[arg-type]
     app.add_exception_handler(Redirect, _redirect)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _bad_parameter)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -211,6 +213,17 @@ async def _bad_parameter(request: Request, error: RequestValidationError) -> Res
         for e in error.errors()
     )
     return await _auth_error(request, WebError(400, problems or "bad request"))
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    """The router's own refusals (no such path, a method the path does not take) in the same
+    ``{"error": ...}`` shape (or page) as every other, not FastAPI's ``{"detail": ...}``."""
+    message = {404: "not found", 405: f"{request.method} is not allowed here"}.get(
+        error.status_code, str(error.detail)
+    )
+    if wants_json(request):
+        return JSONResponse({"error": message}, error.status_code, headers=error.headers)
+    return error_page(request, error.status_code, message, headers=error.headers)
 
 
 async def _redirect(request: Request, redirect: Redirect) -> Response:

@@ -43,3 +43,17 @@ def test_alerts_and_trends_need_the_key(app: Running) -> None:
         assert requests.get(app.url(path), timeout=10).status_code == 401
         bearer = {"Authorization": f"Bearer {KEY}"}
         assert requests.get(app.url(path), headers=bearer, timeout=10).status_code == 200
+
+
+def test_no_such_path_and_a_wrong_method_answer_in_the_error_shape(app: Running) -> None:
+    # They answered FastAPI's {"detail": "Not Found"}, even to a browser.
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    missing = requests.get(app.url("/api/v1/nope"), headers=bearer, timeout=10)
+    assert (missing.status_code, missing.json()) == (404, {"error": "not found"})
+    wrong = requests.put(app.url("/api/v1/runs"), headers=bearer, timeout=10)
+    assert (wrong.status_code, wrong.json()) == (405, {"error": "PUT is not allowed here"})
+    assert "GET" in wrong.headers["Allow"]
+    page = app.signed_in().get(app.url("/nope"), headers={"Accept": "text/html"}, timeout=10)
+    assert page.status_code == 404
+    assert page.headers["content-type"].startswith("text/html")
+    assert "not found" in page.text
