@@ -13,6 +13,7 @@ import click
 from recon_job.cli.common import config_option, fail, listen_option, setup
 
 if TYPE_CHECKING:
+    from recon_job.config import Settings
     from recon_job.web import WebContext
 
 
@@ -37,6 +38,7 @@ def serve(listen: str | None, config: str | None) -> None:
         host, port = web_wiring.listen_address(settings, listen)
     except ValueError as e:
         fail(ConfigError(f"web.listen: {e}"))
+    _warn_of_problems(settings)
     ctx = web_wiring.context(
         settings, probes=ServeProbes(lambda: None), metrics=Metrics(), clock=utcnow
     )
@@ -49,6 +51,18 @@ def serve(listen: str | None, config: str | None) -> None:
         server.serve_forever()
     finally:
         ctx.close()
+
+
+def _warn_of_problems(settings: Settings) -> None:
+    """Say at start what would stop "Reconcile this range" (an admin key, a channel URL, the
+    logs): the pages serve the history without them, so the server starts anyway."""
+    import structlog
+
+    from recon_job.config.checks import problems
+
+    log = structlog.get_logger(__name__)
+    for problem in problems(settings):
+        log.warning("web.reconcile_unavailable", problem=problem)
 
 
 def _history_problem(ctx: WebContext) -> str | None:

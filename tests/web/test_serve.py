@@ -52,3 +52,28 @@ def test_the_key_never_reaches_the_log(app: Running, capfd: pytest.CaptureFixtur
     out, err = capfd.readouterr()
     assert KEY not in out + err
     assert "w" * 24 not in out + err
+
+
+def test_serve_warns_at_start_of_what_would_stop_a_reconcile(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # It started without a word; the first "Reconcile this range" then failed with a 503.
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        url = "http://hooks.example/T000/secret-path"
+        result = CliRunner().invoke(
+            main,
+            ["serve", "--listen", f"127.0.0.1:{port}"],
+            env={
+                "RECON_DATABASE_URL": f"sqlite:///{tmp_path}/h.db",
+                "RECON_CONFIG": None,
+                "RECON_WEBHOOK_URL": url,
+            },
+        )
+    out, err = capfd.readouterr()
+    everything = result.output + out + err
+    warned = [line for line in everything.splitlines() if "web.reconcile_unavailable" in line]
+    assert any("RECON_WEBHOOK_URL" in line and "https" in line for line in warned), everything
+    assert "secret-path" not in everything
