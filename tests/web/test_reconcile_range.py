@@ -65,3 +65,28 @@ def test_pages_never_call_openai_and_reconcile_this_range_does_once(
         bearer = {"Authorization": f"Bearer {KEY}"}
         runs = requests.get(app.url("/api/v1/runs"), headers=bearer, timeout=10).json()["runs"]
         assert runs[0]["trigger"] == "dashboard"
+
+
+def test_a_reconcile_refused_by_the_settings_does_not_use_up_the_slot(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    # A channel URL the run refuses (http) failed before asking OpenAI anything, and still made
+    # the next try wait 30 s.
+    (tmp_path / "logs").mkdir()
+    drifting_world(fake_openai, tmp_path)
+    environ = environment(tmp_path, fake_openai, {"RECON_WEBHOOK_URL": "http://hooks.example/x"})
+    settings = load_settings(None, environ=environ)
+    url = settings.history.database_url.get_secret_value()
+    from recon_job.store import HistoryStore
+
+    HistoryStore(url).close()
+    with serving(url, settings=settings, clock=lambda: AFTER) as app:
+        browser = app.signed_in()
+        page = browser.get(app.url(f"/usage-api?start_date={D1}&end_date={D1}"), timeout=10)
+        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        form = {"csrf_token": token, "start_date": str(D1), "end_date": str(D1)}
+        for _ in range(2):
+            refused = browser.post(app.url("/usage-api/reconcile"), data=form, timeout=60)
+            assert refused.status_code == 503, refused.text
+            assert "RECON_WEBHOOK_URL" in refused.text
+        assert fake_openai.requests == []
