@@ -118,7 +118,8 @@ def best_shift(
 def shift_sentence(group: GroupRef, shift: int, timezone: str = "UTC") -> str:
     """``2026-02-03 completions gpt-4o: your log times are +1 h off OpenAI's (times without a
     zone are read as UTC), so usage lands in the wrong hours and days: set logs.timezone to the
-    zone the logs are written in, e.g. Europe/Berlin``.
+    zone the logs are written in, e.g. Europe/Berlin; if your log times carry a zone, the clock
+    or zone of the machine writing them is off instead``.
 
     ``timezone`` is ``logs.timezone`` as configured; the sentence names it, since when it is not
     UTC the shift may also be a DST error or a zone that is off by the shift.
@@ -128,7 +129,9 @@ def shift_sentence(group: GroupRef, shift: int, timezone: str = "UTC") -> str:
     setting = "set logs.timezone to the zone the logs are written in"
     if example:
         setting += f", e.g. {example}"
+    # logs.timezone reads only times without a zone: with one, the writer's clock is off.
     return (
         f"{group.label}: your log times are {signed} h off OpenAI's (times without a zone are "
-        f"read as {timezone}), so usage lands in the wrong hours and days: {setting}"
+        f"read as {timezone}), so usage lands in the wrong hours and days: {setting}; if your "
+        "log times carry a zone, the clock or zone of the machine writing them is off instead"
     )

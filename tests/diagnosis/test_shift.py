@@ -93,7 +93,8 @@ def test_the_sentence_gives_the_signed_shift_and_the_setting_to_change() -> None
     assert shift_sentence(group, 1) == (
         "2026-02-03 completions gpt-4o: your log times are +1 h off OpenAI's (times without a "
         "zone are read as UTC), so usage lands in the wrong hours and days: set logs.timezone "
-        "to the zone the logs are written in, e.g. Europe/Berlin"
+        "to the zone the logs are written in, e.g. Europe/Berlin; if your log times carry a "
+        "zone, the clock or zone of the machine writing them is off instead"
     )
     assert "are \u22125 h off" in shift_sentence(group, -5, "Europe/Paris")
     assert "read as Europe/Paris" in shift_sentence(group, -5, "Europe/Paris")
