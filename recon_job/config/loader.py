@@ -12,6 +12,7 @@ setting never hides the others. :func:`load_settings` is the strict form every c
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -98,6 +99,7 @@ def read_settings(
     # openai.families, not the [families] section.
     generic, generic_problems = _parsable({k: v for k, v in env.items() if k not in ENV_VARS})
     problems.extend(generic_problems.values())
+    problems.extend(_unknown_sections(env))
     unknown |= {_section_of(name) for name in generic_problems}
     key_variable = _key_variable(env, documented.origins.get(("openai", "admin_key")))
     try:
@@ -125,6 +127,27 @@ def _generic_parts(name: str) -> list[str] | None:
         return None
     parts = lower[len(PREFIX) :].split(NESTING)
     return parts if parts[0] in Settings.model_fields else None
+
+
+def _unknown_sections(environ: Mapping[str, str]) -> list[str]:
+    """A problem for each ``RECON_<SECTION>__<KEY>`` variable whose section does not exist: a
+    misspelt section (``RECON_RECONCIL__TOKEN_FLOOR``) would otherwise set nothing, silently.
+    (A misspelt key in a real section is refused by the section itself.)"""
+    sections = sorted(Settings.model_fields)
+    found = []
+    for name in sorted(environ):
+        lower = name.lower()
+        if not lower.startswith(PREFIX.lower()) or NESTING not in lower[len(PREFIX) :]:
+            continue
+        section = lower[len(PREFIX) :].split(NESTING)[0]
+        if section in sections:
+            continue
+        close = difflib.get_close_matches(section, sections, n=1)
+        hint = f" (did you mean {PREFIX}{close[0].upper()}{NESTING}…?)" if close else ""
+        found.append(
+            f"{name}: there is no [{section}] section{hint}; the sections are {', '.join(sections)}"
+        )
+    return found
 
 
 def _section_of(name: str) -> str:

@@ -160,3 +160,20 @@ def test_an_admin_key_file_is_named_as_its_origin(tmp_path: Path) -> None:
     settings = load_settings(environ={"OPENAI_API_KEY_FILE": str(key)})
 
     assert settings.openai.admin_key_variable == "OPENAI_API_KEY_FILE"
+
+
+def test_a_variable_naming_no_section_is_a_problem_with_a_suggestion() -> None:
+    # RECON_RECONCIL__TOKEN_FLOOR=5 set nothing and check-config said "configuration OK".
+    environ = {
+        "RECON_RECONCIL__TOKEN_FLOOR": "5",
+        "RECON_OPENIA__ADMIN_KEY": "sk-admin-never-shown",
+        "RECON_TEST_POSTGRES_URL": "x",  # not a section's variable: left alone
+    }
+    loaded = read_settings(environ=environ)
+    assert loaded.settings is None
+    assert [p.split(";")[0] for p in loaded.problems] == [
+        "RECON_OPENIA__ADMIN_KEY: there is no [openia] section (did you mean RECON_OPENAI__…?)",
+        "RECON_RECONCIL__TOKEN_FLOOR: there is no [reconcil] section (did you mean "
+        "RECON_RECONCILE__…?)",
+    ]
+    assert "never-shown" not in " ".join(loaded.problems)
