@@ -179,6 +179,13 @@ def kind_of(names: Collection[str], path: Path) -> ExportKind:
         return "activity"
     if present and present <= set(TIME_COLUMNS):
         return "empty"
+    if len(names) == 1 and next(iter(names)).count(";") >= 2:
+        raise csv_error(
+            f"{path.name} is separated by semicolons, as a spreadsheet saves CSV where the "
+            "decimal mark is a comma; use the file as the dashboard exported it, or save it as "
+            "comma-separated CSV with a decimal point",
+            "csv_structure",
+        )
     raise csv_error(
         f"{path.name} is not an OpenAI usage dashboard export (header: "
         f"{show(','.join(names), 80)}); export the Cost and Activity tabs from "

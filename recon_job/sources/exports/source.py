@@ -100,6 +100,9 @@ class _FileRead:
     counts: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
     #: The family tab of an Activity export (completions for a Cost export).
     family: str = COMPLETIONS
+    #: Each row with figures, every cell as written -> its line: the dashboard never writes one
+    #: twice, so a repeat is a file pasted into another, and would count twice.
+    seen: dict[tuple[str, ...], int] = field(default_factory=dict)
 
 
 class _CsvExportSource:
@@ -243,6 +246,15 @@ class _CsvExportSource:
             # covered and had no usage.
             read.counts["empty_rows"] += 1
             return
+        cells = tuple(text(column) for column in (*TIME_COLUMNS[:2], *read.data_columns))
+        first = read.seen.setdefault(cells, line)
+        if first != line:
+            raise csv_error(
+                f"{path.name}, line {line} repeats line {first} cell for cell; the dashboard "
+                "never writes a row twice (was one export pasted into another?): export it "
+                "again",
+                "csv_structure",
+            )
         parsed = self._parse(text, Cell(path, line, ""), read.family, read.counts)
         if parsed is not None:
             self._add(read, day, text, parsed)

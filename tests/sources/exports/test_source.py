@@ -182,6 +182,8 @@ def test_an_activity_source_refuses_a_cost_export_and_says_which_tab_to_export()
         ),
         ("start_time,end_time,amount_value,input_tokens\n", "both Cost and Activity columns"),
         ("start_time,end_time,amount_value,amount_value\n", "repeats column"),
+        # A spreadsheet's re-save where the decimal mark is a comma.
+        ("start_time;end_time;amount_value;amount_currency\n", "is separated by semicolons"),
     ],
 )
 def test_a_file_that_is_no_dashboard_export_is_refused(
@@ -350,6 +352,18 @@ def test_a_row_with_usage_but_no_model_is_kept_as_unknown_not_dropped(tmp_path: 
             input_tokens=30, output_tokens=3, requests=3
         )
     }
+
+
+def test_a_row_repeated_cell_for_cell_is_refused_not_counted_twice(tmp_path: Path) -> None:
+    # One export pasted under another doubled OpenAI's side without a word.
+    row = "1788134400,1788220800,gpt-4o-mini-2024-07-18,4.0,31422.0,29.0\n"
+    path = tmp_path / "activity.csv"
+    path.write_text(
+        "start_time,end_time,model,num_model_requests,input_tokens,output_tokens\n" + row * 2
+    )
+
+    with pytest.raises(LogSourceError, match=r"activity\.csv, line 3 repeats line 2 cell for cell"):
+        CsvActivitySource([path]).fetch(one_day(date(2026, 8, 31)))
 
 
 def test_extra_unknown_columns_and_a_byte_order_mark_are_ignored(tmp_path: Path) -> None:
