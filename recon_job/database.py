@@ -47,6 +47,13 @@ _REFUSED: Final = re.compile(
 )
 _SQLITE_BUSY: Final = ("database is locked", "database is busy")
 _USERINFO: Final = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
+#: Query parameters of a database URL that hold a credential (``?password=``, Snowflake's and
+#: psycopg's; ``sslpassword``; BigQuery's ``credentials_base64``; MotherDuck's
+#: ``motherduck_token``; any ``...key``): masked like the password wherever a URL is shown.
+_SECRET_PARAM: Final = re.compile(r"pass|pwd|secret|token|credential|key$", re.IGNORECASE)
+_SECRET_QUERY: Final = re.compile(
+    r"([?&][^=&#\s]*(?:pass|pwd|secret|token|credential|key)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE
+)
 
 
 def parse_url(url: str) -> URL:
@@ -69,19 +76,24 @@ def parse_url(url: str) -> URL:
 
 
 def display_url(url: str | URL) -> str:
-    """``url`` with its password masked, for messages and logs."""
+    """``url`` with its password and credential query parameters masked, for messages, logs
+    and the history."""
     try:
         parsed = make_url(url) if isinstance(url, str) else url
-        # Unquoted for reading (``duckdb:///:memory:``, not ``%3Amemory%3A``): the password,
-        # the only part that must not be shown, is masked before.
+        secret = {name: "***" for name in parsed.query if _SECRET_PARAM.search(name)}
+        if secret:
+            parsed = parsed.update_query_dict(secret)
+        # Unquoted for reading (``duckdb:///:memory:``, not ``%3Amemory%3A``): every
+        # credential, the only parts that must not be shown, is masked before.
         return unquote(parsed.render_as_string(hide_password=True))
     except (exc.ArgumentError, ValueError):
         return redact_url_text(url) if isinstance(url, str) else "<unparseable URL>"
 
 
 def redact_url_text(text: str) -> str:
-    """Hide the password of any URL written inside ``text`` (for URLs too broken to parse)."""
-    return _USERINFO.sub(r"\1:***@", text)
+    """Hide the password and the credential query parameters of any URL written inside
+    ``text`` (for URLs too broken to parse)."""
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1:***@", text))
 
 
 def first_line(error: BaseException | None, url: str | URL | None = None) -> str:
@@ -100,13 +112,18 @@ def first_line(error: BaseException | None, url: str | URL | None = None) -> str
 
 
 def redact(text: str, url: str | URL) -> str:
-    """``text`` with ``url``'s password (and any URL's userinfo password) masked."""
+    """``text`` with ``url``'s password and credential query parameters (and any URL's
+    userinfo password) masked."""
     try:
-        password = (make_url(url) if isinstance(url, str) else url).password
+        parsed = make_url(url) if isinstance(url, str) else url
     except (exc.ArgumentError, ValueError):
-        password = None
-    if password:
-        text = text.replace(str(password), "***")
+        return redact_url_text(text)
+    secrets = [parsed.password] if parsed.password else []
+    for name, value in parsed.query.items():
+        if _SECRET_PARAM.search(name):
+            secrets.extend([value] if isinstance(value, str) else value)
+    for secret in sorted({str(s) for s in secrets if s}, key=len, reverse=True):
+        text = text.replace(secret, "***")
     return redact_url_text(text)
 
 

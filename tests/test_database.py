@@ -71,6 +71,32 @@ def test_shown_urls_and_driver_messages_never_carry_the_password() -> None:
     assert redact(f"login for app:{PASSWORD} failed", url) == "login for app:*** failed"
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        # psycopg and Snowflake take the password as a query parameter too: it was shown in
+        # errors and stored in the history's runs.
+        f"postgresql+psycopg://app@db.internal:5432/app?password={PASSWORD}&sslmode=require",
+        f"snowflake://app@acct/db?password={PASSWORD}",
+        f"postgresql+psycopg://app@db/app?sslpassword={PASSWORD}",
+        f"duckdb:///md:lake?motherduck_token={PASSWORD}",
+        f"bigquery://proj/ds?credentials_base64={PASSWORD}",
+        f"postgresql+psycopg://app@[bad/app?password={PASSWORD}",  # too broken to parse
+    ],
+)
+def test_a_credential_in_the_query_string_is_masked_like_the_password(url: str) -> None:
+    shown = display_url(url)
+    assert PASSWORD not in shown
+    assert "=***" in shown
+    assert (
+        redact(f"could not connect: {PASSWORD} rejected", url) == "could not connect: *** rejected"
+    )
+    # What is not a credential stays readable.
+    assert display_url("duckdb:///:memory:?memory_limit=256MB") == (
+        "duckdb:///:memory:?memory_limit=256MB"
+    )
+
+
 def test_sqlite_busy_is_transient_and_a_missing_table_permanent(tmp_path: Path) -> None:
     path = tmp_path / "h.db"
     holder = sqlite3.connect(path, isolation_level=None)

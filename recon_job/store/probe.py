@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, exc
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
+from recon_job.database import display_url
 from recon_job.errors import StoreError
 from recon_job.store.engine import parse_url, to_store_error
 
@@ -59,7 +60,7 @@ def probe_history(url: str) -> HistoryProbe:
     from recon_job.store import migrate
 
     parsed = parse_url(url)
-    shown = parsed.render_as_string(hide_password=True)
+    shown = display_url(parsed)
     head = migrate.head_revision()
     if parsed.get_backend_name() == "sqlite":
         read_only = _read_only_sqlite(parsed)

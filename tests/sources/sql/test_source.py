@@ -509,6 +509,23 @@ def test_a_missing_table_is_permanent_and_named(db: Db, reader: str) -> None:
     assert SECRET not in str(info.value)
 
 
+@pytest.mark.parametrize("db", [POSTGRES], indirect=True)
+def test_a_password_given_as_a_query_parameter_is_never_shown(db: Db, reader: str) -> None:
+    # psycopg reads ?password=: it was printed in the error, and stored in the history's runs.
+    db.create()
+    url = make_url(reader)
+    assert url.password
+    in_query = url.set(password=None).update_query_dict({"password": str(url.password)})
+    moved = in_query.render_as_string(hide_password=False)
+
+    with pytest.raises(LogSourceError) as info:
+        fetch(moved, table="token_usgae")
+
+    assert info.value.reason == "table_missing"
+    assert str(url.password) not in str(info.value)
+    assert "password=***" in str(info.value)
+
+
 @pytest.mark.parametrize("db", ALL, indirect=True)
 def test_a_missing_column_is_permanent_and_names_what_the_config_expects(
     db: Db, reader: str
