@@ -30,6 +30,7 @@ from recon_job.cli.common import (
     setup,
     utcnow,
 )
+from recon_job.models import MONEY
 
 if TYPE_CHECKING:
     from recon_job.config import Settings
@@ -219,7 +220,7 @@ def _unpriced(
 
 
 def _number(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else format(value.normalize(MONEY), "f")
 
 
 def _document(

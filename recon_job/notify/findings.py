@@ -37,7 +37,7 @@ from typing import Any, Final
 
 from recon_job.diagnosis.prices import PER_1M_TOKENS, price_sentence, usd
 from recon_job.findings import ChangePoint, GroupRef, PriceFinding, Restatement, ShadowEntry
-from recon_job.models import AlertEvent, Window
+from recon_job.models import MONEY, AlertEvent, Window
 from recon_job.notify import figures
 from recon_job.report.formats import count_text, money, pct_text
 
@@ -93,12 +93,12 @@ def group_key_of(subject_key: str) -> str:
 
 def _exact(value: Decimal | None) -> str | None:
     """A Decimal as the payload writes it (``0.125``, never ``1.25E-1``); None stays None."""
-    return None if value is None else format(value.normalize(), "f")
+    return None if value is None else format(value.normalize(MONEY), "f")
 
 
 def _price_key(value: Decimal) -> str:
     # normalize() alone writes 10 as "1E+1"; "f" keeps it "10".
-    return format(value.normalize(), "f")
+    return format(value.normalize(MONEY), "f")
 
 
 # --- price_changed -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from recon_job.findings import (
     Restatement,
     ShadowEntry,
 )
+from recon_job.models import MONEY
 from recon_job.report.formats import money, pct, signed_money_text
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ def _when_from(text: str) -> datetime:
 
 def _exact(value: Decimal) -> str:
     """Every digit, no exponent (``-312``, ``12.5``)."""
-    return format(value.normalize() if value else Decimal(0), "f")
+    return format(value.normalize(MONEY) if value else Decimal(0), "f")
 
 
 # --- text ---------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def money(value: Decimal, *, keep_zeros: bool = False) -> str:
     Digits past the sixth are shown only when they are not zeros, unless ``keep_zeros``: then
     they stay as ``value`` carries them (``0.00123400``), as a billing file wrote them.
     """
-    shown = value if keep_zeros else value.normalize()
+    shown = value if keep_zeros else value.normalize(MONEY)  # the default context rounds to 28
     exponent = shown.as_tuple().exponent
     if isinstance(exponent, int) and exponent >= -6:
         return format(value.quantize(_SIX, context=MONEY), "f")

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recon_job.errors import ConfigError, LogSourceError, ReconError
+from recon_job.models import MONEY
 from recon_job.per_request import RequestReconReport, RequestStatus
 from recon_job.web.auth import WebError
 from recon_job.web.guard import require, require_write
@@ -118,7 +119,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _cents(value: Decimal | None) -> str | None:
-    return None if value is None else format((value * _HUNDRED).normalize(), "f")
+    return None if value is None else format(MONEY.multiply(value, _HUNDRED).normalize(MONEY), "f")
 
 
 def summary_of(report: RequestReconReport) -> Summary:

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from recon_job.errors import LogSourceError
+from recon_job.models import MONEY
 from recon_job.per_request.classify import RequestStatus
 from recon_job.per_request.local import utc_moment
 from recon_job.per_request.writeback import (
@@ -72,7 +73,7 @@ def _encode(diff: Decimal, key: int | str) -> str:
 def _cents(value: Any, factor: Decimal) -> str | None:
     if value is None:
         return None
-    return format((Decimal(str(value)) * factor).normalize(), "f")
+    return format(MONEY.multiply(Decimal(str(value)), factor).normalize(MONEY), "f")
 
 
 def _iso(value: Any, zone: str) -> str | None:

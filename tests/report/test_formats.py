@@ -10,7 +10,7 @@ import pytest
 
 from recon_job.compare import reconcile
 from recon_job.models import Tolerance, Usage, UsageKey, UsageTotals, Window
-from recon_job.report.formats import pct, pct_text, pct_value
+from recon_job.report.formats import money, pct, pct_text, pct_value
 from recon_job.report.history import run_record_dict
 from recon_job.report.run import result_dict
 from recon_job.store import HistoryStore
@@ -59,3 +59,17 @@ def test_a_result_against_a_tiny_official_cost_is_stored_and_printed(tmp_path: o
         (record,) = store.list_runs()
         stored = json.loads(json.dumps(run_record_dict(record)))["difference"]["cost_pct"]
         assert D(stored) == D("3.6E+36")
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        # 39 significant digits: normalize() in Python's default context kept 28 of them.
+        (D("488.744675045614827233863132615263941255"), "488.744675045614827233863132615263941255"),
+        (D("0.003400000000000000000000000000000000"), "0.003400"),
+        (D("0.001234567890123456789012345678901234"), "0.001234567890123456789012345678901234"),
+        (D("1.5"), "1.500000"),
+    ],
+)
+def test_json_money_keeps_every_digit_it_is_given(value: Decimal, written: str) -> None:
+    assert money(value) == written
