@@ -9,6 +9,7 @@ permanent :class:`~recon_job.errors.LogSourceError` naming the file (and line, c
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,9 +131,32 @@ def _translated(path: Path) -> Iterator[None]:
 
 @contextmanager
 def open_export(path: Path) -> Iterator[tuple[tuple[str, ...], csv.DictReader[str]]]:
-    """The header names and a row reader of ``path``, opened read-only."""
+    """The header names and a row reader of ``path``, opened read-only; a ``LogSourceError``
+    when the file was cut short (see :func:`_check_complete`)."""
     with _translated(path), path.open(encoding="utf-8-sig", newline="") as handle:
-        yield _header_and_reader(handle, path)
+        names, reader = _header_and_reader(handle, path)
+        _check_complete(path, names, reader.reader.dialect.delimiter)
+        yield names, reader
+
+
+def _check_complete(path: Path, names: tuple[str, ...], delimiter: str) -> None:
+    """Refuse a file whose last line stops before its last column with no newline after it: a
+    download cut short, whose missing cells would read as blank (the dashboard ends every line
+    with a newline; a spreadsheet dropping trailing blanks ends its lines too)."""
+    with path.open("rb") as raw:
+        size = raw.seek(0, io.SEEK_END)
+        raw.seek(max(0, size - 65536))
+        tail = raw.read()
+    if not tail or tail.endswith(b"\n"):
+        return
+    last = tail.rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    fields = next(csv.reader([last], delimiter=delimiter), [])
+    if len(fields) < len(names):
+        raise csv_error(
+            f"{path.name} ends in the middle of a row ({len(fields)} of its {len(names)} "
+            "columns, no newline after it): the download was cut short; export it again",
+            "csv_truncated",
+        )
 
 
 def _header_and_reader(handle: TextIO, path: Path) -> tuple[tuple[str, ...], csv.DictReader[str]]:

@@ -641,3 +641,20 @@ def test_arbitrary_bytes_raise_nothing_but_log_source_error(content: bytes) -> N
         path.write_bytes(b"start_time,end_time,amount_value,amount_currency,line_item\n" + content)
         with contextlib.suppress(LogSourceError):
             CsvCostSource([path]).fetch(one_day(date(2026, 8, 31)))
+
+
+def test_an_export_cut_short_mid_row_is_refused_and_a_last_line_without_newline_is_not(
+    tmp_path: Path,
+) -> None:
+    # A download cut after "31422.0,2" read 2 output tokens for 29: reconciled, exit 0.
+    whole = REAL_ACTIVITY.read_bytes()
+    assert whole.endswith(b"\n")
+    cut = tmp_path / "activity_cut.csv"
+    cut.write_bytes(whole[:-20])
+    with pytest.raises(LogSourceError, match=r"activity_cut\.csv ends in the middle of a row"):
+        CsvActivitySource([cut]).fetch(AUGUST)
+    unterminated = tmp_path / "activity_no_newline.csv"
+    unterminated.write_bytes(whole.rstrip(b"\n"))
+    assert CsvActivitySource([unterminated]).fetch(AUGUST) == CsvActivitySource(
+        [REAL_ACTIVITY]
+    ).fetch(AUGUST)
