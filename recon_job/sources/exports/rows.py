@@ -50,6 +50,10 @@ ACTIVITY_FAMILIES: Final = (
     ("seconds", "audio_transcriptions"),
     ("output_tokens", "completions"),
 )
+#: Columns of the completions tab that no embeddings export has.
+_COMPLETIONS_ONLY: Final = frozenset(
+    {"input_cached_tokens", "input_audio_tokens", "output_audio_tokens", "service_tier"}
+)
 #: The columns each family's Activity export must have besides the time columns.
 ACTIVITY_REQUIRED_BY_FAMILY: Final[Mapping[str, tuple[str, ...]]] = {
     "completions": ACTIVITY_REQUIRED[2:],
@@ -232,7 +236,10 @@ def activity_family(names: Collection[str]) -> str:
     if "num_requests" in present:
         web = "model" in present or "context_level" in present
         return "web_search_calls" if web else "file_search_calls"
-    return "embeddings" if "input_tokens" in present else "completions"
+    # A completions export that lost its output_tokens column still has the token classes
+    # only completions count: it is refused for the column, not read as embeddings.
+    embeddings = "input_tokens" in present and not present & _COMPLETIONS_ONLY
+    return "embeddings" if embeddings else "completions"
 
 
 def detect_export_kind(path: str | Path) -> ExportKind:

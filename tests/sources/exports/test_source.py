@@ -658,3 +658,18 @@ def test_an_export_cut_short_mid_row_is_refused_and_a_last_line_without_newline_
     assert CsvActivitySource([unterminated]).fetch(AUGUST) == CsvActivitySource(
         [REAL_ACTIVITY]
     ).fetch(AUGUST)
+
+
+def test_a_completions_export_without_output_tokens_is_refused_not_read_as_embeddings(
+    tmp_path: Path,
+) -> None:
+    # It came out as 31,422 tokens of untracked "embeddings" and a false completions alert.
+    rows = list(csv.reader(io.StringIO(REAL_ACTIVITY.read_text())))
+    drop = rows[0].index("output_tokens")
+    path = tmp_path / "completions_usage.csv"
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([r[:drop] + r[drop + 1 :] for r in rows])
+    path.write_text(out.getvalue())
+
+    with pytest.raises(LogSourceError, match=r"has no output_tokens column"):
+        CsvActivitySource([path]).fetch(AUGUST)
