@@ -10,7 +10,7 @@ for :func:`~recon_job.sources.aggregate.price_aggregates`.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -571,6 +571,14 @@ def _usd(value: Any, cents: bool) -> Decimal:
     """A SUM of the cost column as exact USD."""
     if value is None:
         return ZERO
-    # str() of a float is its shortest repr: Decimal("0.1"), not the binary expansion.
-    amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    if isinstance(value, float):
+        # SQLite sums a NUMERIC column of 0.001s as a binary float (0.0030000000000000004): a
+        # float holds 15 significant decimal digits, so the sum is rounded back to them.
+        amount = _FLOAT_DIGITS.create_decimal(value).normalize(_FLOAT_DIGITS)
+    else:
+        amount = value if isinstance(value, Decimal) else Decimal(str(value))
     return amount.scaleb(-2) if cents else amount
+
+
+#: The decimal digits a binary float (IEEE 754 double) always holds exactly.
+_FLOAT_DIGITS = Context(prec=15)

@@ -483,6 +483,21 @@ def test_sqlite_reads_iso_text_in_either_form_and_counts_unreadable_text(tmp_pat
     assert totals.skipped == {"bad_timestamp": 1}
 
 
+@pytest.mark.parametrize("db", ALL, indirect=True)
+def test_costs_of_a_tenth_of_a_cent_add_up_exactly_on_every_database(db: Db) -> None:
+    # SQLite sums its NUMERIC/REAL costs as binary floats: 3 x 0.1 cent was
+    # 0.30000000000000004 cents in the run's JSON.
+    table = db.create()
+    db.insert(
+        table, *({"at": datetime(2026, 3, 2, 12, tzinfo=UTC), "cost": "0.1"} for _ in range(3))
+    )
+
+    totals = fetch(db.url)
+
+    [usage] = totals.groups.values()
+    assert usage.cost == D("0.003")
+
+
 # -- what it refuses ----------------------------------------------------------------------------
 
 
