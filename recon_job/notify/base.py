@@ -28,6 +28,7 @@ generic webhook) share, as healthchecks' ``HttpTransport`` does for its integrat
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Final, Protocol
@@ -43,6 +44,9 @@ from recon_job.notify.guard import blocked_by, public_only
 
 #: Default ``(connect, read)`` timeout of an HTTP channel, in seconds.
 DEFAULT_TIMEOUT: Final = (5.0, 10.0)
+#: How long an error body is read for its excerpt, and how much of it.
+EXCERPT_SECONDS: Final = 2.0
+EXCERPT_BYTES: Final = 2000
 
 
 class Transport(Protocol):
@@ -90,20 +94,51 @@ def url_secrets(url: str) -> tuple[str, ...]:
     return tuple(sorted(unique, key=len, reverse=True))
 
 
-def body_excerpt(response: requests.Response, *secrets: str | None, limit: int = 200) -> str:
+def body_excerpt(
+    response: requests.Response,
+    *secrets: str | None,
+    limit: int = 200,
+    seconds: float = EXCERPT_SECONDS,
+) -> str:
     """The start of a response body on one line, with ``secrets`` (URL, its path…) masked.
 
     Receivers echo request paths in error pages ("Cannot POST /hooks/<token>"), so the URL's
-    parts are scrubbed even from what the server said.
+    parts are scrubbed even from what the server said. Read for at most about ``seconds``: the
+    read timeout bounds each socket read, not the body, and a receiver dripping its error page a
+    byte at a time held a run for a quarter of an hour.
     """
-    try:
-        head = next(response.iter_content(2000), b"")
-    except requests.RequestException:
-        head = b""  # a body cut short says nothing more than the status already does
+    head = _head(response, EXCERPT_BYTES, time.monotonic() + seconds)
     text = " ".join(head.decode("utf-8", "replace").split())
     for secret in sorted((s for s in secrets if s and len(s) > 1), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text[:limit]
+
+
+def _head(response: requests.Response, size: int, deadline: float) -> bytes:
+    """Up to ``size`` bytes of the body, as they come, until ``deadline``."""
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    try:
+        if read1 is None:  # not urllib3 (a test double): its first chunk
+            return next(response.iter_content(size), b"")
+        parts: list[bytes] = []
+        got = 0
+        while got < size and time.monotonic() < deadline:
+            chunk = read1(size - got, decode_content=True)
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+    except (requests.RequestException, OSError, urllib3_errors()):
+        return b""  # a body cut short says nothing more than the status already does
+
+
+def urllib3_errors() -> type[Exception]:
+    """urllib3's base error (its read errors are not requests' until requests wraps them)."""
+    from urllib3.exceptions import HTTPError
+
+    return HTTPError
 
 
 @dataclass(frozen=True)

@@ -113,3 +113,45 @@ def test_the_http_base_needs_a_notify(httpserver: HTTPServer) -> None:
 
     with pytest.raises(TypeError):
         Incomplete(httpserver.url_for("/"), requests.Session())  # type: ignore[abstract]
+
+
+@pytest.mark.timeout(30)
+def test_an_error_body_dripped_a_byte_at_a_time_is_read_for_seconds_not_minutes() -> None:
+    # The read timeout bounds each socket read: a receiver answering 500 and sending its body
+    # one byte every 0.3 s held a run (and `alerts test`) for a quarter of an hour.
+    import socket
+    import threading
+    import time
+
+    from recon_job.notify.base import body_excerpt
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+                time.sleep(0.3)
+
+    server = threading.Thread(target=drip, daemon=True)
+    server.start()
+    try:
+        port = listener.getsockname()[1]
+        response = requests.post(f"http://127.0.0.1:{port}/hook", timeout=(2, 2), stream=True)
+        assert response.status_code == 500
+        excerpt = body_excerpt(response, seconds=1.0)
+        response.close()
+    finally:
+        stop.set()
+        listener.close()
+    assert excerpt  # what came in time, no more waited for
+    assert set(excerpt) == {"x"}
