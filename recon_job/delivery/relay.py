@@ -8,7 +8,8 @@ channel's :class:`~recon_job.notify.base.Transport`. The rules, from reliability
   that is not a ``NotifyError`` is caught, recorded as transient and logged.
 * **Rate limits defer, never loop** (§4.2, Alertmanager PR #2128). After a ``retry_after``
   (Slack 429) nothing more goes to that channel in this pass; its rows wait until
-  ``now + retry_after`` (capped), and a later pass sends them.
+  ``now + retry_after`` (capped), and a later pass sends them. A rate-limited try is recorded
+  but is not one of the row's ``max_attempts``.
 * **Transient errors back off** per row (30 s × 2^(attempts−1), at most 1 h) until
   ``max_attempts``; then the row is ``dead``, like a permanent error.
 * **A dead channel is reported through the others**: one ``channel_failing`` message per failing
@@ -316,7 +317,7 @@ class _Pass:
             log.warning(
                 EVENT_RATE_LIMITED, outbox_id=row.id, channel=row.channel, seconds=wait.seconds
             )
-            self._finish(row, "transient", error.reason, message, retry_at=until)
+            self._finish(row, "transient", error.reason, message, retry_at=until, counted=False)
             return
         self._transient(row, error.reason, message)
 
@@ -326,7 +327,7 @@ class _Pass:
             retry_at = self.clock() + self.policy.backoff(row.attempts)
         self._finish(row, "transient", reason, error, retry_at=retry_at)
 
-    def _finish(
+    def _finish(  # noqa: PLR0913 -- the attempt's fields, keyword-only past the outcome
         self,
         row: OutboxRow,
         outcome: Outcome,
@@ -334,6 +335,7 @@ class _Pass:
         error: str | None,
         *,
         retry_at: datetime | None = None,
+        counted: bool = True,
     ) -> None:
         now = self.clock()
         delivered = outcome in ("sent", "partial")
@@ -343,6 +345,7 @@ class _Pass:
             error,
             retry_at=retry_at,
             new_state=row.delivered_state(now) if delivered else None,
+            counted=counted,
         )
         status = self.store.record_delivery(row.id, attempt, now=now)
         fields = {"outbox_id": row.id, "channel": row.channel, "alert_event": row.event}

@@ -205,6 +205,9 @@ class OutboxStore:
                 elif outcome == "transient" and retry_at is not None:
                     status = "pending"
                     changes["next_attempt_at"] = retry_at
+                    if not attempt.counted:
+                        # The claim counted it; a rate limit is not one of the row's tries.
+                        changes["attempts"] = outbox_table.c.attempts - 1
                 else:
                     status = "dead"
                 conn.execute(update(outbox_table).where(this).values(status=status, **changes))

@@ -57,6 +57,9 @@ class Attempt:
     retry_at: datetime | None = None
     #: The notification-log state to write with a delivery, in the same transaction.
     new_state: NotificationState | None = None
+    #: False for a rate limit (a 429's Retry-After): recorded, but not one of the row's
+    #: ``max_attempts``, so a receiver slowing us down never uses up a drift alert's tries.
+    counted: bool = True
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,29 @@ def test_a_rate_limit_defers_the_channel_for_the_rest_of_the_pass(store: History
     assert len(slack.calls) == 4
 
 
+def test_rate_limited_tries_never_use_up_the_attempts_of_a_drift_alert(
+    store: HistoryStore,
+) -> None:
+    # Seven 429s used up max_attempts = 8, so one 500 after them gave the alert up for good:
+    # dead 33 s after it was made, never sent once the receiver recovered.
+    (webhook_id,) = _enqueue(store, "webhook")
+    limited = NotifyError("429", permanent=False, reason="rate_limited", retry_after=3)
+    down = NotifyError("webhook answered 500", permanent=False, reason="http_500")
+    webhook = Fake("webhook", *[limited] * 7, down)
+    clock = Clock()
+    policy = RelayPolicy(max_attempts=3)
+    for _ in range(8):
+        relay(store, {"webhook": webhook}, now=clock.now, clock=clock, policy=policy)
+        clock.now += timedelta(minutes=5)
+    row = store.get_notification(webhook_id)
+    assert row is not None
+    assert (row.status, row.last_reason) == ("pending", "http_500")
+    assert row.attempts == 1  # the 500; the seven rate limits are recorded, not counted
+    report = relay(store, {"webhook": webhook}, now=clock.now, clock=clock, policy=policy)
+    assert report.sent == 1
+    assert len(webhook.calls) == 9
+
+
 def test_a_huge_retry_after_is_capped(store: HistoryStore) -> None:
     (slack_id,) = _enqueue(store, "slack")
     limited = NotifyError("429", permanent=False, reason="rate_limited", retry_after=86_400)
