@@ -13,7 +13,7 @@ import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
@@ -60,8 +60,17 @@ def secret_parts(value: str | None) -> tuple[str, ...]:
             parts.append(url.query)
             parts += [v for _, v in parse_qsl(url.query, keep_blank_values=True) if _token(v)]
         parts += [segment for segment in url.path.split("/") if _token(segment)]
+    # HTTP libraries re-encode a URL before sending and logging it ("%41" goes out as "A", a
+    # space as "%20"): each part is also masked as it reads decoded and encoded again.
+    parts += [form for part in parts[1:] for form in _encodings(part)]
     unique = dict.fromkeys(p for p in parts if len(p) >= MIN_SECRET_LENGTH)
     return tuple(sorted(unique, key=len, reverse=True))
+
+
+def _encodings(part: str) -> tuple[str, ...]:
+    """``part`` percent-decoded, and decoded then encoded as requests re-encodes a URL."""
+    plain = unquote(part)
+    return plain, quote(plain, safe="/?&=:@!$'()*+,;~-._")
 
 
 def _token(part: str) -> bool:

@@ -126,3 +126,20 @@ def test_no_piece_of_a_webhook_url_survives_debug_logging_whatever_the_hash_seed
     for piece in ("T0ABC123", "B0DEF456", "abcdefSECRETtoken", "Zq9xW2vY7u", "/services/"):
         assert piece not in run.stdout, (seed, piece, run.stdout)
     assert run.stdout.count(MASK) >= 4
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:1/hooks/%41PATHSECRETabc123",
+        "http://127.0.0.1:1/hooks/P%C3%84THSECRETabc123",
+        "http://127.0.0.1:1/hooks/PATH SECRETabc123?t=1",
+    ],
+)
+def test_a_secret_url_is_masked_as_requests_sends_and_logs_it(url: str) -> None:
+    # urllib3 logged '"POST /hooks/APATHSECRETabc123 HTTP/1.1" 200' at debug level: requests
+    # had re-encoded the path, so the configured form no longer matched.
+    import requests
+
+    sent = requests.Request("POST", url).prepare().path_url
+    assert sent in secret_parts(url)
