@@ -50,9 +50,10 @@ _USERINFO: Final = re.compile(r"(://[^:/@\s]*):[^@\s]*@")
 #: Query parameters of a database URL that hold a credential (``?password=``, Snowflake's and
 #: psycopg's; ``sslpassword``; BigQuery's ``credentials_base64``; MotherDuck's
 #: ``motherduck_token``; any ``...key``): masked like the password wherever a URL is shown.
-_SECRET_PARAM: Final = re.compile(r"pass|pwd|secret|token|credential|key$", re.IGNORECASE)
+_CREDENTIAL_WORDS: Final = "pass|pwd|secret|token|credential"
+_SECRET_PARAM: Final = re.compile(rf"{_CREDENTIAL_WORDS}|key$", re.IGNORECASE)
 _SECRET_QUERY: Final = re.compile(
-    r"([?&][^=&#\s]*(?:pass|pwd|secret|token|credential|key)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE
+    rf"([?&][^=&#\s]*(?:{_CREDENTIAL_WORDS}|key)[^=&#\s]*=)[^&#\s]*", re.IGNORECASE
 )
 
 

@@ -122,11 +122,14 @@ def read_settings(
 
 def _generic_parts(name: str) -> list[str] | None:
     """``RECON_EMAIL__RECIPIENTS`` -> ``["email", "recipients"]``; None: not a setting's name."""
+    parts = _prefixed_parts(name)
+    return parts if parts and parts[0] in Settings.model_fields else None
+
+
+def _prefixed_parts(name: str) -> list[str] | None:
+    """``RECON_X__Y`` -> ``["x", "y"]``, whatever ``x`` is; None without the prefix."""
     lower = name.lower()
-    if not lower.startswith(PREFIX.lower()):
-        return None
-    parts = lower[len(PREFIX) :].split(NESTING)
-    return parts if parts[0] in Settings.model_fields else None
+    return lower[len(PREFIX) :].split(NESTING) if lower.startswith(PREFIX.lower()) else None
 
 
 def _unknown_sections(environ: Mapping[str, str]) -> list[str]:
@@ -136,12 +139,10 @@ def _unknown_sections(environ: Mapping[str, str]) -> list[str]:
     sections = sorted(Settings.model_fields)
     found = []
     for name in sorted(environ):
-        lower = name.lower()
-        if not lower.startswith(PREFIX.lower()) or NESTING not in lower[len(PREFIX) :]:
+        parts = _prefixed_parts(name)
+        if parts is None or len(parts) < 2 or parts[0] in sections:
             continue
-        section = lower[len(PREFIX) :].split(NESTING)[0]
-        if section in sections:
-            continue
+        section = parts[0]
         close = difflib.get_close_matches(section, sections, n=1)
         hint = f" (did you mean {PREFIX}{close[0].upper()}{NESTING}…?)" if close else ""
         found.append(

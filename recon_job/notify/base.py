@@ -35,6 +35,7 @@ from typing import ClassVar, Final, Protocol
 from urllib.parse import unquote, urlsplit
 
 import requests
+from urllib3.exceptions import HTTPError
 
 from recon_job.errors import NotifyError
 from recon_job.http import failure_kind, parse_retry_after
@@ -130,15 +131,9 @@ def _head(response: requests.Response, size: int, deadline: float) -> bytes:
             parts.append(chunk)
             got += len(chunk)
         return b"".join(parts)
-    except (requests.RequestException, OSError, urllib3_errors()):
+    except (requests.RequestException, OSError, HTTPError):
+        # urllib3's read errors are not requests' until requests wraps them.
         return b""  # a body cut short says nothing more than the status already does
-
-
-def urllib3_errors() -> type[Exception]:
-    """urllib3's base error (its read errors are not requests' until requests wraps them)."""
-    from urllib3.exceptions import HTTPError
-
-    return HTTPError
 
 
 @dataclass(frozen=True)
